@@ -1,0 +1,1 @@
+"""The acquiring host: Trio server, sessions, flows, router, issuer links, journal, CLI."""

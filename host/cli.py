@@ -1,0 +1,40 @@
+"""The `poshost` console script.
+
+Subcommands are registered by dotted path and imported only when invoked, so `poshost --help`
+stays fast and a subcommand's heavy imports (trio, crypto, databases) cost nothing elsewhere.
+Each feature adds one line to ``SUBCOMMANDS``; the command object lives next to its feature.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command or group.
+SUBCOMMANDS: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use (click's documented pattern)."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module_name, attr = self._lazy[cmd_name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup, lazy=SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(package_name="poshost")
+def main() -> None:
+    """poshost: an ISO 8583 acquiring host for POS terminals, and its peers."""

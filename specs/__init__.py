@@ -1,0 +1,1 @@
+"""Declarative data: dialect field tables, transaction types, response codes, cert suites."""

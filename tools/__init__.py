@@ -1,0 +1,1 @@
+"""The host's peers: terminal emulator, issuer simulator, load generator, certification, keys."""
