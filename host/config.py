@@ -1,0 +1,207 @@
+"""Host configuration: embedded defaults, one TOML file, then environment variables.
+
+Every value remembers where it came from, so `poshost serve --print-config` can answer the first
+question of any production incident: "which setting is actually in force, and why?".
+
+Environment variables are ``POSHOST_<SECTION>_<KEY>`` (section names never contain ``_``), for
+example ``POSHOST_SERVER_LISTEN=0.0.0.0:8583``. Values from the environment are parsed as TOML
+values when they parse (numbers, booleans, arrays), else taken as strings.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "server": {
+        "listen": "127.0.0.1:8583",
+        "max_connections": 2000,
+        "max_frame": 4096,
+        "idle_timeout": 300.0,  # seconds a connection may stay silent
+        "read_timeout": 15.0,  # seconds to complete a frame once its first byte arrived
+        "shutdown_grace": 10.0,  # seconds in-flight work may take after SIGTERM
+    },
+    "data": {"dir": "var"},
+    "journal": {
+        # Empty means "<data.dir>/journal.sqlite".
+        "url": "",
+        "pan_fingerprint_key": "",  # hex; empty means derived from the LMK
+    },
+    "hsm": {
+        # One of: lmk (hex), lmk_components (list of hex), or lmk_file. When none is given, a
+        # fresh LMK is generated into <data.dir>/lmk.hex on first start (a new installation).
+        "lmk": "",
+        "lmk_components": [],
+        "lmk_file": "",
+    },
+    "acquirer": {
+        "institution_id": "48615840",  # field 32
+        "name": "POSHOST ACQUIRER",
+        "card_organisation": "CUP",  # field 63 in responses
+        "timezone": "Asia/Shanghai",
+        "cutover": "23:00",  # local time at which the business date advances
+        "domestic_bins": ["62"],  # PAN prefixes counted as domestic in settlement totals
+    },
+    "issuer": {
+        "timeout": 10.0,  # seconds to wait for an issuer response before 98 + reversal
+        "echo_interval": 30.0,
+        "reconnect_min": 0.5,
+        "reconnect_max": 15.0,
+        "saf_interval": 5.0,  # seconds between store-and-forward retries
+    },
+    # Issuer links: name -> {address, zmk, zpk, ...}; routes: list of {prefix, link}.
+    "links": {
+        "sim": {
+            "address": "127.0.0.1:9583",
+            # TEST ONLY demo zone keys shared with the bundled issuer simulator.
+            "zpk_clear_test_key": "",
+        },
+    },
+    # BIN routing, longest matching PAN prefix wins; "" matches every PAN.
+    "routes": [{"prefix": "", "link": "sim"}],
+    "log": {"format": "auto", "level": "info"},  # format: auto | json | console
+}
+
+SOURCE_DEFAULT = "default"
+
+
+@attrs.frozen
+class Settings:
+    """The effective configuration: nested plain values plus where each leaf came from."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]  # "section.key" -> "default" | "file:<path>" | "env:<NAME>"
+
+    def __getitem__(self, section: str) -> Mapping[str, Any]:
+        return self.values[section]
+
+    def get(self, dotted: str) -> Any:
+        section, key = dotted.split(".", 1)
+        return self.values[section][key]
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["data"]["dir"])
+
+    @property
+    def journal_url(self) -> str:
+        return self.values["journal"]["url"] or f"sqlite:///{self.data_dir / 'journal.sqlite'}"
+
+    def describe(self) -> list[tuple[str, Any, str]]:
+        """Rows of (dotted key, value, source) in a stable order, for --print-config."""
+        rows: list[tuple[str, Any, str]] = []
+        for section in sorted(self.values):
+            if not isinstance(self.values[section], dict):
+                rows.append(
+                    (section, self.values[section], self.sources.get(section, SOURCE_DEFAULT))
+                )
+                continue
+            for key in sorted(self.values[section]):
+                rows.append(
+                    (
+                        f"{section}.{key}",
+                        self.values[section][key],
+                        self.sources.get(f"{section}.{key}", SOURCE_DEFAULT),
+                    )
+                )
+        return rows
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable that cannot be used; the message names it."""
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults <- file <- environment <- explicit overrides ("section.key" -> value)."""
+    environ = os.environ if environ is None else environ
+    values = copy.deepcopy(DEFAULTS)
+    sources: dict[str, str] = {}
+
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                loaded = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        for section, table in loaded.items():
+            if section == "routes":
+                if not isinstance(table, list):
+                    raise ConfigError(f"{path}: routes must be an array of tables ([[routes]])")
+                values["routes"] = table
+                sources["routes"] = f"file:{path}"
+                continue
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [{section}] must be a table")
+            if section not in values:
+                raise ConfigError(f"{path}: unknown section [{section}]")
+            if section in ("links",):
+                # Links are a set the operator defines: the file replaces the default set.
+                values[section] = {}
+            for key, value in table.items():
+                values[section][key] = value
+                sources[f"{section}.{key}"] = f"file:{path}"
+
+    for name, raw in environ.items():
+        if not name.startswith("POSHOST_"):
+            continue
+        rest = name[len("POSHOST_") :].lower()
+        section, _, key = rest.partition("_")
+        if section not in values or not key:
+            continue
+        if section in ("links", "routes"):
+            continue  # structured sections are configured in the file only
+        if key not in values[section]:
+            raise ConfigError(f"{name}: unknown setting {section}.{key}")
+        values[section][key] = _parse_env_value(raw)
+        sources[f"{section}.{key}"] = f"env:{name}"
+
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        values.setdefault(section, {})[key] = value
+        sources[dotted] = "command line"
+
+    _validate(values)
+    return Settings(values=values, sources=sources)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"address must be HOST:PORT, got {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - operator's explicit choice
+
+
+def _validate(values: Mapping[str, Any]) -> None:
+    parse_address(values["server"]["listen"])
+    for name, link in values["links"].items():
+        if "address" not in link:
+            raise ConfigError(f"links.{name}: missing address")
+        parse_address(link["address"])
+    for route in values["routes"]:
+        if route.get("link") not in values["links"]:
+            raise ConfigError(f"routes: link {route.get('link')!r} is not defined in [links]")
+        if not str(route.get("prefix", "")).isdigit() and route.get("prefix", "") != "":
+            raise ConfigError(f"routes: prefix {route.get('prefix')!r} must be digits")
+    for key in ("max_connections", "max_frame"):
+        if int(values["server"][key]) <= 0:
+            raise ConfigError(f"server.{key} must be positive")

@@ -1,0 +1,56 @@
+import datetime as dt
+
+import pytest
+
+from host.clock import BusinessCalendar
+from host.config import ConfigError, load_settings
+
+
+def test_defaults_run_out_of_the_box():
+    settings = load_settings(environ={})
+    assert settings.get("server.listen") == "127.0.0.1:8583"
+    assert settings.journal_url.endswith("journal.sqlite")
+    assert all(source == "default" for _, _, source in settings.describe())
+
+
+def test_file_then_environment_override_and_provenance(tmp_path):
+    cfg = tmp_path / "poshost.toml"
+    cfg.write_text(
+        '[server]\nlisten = "127.0.0.1:9999"\nmax_frame = 2048\n'
+        '[links.a]\naddress = "127.0.0.1:1"\n[[routes]]\nprefix = "62"\nlink = "a"\n'
+    )
+    settings = load_settings(cfg, environ={"POSHOST_SERVER_MAX_FRAME": "1024"})
+    assert settings.get("server.listen") == "127.0.0.1:9999"
+    assert settings.get("server.max_frame") == 1024
+    sources = {key: source for key, _, source in settings.describe()}
+    assert sources["server.listen"] == f"file:{cfg}"
+    assert sources["server.max_frame"] == "env:POSHOST_SERVER_MAX_FRAME"
+    assert sources["server.idle_timeout"] == "default"
+    assert settings["routes"] == [{"prefix": "62", "link": "a"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "fragment"),
+    [
+        ("[nope]\na = 1\n", {}, "unknown section"),
+        ("[server]\nlisten = 'nowhere'\n", {}, "HOST:PORT"),
+        ("[[routes]]\nprefix = '4'\nlink = 'missing'\n", {}, "not defined"),
+        ("", {"POSHOST_SERVER_NO_SUCH": "1"}, "unknown setting"),
+        ("[server\n", {}, "not valid TOML"),
+    ],
+)
+def test_bad_configuration_is_named(tmp_path, text, env, fragment):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(cfg, environ=env)
+
+
+def test_business_date_advances_at_cutover():
+    cal = BusinessCalendar.from_settings("Asia/Shanghai", "23:00")
+    before = dt.datetime(2026, 11, 25, 14, 59, tzinfo=dt.UTC)  # 22:59 in Shanghai
+    after = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # 23:00 in Shanghai
+    assert cal.business_date(before) == dt.date(2026, 11, 25)
+    assert cal.business_date(after) == dt.date(2026, 11, 26)
+    midnight = BusinessCalendar.from_settings("UTC", "00:00")
+    assert midnight.business_date(before) == dt.date(2026, 11, 25)
