@@ -1,0 +1,206 @@
+"""A persistent TCP link to one issuer in the issuer dialect.
+
+One connection carries many requests at once. Requests are matched to responses by MTI class,
+STAN (11) and terminal (41) — never by STAN alone, because two terminals may use the same STAN at
+the same moment. The link signs on when it connects, sends echo tests when idle, reconnects with
+exponential backoff, and reports itself down so the host can answer 91 at once instead of
+waiting for a timeout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+
+import attrs
+import structlog
+import trio
+
+from codec import issuer as issuer_codec
+from codec.errors import CodecError
+from codec.framing import LengthPrefixedDecoder, prefix_length
+from codec.message import Message
+
+log = structlog.get_logger("poshost.link")
+
+
+class LinkDown(Exception):
+    """The link has no connection to its issuer right now (response code 91)."""
+
+
+class LinkTimeout(Exception):
+    """The issuer did not answer within the timeout (response code 98, and a reversal)."""
+
+
+def match_key(msg: Message) -> tuple[str, str, str]:
+    """Request and response share this key: MTI class (first 3 digits, with the function
+    digit folded so 0200 and 0210 match), STAN and terminal."""
+    mti = msg.mti
+    cls = mti[:2] + str(int(mti[2]) & ~1)  # 0210 -> 020, 0401 (repeat) -> 040
+    return cls, str(msg.get(11, "")), str(msg.get(41, ""))
+
+
+@attrs.define
+class _Waiter:
+    event: trio.Event = attrs.field(factory=trio.Event)
+    response: Message | None = None
+
+
+@attrs.define
+class IssuerLink:
+    name: str
+    host: str
+    port: int
+    timeout: float = 10.0
+    echo_interval: float = 30.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 15.0
+    max_frame: int = 8192
+    stan_source: Callable[[], str] | None = None  # STANs for the link's own 0800s
+
+    _stream: trio.SocketStream | None = attrs.field(default=None, init=False)
+    _send_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _waiters: dict[tuple[str, str, str], _Waiter] = attrs.field(factory=dict, init=False)
+    _up: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _last_traffic: float = attrs.field(default=0.0, init=False)
+    _mgmt_stan: int = attrs.field(default=0, init=False)
+    stats: dict[str, int] = attrs.field(factory=lambda: {"sent": 0, "received": 0, "late": 0})
+
+    @property
+    def is_up(self) -> bool:
+        return self._stream is not None
+
+    async def wait_up(self) -> None:
+        await self._up.wait()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Keep the link connected for ever (cancel the scope to stop it)."""
+        task_status.started()
+        backoff = self.reconnect_min
+        while True:
+            try:
+                stream = await trio.open_tcp_stream(self.host, self.port)
+            except OSError as exc:
+                log.warning("link_connect_failed", link=self.name, error=str(exc), retry_in=backoff)
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, self.reconnect_max)
+                continue
+            backoff = self.reconnect_min
+            try:
+                await self._serve_connection(stream)
+            finally:
+                self._mark_down()
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+            await trio.sleep(self.reconnect_min)
+
+    def _mark_down(self) -> None:
+        self._stream = None
+        self._up = trio.Event()
+        # Wake every waiter: its request may or may not have reached the issuer.
+        for waiter in self._waiters.values():
+            waiter.event.set()
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._last_traffic = trio.current_time()
+        log.info("link_connected", link=self.name, peer=f"{self.host}:{self.port}")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reader, stream, nursery.cancel_scope)
+            signed_on = await self._management("001")
+            if signed_on is None or signed_on.get(39) != "00":
+                log.warning("link_sign_on_refused", link=self.name)
+                nursery.cancel_scope.cancel()
+                return
+            self._up.set()
+            log.info("link_up", link=self.name)
+            nursery.start_soon(self._echo_loop, nursery.cancel_scope)
+
+    async def _reader(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+        decoder = LengthPrefixedDecoder(self.max_frame)
+        try:
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    log.warning("link_closed_by_peer", link=self.name)
+                    break
+                self._last_traffic = trio.current_time()
+                for body in decoder.feed(data):
+                    self._deliver(body)
+        except (CodecError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.warning("link_read_error", link=self.name, error=str(exc))
+        scope.cancel()
+
+    def _deliver(self, body: bytes) -> None:
+        try:
+            msg = issuer_codec.decode(body)
+        except CodecError as exc:
+            log.warning("link_bad_message", link=self.name, error=str(exc))
+            return
+        self.stats["received"] += 1
+        waiter = self._waiters.get(match_key(msg))
+        if waiter is None or waiter.response is not None:
+            self.stats["late"] += 1
+            log.info("link_unmatched_response", link=self.name, mti=msg.mti, stan=msg.get(11))
+            return
+        waiter.response = msg
+        waiter.event.set()
+
+    async def _echo_loop(self, scope: trio.CancelScope) -> None:
+        while True:
+            await trio.sleep(max(1.0, self.echo_interval / 4))
+            if trio.current_time() - self._last_traffic < self.echo_interval:
+                continue
+            if await self._management("301") is None:
+                log.warning("link_echo_failed", link=self.name)
+                scope.cancel()
+                return
+
+    def _next_mgmt_stan(self) -> str:
+        if self.stan_source is not None:
+            return self.stan_source()
+        self._mgmt_stan = self._mgmt_stan % 999999 + 1
+        return f"{self._mgmt_stan:06d}"
+
+    async def _management(self, code: str) -> Message | None:
+        msg = Message("0800", {7: _transmission_time(), 11: self._next_mgmt_stan(), 70: code})
+        try:
+            return await self._exchange(msg, require_up=False)
+        except (LinkDown, LinkTimeout):
+            return None
+
+    async def request(self, msg: Message) -> Message:
+        """Send a request and wait for its response. Raises LinkDown or LinkTimeout."""
+        return await self._exchange(msg, require_up=True)
+
+    async def _exchange(self, msg: Message, *, require_up: bool) -> Message:
+        stream = self._stream
+        if stream is None or (require_up and not self._up.is_set()):
+            raise LinkDown(self.name)
+        key = match_key(msg)
+        if key in self._waiters:
+            raise LinkDown(f"{self.name}: request {key} already in flight")
+        waiter = _Waiter()
+        self._waiters[key] = waiter
+        try:
+            frame = prefix_length(issuer_codec.encode(msg))
+            try:
+                async with self._send_lock:
+                    await stream.send_all(frame)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise LinkDown(f"{self.name}: {exc}") from exc
+            self.stats["sent"] += 1
+            with trio.move_on_after(self.timeout if math.isfinite(self.timeout) else math.inf):
+                await waiter.event.wait()
+            if waiter.response is not None:
+                return waiter.response
+            if not waiter.event.is_set():
+                raise LinkTimeout(self.name)
+            raise LinkDown(f"{self.name}: connection lost while waiting")
+        finally:
+            self._waiters.pop(key, None)
+
+
+def _transmission_time() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%m%d%H%M%S")

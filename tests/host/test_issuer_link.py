@@ -1,0 +1,111 @@
+"""The issuer link over a real loopback socket, against a peer that answers out of order."""
+
+import trio
+
+from codec import issuer as issuer_codec
+from codec.framing import LengthPrefixedDecoder, prefix_length
+from codec.message import Message
+from host.issuer_link import IssuerLink, LinkDown, LinkTimeout, match_key
+
+
+async def scripted_issuer(listener_port_box, behaviour, task_status=trio.TASK_STATUS_IGNORED):
+    """Answers 0800 at once; other requests are handed to `behaviour(msg) -> (delay, resp)`."""
+
+    async def handle(stream):
+        decoder = LengthPrefixedDecoder(8192)
+        lock = trio.Lock()
+        async with trio.open_nursery() as nursery:
+            while True:
+                data = await stream.receive_some(4096)
+                if not data:
+                    return
+                for body in decoder.feed(data):
+                    msg = issuer_codec.decode(body)
+                    if msg.mti == "0800":
+                        resp = msg.response("00", echo=(7, 11, 70))
+                        async with lock:
+                            await stream.send_all(prefix_length(issuer_codec.encode(resp)))
+                        continue
+                    delay, resp = behaviour(msg)
+
+                    async def answer(delay=delay, resp=resp):
+                        await trio.sleep(delay)
+                        if resp is not None:
+                            async with lock:
+                                await stream.send_all(prefix_length(issuer_codec.encode(resp)))
+
+                    nursery.start_soon(answer)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    listener_port_box.append(listeners[0].socket.getsockname()[1])
+    task_status.started()
+    await trio.serve_listeners(handle, listeners)
+
+
+def purchase(stan, tid, amount="000000001000"):
+    return Message(
+        "0200",
+        {2: "6222020000000001", 3: "000000", 4: amount, 11: stan, 37: f"0000{stan}00", 41: tid},
+    )
+
+
+def test_match_key_pairs_request_and_response_and_ignores_repeat_digit():
+    req = purchase("000001", "T0000001")
+    assert match_key(req) == match_key(req.response("00"))
+    assert match_key(req.with_mti("0400")) == match_key(req.with_mti("0401"))
+    assert match_key(req) != match_key(req.with_fields({41: "T0000002"}))
+
+
+def test_many_requests_in_flight_answered_out_of_order():
+    def behaviour(msg):
+        # The first terminal's answer arrives last; both terminals use STAN 000001.
+        delay = 0.3 if msg[41] == "T0000001" else 0.05
+        return delay, msg.response("00", echo=(2, 3, 11, 37, 41), extra={38: msg[41][-6:]})
+
+    async def main():
+        box = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scripted_issuer, box, behaviour)
+            link = IssuerLink("t", "127.0.0.1", box[0], timeout=5)
+            await nursery.start(link.run)
+            with trio.fail_after(5):
+                await link.wait_up()
+            results = {}
+
+            async def send(tid):
+                results[tid] = await link.request(purchase("000001", tid))
+
+            async with trio.open_nursery() as inner:
+                for tid in ("T0000001", "T0000002", "T0000003"):
+                    inner.start_soon(send, tid)
+            nursery.cancel_scope.cancel()
+        return results
+
+    results = trio.run(main)
+    for tid, resp in results.items():
+        assert resp.mti == "0210"
+        assert resp[41] == tid
+        assert resp[38] == tid[-6:]
+
+
+def test_timeout_and_link_down():
+    async def main():
+        box = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scripted_issuer, box, lambda msg: (0, None))  # never answers
+            link = IssuerLink("t", "127.0.0.1", box[0], timeout=0.2)
+            down = IssuerLink("d", "127.0.0.1", 1, timeout=0.2)  # nothing listens on port 1
+            await nursery.start(link.run)
+            await nursery.start(down.run)
+            with trio.fail_after(5):
+                await link.wait_up()
+            outcomes = []
+            for target in (link, down):
+                try:
+                    await target.request(purchase("000002", "T0000001"))
+                except (LinkTimeout, LinkDown) as exc:
+                    outcomes.append(type(exc).__name__)
+            nursery.cancel_scope.cancel()
+        return outcomes
+
+    assert trio.run(main) == ["LinkTimeout", "LinkDown"]
