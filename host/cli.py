@@ -12,7 +12,10 @@ import importlib
 import click
 
 # name -> "module:attribute" of a click command or group.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "decode": "host.cli_codec:decode",
+    "encode": "host.cli_codec:encode",
+}
 
 
 class LazyGroup(click.Group):
