@@ -195,7 +195,21 @@ def connect(url: str | Url, clock: Clock = epoch_ms, *, writer: bool = False) ->
     return PostgresDb(parsed.target, clock)
 
 
-def is_unique_violation(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.IntegrityError):
-        return "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc)
-    return getattr(exc, "sqlstate", None) == "23505"
+def _database_errors() -> tuple[type[Exception], ...]:
+    try:
+        import psycopg
+    except ImportError:  # the postgres extra is not installed
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+DATABASE_ERRORS = _database_errors()
+
+
+def call(fn: Callable[..., Any], db: Db, *args: Any, **kwargs: Any) -> Any:
+    """Run one store operation; a driver exception (constraint, lost connection...) comes out
+    as a ``StoreError`` whose ``__cause__`` is the driver's exception."""
+    try:
+        return fn(db, *args, **kwargs)
+    except DATABASE_ERRORS as exc:
+        raise StoreError(f"{type(exc).__name__}: {exc}") from exc

@@ -25,7 +25,7 @@ import structlog
 import trio
 
 from host.store import ops
-from host.store.db import DEFAULT_URL, Clock, Db, Url, connect, epoch_ms, redact
+from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, redact
 from host.store.errors import StoreClosed
 from host.store.schema import migrate
 from host.store.writer import Op, Writer, WriterStats
@@ -68,7 +68,7 @@ def _sync_write(fn: Callable[..., Any]):
 def _sync_read(fn: Callable[..., Any]):
     @functools.wraps(fn)
     def method(self: SyncStore, *args: Any, **kwargs: Any) -> Any:
-        return fn(self._connection(), *args, **kwargs)
+        return call(fn, self._connection(), *args, **kwargs)
 
     return method
 
@@ -169,7 +169,7 @@ class _ReaderPool:
         if db is None:
             db = self._connect()
         try:
-            return fn(db, *args, **kwargs)
+            return call(fn, db, *args, **kwargs)
         finally:
             if getattr(db, "broken", False):
                 db.close()  # a lost PostgreSQL connection: the next read opens a new one
@@ -327,12 +327,14 @@ class SyncStore:
         return self._db
 
     def _transact(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        db = self._connection()
-        db.begin(immediate=True)
-        try:
-            result = fn(db, *args, **kwargs)
-        except BaseException:
-            db.rollback()
-            raise
-        db.commit()
-        return result
+        def in_transaction(db: Db) -> Any:
+            db.begin(immediate=True)
+            try:
+                result = fn(db, *args, **kwargs)
+            except BaseException:
+                db.rollback()
+                raise
+            db.commit()
+            return result
+
+        return call(in_transaction, self._connection())

@@ -23,7 +23,7 @@ import attrs
 import outcome
 import structlog
 
-from host.store.db import Db, SqliteDb
+from host.store.db import Db, SqliteDb, call
 from host.store.errors import StoreClosed, StoreError
 
 log = structlog.get_logger(__name__)
@@ -145,7 +145,7 @@ class Writer:
             db.begin(immediate=True)
             for i, op in enumerate(group):
                 db.execute(f"SAVEPOINT op{i}")
-                result = outcome.capture(op.fn, db, *op.args, **op.kwargs)
+                result = outcome.capture(call, op.fn, db, *op.args, **op.kwargs)
                 if isinstance(result, outcome.Error):
                     db.execute(f"ROLLBACK TO SAVEPOINT op{i}")
                     self.stats.failed_ops += 1

@@ -68,3 +68,30 @@ def test_a_newer_schema_is_refused(url):
     db.close()
     with pytest.raises(SchemaTooNew):
         SyncStore.open(url)
+
+
+def test_concurrent_opens_migrate_once(url):
+    """Several hosts (threads here) opening one fresh database at once: one migrates, the others
+    wait for it and find the schema current."""
+    import threading
+
+    errors = []
+
+    def open_it():
+        try:
+            SyncStore.open(url).close()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = connect(url)
+    try:
+        rows = db.query("SELECT version FROM schema_version ORDER BY version")
+        assert [r["version"] for r in rows] == list(range(1, CURRENT_VERSION + 1))
+    finally:
+        db.close()

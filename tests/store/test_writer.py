@@ -107,7 +107,7 @@ def test_a_failing_op_fails_only_itself(url):
     assert isinstance(results["ok2"].unwrap(), int)
     with pytest.raises(DuplicateTransaction):
         results["dup"].unwrap()
-    with pytest.raises(Exception, match=r"(?i)foreign key"):
+    with pytest.raises(StoreError, match=r"(?i)foreign key"):
         results["fk"].unwrap()
     with pytest.raises(RuntimeError):
         results["half"].unwrap()
@@ -218,3 +218,48 @@ def test_both_faces_expose_the_same_api():
     for fn in WRITES + READS:
         assert callable(getattr(Store, fn.__name__))
         assert callable(getattr(SyncStore, fn.__name__))
+
+
+@pytest.mark.postgres
+def test_writer_reconnects_after_losing_its_postgresql_connection(pg_schema_url):
+    import time
+    import uuid
+
+    import psycopg
+
+    from tests.store.conftest import PG_URL
+
+    app = f"poshost-test-{uuid.uuid4().hex[:8]}"
+    url = f"{pg_schema_url}&application_name={app}"
+
+    def kill_connections():
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            pids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,)
+                )
+            ]
+            assert pids
+            conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+            deadline = time.monotonic() + 5
+            while conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+
+    async def main():
+        async with open_store(url) as store:
+            await store.insert_pending(txn("000001"))
+            await trio.to_thread.run_sync(kill_connections)
+            with pytest.raises(StoreError):  # the group in flight fails: nothing committed
+                await store.insert_pending(txn("000002"))
+            await store.insert_pending(txn("000003"))  # a new connection
+            with pytest.raises(StoreError):
+                await store.insert_pending(txn("000003"))  # and it is a working one
+            return store.writer_stats
+
+    trio.run(main)
+    with SyncStore.open(pg_schema_url) as store:
+        assert sorted(t.stan for t in store.list_transactions()) == ["000001", "000003"]
