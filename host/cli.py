@@ -12,7 +12,10 @@ import importlib
 import click
 
 # name -> "module:attribute" of a click command or group.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "journal": "host.cli_journal:journal",
+    "estate": "host.cli_estate:estate",
+}
 
 
 class LazyGroup(click.Group):

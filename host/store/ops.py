@@ -57,7 +57,7 @@ def add_merchant(db: Db, mid: str, name: str, mcc: str) -> Merchant:
 def get_merchant(db: Db, mid: str) -> Merchant:
     row = db.query_one("SELECT * FROM merchants WHERE mid = :mid", {"mid": mid})
     if row is None:
-        raise NotFound(f"merchant {mid}")
+        raise NotFound(f"merchant {mid} not found")
     return Merchant(**row)
 
 
@@ -71,7 +71,7 @@ def set_merchant_status(db: Db, mid: str, status: str) -> None:
     _check(status, ("active", "disabled"), "merchant status")
     params = {"s": status, "mid": mid}
     if not db.execute("UPDATE merchants SET status = :s WHERE mid = :mid", params):
-        raise NotFound(f"merchant {mid}")
+        raise NotFound(f"merchant {mid} not found")
 
 
 def add_terminal(
@@ -106,7 +106,7 @@ def add_terminal(
 def get_terminal(db: Db, tid: str) -> Terminal:
     row = db.query_one("SELECT * FROM terminals WHERE tid = :tid", {"tid": tid})
     if row is None:
-        raise NotFound(f"terminal {tid}")
+        raise NotFound(f"terminal {tid} not found")
     return Terminal(**row)
 
 
@@ -177,7 +177,7 @@ def set_current_batch(db: Db, tid: str, batch: str) -> None:
 def _update_terminal(db: Db, tid: str, assignments: str, params: dict[str, Any]) -> None:
     sql = f"UPDATE terminals SET {assignments} WHERE tid = :tid"  # noqa: S608 (fixed fragments)
     if not db.execute(sql, {**params, "tid": tid}):
-        raise NotFound(f"terminal {tid}")
+        raise NotFound(f"terminal {tid} not found")
 
 
 def add_operator(db: Db, tid: str, operator_no: str, password_hash: str, role: str) -> Operator:
@@ -200,7 +200,7 @@ def get_operator(db: Db, tid: str, operator_no: str) -> Operator:
         {"tid": tid, "no": operator_no},
     )
     if row is None:
-        raise NotFound(f"operator {operator_no} of terminal {tid}")
+        raise NotFound(f"operator {operator_no} of terminal {tid} not found")
     return Operator(**row)
 
 
@@ -217,7 +217,7 @@ def set_operator_status(db: Db, tid: str, operator_no: str, status: str) -> None
         {"s": status, "tid": tid, "no": operator_no},
     )
     if not changed:
-        raise NotFound(f"operator {operator_no} of terminal {tid}")
+        raise NotFound(f"operator {operator_no} of terminal {tid} not found")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,12 +318,12 @@ def record_outcome(
         },
     )
     if not changed:
-        raise NotFound(f"transaction {txn_id}")
+        raise NotFound(f"transaction {txn_id} not found")
     if original_status is not None:
         _check(original_status, TXN_STATUSES, "original status")
         row = db.query_one("SELECT original_id FROM transactions WHERE id = :id", {"id": txn_id})
         if row is None or row["original_id"] is None:
-            raise NotFound(f"transaction {txn_id} has no original")
+            raise NotFound(f"transaction {txn_id} has no original not found")
         set_status(db, row["original_id"], original_status)
 
 
@@ -331,13 +331,13 @@ def set_status(db: Db, txn_id: int, status: str) -> None:
     _check(status, TXN_STATUSES, "status")
     params = {"s": status, "id": txn_id}
     if not db.execute("UPDATE transactions SET status = :s WHERE id = :id", params):
-        raise NotFound(f"transaction {txn_id}")
+        raise NotFound(f"transaction {txn_id} not found")
 
 
 def get_transaction(db: Db, txn_id: int) -> Transaction:
     row = db.query_one("SELECT * FROM transactions WHERE id = :id", {"id": txn_id})
     if row is None:
-        raise NotFound(f"transaction {txn_id}")
+        raise NotFound(f"transaction {txn_id} not found")
     return Transaction(**row)
 
 
@@ -515,7 +515,7 @@ def saf_due(
 def saf_get(db: Db, saf_id: int) -> SafItem:
     row = db.query_one("SELECT * FROM saf_queue WHERE id = :id", {"id": saf_id})
     if row is None:
-        raise NotFound(f"SAF item {saf_id}")
+        raise NotFound(f"SAF item {saf_id} not found")
     return SafItem(**row)
 
 
@@ -527,7 +527,7 @@ def saf_mark_attempt(db: Db, saf_id: int, next_attempt_at: int, error: str | Non
         {"id": saf_id, "next": next_attempt_at, "error": error},
     )
     if not changed:
-        raise NotFound(f"pending SAF item {saf_id}")
+        raise NotFound(f"pending SAF item {saf_id} not found")
 
 
 def saf_ack(db: Db, saf_id: int) -> None:
@@ -537,7 +537,7 @@ def saf_ack(db: Db, saf_id: int) -> None:
         {"id": saf_id, "now": db.now()},
     )
     if not changed:
-        raise NotFound(f"pending SAF item {saf_id}")
+        raise NotFound(f"pending SAF item {saf_id} not found")
 
 
 def saf_fail(db: Db, saf_id: int, error: str) -> None:
@@ -548,7 +548,7 @@ def saf_fail(db: Db, saf_id: int, error: str) -> None:
         {"id": saf_id, "error": error},
     )
     if not changed:
-        raise NotFound(f"pending SAF item {saf_id}")
+        raise NotFound(f"pending SAF item {saf_id} not found")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,7 +570,7 @@ def get_batch(db: Db, tid: str, batch: str) -> Batch:
         "SELECT * FROM batches WHERE tid = :tid AND batch = :batch", {"tid": tid, "batch": batch}
     )
     if row is None:
-        raise NotFound(f"batch {batch} of terminal {tid}")
+        raise NotFound(f"batch {batch} of terminal {tid} not found")
     return Batch(**row)
 
 
@@ -604,7 +604,7 @@ def close_batch(
         },
     )
     if not changed:
-        raise NotFound(f"batch {batch} of terminal {tid}")
+        raise NotFound(f"batch {batch} of terminal {tid} not found")
 
 
 def _totals_dict(totals: BatchTotals | dict | None) -> dict | None:
