@@ -15,6 +15,8 @@ import click
 SUBCOMMANDS: dict[str, str] = {
     "decode": "host.cli_codec:decode",
     "encode": "host.cli_codec:encode",
+    "journal": "host.cli_journal:journal",
+    "estate": "host.cli_estate:estate",
 }
 
 

@@ -1,0 +1,151 @@
+"""``poshost journal``: query the transaction journal (masked: the journal holds no clear PAN)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import click
+import structlog
+
+from host.store import DEFAULT_URL, StoreError, SyncStore
+
+JOURNAL_OPTION_HELP = "Store URL: sqlite:///path/file.sqlite or postgresql://host:port/db."
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """CLI output is for people and pipes: unless the application configured structlog itself,
+    send log lines to stderr, WARNING and up, for the duration of the command."""
+    if structlog.is_configured():
+        yield
+        return
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+
+
+def journal_option(fn):
+    return click.option(
+        "--journal",
+        "url",
+        envvar="POSHOST_JOURNAL",
+        default=DEFAULT_URL,
+        show_default=True,
+        show_envvar=True,
+        help=JOURNAL_OPTION_HELP,
+    )(fn)
+
+
+@contextlib.contextmanager
+def opened(ctx: click.Context) -> Iterator[SyncStore]:
+    """The store named by the group's --journal; store errors become clean CLI errors."""
+    try:
+        with quiet_logs(), SyncStore.open(ctx.obj["url"]) as store:
+            yield store
+    except (StoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def iso(ms: int | None) -> str:
+    """Epoch milliseconds as an ISO-8601 UTC time."""
+    if ms is None:
+        return ""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@click.group()
+@journal_option
+@click.pass_context
+def journal(ctx: click.Context, url: str) -> None:
+    """Query the transaction journal."""
+    ctx.obj = {"url": url}
+
+
+@journal.command("list")
+@click.option("--tid", help="Terminal id.")
+@click.option("--mid", help="Merchant id.")
+@click.option("--date", "business_date", help="Business date YYYYMMDD.")
+@click.option("--status", help="pending, approved, declined, timeout, reversed, voided, error.")
+@click.option("--rrn", help="Retrieval reference number.")
+@click.option("--type", "txn_type", help="Transaction type, e.g. purchase.")
+@click.option("--batch", help="Batch number.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool, **filters: Any) -> None:
+    """List journal rows, newest first."""
+    with opened(ctx) as store:
+        rows = store.list_transactions(**filters)
+    if as_json:
+        print_json([t.to_dict() for t in rows])
+        return
+    print_table(
+        ["ID", "REQUESTED (UTC)", "TID", "BATCH", "STAN", "TYPE", "AMOUNT", "PAN", "RC", "STATUS"],
+        [
+            [
+                t.id,
+                iso(t.requested_at),
+                t.tid,
+                t.batch,
+                t.stan,
+                t.txn_type,
+                t.amount,
+                t.pan_masked,
+                t.response_code,
+                t.status,
+            ]
+            for t in rows
+        ],
+    )
+
+
+@journal.command("show")
+@click.argument("txn_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def show(ctx: click.Context, txn_id: int, as_json: bool) -> None:
+    """Show one journal row, its reversal and the rows that refer to it."""
+    with opened(ctx) as store:
+        txn = store.get_transaction(txn_id)
+        reversal = store.get_reversal(txn_id)
+        related = store.find_by_original(txn_id)
+    data = txn.to_dict()
+    data["reversal"] = None if reversal is None else {
+        "id": reversal.id, "reason": reversal.reason, "created_at": reversal.created_at
+    }  # fmt: skip
+    data["referred_by"] = [
+        {"id": r.id, "txn_type": r.txn_type, "status": r.status} for r in related
+    ]
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        if key.endswith("_at") and isinstance(value, int):
+            value = f"{iso(value)} ({value})"
+        elif key in ("extra", "reversal", "referred_by") and value:
+            value = json.dumps(value, sort_keys=True)
+        click.echo(f"{key:16} {'' if value is None else value}")

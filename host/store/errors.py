@@ -1,0 +1,47 @@
+"""The store's exception family. Messages name rows by their keys, never by secrets."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every error the store raises on purpose."""
+
+
+class NotFound(StoreError):
+    """The row asked for (or a row it refers to) does not exist."""
+
+
+class AlreadyExists(StoreError):
+    """An estate row (merchant, terminal, operator) with this key exists already."""
+
+
+class DuplicateTransaction(StoreError):
+    """A transaction with the same (tid, batch, stan, business_date) is journalled already."""
+
+    def __init__(self, tid: str, batch: str, stan: str, business_date: str, existing_id: int):
+        super().__init__(
+            f"duplicate transaction tid={tid} batch={batch} stan={stan} "
+            f"date={business_date} (existing id {existing_id})"
+        )
+        self.tid = tid
+        self.batch = batch
+        self.stan = stan
+        self.business_date = business_date
+        self.existing_id = existing_id
+
+
+class AlreadyReversed(StoreError):
+    """The original transaction has a reversal row already (exactly-once reversal)."""
+
+    def __init__(self, original_id: int, reversal_id: int):
+        super().__init__(f"transaction {original_id} is already reversed (reversal {reversal_id})")
+        self.original_id = original_id
+        self.reversal_id = reversal_id
+
+
+class StoreClosed(StoreError):
+    """The store was closed; no more operations are accepted."""
+
+
+class SchemaTooNew(StoreError):
+    """The database has a schema version this code does not know (written by a newer host)."""

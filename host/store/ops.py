@@ -1,0 +1,701 @@
+"""Every query of the store, written once for both backends.
+
+Each function takes a :class:`~host.store.db.Db` first. Write functions never begin or commit:
+the caller (the writer thread, or the synchronous store) runs them inside a transaction and a
+savepoint, so a function that raises leaves no partial change behind. Expected conflicts
+(duplicates, a second reversal) are detected with ``ON CONFLICT DO NOTHING`` and reported as
+exceptions from Python, so they never abort the surrounding group transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from host.store.db import Db
+from host.store.errors import (
+    AlreadyExists,
+    AlreadyReversed,
+    DuplicateTransaction,
+    NotFound,
+)
+from host.store.records import (
+    CARD_GROUPS,
+    KEY_MODES,
+    ROLES,
+    TXN_STATUSES,
+    Batch,
+    BatchTotals,
+    BatchUploadRecord,
+    BusinessDay,
+    GroupTotals,
+    Merchant,
+    NewTransaction,
+    Operator,
+    Reversal,
+    SafItem,
+    Terminal,
+    Transaction,
+    to_json,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Estate: merchants, terminals, operators
+
+
+def add_merchant(db: Db, mid: str, name: str, mcc: str) -> Merchant:
+    row = db.query_one(
+        "INSERT INTO merchants (mid, name, mcc, status, created_at)"
+        " VALUES (:mid, :name, :mcc, 'active', :now)"
+        " ON CONFLICT (mid) DO NOTHING RETURNING *",
+        {"mid": mid, "name": name, "mcc": mcc, "now": db.now()},
+    )
+    if row is None:
+        raise AlreadyExists(f"merchant {mid} exists")
+    return Merchant(**row)
+
+
+def get_merchant(db: Db, mid: str) -> Merchant:
+    row = db.query_one("SELECT * FROM merchants WHERE mid = :mid", {"mid": mid})
+    if row is None:
+        raise NotFound(f"merchant {mid} not found")
+    return Merchant(**row)
+
+
+def list_merchants(db: Db, status: str | None = None) -> list[Merchant]:
+    where, params = _where(status=status)
+    rows = db.query(f"SELECT * FROM merchants{where} ORDER BY mid", params)  # noqa: S608
+    return [Merchant(**r) for r in rows]
+
+
+def set_merchant_status(db: Db, mid: str, status: str) -> None:
+    _check(status, ("active", "disabled"), "merchant status")
+    params = {"s": status, "mid": mid}
+    if not db.execute("UPDATE merchants SET status = :s WHERE mid = :mid", params):
+        raise NotFound(f"merchant {mid} not found")
+
+
+def add_terminal(
+    db: Db,
+    tid: str,
+    mid: str,
+    key_mode: str,
+    *,
+    serial: str | None = None,
+    current_batch: str = "000001",
+) -> Terminal:
+    _check(key_mode, KEY_MODES, "key mode")
+    get_merchant(db, mid)  # NotFound with a clear message rather than a foreign-key error
+    row = db.query_one(
+        "INSERT INTO terminals (tid, mid, key_mode, serial, current_batch, created_at)"
+        " VALUES (:tid, :mid, :key_mode, :serial, :batch, :now)"
+        " ON CONFLICT (tid) DO NOTHING RETURNING *",
+        {
+            "tid": tid,
+            "mid": mid,
+            "key_mode": key_mode,
+            "serial": serial,
+            "batch": current_batch,
+            "now": db.now(),
+        },
+    )
+    if row is None:
+        raise AlreadyExists(f"terminal {tid} exists")
+    return Terminal(**row)
+
+
+def get_terminal(db: Db, tid: str) -> Terminal:
+    row = db.query_one("SELECT * FROM terminals WHERE tid = :tid", {"tid": tid})
+    if row is None:
+        raise NotFound(f"terminal {tid} not found")
+    return Terminal(**row)
+
+
+def list_terminals(db: Db, mid: str | None = None, status: str | None = None) -> list[Terminal]:
+    where, params = _where(mid=mid, status=status)
+    rows = db.query(f"SELECT * FROM terminals{where} ORDER BY tid", params)  # noqa: S608
+    return [Terminal(**r) for r in rows]
+
+
+def set_terminal_status(db: Db, tid: str, status: str) -> None:
+    _check(status, ("active", "disabled"), "terminal status")
+    _update_terminal(db, tid, "status = :status", {"status": status})
+
+
+def set_terminal_keys(
+    db: Db, tid: str, *, tmk_token: str | None = None, bdk_token: str | None = None
+) -> None:
+    """Store the terminal's master key token and/or DUKPT base key token (opaque text)."""
+    sets = []
+    if tmk_token is not None:
+        sets.append("tmk_token = :tmk")
+    if bdk_token is not None:
+        sets.append("bdk_token = :bdk")
+    if not sets:
+        raise ValueError("give tmk_token and/or bdk_token")
+    _update_terminal(db, tid, ", ".join(sets), {"tmk": tmk_token, "bdk": bdk_token})
+
+
+def sign_on(
+    db: Db,
+    tid: str,
+    *,
+    pik_token: str,
+    mak_token: str,
+    tdk_token: str | None = None,
+    operator: str | None = None,
+) -> None:
+    """Store a sign-on's working-key tokens and mark the terminal signed on."""
+    _update_terminal(
+        db,
+        tid,
+        "pik_token = :pik, mak_token = :mak, tdk_token = :tdk, signed_on = 1,"
+        " operator = :operator, signed_on_at = :now",
+        {
+            "pik": pik_token,
+            "mak": mak_token,
+            "tdk": tdk_token,
+            "operator": operator,
+            "now": db.now(),
+        },
+    )
+
+
+def sign_off(db: Db, tid: str) -> None:
+    """Forget the session: working keys cleared, signed_on false."""
+    _update_terminal(
+        db,
+        tid,
+        "pik_token = NULL, mak_token = NULL, tdk_token = NULL, signed_on = 0, operator = NULL",
+        {},
+    )
+
+
+def set_current_batch(db: Db, tid: str, batch: str) -> None:
+    _update_terminal(db, tid, "current_batch = :batch", {"batch": batch})
+
+
+def _update_terminal(db: Db, tid: str, assignments: str, params: dict[str, Any]) -> None:
+    sql = f"UPDATE terminals SET {assignments} WHERE tid = :tid"  # noqa: S608 (fixed fragments)
+    if not db.execute(sql, {**params, "tid": tid}):
+        raise NotFound(f"terminal {tid} not found")
+
+
+def add_operator(db: Db, tid: str, operator_no: str, password_hash: str, role: str) -> Operator:
+    _check(role, ROLES, "role")
+    get_terminal(db, tid)
+    row = db.query_one(
+        "INSERT INTO operators (tid, operator_no, password_hash, role, status, created_at)"
+        " VALUES (:tid, :no, :hash, :role, 'active', :now)"
+        " ON CONFLICT (tid, operator_no) DO NOTHING RETURNING *",
+        {"tid": tid, "no": operator_no, "hash": password_hash, "role": role, "now": db.now()},
+    )
+    if row is None:
+        raise AlreadyExists(f"operator {operator_no} of terminal {tid} exists")
+    return Operator(**row)
+
+
+def get_operator(db: Db, tid: str, operator_no: str) -> Operator:
+    row = db.query_one(
+        "SELECT * FROM operators WHERE tid = :tid AND operator_no = :no",
+        {"tid": tid, "no": operator_no},
+    )
+    if row is None:
+        raise NotFound(f"operator {operator_no} of terminal {tid} not found")
+    return Operator(**row)
+
+
+def list_operators(db: Db, tid: str | None = None) -> list[Operator]:
+    where, params = _where(tid=tid)
+    rows = db.query(f"SELECT * FROM operators{where} ORDER BY tid, operator_no", params)  # noqa: S608
+    return [Operator(**r) for r in rows]
+
+
+def set_operator_status(db: Db, tid: str, operator_no: str, status: str) -> None:
+    _check(status, ("active", "disabled"), "operator status")
+    changed = db.execute(
+        "UPDATE operators SET status = :s WHERE tid = :tid AND operator_no = :no",
+        {"s": status, "tid": tid, "no": operator_no},
+    )
+    if not changed:
+        raise NotFound(f"operator {operator_no} of terminal {tid} not found")
+
+
+# ---------------------------------------------------------------------------------------------
+# The journal
+
+_TXN_INSERT_COLUMNS = (
+    "tid, mid, batch, stan, business_date, txn_type, mti, processing_code, condition_code,"
+    " amount, currency, pan_masked, pan_fingerprint, card_group, rrn, original_id, issuer_link,"
+    " issuer_stan, requested_at, extra"
+)
+_TXN_INSERT = (
+    f"INSERT INTO transactions ({_TXN_INSERT_COLUMNS}, status) VALUES ("  # noqa: S608
+    + ", ".join(f":{c.strip()}" for c in _TXN_INSERT_COLUMNS.split(","))
+    + ", 'pending') ON CONFLICT (tid, batch, stan, business_date) DO NOTHING RETURNING id"
+)
+
+
+def insert_pending(db: Db, txn: NewTransaction) -> int:
+    """Journal a request as ``pending`` and return its id; raises ``DuplicateTransaction``
+    when (tid, batch, stan, business_date) is journalled already."""
+    params = {
+        "tid": txn.tid,
+        "mid": txn.mid,
+        "batch": txn.batch,
+        "stan": txn.stan,
+        "business_date": txn.business_date,
+        "txn_type": txn.txn_type,
+        "mti": txn.mti,
+        "processing_code": txn.processing_code,
+        "condition_code": txn.condition_code,
+        "amount": txn.amount,
+        "currency": txn.currency,
+        "pan_masked": txn.pan_masked,
+        "pan_fingerprint": txn.pan_fingerprint,
+        "card_group": txn.card_group,
+        "rrn": txn.rrn,
+        "original_id": txn.original_id,
+        "issuer_link": txn.issuer_link,
+        "issuer_stan": txn.issuer_stan,
+        "requested_at": db.now() if txn.requested_at is None else txn.requested_at,
+        "extra": to_json(txn.extra),
+    }
+    row = db.query_one(_TXN_INSERT, params)
+    if row is None:
+        existing = find_transaction(db, txn.tid, txn.batch, txn.stan, txn.business_date)
+        raise DuplicateTransaction(
+            txn.tid, txn.batch, txn.stan, txn.business_date, existing.id if existing else -1
+        )
+    return row["id"]
+
+
+def record_outcome(
+    db: Db,
+    txn_id: int,
+    *,
+    status: str,
+    response_code: str | None = None,
+    auth_code: str | None = None,
+    rrn: str | None = None,
+    issuer_link: str | None = None,
+    issuer_stan: str | None = None,
+    settlement_date: str | None = None,
+    responded_at: int | None = None,
+    latency_ms: int | None = None,
+    extra: dict[str, Any] | None = None,
+    original_status: str | None = None,
+) -> None:
+    """Record the issuer's answer (or a timeout/error). Fields given as None keep their value;
+    ``latency_ms`` defaults to responded_at - requested_at. ``original_status`` also sets the
+    status of the row this one refers to, in the same transaction (e.g. ``'voided'`` when a
+    void is approved)."""
+    _check(status, TXN_STATUSES, "status")
+    responded_at = db.now() if responded_at is None else responded_at
+    changed = db.execute(
+        "UPDATE transactions SET status = :status,"
+        " response_code = COALESCE(:response_code, response_code),"
+        " auth_code = COALESCE(:auth_code, auth_code),"
+        " rrn = COALESCE(:rrn, rrn),"
+        " issuer_link = COALESCE(:issuer_link, issuer_link),"
+        " issuer_stan = COALESCE(:issuer_stan, issuer_stan),"
+        " settlement_date = COALESCE(:settlement_date, settlement_date),"
+        " extra = COALESCE(:extra, extra),"
+        " responded_at = :responded_at,"
+        " latency_ms = COALESCE(:latency_ms, :responded_at - requested_at)"
+        " WHERE id = :id",
+        {
+            "id": txn_id,
+            "status": status,
+            "response_code": response_code,
+            "auth_code": auth_code,
+            "rrn": rrn,
+            "issuer_link": issuer_link,
+            "issuer_stan": issuer_stan,
+            "settlement_date": settlement_date,
+            "extra": to_json(extra),
+            "responded_at": responded_at,
+            "latency_ms": latency_ms,
+        },
+    )
+    if not changed:
+        raise NotFound(f"transaction {txn_id} not found")
+    if original_status is not None:
+        _check(original_status, TXN_STATUSES, "original status")
+        row = db.query_one("SELECT original_id FROM transactions WHERE id = :id", {"id": txn_id})
+        if row is None or row["original_id"] is None:
+            raise NotFound(f"transaction {txn_id} has no original not found")
+        set_status(db, row["original_id"], original_status)
+
+
+def set_status(db: Db, txn_id: int, status: str) -> None:
+    _check(status, TXN_STATUSES, "status")
+    params = {"s": status, "id": txn_id}
+    if not db.execute("UPDATE transactions SET status = :s WHERE id = :id", params):
+        raise NotFound(f"transaction {txn_id} not found")
+
+
+def get_transaction(db: Db, txn_id: int) -> Transaction:
+    row = db.query_one("SELECT * FROM transactions WHERE id = :id", {"id": txn_id})
+    if row is None:
+        raise NotFound(f"transaction {txn_id} not found")
+    return Transaction(**row)
+
+
+def find_transaction(
+    db: Db, tid: str, batch: str, stan: str, business_date: str
+) -> Transaction | None:
+    row = db.query_one(
+        "SELECT * FROM transactions WHERE tid = :tid AND batch = :batch AND stan = :stan"
+        " AND business_date = :date",
+        {"tid": tid, "batch": batch, "stan": stan, "date": business_date},
+    )
+    return None if row is None else Transaction(**row)
+
+
+def find_by_rrn(
+    db: Db, rrn: str, business_date: str | None = None, tid: str | None = None
+) -> list[Transaction]:
+    """Rows with this RRN (optionally on one business date / terminal), oldest first."""
+    where, params = _where(rrn=rrn, business_date=business_date, tid=tid)
+    rows = db.query(f"SELECT * FROM transactions{where} ORDER BY id", params)  # noqa: S608
+    return [Transaction(**r) for r in rows]
+
+
+def find_by_original(db: Db, original_id: int) -> list[Transaction]:
+    """Rows that refer to ``original_id`` (its voids, refunds, completions), oldest first."""
+    rows = db.query(
+        "SELECT * FROM transactions WHERE original_id = :id ORDER BY id", {"id": original_id}
+    )
+    return [Transaction(**r) for r in rows]
+
+
+def list_transactions(
+    db: Db,
+    *,
+    tid: str | None = None,
+    mid: str | None = None,
+    business_date: str | None = None,
+    status: str | None = None,
+    rrn: str | None = None,
+    txn_type: str | None = None,
+    batch: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Transaction]:
+    """Filtered journal rows, newest first."""
+    where, params = _where(
+        tid=tid,
+        mid=mid,
+        business_date=business_date,
+        status=status,
+        rrn=rrn,
+        txn_type=txn_type,
+        batch=batch,
+    )
+    params.update(limit=int(limit), offset=int(offset))
+    rows = db.query(
+        f"SELECT * FROM transactions{where} ORDER BY id DESC LIMIT :limit OFFSET :offset",  # noqa: S608
+        params,
+    )
+    return [Transaction(**r) for r in rows]
+
+
+# Debits: approved purchases, completions and completion advices (records.DEBIT_TYPES);
+# credits: approved refunds (records.CREDIT_TYPES). Voided/reversed rows are not 'approved'.
+_TOTALS_SQL = """
+SELECT card_group,
+  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice')
+      THEN amount ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice')
+      THEN 1 ELSE 0 END) AS debit_count,
+  SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END) AS credit_amount,
+  SUM(CASE WHEN txn_type = 'refund' THEN 1 ELSE 0 END) AS credit_count
+FROM transactions
+WHERE tid = :tid AND batch = :batch AND status = 'approved'
+GROUP BY card_group
+"""
+
+
+def batch_totals(db: Db, tid: str, batch: str) -> BatchTotals:
+    """The host's settlement totals of a terminal batch, per card group: debits are approved
+    purchases, completions and completion advices (a voided or reversed one is no longer
+    'approved'); credits are approved refunds."""
+    groups = {g: GroupTotals() for g in CARD_GROUPS}
+    for row in db.query(_TOTALS_SQL, {"tid": tid, "batch": batch}):
+        group = row.pop("card_group")
+        groups[group] = GroupTotals(**{k: int(v) for k, v in row.items()})
+    return BatchTotals(**groups)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reversals and store-and-forward
+
+
+def record_reversal(
+    db: Db,
+    original_id: int,
+    reason: str,
+    *,
+    link: str | None = None,
+    payload: bytes | None = None,
+    next_attempt_at: int | None = None,
+) -> Reversal:
+    """Reverse ``original_id`` exactly once: insert the reversal row, mark the original
+    ``reversed`` and, when ``payload`` is given, queue it for store-and-forward to ``link`` —
+    all in one transaction. Raises ``AlreadyReversed`` on a second attempt."""
+    get_transaction(db, original_id)
+    now = db.now()
+    row = db.query_one(
+        "INSERT INTO reversals (original_id, reason, created_at) VALUES (:oid, :reason, :now)"
+        " ON CONFLICT (original_id) DO NOTHING RETURNING *",
+        {"oid": original_id, "reason": reason, "now": now},
+    )
+    if row is None:
+        existing = get_reversal(db, original_id)
+        raise AlreadyReversed(original_id, existing.id if existing else -1)
+    set_status(db, original_id, "reversed")
+    saf_id = None
+    if payload is not None:
+        if link is None:
+            raise ValueError("a SAF payload needs the issuer link to send it on")
+        saf_id = saf_enqueue(
+            db, original_id, link, payload, kind="reversal", next_attempt_at=next_attempt_at
+        )
+    return Reversal(**row, saf_id=saf_id)
+
+
+def get_reversal(db: Db, original_id: int) -> Reversal | None:
+    row = db.query_one("SELECT * FROM reversals WHERE original_id = :oid", {"oid": original_id})
+    return None if row is None else Reversal(**row)
+
+
+def saf_enqueue(
+    db: Db,
+    transaction_id: int | None,
+    link: str,
+    payload: bytes,
+    *,
+    kind: str = "reversal",
+    next_attempt_at: int | None = None,
+) -> int:
+    row = db.query_one(
+        "INSERT INTO saf_queue (transaction_id, link, kind, payload, attempts, next_attempt_at,"
+        " status, created_at) VALUES (:tid, :link, :kind, :payload, 0, :next, 'pending', :now)"
+        " RETURNING id",
+        {
+            "tid": transaction_id,
+            "link": link,
+            "kind": kind,
+            "payload": bytes(payload),
+            "next": db.now() if next_attempt_at is None else next_attempt_at,
+            "now": db.now(),
+        },
+    )
+    assert row is not None
+    return row["id"]
+
+
+def saf_due(
+    db: Db, now: int | None = None, limit: int = 100, link: str | None = None
+) -> list[SafItem]:
+    """Pending items whose next attempt is due at ``now`` (default: the clock), oldest first."""
+    params: dict[str, Any] = {"now": db.now() if now is None else now, "limit": int(limit)}
+    link_clause = ""
+    if link is not None:
+        link_clause = " AND link = :link"
+        params["link"] = link
+    rows = db.query(
+        "SELECT * FROM saf_queue WHERE status = 'pending' AND next_attempt_at <= :now"  # noqa: S608
+        f"{link_clause} ORDER BY next_attempt_at, id LIMIT :limit",
+        params,
+    )
+    return [SafItem(**r) for r in rows]
+
+
+def saf_get(db: Db, saf_id: int) -> SafItem:
+    row = db.query_one("SELECT * FROM saf_queue WHERE id = :id", {"id": saf_id})
+    if row is None:
+        raise NotFound(f"SAF item {saf_id} not found")
+    return SafItem(**row)
+
+
+def saf_mark_attempt(db: Db, saf_id: int, next_attempt_at: int, error: str | None = None) -> None:
+    """Count a failed send; try again at ``next_attempt_at``."""
+    changed = db.execute(
+        "UPDATE saf_queue SET attempts = attempts + 1, next_attempt_at = :next,"
+        " last_error = :error WHERE id = :id AND status = 'pending'",
+        {"id": saf_id, "next": next_attempt_at, "error": error},
+    )
+    if not changed:
+        raise NotFound(f"pending SAF item {saf_id} not found")
+
+
+def saf_ack(db: Db, saf_id: int) -> None:
+    changed = db.execute(
+        "UPDATE saf_queue SET status = 'acked', attempts = attempts + 1, acked_at = :now"
+        " WHERE id = :id AND status = 'pending'",
+        {"id": saf_id, "now": db.now()},
+    )
+    if not changed:
+        raise NotFound(f"pending SAF item {saf_id} not found")
+
+
+def saf_fail(db: Db, saf_id: int, error: str) -> None:
+    """Give up on an item (it stays in the table, status ``failed``, for operations)."""
+    changed = db.execute(
+        "UPDATE saf_queue SET status = 'failed', last_error = :error"
+        " WHERE id = :id AND status = 'pending'",
+        {"id": saf_id, "error": error},
+    )
+    if not changed:
+        raise NotFound(f"pending SAF item {saf_id} not found")
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches, batch upload, business day
+
+
+def open_batch(db: Db, tid: str, batch: str, business_date: str) -> Batch:
+    """Open (tid, batch) if it is not there yet; returns the row either way."""
+    db.execute(
+        "INSERT INTO batches (tid, batch, status, opened_at, business_date)"
+        " VALUES (:tid, :batch, 'open', :now, :date) ON CONFLICT (tid, batch) DO NOTHING",
+        {"tid": tid, "batch": batch, "now": db.now(), "date": business_date},
+    )
+    return get_batch(db, tid, batch)
+
+
+def get_batch(db: Db, tid: str, batch: str) -> Batch:
+    row = db.query_one(
+        "SELECT * FROM batches WHERE tid = :tid AND batch = :batch", {"tid": tid, "batch": batch}
+    )
+    if row is None:
+        raise NotFound(f"batch {batch} of terminal {tid} not found")
+    return Batch(**row)
+
+
+def list_batches(db: Db, tid: str | None = None, status: str | None = None) -> list[Batch]:
+    where, params = _where(tid=tid, status=status)
+    rows = db.query(f"SELECT * FROM batches{where} ORDER BY tid, batch", params)  # noqa: S608
+    return [Batch(**r) for r in rows]
+
+
+def close_batch(
+    db: Db,
+    tid: str,
+    batch: str,
+    *,
+    status: str,
+    host_totals: BatchTotals | dict | None = None,
+    terminal_totals: BatchTotals | dict | None = None,
+) -> None:
+    """Settle a batch: status ``closed`` (balanced), ``unbalanced`` or ``flagged``."""
+    _check(status, ("closed", "unbalanced", "flagged"), "batch close status")
+    changed = db.execute(
+        "UPDATE batches SET status = :status, closed_at = :now, host_totals = :host,"
+        " terminal_totals = :terminal WHERE tid = :tid AND batch = :batch",
+        {
+            "tid": tid,
+            "batch": batch,
+            "status": status,
+            "now": db.now(),
+            "host": to_json(_totals_dict(host_totals)),
+            "terminal": to_json(_totals_dict(terminal_totals)),
+        },
+    )
+    if not changed:
+        raise NotFound(f"batch {batch} of terminal {tid} not found")
+
+
+def _totals_dict(totals: BatchTotals | dict | None) -> dict | None:
+    return totals.to_dict() if isinstance(totals, BatchTotals) else totals
+
+
+def add_batch_upload_record(
+    db: Db, tid: str, batch: str, seq: int, record: dict[str, Any], agrees: bool
+) -> None:
+    db.execute(
+        "INSERT INTO batch_upload_records (tid, batch, seq, record, agrees)"
+        " VALUES (:tid, :batch, :seq, :record, :agrees)"
+        " ON CONFLICT (tid, batch, seq) DO UPDATE SET record = :record, agrees = :agrees",
+        {
+            "tid": tid,
+            "batch": batch,
+            "seq": seq,
+            "record": to_json(record),
+            "agrees": int(agrees),
+        },
+    )
+
+
+def list_batch_upload_records(db: Db, tid: str, batch: str) -> list[BatchUploadRecord]:
+    rows = db.query(
+        "SELECT * FROM batch_upload_records WHERE tid = :tid AND batch = :batch ORDER BY seq",
+        {"tid": tid, "batch": batch},
+    )
+    return [BatchUploadRecord(**r) for r in rows]
+
+
+def get_business_day(db: Db) -> BusinessDay | None:
+    row = db.query_one(
+        "SELECT business_date, settlement_date, cutover_at FROM business_day WHERE id = 1"
+    )
+    return None if row is None else BusinessDay(**row)
+
+
+def set_business_day(
+    db: Db, business_date: str, settlement_date: str, cutover_at: int | None = None
+) -> BusinessDay:
+    """Set the single business-day row (cutover)."""
+    params = {"d": business_date, "s": settlement_date, "c": cutover_at}
+    db.execute(
+        "INSERT INTO business_day (id, business_date, settlement_date, cutover_at)"
+        " VALUES (1, :d, :s, :c) ON CONFLICT (id) DO UPDATE SET business_date = :d,"
+        " settlement_date = :s, cutover_at = :c",
+        params,
+    )
+    return BusinessDay(business_date, settlement_date, cutover_at)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _where(**filters: Any) -> tuple[str, dict[str, Any]]:
+    """`` WHERE a = :a AND b = :b`` for the filters that are not None (column names are ours,
+    never user input)."""
+    params = {k: v for k, v in filters.items() if v is not None}
+    if not params:
+        return "", {}
+    return " WHERE " + " AND ".join(f"{k} = :{k}" for k in params), params
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+# Small conveniences the estate CLI and the flows read better with.
+
+
+def disable_merchant(db: Db, mid: str) -> None:
+    set_merchant_status(db, mid, "disabled")
+
+
+def enable_merchant(db: Db, mid: str) -> None:
+    set_merchant_status(db, mid, "active")
+
+
+def disable_terminal(db: Db, tid: str) -> None:
+    set_terminal_status(db, tid, "disabled")
+
+
+def enable_terminal(db: Db, tid: str) -> None:
+    set_terminal_status(db, tid, "active")
+
+
+def disable_operator(db: Db, tid: str, operator_no: str) -> None:
+    set_operator_status(db, tid, operator_no, "disabled")
+
+
+def enable_operator(db: Db, tid: str, operator_no: str) -> None:
+    set_operator_status(db, tid, operator_no, "active")

@@ -1,0 +1,340 @@
+"""The two faces of the store, over the same SQL (``host.store.ops``).
+
+* :class:`Store` — for the Trio host. ``await store.insert_pending(...)`` returns once the row
+  is committed (durable); writes go through the process's writer thread with group commit, reads
+  run in worker threads on a small pool of read connections. The event loop never touches disk.
+* :class:`SyncStore` — plain blocking calls for CLI tools and scripts: one connection, one
+  transaction per write.
+
+Both expose the same method names. Open with ``async with open_store(url) as store`` or
+``with SyncStore.open(url) as store``; both migrate the schema to the current version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+import outcome
+import structlog
+import trio
+
+from host.store import ops
+from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, redact
+from host.store.errors import StoreClosed
+from host.store.schema import migrate
+from host.store.writer import Op, Writer, WriterStats
+
+log = structlog.get_logger(__name__)
+
+
+def default_url() -> str:
+    """``$POSHOST_JOURNAL``, else ``sqlite:///var/poshost.sqlite`` (relative to the cwd)."""
+    return os.environ.get("POSHOST_JOURNAL") or DEFAULT_URL
+
+
+# -- method builders: each facade method is one function of ops, run the facade's way --------
+
+
+def _async_write(fn: Callable[..., Any]):
+    @functools.wraps(fn)
+    async def method(self: Store, *args: Any, **kwargs: Any) -> Any:
+        return await self._write(fn, *args, **kwargs)
+
+    return method
+
+
+def _async_read(fn: Callable[..., Any]):
+    @functools.wraps(fn)
+    async def method(self: Store, *args: Any, **kwargs: Any) -> Any:
+        return await self._read(fn, *args, **kwargs)
+
+    return method
+
+
+def _sync_write(fn: Callable[..., Any]):
+    @functools.wraps(fn)
+    def method(self: SyncStore, *args: Any, **kwargs: Any) -> Any:
+        return self._transact(fn, *args, **kwargs)
+
+    return method
+
+
+def _sync_read(fn: Callable[..., Any]):
+    @functools.wraps(fn)
+    def method(self: SyncStore, *args: Any, **kwargs: Any) -> Any:
+        return call(fn, self._connection(), *args, **kwargs)
+
+    return method
+
+
+WRITES = (
+    # estate
+    ops.add_merchant,
+    ops.set_merchant_status,
+    ops.disable_merchant,
+    ops.enable_merchant,
+    ops.add_terminal,
+    ops.set_terminal_status,
+    ops.disable_terminal,
+    ops.enable_terminal,
+    ops.set_terminal_keys,
+    ops.sign_on,
+    ops.sign_off,
+    ops.set_current_batch,
+    ops.add_operator,
+    ops.set_operator_status,
+    ops.disable_operator,
+    ops.enable_operator,
+    # journal
+    ops.insert_pending,
+    ops.record_outcome,
+    ops.set_status,
+    ops.record_reversal,
+    # store-and-forward
+    ops.saf_enqueue,
+    ops.saf_mark_attempt,
+    ops.saf_ack,
+    ops.saf_fail,
+    # batches and business day
+    ops.open_batch,
+    ops.close_batch,
+    ops.add_batch_upload_record,
+    ops.set_business_day,
+)
+READS = (
+    ops.get_merchant,
+    ops.list_merchants,
+    ops.get_terminal,
+    ops.list_terminals,
+    ops.get_operator,
+    ops.list_operators,
+    ops.get_transaction,
+    ops.find_transaction,
+    ops.find_by_rrn,
+    ops.find_by_original,
+    ops.list_transactions,
+    ops.batch_totals,
+    ops.get_reversal,
+    ops.saf_due,
+    ops.saf_get,
+    ops.get_batch,
+    ops.list_batches,
+    ops.list_batch_upload_records,
+    ops.get_business_day,
+)
+
+
+def _install(cls: type, write: Callable, read: Callable) -> type:
+    for fn in WRITES:
+        setattr(cls, fn.__name__, write(fn))
+    for fn in READS:
+        setattr(cls, fn.__name__, read(fn))
+    return cls
+
+
+# -- the Trio store ----------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    event: trio.Event = attrs.Factory(trio.Event)
+    result: outcome.Outcome | None = None
+
+
+def _wake(items: list[tuple[Op, outcome.Outcome]]) -> None:
+    """Runs on the event loop (via run_sync_soon): hand each caller its result."""
+    for op, result in items:
+        op.waiter.result = result
+        op.waiter.event.set()
+
+
+class _ReaderPool:
+    """At most ``size`` read connections, each used by one worker thread at a time."""
+
+    def __init__(self, connect_fn: Callable[[], Db], size: int):
+        self._connect = connect_fn
+        self._free: list[Db] = []
+        self._lock = threading.Lock()
+        self.limiter = trio.CapacityLimiter(size)
+
+    def run(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            db = self._free.pop() if self._free else None
+        if db is None:
+            db = self._connect()
+        try:
+            return call(fn, db, *args, **kwargs)
+        finally:
+            if getattr(db, "broken", False):
+                db.close()  # a lost PostgreSQL connection: the next read opens a new one
+            else:
+                with self._lock:
+                    self._free.append(db)
+
+    def close(self) -> None:
+        with self._lock:
+            free, self._free = self._free, []
+        for db in free:
+            db.close()
+
+
+@functools.partial(_install, write=_async_write, read=_async_read)
+class Store:
+    """The journal and estate store for Trio code. See the module docstring."""
+
+    def __init__(self, url: str, writer: Writer, readers: _ReaderPool):
+        self.url = url
+        self.backend = Url.parse(url).backend
+        self._writer = writer
+        self._readers = readers
+        self._notifiers: dict[trio.lowlevel.TrioToken, Callable] = {}
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        clock: Clock = epoch_ms,
+        readers: int = 4,
+        batch_cap: int = 256,
+    ) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``; ``aclose()`` it."""
+        url = url or default_url()
+        parsed = Url.parse(url)
+
+        def prepare() -> Writer:
+            db = connect(parsed, clock, writer=True)
+            try:
+                migrate(db)
+            finally:
+                db.close()
+            writer = Writer(lambda: connect(parsed, clock, writer=True), batch_cap=batch_cap)
+            writer.start()
+            return writer
+
+        writer = await trio.to_thread.run_sync(prepare)
+        pool = _ReaderPool(lambda: connect(parsed, clock), readers)
+        log.info("store.opened", url=redact(url), backend=parsed.backend)
+        return cls(url, writer, pool)
+
+    async def aclose(self) -> None:
+        """Complete every write submitted so far, then close all connections."""
+        if self._closed:
+            return
+        self._closed = True
+        await trio.to_thread.run_sync(self._writer.close)
+        self._readers.close()
+        log.info("store.closed", url=redact(self.url), **attrs.asdict(self.writer_stats))
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        """Counters of the writer thread (ops, commits, failed_ops, max_group, checkpoints)."""
+        return self._writer.stats
+
+    async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._closed:
+            raise StoreClosed("store is closed")
+        waiter = _Waiter()
+        self._writer.submit(Op(fn, args, kwargs, self._notifier(), waiter))
+        # Once submitted, a write runs to its end: a cancelled caller must still learn whether
+        # its row is journalled. So the wait is shielded; a cancellation applies right after.
+        with trio.CancelScope(shield=True):
+            await waiter.event.wait()
+        assert waiter.result is not None
+        return waiter.result.unwrap()
+
+    def _notifier(self) -> Callable:
+        """One callback per Trio run: the writer thread calls it once per committed group."""
+        token = trio.lowlevel.current_trio_token()
+        notify = self._notifiers.get(token)
+        if notify is None:
+
+            def notify(items: list[tuple[Op, outcome.Outcome]]) -> None:
+                with contextlib.suppress(trio.RunFinishedError):
+                    token.run_sync_soon(_wake, items)
+
+            self._notifiers[token] = notify
+        return notify
+
+    async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._closed:
+            raise StoreClosed("store is closed")
+        return await trio.to_thread.run_sync(
+            self._readers.run, fn, args, kwargs, limiter=self._readers.limiter
+        )
+
+
+@contextlib.asynccontextmanager
+async def open_store(url: str | None = None, **kwargs: Any) -> AsyncIterator[Store]:
+    """``async with open_store(url) as store: ...`` — see :meth:`Store.open`."""
+    store = await Store.open(url, **kwargs)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+# -- the blocking store ------------------------------------------------------------------------
+
+
+@functools.partial(_install, write=_sync_write, read=_sync_read)
+class SyncStore:
+    """The same API without Trio: blocking calls, one transaction per write. For CLI tools."""
+
+    def __init__(self, url: str, db: Db):
+        self.url = url
+        self.backend = db.backend
+        self._db: Db | None = db
+
+    @classmethod
+    def open(cls, url: str | None = None, *, clock: Clock = epoch_ms) -> SyncStore:
+        url = url or default_url()
+        db = connect(url, clock, writer=True)
+        try:
+            migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return cls(url, db)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> SyncStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connection(self) -> Db:
+        if self._db is None:
+            raise StoreClosed("store is closed")
+        return self._db
+
+    def _transact(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def in_transaction(db: Db) -> Any:
+            db.begin(immediate=True)
+            try:
+                result = fn(db, *args, **kwargs)
+            except BaseException:
+                db.rollback()
+                raise
+            db.commit()
+            return result
+
+        return call(in_transaction, self._connection())

@@ -1,0 +1,194 @@
+"""The one writer thread of a process, with group commit.
+
+Callers put operations on a queue. The thread takes the first one, drains whatever else is
+queued (up to ``batch_cap``), runs them all in ONE database transaction — each inside its own
+savepoint, so an operation that fails is rolled back alone and fails only its own caller — then
+commits once (one fsync for the whole group) and only then completes each operation. While one
+group commits, the next one queues up: the busier the host, the bigger the groups.
+
+Completion is handed back to each caller's thread or event loop by a callback
+(``notify(results)``), called from this thread after the commit; for Trio callers the store
+passes a callback that re-enters the event loop with ``TrioToken.run_sync_soon``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import outcome
+import structlog
+
+from host.store.db import Db, SqliteDb, call
+from host.store.errors import StoreClosed, StoreError
+
+log = structlog.get_logger(__name__)
+
+Notify = Callable[[list[tuple["Op", outcome.Outcome]]], None]
+
+
+@attrs.define(eq=False)
+class Op:
+    fn: Callable[..., Any]
+    args: tuple
+    kwargs: dict[str, Any]
+    notify: Notify  # called (from the writer thread) with [(op, outcome), ...] after commit
+    waiter: Any = None  # whatever the submitter needs to find its caller again
+
+
+@attrs.define
+class WriterStats:
+    ops: int = 0  # operations completed (successfully or not)
+    failed_ops: int = 0  # operations whose own savepoint was rolled back
+    commits: int = 0  # transactions committed
+    max_group: int = 0  # largest number of operations in one commit
+    checkpoints: int = 0  # SQLite WAL checkpoints run by this thread
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(
+        self,
+        connect: Callable[[], Db],
+        *,
+        batch_cap: int = 256,
+        checkpoint_every: int = 100,
+    ):
+        self._connect = connect
+        self.batch_cap = batch_cap
+        self.checkpoint_every = checkpoint_every
+        self.stats = WriterStats()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread and wait until its connection is open (raises if it cannot)."""
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def submit(self, op: Op) -> None:
+        if self._closed:
+            raise StoreClosed("store is closed")
+        self._queue.put(op)
+
+    def close(self) -> None:
+        """Finish every operation submitted so far, then stop the thread (blocking)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            db = self._connect()
+            if isinstance(db, SqliteDb):
+                # Checkpoints are run by this thread *after* waking the waiters (see _run_group),
+                # never inside a commit that callers are waiting for.
+                db.disable_autocheckpoint()
+        except BaseException as exc:
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        since_checkpoint = 0
+        stopping = False
+        while not stopping:
+            group = [self._queue.get()]
+            if group[0] is _STOP:
+                break
+            while len(group) < self.batch_cap:
+                try:
+                    op = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if op is _STOP:
+                    stopping = True
+                    break
+                group.append(op)
+            db = self._run_group(db, group)
+            since_checkpoint += 1
+            if isinstance(db, SqliteDb) and self._checkpoint_due(since_checkpoint):
+                self._checkpoint(db)
+                since_checkpoint = 0
+        db.close()
+
+    def _checkpoint_due(self, commits_since: int) -> bool:
+        # Every N commits, or at an idle moment once a little has been written.
+        return commits_since >= self.checkpoint_every or (
+            commits_since >= 10 and self._queue.empty()
+        )
+
+    def _checkpoint(self, db: SqliteDb) -> None:
+        """Fold the WAL back into the database file (PASSIVE: never waits for readers)."""
+        try:
+            db.checkpoint()
+            self.stats.checkpoints += 1
+        except Exception:
+            log.exception("store.checkpoint_failed")
+
+    def _run_group(self, db: Db, group: list[Op]) -> Db:
+        results: list[tuple[Op, outcome.Outcome]] = []
+        try:
+            db.begin(immediate=True)
+            for i, op in enumerate(group):
+                db.execute(f"SAVEPOINT op{i}")
+                result = outcome.capture(call, op.fn, db, *op.args, **op.kwargs)
+                if isinstance(result, outcome.Error):
+                    db.execute(f"ROLLBACK TO SAVEPOINT op{i}")
+                    self.stats.failed_ops += 1
+                db.execute(f"RELEASE SAVEPOINT op{i}")
+                results.append((op, result))
+            db.commit()
+        except Exception as exc:
+            # The transaction itself failed (connection lost, disk full...): nothing in this
+            # group is durable, so every operation fails.
+            log.error("store.group_failed", ops=len(group), error=repr(exc))
+            error = StoreError(f"journal write failed: {exc!r}")
+            error.__cause__ = exc
+            results = [(op, outcome.Error(error)) for op in group]
+            db = self._recover(db)
+        else:
+            self.stats.commits += 1
+            self.stats.max_group = max(self.stats.max_group, len(group))
+        self.stats.ops += len(group)
+        self._complete(results)
+        return db
+
+    def _recover(self, db: Db) -> Db:
+        try:
+            db.rollback()
+            return db
+        except Exception as exc:
+            log.warning("store.reconnecting", error=repr(exc))
+        with contextlib.suppress(Exception):
+            db.close()
+        try:
+            return self._connect()
+        except Exception as exc:
+            log.error("store.reconnect_failed", error=repr(exc))
+            return db  # the next group fails again and retries the connection
+
+    @staticmethod
+    def _complete(results: list[tuple[Op, outcome.Outcome]]) -> None:
+        # One callback per distinct notifier (e.g. per Trio run): one wake-up per group.
+        by_notify: dict[Notify, list[tuple[Op, outcome.Outcome]]] = {}
+        for op, result in results:
+            by_notify.setdefault(op.notify, []).append((op, result))
+        for notify, items in by_notify.items():
+            try:
+                notify(items)
+            except Exception:
+                log.exception("store.notify_failed")
