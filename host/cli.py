@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "encode": "host.cli_codec:encode",
     "journal": "host.cli_journal:journal",
     "estate": "host.cli_estate:estate",
+    "serve": "host.cli_serve:serve",
 }
 
 

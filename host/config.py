@@ -61,7 +61,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "sim": {
             "address": "127.0.0.1:9583",
             # TEST ONLY demo zone keys shared with the bundled issuer simulator.
-            "zpk_clear_test_key": "",
+            "zpk_clear_test_key": "4CA2161637D0133E5E151AEA45DA2A12",
         },
     },
     # BIN routing, longest matching PAN prefix wins; "" matches every PAN.

@@ -1,0 +1,192 @@
+"""The running host: what every flow step may use (store, HSM, links, router, clock, caches).
+
+Built once at start from the settings; flows receive it as their first argument instead of
+reaching for globals, so a test can build a host with a fixed clock and a temporary journal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from host.clock import BusinessCalendar, Clock, SystemClock
+from host.config import Settings, parse_address
+from host.flow import FlowTable
+from host.issuer_link import IssuerLink
+from host.router import Router
+from host.store import Store
+from host.store.errors import NotFound
+from keys.hsm import SoftHSM
+from keys.tokens import KeyToken, KeyType
+
+log = structlog.get_logger("poshost.host")
+
+
+@attrs.define
+class _Cached:
+    value: Any
+    expires: float
+
+
+@attrs.define
+class EstateCache:
+    """Terminal and merchant records, cached briefly so a purchase does not pay a database read
+    for facts that change a few times a day. Sign-on and sign-off refresh the entry; changes made
+    by `poshost estate` in another process take effect within `ttl` seconds."""
+
+    store: Store
+    ttl: float = 5.0
+    _terminals: dict[str, _Cached] = attrs.field(factory=dict)
+    _merchants: dict[str, _Cached] = attrs.field(factory=dict)
+
+    async def terminal(self, tid: str) -> Any | None:
+        return await self._get(self._terminals, tid, self.store.get_terminal)
+
+    async def merchant(self, mid: str) -> Any | None:
+        return await self._get(self._merchants, mid, self.store.get_merchant)
+
+    def forget_terminal(self, tid: str) -> None:
+        self._terminals.pop(tid, None)
+
+    async def _get(self, cache: dict[str, _Cached], key: str, load) -> Any | None:
+        now = trio.current_time()
+        hit = cache.get(key)
+        if hit is not None and hit.expires > now:
+            return hit.value
+        try:
+            value = await load(key)
+        except NotFound:
+            value = None
+        cache[key] = _Cached(value, now + self.ttl)
+        return value
+
+
+@attrs.define
+class Host:
+    settings: Settings
+    store: Store
+    hsm: SoftHSM
+    links: dict[str, IssuerLink]
+    zpks: dict[str, KeyToken]
+    router: Router
+    calendar: BusinessCalendar
+    flows: FlowTable
+    fingerprint_key: bytes
+    clock: Clock = attrs.field(factory=SystemClock)
+    estate: EstateCache = attrs.field(default=None)
+    saf_event: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        if self.estate is None:
+            self.estate = EstateCache(self.store)
+
+    def saf_wakeup(self) -> None:
+        """Tell the store-and-forward worker that something was queued."""
+        self.saf_event.set()
+
+    # -- time -------------------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def business_date(self) -> dt.date:
+        return self.calendar.business_date(self.now())
+
+    def local_now(self) -> dt.datetime:
+        return self.calendar.local(self.now())
+
+    # -- identifiers ---------------------------------------------------------------------------
+    def fingerprint(self, pan: str) -> str:
+        """A keyed hash so the journal can match the same card without holding its PAN."""
+        return hmac.new(self.fingerprint_key, pan.encode(), hashlib.sha256).hexdigest()[:32]
+
+    @staticmethod
+    def rrn_for(journal_id: int, business_date: dt.date) -> str:
+        """RRN = last digit of the year, day of the year, then the journal id (8 digits).
+
+        The journal id is unique across every host process sharing one journal, so RRNs are
+        too, and a host that crashed can recompute the RRN of a pending row for its reversal.
+        """
+        return f"{business_date.year % 10}{business_date.timetuple().tm_yday:03d}" + (
+            f"{journal_id % 100_000_000:08d}"
+        )
+
+    @property
+    def acquirer_id(self) -> str:
+        return str(self.settings.get("acquirer.institution_id"))
+
+
+def load_lmk(settings: Settings) -> tuple[bytes, str]:
+    """The LMK and where it came from. A new installation gets a fresh random LMK in its data
+    directory (mode 0600), like an HSM commissioned for the first time."""
+    hsm_cfg = settings["hsm"]
+    if hsm_cfg.get("lmk"):
+        return bytes.fromhex(hsm_cfg["lmk"]), "hsm.lmk"
+    if hsm_cfg.get("lmk_components"):
+        parts = [bytes.fromhex(c) for c in hsm_cfg["lmk_components"]]
+        lmk = parts[0]
+        for part in parts[1:]:
+            lmk = bytes(a ^ b for a, b in zip(lmk, part, strict=True))
+        return lmk, "hsm.lmk_components"
+    path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip()), str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lmk = SoftHSM.generate_lmk(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(lmk.hex().upper() + "\n")
+    log.warning("lmk_generated", path=str(path), reason="no LMK configured: new installation")
+    return lmk, f"{path} (generated)"
+
+
+def load_fingerprint_key(settings: Settings) -> bytes:
+    configured = settings.get("journal.pan_fingerprint_key")
+    if configured:
+        return bytes.fromhex(configured)
+    path = settings.data_dir / "fingerprint.key"
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    return key
+
+
+def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
+    """Each link's ZPK: a token under the LMK (`zpk`), or a clear key flagged as a test key."""
+    zpks: dict[str, KeyToken] = {}
+    for name, link in settings["links"].items():
+        if link.get("zpk"):
+            zpks[name] = KeyToken.from_text(link["zpk"])
+        elif link.get("zpk_clear_test_key"):
+            zpks[name] = hsm.import_clear(KeyType.ZPK, bytes.fromhex(link["zpk_clear_test_key"]))
+            log.warning("link_test_zpk", link=name, kcv=zpks[name].check_value)
+    return zpks
+
+
+def build_links(settings: Settings) -> dict[str, IssuerLink]:
+    issuer = settings["issuer"]
+    links = {}
+    for name, cfg in settings["links"].items():
+        host, port = parse_address(cfg["address"])
+        links[name] = IssuerLink(
+            name,
+            host,
+            port,
+            timeout=float(cfg.get("timeout", issuer["timeout"])),
+            echo_interval=float(issuer["echo_interval"]),
+            reconnect_min=float(issuer["reconnect_min"]),
+            reconnect_max=float(issuer["reconnect_max"]),
+        )
+    return links

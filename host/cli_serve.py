@@ -1,0 +1,52 @@
+"""`poshost serve`: run the acquiring host."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import trio
+
+from host import logs
+from host.config import ConfigError, load_settings
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--print-config", is_flag=True, help="Show the effective settings and exit.")
+@click.option("--demo", is_flag=True, help="Load the demo estate (specs/demo_estate.toml).")
+@click.option(
+    "--issuer-sim",
+    "with_sim",
+    is_flag=True,
+    help="Also start the bundled issuer simulator (its own process) for the demo link.",
+)
+def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: bool) -> None:
+    """Run the host: terminals connect over TCP; authorizations go to the issuer links."""
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if print_config:
+        for key, value, source in settings.describe():
+            shown = "<set>" if ("lmk" in key or "key" in key) and value else json.dumps(value)
+            click.echo(f"{key:32} = {shown:40} # {source}")
+        return
+    logs.configure(settings.get("log.format"), settings.get("log.level"))
+    from host.runtime import run_host
+
+    sim = None
+    if with_sim:
+        sim = subprocess.Popen(
+            [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim"]
+        )
+    try:
+        trio.run(lambda: run_host(settings, demo=demo, handle_signals=True))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if sim is not None:
+            sim.terminate()
+            sim.wait(timeout=10)

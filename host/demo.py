@@ -1,0 +1,55 @@
+"""Loads the demo estate (specs/demo_estate.toml) so a newcomer can transact at once."""
+
+from __future__ import annotations
+
+import contextlib
+import tomllib
+from importlib import resources
+from typing import Any
+
+import structlog
+
+from host.store.errors import AlreadyExists, NotFound
+from host.store.passwords import hash_password
+from keys.tokens import KeyType
+
+log = structlog.get_logger("poshost.demo")
+
+
+def demo_estate() -> dict[str, Any]:
+    return tomllib.loads(resources.files("specs").joinpath("demo_estate.toml").read_text())
+
+
+async def seed_demo_estate(store, hsm) -> int:
+    """Adds what is missing; never overwrites an existing merchant or terminal."""
+    estate = demo_estate()
+    added = 0
+    for m in estate.get("merchants", []):
+        try:
+            await store.add_merchant(m["mid"], m["name"], m["mcc"])
+            added += 1
+        except AlreadyExists:
+            pass
+    for t in estate.get("terminals", []):
+        try:
+            await store.get_terminal(t["tid"])
+            continue
+        except NotFound:
+            pass
+        tmk = hsm.import_clear(KeyType.TMK, bytes.fromhex(t["tmk_clear_test_key"]))
+        bdk = None
+        if t.get("bdk_clear_test_key"):
+            bdk = hsm.import_clear(KeyType.BDK, bytes.fromhex(t["bdk_clear_test_key"]))
+        await store.add_terminal(t["tid"], t["mid"], t["key_mode"], current_batch=t["batch"])
+        await store.set_terminal_keys(
+            t["tid"], tmk_token=tmk.to_text(), bdk_token=bdk.to_text() if bdk else None
+        )
+        added += 1
+    for o in estate.get("operators", []):
+        with contextlib.suppress(AlreadyExists):
+            await store.add_operator(
+                o["tid"], o["operator_no"], hash_password(o["password"]), o["role"]
+            )
+    if added:
+        log.info("demo_estate_loaded", added=added)
+    return added

@@ -1,0 +1,133 @@
+"""Management and reversal steps: sign-on (working keys under the TMK), sign-off, echo, and the
+terminal's 0400 reversal.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from codec import subfields
+from codec.subfields import Field60, SignOnKeys
+from host.flow import Decline, Exchange
+from host.steps import reversal_message
+from host.store.errors import AlreadyReversed
+from keys.errors import KeysError
+from keys.tokens import KeyToken, KeyType
+
+log = structlog.get_logger("poshost.management")
+
+SIGN_ON_MODES = ("001", "003", "004")
+
+
+async def sign_on(host, ex: Exchange) -> None:
+    """New PIK/MAK (and TDK for 004) under the terminal's TMK, with 4-byte check values in 62.
+
+    The MAK is single-length DES in every mode (DIALECT.md); the PIK is double-length for 003
+    and 004. The terminal adopts the batch number sent back in 60.2.
+    """
+    req = ex.request
+    try:
+        f60 = Field60.parse(str(req.get(60, "")))
+    except ValueError as exc:
+        raise Decline("30", f"field 60: {exc}") from exc
+    mode = f60.nmc
+    if mode not in SIGN_ON_MODES:
+        raise Decline("30", f"unknown sign-on mode {mode}")
+    terminal = ex.terminal
+    if not terminal.tmk_token:
+        raise Decline("A7", "no TMK loaded for this terminal")
+    hsm = host.hsm
+    try:
+        tmk = KeyToken.from_text(terminal.tmk_token)
+        pik = hsm.generate_key(KeyType.TPK, 8 if mode == "001" else 16)
+        mak = hsm.generate_key(KeyType.TAK, 8)
+        tdk = hsm.generate_key(KeyType.TDK, 16) if mode == "004" else None
+        pik_c, pik_cv = hsm.export_key(pik, tmk)
+        mak_c, mak_cv = hsm.export_key(mak, tmk)
+        tdk_c, tdk_cv = hsm.export_key(tdk, tmk) if tdk is not None else (None, None)
+    except KeysError as exc:
+        raise Decline("A7", f"sign-on key generation failed: {type(exc).__name__}") from exc
+    field62 = subfields.format_signon_keys(
+        SignOnKeys(pik_c, pik_cv, mak_c, mak_cv, tdk_c, tdk_cv), mode
+    )
+    operator = str(req.get(63, "")).strip() or None
+    await host.store.sign_on(
+        terminal.tid,
+        pik_token=pik.to_text(),
+        mak_token=mak.to_text(),
+        tdk_token=tdk.to_text() if tdk is not None else None,
+        operator=operator,
+    )
+    host.estate.forget_terminal(terminal.tid)
+    tusn = subfields.parse_tusn(req[62]) if isinstance(req.get(62), bytes) else None
+    log.info("signed_on", tid=terminal.tid, mode=mode, operator=operator, tusn=tusn,
+             pik_kcv=pik.check_value, mak_kcv=mak.check_value)  # fmt: skip
+    ex.code = "00"
+    ex.response_fields[60] = Field60("00", terminal.current_batch, mode).format()
+    ex.response_fields[62] = field62
+
+
+async def sign_off(host, ex: Exchange) -> None:
+    await host.store.sign_off(ex.terminal.tid)
+    host.estate.forget_terminal(ex.terminal.tid)
+    ex.code = "00"
+
+
+async def echo(host, ex: Exchange) -> None:
+    ex.code = "00"
+
+
+async def find_original_for_reversal(host, ex: Exchange) -> None:
+    """A reversal reuses the original's STAN; look in today's and yesterday's business date
+    (a reversal sent just after cut-over)."""
+    req = ex.request
+    try:
+        batch = Field60.parse(str(req.get(60, ""))).batch
+    except ValueError as exc:
+        raise Decline("30", f"field 60: {exc}") from exc
+    today = host.business_date()
+    for date in (today, today.fromordinal(today.toordinal() - 1)):
+        original = await host.store.find_transaction(
+            ex.terminal.tid, batch, str(req[11]), date.strftime("%Y%m%d")
+        )
+        if original is not None:
+            ex.original = original
+            return
+
+
+async def reverse_original(host, ex: Exchange) -> None:
+    """Undo the original once. A reversal is always acknowledged (00): for an unknown or
+    already reversed original the acknowledgement has no effect anywhere."""
+    ex.code = "00"
+    original = ex.original
+    reason = str(ex.request.get(39, "06"))
+    if original is None:
+        log.info("reversal_unknown_original", tid=ex.terminal.tid, stan=ex.request.get(11))
+        return
+    ex.rrn = original.rrn
+    ex.business_date = original.business_date
+    needs_issuer = original.status in ("approved", "pending", "timeout") and original.issuer_link
+    payload = None
+    if needs_issuer:
+        from codec import issuer as issuer_codec
+
+        rrn = original.rrn or host.rrn_for(original.id, _date(original.business_date))
+        payload = issuer_codec.encode(reversal_message(host, original, rrn))
+    try:
+        await host.store.record_reversal(
+            original.id,
+            f"terminal reversal, reason {reason}",
+            link=original.issuer_link if payload else None,
+            payload=payload,
+        )
+    except AlreadyReversed:
+        log.info("reversal_repeated", tid=ex.terminal.tid, original=original.id)
+        return
+    if payload is not None:
+        host.saf_wakeup()
+
+
+def _date(yyyymmdd: str):
+    import datetime as dt
+
+    return dt.datetime.strptime(yyyymmdd, "%Y%m%d").date()

@@ -1,0 +1,102 @@
+"""Assembles and runs the host: store, HSM, links, SAF worker, terminal server, shutdown."""
+
+from __future__ import annotations
+
+import signal
+
+import attrs
+import structlog
+import trio
+
+from host.app import Host, build_links, load_fingerprint_key, load_lmk, zone_pin_keys
+from host.clock import BusinessCalendar, Clock, SystemClock
+from host.config import Settings, parse_address
+from host.demo import seed_demo_estate
+from host.dispatch import Dispatcher
+from host.flows import FLOWS
+from host.router import Router
+from host.saf import recover_pending, saf_worker
+from host.server import Limits, TerminalServer
+from host.store import open_store
+from keys.hsm import SoftHSM
+
+log = structlog.get_logger("poshost")
+
+
+@attrs.frozen
+class RunningHost:
+    host: Host
+    server: TerminalServer
+    port: int
+    shutdown: trio.Event
+
+
+async def run_host(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    demo: bool = False,
+    handle_signals: bool = False,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run until `shutdown` (in the RunningHost handed to task_status) is set, SIGINT/SIGTERM
+    arrive (when handle_signals), or the caller cancels. A graceful stop refuses new
+    connections, lets requests in flight finish within server.shutdown_grace, then closes the
+    journal after its last write is durable."""
+    lmk, lmk_source = load_lmk(settings)
+    hsm = SoftHSM(lmk)
+    del lmk
+    log.info("lmk_loaded", source=lmk_source, kcv=hsm.lmk_check_value)
+    server_cfg = settings["server"]
+    limits = Limits(
+        max_connections=int(server_cfg["max_connections"]),
+        max_frame=int(server_cfg["max_frame"]),
+        idle_timeout=float(server_cfg["idle_timeout"]),
+        read_timeout=float(server_cfg["read_timeout"]),
+        shutdown_grace=float(server_cfg["shutdown_grace"]),
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with open_store(settings.journal_url) as store:
+        acquirer = settings["acquirer"]
+        host = Host(
+            settings=settings,
+            store=store,
+            hsm=hsm,
+            links=build_links(settings),
+            zpks=zone_pin_keys(settings, hsm),
+            router=Router.from_table(settings["routes"]),
+            calendar=BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"]),
+            flows=FLOWS,
+            fingerprint_key=load_fingerprint_key(settings),
+            clock=clock or SystemClock(),
+        )
+        if demo:
+            await seed_demo_estate(store, hsm)
+        recovered = await recover_pending(host)
+        if recovered:
+            log.warning("recovered_after_crash", transactions=recovered)
+        shutdown = trio.Event()
+        server = TerminalServer(Dispatcher(host), limits)
+        async with trio.open_nursery() as nursery:
+            for link in host.links.values():
+                await nursery.start(link.run)
+            await nursery.start(saf_worker, host)
+            if handle_signals:
+                nursery.start_soon(_signals, shutdown)
+            address, port = parse_address(server_cfg["listen"])
+            bound = await nursery.start(server.serve, address, port)
+            task_status.started(RunningHost(host, server, bound, shutdown))
+            await shutdown.wait()
+            log.info("shutting_down", in_flight=server.in_flight, connections=server.active)
+            server.stop_accepting()
+            await server.drain(limits.shutdown_grace)
+            nursery.cancel_scope.cancel()
+    log.info("stopped")
+
+
+async def _signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        async for signum in received:
+            log.info("signal", signal=signal.Signals(signum).name)
+            shutdown.set()
+            return

@@ -1,0 +1,383 @@
+"""Flow steps for financial messages. Each is small, named for what it checks, and either
+updates the exchange or raises ``Decline(code)``.
+
+Response codes used here (DIALECT.md): 03 merchant, 13 amount, 14 card, 15 no route, 30 format,
+58 terminal not permitted, 77 sign on again / batch out of step, 91 issuer down, 94 duplicate,
+96 system malfunction, 97 unknown terminal, 98 issuer timeout, 99 PIN format, A0 MAC, A7 security.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+
+import structlog
+import trio
+
+from codec import terminal as terminal_codec
+from codec.dump import mask_pan
+from codec.issuer import original_data
+from codec.message import FieldValue, Message
+from codec.subfields import Field60
+from host.flow import Decline, Exchange
+from host.issuer_link import LinkDown, LinkTimeout
+from host.store.errors import AlreadyReversed, DuplicateTransaction
+from host.store.records import NewTransaction
+from keys.errors import KeysError
+from keys.hsm import DukptSource
+from keys.tokens import KeyToken
+
+log = structlog.get_logger("poshost.flow")
+
+SIGN_ON_AGAIN = 3  # header processing-requirement nibble
+
+
+# -- who is speaking -------------------------------------------------------------------------
+
+
+async def identify_terminal(host, ex: Exchange) -> None:
+    tid = str(ex.request.get(41, "")).strip()
+    terminal = await host.estate.terminal(tid) if tid else None
+    if terminal is None:
+        raise Decline("97", f"unknown terminal {tid!r}")
+    ex.terminal = terminal
+    ex.conn.terminal_id = tid
+    merchant = await host.estate.merchant(terminal.mid)
+    if merchant is None or merchant.status != "active":
+        raise Decline("03", "merchant missing or disabled")
+    if str(ex.request.get(42, "")).strip() != terminal.mid:
+        raise Decline("03", "field 42 does not name the terminal's merchant")
+    ex.merchant = merchant
+    if terminal.status != "active":
+        raise Decline("58", "terminal disabled")
+
+
+async def require_session(host, ex: Exchange) -> None:
+    if not ex.terminal.signed_on or not ex.terminal.mak_token:
+        raise Decline("77", "terminal not signed on", processing=SIGN_ON_AGAIN)
+
+
+async def verify_mac(host, ex: Exchange) -> None:
+    mac = ex.request.get(64)
+    if not mac:
+        raise Decline("A0", "no MAC", processing=SIGN_ON_AGAIN)
+    mak = KeyToken.from_text(ex.terminal.mak_token)
+    data = terminal_codec.mac_data(ex.envelope.payload)
+    try:
+        ok = host.hsm.verify_mac(mak, data, str(mac).encode("ascii"))
+    except (KeysError, UnicodeEncodeError):
+        ok = False
+    if not ok:
+        raise Decline("A0", "MAC verification failed", processing=SIGN_ON_AGAIN)
+    ex.mac_ok = True
+
+
+async def check_batch(host, ex: Exchange) -> None:
+    try:
+        f60 = Field60.parse(str(ex.request.get(60, "")))
+    except ValueError as exc:
+        raise Decline("30", f"field 60: {exc}") from exc
+    if f60.batch != ex.terminal.current_batch:
+        raise Decline("77", f"batch {f60.batch} but host has {ex.terminal.current_batch}")
+
+
+async def check_amount(host, ex: Exchange) -> None:
+    amount = ex.request.get(4)
+    if amount is None or not str(amount).isdigit() or int(amount) <= 0:
+        raise Decline("13", "amount missing or zero")
+    if str(ex.request.get(49, "156")) != "156":
+        raise Decline("13", "unsupported currency")
+
+
+# -- card, route, PIN ------------------------------------------------------------------------
+
+
+def card_pan(host, ex: Exchange) -> str:
+    """The PAN from field 2, else from track 2 (decrypting it with the TDK when 53 says so)."""
+    cached = ex.notes.get("pan")
+    if cached:
+        return cached
+    pan = ex.request.get(2)
+    if not pan:
+        track = ex.notes.get("track2") or _clear_track2(host, ex)
+        pan = track.split("=", 1)[0] if track else None
+    if not pan or not str(pan).isdigit() or not 12 <= len(str(pan)) <= 19:
+        raise Decline("14", "no usable PAN")
+    ex.notes["pan"] = str(pan)
+    return str(pan)
+
+
+def _clear_track2(host, ex: Exchange) -> str | None:
+    track = ex.request.get(35)
+    if not track:
+        return None
+    security = str(ex.request.get(53, ""))
+    if len(security) >= 3 and security[2] == "1":
+        if not ex.terminal.tdk_token:
+            raise Decline("A7", "encrypted track but no TDK")
+        try:
+            track = host.hsm.decrypt_track(KeyToken.from_text(ex.terminal.tdk_token), str(track))
+        except KeysError as exc:
+            raise Decline("A7", "track decryption failed") from exc
+    ex.notes["track2"] = str(track)
+    return str(track)
+
+
+async def select_route(host, ex: Exchange) -> None:
+    pan = card_pan(host, ex)
+    link = host.router.link_for(pan)
+    if link is None or link not in host.links:
+        raise Decline("15", f"no route for {mask_pan(pan)}")
+    ex.link = link
+
+
+async def translate_pin(host, ex: Exchange) -> None:
+    block = ex.request.get(52)
+    if block is None:
+        return
+    pan = card_pan(host, ex)
+    zpk = host.zpks.get(ex.link)
+    if zpk is None:
+        raise Decline("A7", f"no ZPK for link {ex.link}")
+    terminal = ex.terminal
+    try:
+        if terminal.key_mode == "dukpt":
+            ksn = ex.request.get(62)
+            if not isinstance(ksn, bytes) or len(ksn) not in (10, 12):
+                raise Decline("99", "DUKPT terminal sent no KSN in 62")
+            source = DukptSource(KeyToken.from_text(terminal.bdk_token), ksn)
+        else:
+            if not terminal.pik_token:
+                raise Decline("A7", "no PIK: sign on first", processing=SIGN_ON_AGAIN)
+            source = KeyToken.from_text(terminal.pik_token)
+        ex.translated_pin = host.hsm.translate_pin(bytes(block), pan, source, zpk)
+    except Decline:
+        raise
+    except KeysError as exc:
+        code = "99" if "PIN" in type(exc).__name__ or "pin" in str(exc).lower() else "A7"
+        raise Decline(code, f"PIN translation failed: {type(exc).__name__}") from exc
+
+
+# -- journal -----------------------------------------------------------------------------------
+
+
+def _card_group(host, pan: str | None) -> str:
+    if pan is None:
+        return "domestic"
+    domestic = host.settings.get("acquirer.domestic_bins")
+    return "domestic" if any(pan.startswith(p) for p in domestic) else "foreign"
+
+
+async def journal_request(host, ex: Exchange) -> None:
+    """The request is durable before anything leaves for the issuer; the unique key
+    (terminal, batch, STAN, business date) turns a repeated request into 94."""
+    req = ex.request
+    pan = ex.notes.get("pan")
+    date = host.business_date()
+    ex.business_date = date.strftime("%Y%m%d")
+    f60 = Field60.parse(str(req.get(60, "")))
+    txn = NewTransaction(
+        tid=ex.terminal.tid,
+        mid=ex.terminal.mid,
+        batch=f60.batch,
+        stan=str(req[11]),
+        business_date=ex.business_date,
+        txn_type=ex.txn.name,
+        mti=req.mti,
+        amount=int(req.get(4, "0") or 0),
+        currency=str(req.get(49, "156")),
+        processing_code=str(req.get(3, "")),
+        condition_code=str(req.get(25, "")),
+        pan_masked=mask_pan(pan) if pan else None,
+        pan_fingerprint=host.fingerprint(pan) if pan else None,
+        card_group=_card_group(host, pan),
+        issuer_link=ex.link,
+        original_id=ex.original.id if ex.original is not None else None,
+    )
+    try:
+        ex.journal_id = await host.store.insert_pending(txn)
+    except DuplicateTransaction as exc:
+        raise Decline("94", "duplicate (terminal, batch, STAN, date)") from exc
+    ex.rrn = host.rrn_for(ex.journal_id, date)
+
+
+async def journal_outcome(host, ex: Exchange) -> None:
+    """The outcome is durable before the terminal gets its answer."""
+    if ex.journal_id is None or ex.notes.get("outcome_recorded"):
+        return
+    code = ex.code or "96"
+    status = "approved" if code == "00" else ex.notes.get("status", "declined")
+    await host.store.record_outcome(
+        ex.journal_id,
+        status=status,
+        response_code=code,
+        auth_code=ex.auth_code,
+        rrn=ex.rrn,
+        settlement_date=ex.business_date,
+    )
+
+
+# -- the issuer ------------------------------------------------------------------------------
+
+
+def _transmission_time(host) -> str:
+    return host.now().astimezone(dt.UTC).strftime("%m%d%H%M%S")
+
+
+def issuer_request(host, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None = None):
+    """The issuer-dialect request for this exchange (CONTRACTS: issuer dialect)."""
+    req = ex.request
+    local = host.local_now()
+    fields: dict[int, FieldValue] = {
+        2: card_pan(host, ex),
+        3: str(req.get(3, "000000")),
+        7: _transmission_time(host),
+        11: str(req[11]),
+        12: local.strftime("%H%M%S"),
+        13: local.strftime("%m%d"),
+        18: ex.merchant.mcc if ex.merchant is not None else "0000",
+        22: str(req.get(22, "000"))[:3],
+        25: str(req.get(25, "00")),
+        32: host.acquirer_id,
+        37: ex.rrn,
+        41: ex.terminal.tid,
+        42: ex.terminal.mid,
+        43: f"{ex.merchant.name[:40]:<40}",
+        49: str(req.get(49, "156")),
+    }
+    if 4 in req:
+        fields[4] = str(req[4])
+    if 14 in req:
+        fields[14] = str(req[14])
+    if 23 in req:
+        fields[23] = str(req[23])
+    track = ex.notes.get("track2")
+    if track:
+        fields[35] = track
+    if ex.translated_pin is not None:
+        fields[52] = ex.translated_pin
+        fields[53] = "2600000000000000"
+    if 55 in req:
+        fields[55] = req[55]
+    fields.update(extra or {})
+    return Message(mti, fields)
+
+
+async def authorize(host, ex: Exchange) -> None:
+    """Send to the issuer and wait. Down -> 91; no answer in time -> 98 and a reversal queued
+    (store-and-forward) so the issuer never keeps an approval the terminal did not get."""
+    msg = issuer_request(host, ex, ex.notes.get("issuer_mti", ex.request.mti))
+    ex.issuer_request = msg
+    link = host.links[ex.link]
+    try:
+        resp = await link.request(msg)
+    except LinkDown as exc:
+        ex.notes["status"] = "error"
+        raise Decline("91", f"link {ex.link} down") from exc
+    except LinkTimeout as exc:
+        ex.code = "98"
+        if ex.txn.reversible:
+            await queue_reversal(host, ex, reason="98 issuer timeout")
+            ex.notes["outcome_recorded"] = True
+        ex.notes["status"] = "timeout"
+        raise Decline("98", f"no answer from {ex.link}") from exc
+    ex.issuer_response = resp
+    ex.auth_code = str(resp.get(38, "")) or None
+    code = str(resp.get(39, "96"))
+    if 54 in resp:
+        ex.response_fields[54] = resp[54]
+    if code != "00":
+        raise Decline(code, "issuer declined")
+    ex.code = "00"
+
+
+def reversal_message(host, original, rrn: str, link_mti: str = "0420") -> Message:
+    """The 0420 advice that undoes `original` at the issuer. It carries no PAN or track: the
+    issuer finds the original by terminal + RRN (or 90), and the SAF queue never stores card
+    data."""
+    transmission = dt.datetime.fromtimestamp(original.requested_at / 1000, dt.UTC)
+    fields: dict[int, FieldValue] = {
+        3: original.processing_code or "000000",
+        4: f"{original.amount:012d}",
+        7: transmission.strftime("%m%d%H%M%S"),
+        11: original.stan,
+        25: original.condition_code or "00",
+        32: host.acquirer_id,
+        37: rrn,
+        41: original.tid,
+        42: original.mid,
+        49: original.currency,
+        90: original_data(
+            original.mti, original.stan, transmission.strftime("%m%d%H%M%S"), host.acquirer_id
+        ),
+    }
+    return Message(link_mti, fields)
+
+
+async def queue_reversal(host, ex: Exchange, reason: str) -> None:
+    """Record the timeout outcome and queue the reversal, exactly once."""
+    await host.store.record_outcome(
+        ex.journal_id, status="timeout", response_code="98", rrn=ex.rrn,
+        settlement_date=ex.business_date,
+    )  # fmt: skip
+    original = await host.store.get_transaction(ex.journal_id)
+    payload = _encode_saf(reversal_message(host, original, ex.rrn))
+    with contextlib.suppress(AlreadyReversed):
+        await host.store.record_reversal(ex.journal_id, reason, link=ex.link, payload=payload)
+    host.saf_wakeup()
+
+
+def _encode_saf(msg: Message) -> bytes:
+    from codec import issuer as issuer_codec
+
+    return issuer_codec.encode(msg)
+
+
+# -- the answer ----------------------------------------------------------------------------------
+
+MAC_MTI_CLASSES = ("01", "02", "04")
+
+
+async def respond(host, ex: Exchange) -> None:
+    """Build the response: echo 3, 11, 41, 42 (4 when approved), the host's time, settlement
+    date, RRN, auth code and card organisation; MAC it with the terminal's MAK."""
+    req = ex.request
+    code = ex.code or "96"
+    local = host.local_now()
+    extra: dict[int, FieldValue | None] = {
+        12: local.strftime("%H%M%S"),
+        13: local.strftime("%m%d"),
+        32: host.acquirer_id,
+    }
+    if ex.business_date:
+        extra[15] = ex.business_date[4:]
+    for n in (2, 14, 22, 25, 49, 60):
+        if n in req and n not in ex.response_fields:
+            extra[n] = req[n]
+    if ex.rrn:
+        extra[37] = ex.rrn
+    if ex.auth_code:
+        extra[38] = ex.auth_code
+    if req.mti[:2] in MAC_MTI_CLASSES:
+        extra[63] = str(host.settings.get("acquirer.card_organisation"))
+    extra.update(ex.response_fields)
+    ex.notes["response"] = req.response(code, extra=extra)
+
+
+def encode_response(host, ex: Exchange) -> bytes:
+    resp: Message = ex.notes["response"]
+    terminal = ex.terminal
+    needs_mac = resp.mti[:2] in MAC_MTI_CLASSES
+    if needs_mac and terminal is not None and terminal.mak_token and terminal.signed_on:
+        mak = KeyToken.from_text(terminal.mak_token)
+
+        def mac(data: bytes) -> str:
+            return host.hsm.generate_mac(mak, data).decode("ascii")
+
+        return terminal_codec.encode_with_mac(resp, mac)
+    return terminal_codec.encode(resp.without(64))
+
+
+async def checkpoint(host, ex: Exchange) -> None:
+    """Give other connections a turn between CPU-heavy steps under load."""
+    await trio.lowlevel.checkpoint()

@@ -1,0 +1,71 @@
+"""Run a real host (temp data dir, real SQLite journal, demo estate) on a loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import tomllib
+from importlib import resources
+
+import trio
+
+from host.config import load_settings
+from host.runtime import RunningHost, run_host
+from tools.terminal.client import TerminalClient
+from tools.terminal.device import Device
+
+DEMO = tomllib.loads(resources.files("specs").joinpath("demo_estate.toml").read_text())
+
+
+def demo_device(tid: str = "12345678") -> Device:
+    for t in DEMO["terminals"]:
+        if t["tid"] == tid:
+            mode = t["key_mode"] if t["key_mode"] != "dukpt" else "003"
+            return Device(t["tid"], t["mid"], bytes.fromhex(t["tmk_clear_test_key"]), mode)
+    raise KeyError(tid)
+
+
+def host_settings(tmp_path, link_port: int, journal_url: str | None = None, **overrides):
+    values = {
+        "data.dir": str(tmp_path / "host"),
+        "server.listen": "127.0.0.1:0",
+        "links.sim": {
+            "address": f"127.0.0.1:{link_port}",
+            "zpk_clear_test_key": "4CA2161637D0133E5E151AEA45DA2A12",
+        },
+        "issuer.reconnect_min": 0.05,
+        "issuer.reconnect_max": 0.2,
+        "issuer.saf_interval": 0.2,
+    }
+    if journal_url:
+        values["journal.url"] = journal_url
+    values.update(overrides)
+    return load_settings(environ={}, overrides=values)
+
+
+@contextlib.asynccontextmanager
+async def running_host(settings, *, clock=None):
+    async with trio.open_nursery() as nursery:
+        running: RunningHost = await nursery.start(
+            lambda task_status: run_host(settings, clock=clock, demo=True, task_status=task_status)
+        )
+        try:
+            yield running
+        finally:
+            running.shutdown.set()
+
+
+@contextlib.asynccontextmanager
+async def terminal(running: RunningHost, device: Device, *, sign_on: bool = True):
+    client = await TerminalClient.connect("127.0.0.1", running.port, device, timeout=10)
+    try:
+        if sign_on:
+            await client.sign_on()
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def wait_links_up(running: RunningHost, timeout: float = 5.0) -> None:
+    with trio.fail_after(timeout):
+        for link in running.host.links.values():
+            await link.wait_up()
