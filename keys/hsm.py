@@ -1,0 +1,573 @@
+"""The HSM interface and the embedded software HSM.
+
+The host holds :class:`KeyToken` values only; every operation that needs a clear key is a
+method here, and only translated PIN blocks, MACs, verdicts and key cryptograms under other
+keys leave. A payShield-style adapter can implement :class:`HSM` with the same signatures.
+
+Performance: building a pycryptodome cipher costs more than using it, so :class:`SoftHSM`
+keeps one prepared engine per token (bounded LRU keyed by type, algorithm and cryptogram) and a
+DUKPT cache of initial keys and counter-path keys.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import attrs
+from Crypto.Cipher import AES
+
+from keys import des, dukpt, pinblock
+from keys import mac as macs
+from keys.checkvalue import kcv, kcv_aes
+from keys.errors import KeyError_, KeysError, KeyUsageError, MacError, PinError
+from keys.lmk import LocalMasterKey, generate_lmk, lmk_from_components
+from keys.tokens import Algorithm, KeyToken, KeyType, check_key_length
+
+T = KeyType
+
+MAC_KEYS = frozenset({T.TAK, T.ZAK})
+PIN_SOURCE_KEYS = frozenset({T.TPK, T.ZPK})
+PIN_DEST_KEYS = frozenset({T.ZPK})
+DUKPT_BASE_KEYS = frozenset({T.BDK, T.BDK_AES})
+
+# Which key-encryption key may carry which key across the boundary (export and import).
+EXPORT_RULES: dict[KeyType, frozenset[KeyType]] = {
+    T.TMK: frozenset({T.TPK, T.TAK, T.TDK}),
+    T.ZMK: frozenset({T.ZPK, T.ZAK, T.ZEK}),
+    T.KEK: frozenset(
+        {T.TMK, T.TPK, T.TAK, T.TDK, T.ZMK, T.ZPK, T.ZAK, T.ZEK, T.PVK, T.IPEK, T.IK_AES}
+    ),
+}
+
+MAC_ALGORITHMS = {
+    "unionpay_ecb": "unionpay_ecb",
+    "unionpay": "unionpay_ecb",
+    "x9.19": "x9.19",
+    "x919": "x9.19",
+    "iso9797-1-3": "x9.19",
+    "x9.9": "x9.9",
+    "x99": "x9.9",
+    "iso9797-1-1": "x9.9",
+    "cmac": "cmac",
+}
+
+
+@attrs.frozen
+class DukptSource:
+    """A PIN block's source key given as DUKPT: the BDK token and the device's KSN.
+
+    ``fmt`` is the PIN block format the device used (default 0 for TDES DUKPT, 4 for AES).
+    ``working_key`` names the AES DUKPT PIN key type (``AES128`` by default; ``AES256`` etc.).
+    """
+
+    bdk: KeyToken
+    ksn: bytes
+    fmt: int | None = None
+    working_key: str = "AES128"
+
+
+class HSM(Protocol):
+    """What the host needs from an HSM. Tokens in, tokens/blocks/verdicts out."""
+
+    @property
+    def lmk_check_value(self) -> str: ...
+    def generate_key(
+        self, key_type: KeyType, length: int = 16, algorithm: Algorithm | None = None
+    ) -> KeyToken: ...
+    def import_clear(
+        self, key_type: KeyType, clear: bytes, algorithm: Algorithm | None = None
+    ) -> KeyToken: ...
+    def import_components(
+        self, key_type: KeyType, components: Sequence[bytes], algorithm: Algorithm | None = None
+    ) -> KeyToken: ...
+    def export_key(self, token: KeyToken, kek: KeyToken) -> tuple[bytes, bytes]: ...
+    def import_key(
+        self,
+        key_type: KeyType,
+        cryptogram: bytes,
+        kek: KeyToken,
+        check_value: bytes | None = None,
+    ) -> KeyToken: ...
+    def generate_mac(
+        self, mak: KeyToken, data: bytes, algorithm: str = "unionpay_ecb", padding: int = 1
+    ) -> bytes: ...
+    def verify_mac(
+        self,
+        mak: KeyToken,
+        data: bytes,
+        mac: bytes | str,
+        algorithm: str = "unionpay_ecb",
+        padding: int = 1,
+    ) -> bool: ...
+    def translate_pin(
+        self,
+        block: bytes,
+        pan: str,
+        source: KeyToken | DukptSource,
+        dest: KeyToken,
+        dest_format: int = 0,
+        source_format: int | None = None,
+    ) -> bytes: ...
+    def generate_pvv(self, pvk: KeyToken, pan: str, pin: str, pvki: int = 1) -> str: ...
+    def verify_pin_pvv(
+        self,
+        zpk: KeyToken,
+        block: bytes,
+        pan: str,
+        pvv: str,
+        pvk: KeyToken,
+        pvki: int = 1,
+        fmt: int = 0,
+    ) -> bool: ...
+    def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str: ...
+    def derive_ipek(self, bdk: KeyToken, ksn: bytes) -> KeyToken: ...
+
+
+class _Engine:
+    """Prepared cipher objects for one unwrapped key; built lazily, kept for the token's life."""
+
+    __slots__ = ("_chain", "_chain_k1", "_ecb", "_final", "algorithm", "key")
+
+    def __init__(self, key: bytes, algorithm: Algorithm) -> None:
+        self.key = key
+        self.algorithm = algorithm
+        self._ecb: Any = None
+        self._chain: macs.ChainedCbc | None = None
+        self._chain_k1: macs.ChainedCbc | None = None
+        self._final: Any = None
+
+    def __repr__(self) -> str:
+        return f"_Engine({self.algorithm.name})"
+
+    @property
+    def ecb(self) -> Any:
+        if self._ecb is None:
+            if self.algorithm is Algorithm.AES:
+                self._ecb = AES.new(self.key, AES.MODE_ECB)
+            else:
+                self._ecb = des.new_ecb(self.key)
+        return self._ecb
+
+    @property
+    def chain(self) -> macs.ChainedCbc:
+        if self._chain is None:
+            self._chain = macs.ChainedCbc(self.key)
+        return self._chain
+
+    def x919(self, data: bytes, padding: int) -> bytes:
+        if len(self.key) != 16:
+            raise MacError("the X9.19 MAC needs a double-length key")
+        if self._chain_k1 is None:
+            self._chain_k1 = macs.ChainedCbc(self.key[:8])
+        return macs.x919_with(self._chain_k1, self.ecb, data, padding)
+
+
+class _LRU:
+    """A small thread-safe LRU map."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._d: OrderedDict[Any, Any] = OrderedDict()
+        self._max = maxsize
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            v = self._d.get(key)
+            if v is not None:
+                self._d.move_to_end(key)
+            return v
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self._max:
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
+def _names(types: Iterable[KeyType]) -> str:
+    return "/".join(sorted(t.name for t in types))
+
+
+class SoftHSM:
+    """The embedded software HSM: tokens wrapped under an LMK held in this process."""
+
+    def __init__(self, lmk: bytes, *, cache_size: int = 4096, dukpt_cache_size: int = 65536):
+        self._lmk = LocalMasterKey(lmk)
+        self._engines = _LRU(cache_size)
+        self.dukpt_cache = dukpt.DukptCache(dukpt_cache_size)
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_hex(cls, lmk_hex: str, **kwargs: Any) -> SoftHSM:
+        """An HSM from the LMK in hex (configuration)."""
+        try:
+            lmk = bytes.fromhex(lmk_hex)
+        except ValueError:
+            raise KeyError_("the LMK is not hex") from None
+        return cls(lmk, **kwargs)
+
+    @classmethod
+    def from_components(cls, components: Iterable[bytes | str], **kwargs: Any) -> SoftHSM:
+        """An HSM from two or more LMK components (XORed)."""
+        return cls(lmk_from_components(components), **kwargs)
+
+    @staticmethod
+    def generate_lmk(length: int = 32) -> bytes:
+        """A fresh random LMK, for an installation that has none."""
+        return generate_lmk(length)
+
+    @property
+    def lmk_check_value(self) -> str:
+        """The LMK's check value (10 hex digits), shown at start so operators can confirm it."""
+        return self._lmk.check_value
+
+    def __repr__(self) -> str:
+        return f"SoftHSM(lmk_kcv={self.lmk_check_value})"
+
+    def clear_caches(self) -> None:
+        """Drop every prepared cipher and DUKPT key (benchmarks use it for cold numbers)."""
+        self._engines.clear()
+        self.dukpt_cache.clear()
+
+    # -- tokens --------------------------------------------------------------------------
+
+    def _make_token(self, key_type: KeyType, algorithm: Algorithm | None, clear: bytes) -> KeyToken:
+        algorithm = algorithm or key_type.default_algorithm
+        if algorithm not in key_type.algorithms:
+            raise KeyUsageError(f"a {key_type.name} cannot be an {algorithm.name} key")
+        check_key_length(algorithm, len(clear))
+        cv = (
+            kcv_aes(clear).hex().upper() if algorithm is Algorithm.AES else kcv(clear).hex().upper()
+        )
+        return KeyToken(key_type, self._lmk.wrap(key_type, algorithm, clear), cv, algorithm)
+
+    def _engine(self, token: KeyToken, allowed: frozenset[KeyType], operation: str) -> _Engine:
+        """The engine of a token permitted for ``operation``; unwraps (and checks) on first use."""
+        if not isinstance(token, KeyToken):
+            raise KeyUsageError(f"{operation} needs a key token")
+        if token.key_type not in allowed:
+            raise KeyUsageError(
+                f"{operation} needs a {_names(allowed)} key, not a {token.key_type.name} "
+                f"(kcv {token.check_value})"
+            )
+        ck = (token.key_type, token.algorithm, token.cryptogram)
+        eng = self._engines.get(ck)
+        if eng is None:
+            clear = self._lmk.unwrap(token.key_type, token.algorithm, token.cryptogram)
+            cv = kcv_aes(clear) if token.algorithm is Algorithm.AES else kcv(clear)
+            if cv.hex().upper()[: len(token.check_value)] != token.check_value.upper():
+                raise KeyError_(f"the {token.key_type.name} token's check value does not match")
+            eng = _Engine(clear, token.algorithm)
+            self._engines.put(ck, eng)
+        return eng
+
+    def generate_key(
+        self, key_type: KeyType, length: int = 16, algorithm: Algorithm | None = None
+    ) -> KeyToken:
+        """A random key (TDES keys with odd parity and distinct halves)."""
+        algorithm = algorithm or key_type.default_algorithm
+        check_key_length(algorithm, length)
+        while True:
+            clear = secrets.token_bytes(length)
+            if algorithm is Algorithm.AES:
+                break
+            clear = des.adjust_parity(clear)
+            if length == 8 or des.effective_key(clear) == clear:
+                break
+        return self._make_token(key_type, algorithm, clear)
+
+    def import_clear(
+        self, key_type: KeyType, clear: bytes, algorithm: Algorithm | None = None
+    ) -> KeyToken:
+        """Wrap a clear key (ceremonies and tests; production keys arrive under a KEK)."""
+        return self._make_token(key_type, algorithm, bytes(clear))
+
+    def import_components(
+        self, key_type: KeyType, components: Sequence[bytes], algorithm: Algorithm | None = None
+    ) -> KeyToken:
+        """Wrap the XOR of two or more clear components."""
+        if len(components) < 2 or len({len(c) for c in components}) != 1:
+            raise KeyError_("give two or more components of equal length")
+        value = 0
+        for c in components:
+            value ^= int.from_bytes(c, "big")
+        return self._make_token(key_type, algorithm, value.to_bytes(len(components[0]), "big"))
+
+    def _kek_engine(self, key_type: KeyType, kek: KeyToken, operation: str) -> _Engine:
+        keks = frozenset(k for k, carried in EXPORT_RULES.items() if key_type in carried)
+        if not keks:
+            raise KeyUsageError(f"a {key_type.name} cannot be {operation}ed under a KEK")
+        eng = self._engine(kek, keks, f"{operation} of a {key_type.name}")
+        if eng.algorithm is not Algorithm.TDES:
+            raise KeyUsageError("ECB key export/import needs a TDES KEK; use TR-31 for AES")
+        return eng
+
+    def export_key(self, token: KeyToken, kek: KeyToken) -> tuple[bytes, bytes]:
+        """(key under the KEK in ECB, 4-byte check value), as sign-on field 62 carries it."""
+        kek_eng = self._kek_engine(token.key_type, kek, "export")
+        eng = self._engine(token, frozenset({token.key_type}), "export")
+        if eng.algorithm is not Algorithm.TDES:
+            raise KeyUsageError("ECB export is for TDES keys; use TR-31 for AES keys")
+        return kek_eng.ecb.encrypt(eng.key), kcv(eng.key, 4)
+
+    def import_key(
+        self,
+        key_type: KeyType,
+        cryptogram: bytes,
+        kek: KeyToken,
+        check_value: bytes | None = None,
+    ) -> KeyToken:
+        """A token for a TDES key received under a KEK; refuses a wrong check value."""
+        kek_eng = self._kek_engine(key_type, kek, "import")
+        if len(cryptogram) not in (8, 16, 24):
+            raise KeyError_("a TDES key cryptogram is 8, 16 or 24 bytes")
+        clear = kek_eng.ecb.decrypt(cryptogram)
+        if check_value is not None:
+            cv = kcv(clear, len(check_value))
+            if not macs.verify(cv, bytes(check_value)):
+                raise KeyError_(f"the imported {key_type.name} does not match its check value")
+        return self._make_token(key_type, Algorithm.TDES, clear)
+
+    # -- MAC -----------------------------------------------------------------------------
+
+    def _mac(
+        self, mak: KeyToken, data: bytes, algorithm: str, padding: int, allowed=MAC_KEYS
+    ) -> bytes:
+        name = MAC_ALGORITHMS.get(algorithm.lower())
+        if name is None:
+            raise MacError(f"unknown MAC algorithm {algorithm!r}")
+        eng = self._engine(mak, allowed, f"{name} MAC")
+        if name == "cmac":
+            alg = "aes" if eng.algorithm is Algorithm.AES else "tdes"
+            return macs.cmac(eng.key, data, alg)
+        if eng.algorithm is not Algorithm.TDES:
+            raise MacError(f"the {name} MAC needs a DES/TDES key")
+        if name == "unionpay_ecb":
+            return macs.unionpay_ecb_mac_with(eng.ecb.encrypt, data)
+        if name == "x9.19":
+            return eng.x919(data, padding)
+        return macs.iso9797_alg1_with(eng.chain, data, padding)
+
+    def generate_mac(
+        self, mak: KeyToken, data: bytes, algorithm: str = "unionpay_ecb", padding: int = 1
+    ) -> bytes:
+        """The MAC: 8 ASCII hex bytes for unionpay_ecb, else the full binary MAC."""
+        return self._mac(mak, data, algorithm, padding)
+
+    def verify_mac(
+        self,
+        mak: KeyToken,
+        data: bytes,
+        mac: bytes | str,
+        algorithm: str = "unionpay_ecb",
+        padding: int = 1,
+    ) -> bool:
+        """Constant-time check; a truncated binary MAC (4 bytes or more) is compared as sent."""
+        expected = self._mac(mak, data, algorithm, padding)
+        if isinstance(mac, str):
+            try:
+                mac = mac.encode("ascii")
+            except UnicodeEncodeError:
+                return False
+        received = bytes(mac)
+        if MAC_ALGORITHMS[algorithm.lower()] == "unionpay_ecb":
+            return macs.verify(expected, received.upper())
+        if not 4 <= len(received) <= len(expected):
+            return False
+        return macs.verify(expected[: len(received)], received)
+
+    # -- PIN -----------------------------------------------------------------------------
+
+    def _dukpt_pin_key(self, src: DukptSource) -> tuple[_Engine, int]:
+        """An engine for the DUKPT PIN key of a KSN, and the device's PIN block format."""
+        eng = self._engine(src.bdk, DUKPT_BASE_KEYS, "DUKPT derivation")
+        ksn = bytes(src.ksn)
+        if src.bdk.key_type is T.BDK:
+            fmt = 0 if src.fmt is None else src.fmt
+            ck = ("DUKPT-PIN", src.bdk.cryptogram, ksn)
+            pin_eng = self._engines.get(ck)
+            if pin_eng is None:
+                ipek = self._ipek(eng.key, ksn)
+                tk = dukpt.derive_transaction_key(ipek, ksn, cache=self.dukpt_cache)
+                pin_eng = _Engine(dukpt.pin_key(tk), Algorithm.TDES)
+                self._engines.put(ck, pin_eng)
+            return pin_eng, fmt
+        try:
+            wkt = dukpt.DerivedKeyType[src.working_key.upper()]
+        except KeyError:
+            raise KeyUsageError(f"unknown AES DUKPT working key type {src.working_key!r}") from None
+        if wkt not in (
+            dukpt.DerivedKeyType.AES128,
+            dukpt.DerivedKeyType.AES192,
+            dukpt.DerivedKeyType.AES256,
+        ):
+            raise KeyUsageError("only AES working keys are supported for AES DUKPT PIN blocks")
+        fmt = 4 if src.fmt is None else src.fmt
+        ck = ("DUKPT-PIN", src.bdk.cryptogram, ksn, wkt)
+        pin_eng = self._engines.get(ck)
+        if pin_eng is None:
+            ikid, _ = dukpt.aes_ksn(ksn)
+            ik = self._aes_ik(eng.key, ikid)
+            dk = dukpt.derive_aes_derivation_key(ik, ksn, cache=self.dukpt_cache)
+            pk = dukpt.derive_working_key(dk, ksn, dukpt.KeyUsage.PIN_ENCRYPTION, wkt)
+            pin_eng = _Engine(pk, Algorithm.AES)
+            self._engines.put(ck, pin_eng)
+        return pin_eng, fmt
+
+    def _ipek(self, bdk: bytes, ksn: bytes) -> bytes:
+        iksn = (int.from_bytes(ksn, "big") & ~dukpt.TDES_COUNTER_MASK).to_bytes(10, "big")
+        ck = ("IPEK", bdk, iksn)
+        ipek = self.dukpt_cache.get(ck)
+        if ipek is None:
+            ipek = dukpt.derive_ipek(bdk, ksn)
+            self.dukpt_cache.put(ck, ipek)
+        return ipek
+
+    def _aes_ik(self, bdk: bytes, ikid: bytes) -> bytes:
+        ck = ("IK", bdk, ikid)
+        ik = self.dukpt_cache.get(ck)
+        if ik is None:
+            ik = dukpt.derive_initial_key(bdk, ikid)
+            self.dukpt_cache.put(ck, ik)
+        return ik
+
+    @staticmethod
+    def _decode(eng: _Engine, block: bytes, pan: str, fmt: int) -> str:
+        if not isinstance(block, bytes | bytearray):
+            raise PinError("a PIN block must be bytes")
+        block = bytes(block)
+        if fmt == 4:
+            if eng.algorithm is not Algorithm.AES:
+                raise PinError("format 4 PIN blocks are enciphered under AES keys")
+            return pinblock.decipher_format4(eng.key, block, pan, ecb=eng.ecb)
+        if eng.algorithm is not Algorithm.TDES:
+            raise PinError(f"format {fmt} PIN blocks are enciphered under TDES keys")
+        if len(block) != 8:
+            raise PinError("a format 0/1/3 PIN block is 8 bytes")
+        return pinblock.decode(fmt, eng.ecb.decrypt(block), pan)
+
+    @staticmethod
+    def _encode(eng: _Engine, pin: str, pan: str, fmt: int) -> bytes:
+        if fmt == 4:
+            if eng.algorithm is not Algorithm.AES:
+                raise PinError("format 4 PIN blocks need an AES destination key")
+            return pinblock.encipher_format4(eng.key, pin, pan, ecb=eng.ecb)
+        if eng.algorithm is not Algorithm.TDES:
+            raise PinError(f"format {fmt} PIN blocks need a TDES destination key")
+        return eng.ecb.encrypt(pinblock.encode(fmt, pin, pan))
+
+    def translate_pin(
+        self,
+        block: bytes,
+        pan: str,
+        source: KeyToken | DukptSource,
+        dest: KeyToken,
+        dest_format: int = 0,
+        source_format: int | None = None,
+    ) -> bytes:
+        """Decrypt under the source (PIK/ZPK or DUKPT), re-encrypt under the ZPK.
+
+        ISO 9564-1 forbids moving a PIN from a PAN-bound format (0, 3, 4) to format 1, which
+        would strip the PAN binding; that is refused.
+        """
+        if isinstance(source, DukptSource):
+            src_eng, default_fmt = self._dukpt_pin_key(source)
+            src_fmt = default_fmt if source_format is None else source_format
+        else:
+            src_eng = self._engine(source, PIN_SOURCE_KEYS, "PIN translation (source)")
+            default_fmt = 4 if src_eng.algorithm is Algorithm.AES else 0
+            src_fmt = default_fmt if source_format is None else source_format
+        dst_eng = self._engine(dest, PIN_DEST_KEYS, "PIN translation (destination)")
+        for f in (src_fmt, dest_format):
+            if f not in pinblock.FORMATS:
+                raise PinError(f"unsupported PIN block format {f!r}")
+        if src_fmt in pinblock.PAN_BOUND and dest_format == 1:
+            raise PinError("ISO 9564-1 forbids translating a PAN-bound PIN block to format 1")
+        pin = self._decode(src_eng, block, pan, src_fmt)
+        return self._encode(dst_eng, pin, pan, dest_format)
+
+    # -- PVV (issuer side) -------------------------------------------------------------
+
+    @staticmethod
+    def _pvv(eng: _Engine, pan: str, pin: str, pvki: int) -> str:
+        pinblock.check_pan(pan)
+        pinblock.check_pin(pin)
+        if not 0 <= int(pvki) <= 9:
+            raise PinError("the PVKI is one digit")
+        tsp = pan[:-1][-11:].rjust(11, "0") + str(int(pvki)) + pin[:4]
+        digits = eng.ecb.encrypt(bytes.fromhex(tsp)).hex().upper()
+        dec = [c for c in digits if c.isdigit()]
+        dec += [str(int(c, 16) - 10) for c in digits if not c.isdigit()]
+        return "".join(dec[:4])
+
+    def generate_pvv(self, pvk: KeyToken, pan: str, pin: str, pvki: int = 1) -> str:
+        """The Visa PVV (4 digits) of a PIN, for provisioning a test card."""
+        return self._pvv(self._engine(pvk, frozenset({T.PVK}), "PVV generation"), pan, pin, pvki)
+
+    def verify_pin_pvv(
+        self,
+        zpk: KeyToken,
+        block: bytes,
+        pan: str,
+        pvv: str,
+        pvk: KeyToken,
+        pvki: int = 1,
+        fmt: int = 0,
+    ) -> bool:
+        """Decrypt the PIN block under the ZPK and compare its Visa PVV; the PIN stays inside."""
+        zeng = self._engine(zpk, PIN_DEST_KEYS | PIN_SOURCE_KEYS, "PIN verification")
+        peng = self._engine(pvk, frozenset({T.PVK}), "PVV verification")
+        pin = self._decode(zeng, block, pan, fmt)
+        computed = self._pvv(peng, pan, pin, pvki)
+        return macs.verify(computed.encode(), str(pvv).encode("ascii", "replace"))
+
+    # -- track data ----------------------------------------------------------------------
+
+    def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str:
+        """Undo the terminal's track encryption (DIALECT.md: the 8 bytes ending one byte
+        before the end of the packed track are TDES-ECB encrypted with the TDK)."""
+        eng = self._engine(tdk, frozenset({T.TDK}), "track decryption")
+        return _track_transform(eng.ecb.decrypt, track_nibbles)
+
+    # -- DUKPT -------------------------------------------------------------------------
+
+    def derive_ipek(self, bdk: KeyToken, ksn: bytes) -> KeyToken:
+        """The device's initial key as a token: IPEK (TDES BDK) or IK_AES (AES BDK)."""
+        eng = self._engine(bdk, DUKPT_BASE_KEYS, "initial key derivation")
+        if bdk.key_type is T.BDK:
+            if len(ksn) != dukpt.TDES_KSN_LEN:
+                raise KeysError("a TDES DUKPT KSN is 10 bytes")
+            return self._make_token(T.IPEK, Algorithm.TDES, dukpt.derive_ipek(eng.key, bytes(ksn)))
+        if len(ksn) not in (8, dukpt.AES_KSN_LEN):
+            raise KeysError("an AES DUKPT KSN is 12 bytes (or the 8-byte initial key ID)")
+        ik = dukpt.derive_initial_key(eng.key, bytes(ksn[:8]))
+        return self._make_token(T.IK_AES, Algorithm.AES, ik)
+
+
+def _track_transform(op: Any, track: str) -> str:
+    """Apply ``op`` to the 8 bytes that end one byte before the end of the packed track."""
+    if not isinstance(track, str) or not track:
+        raise KeysError("the track must be a non-empty string")
+    nibbles = track.upper().replace("=", "D")
+    if any(c not in "0123456789ABCDEF" for c in nibbles):
+        raise KeysError("the track holds a character that is not a nibble")
+    packed = bytes.fromhex(nibbles + ("0" if len(nibbles) % 2 else ""))
+    if len(packed) < 9:
+        raise KeysError("the track is too short to carry an encrypted block (9 bytes minimum)")
+    out = packed[:-9] + op(packed[-9:-1]) + packed[-1:]
+    return out.hex().upper()[: len(nibbles)].replace("D", "=")
+
+
+def encrypt_track(tdk_clear: bytes, track: str) -> str:
+    """Terminal side of the track encryption (for the emulator and tests)."""
+    return _track_transform(des.new_ecb(tdk_clear).encrypt, track)

@@ -1,0 +1,290 @@
+"""DUKPT against ANSI X9.24-1-2009 Annex A and X9.24-3-2017 test vectors."""
+
+import pytest
+
+from keys import des, dukpt, pinblock
+from keys.errors import DukptError
+
+BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+IKSN = "FFFF9876543210"
+IPEK = bytes.fromhex("6AC292FAA1315B4D858AB3A3D7D5933A")
+
+# ANSI X9.24-1-2009 Annex A (A.4, the test-data table for the double-length-key
+# algorithm): KSN -> PIN-variant key, MAC-variant key, PIN block (PIN 1234, PAN
+# 4012345678909, format 0) encrypted under the PIN key. Rows include the high counters
+# (E10000 ... F00000) that naive implementations get wrong.
+ANNEX_A = [
+    (
+        "E00001",
+        "042666B49184CF5C68DE9628D0397B36",
+        "042666B4918430A368DE9628D03984C9",
+        "1B9C1845EB993A7A",
+    ),
+    (
+        "E00002",
+        "C46551CEF9FD244FAA9AD834130D3B38",
+        "C46551CEF9FDDBB0AA9AD834130DC4C7",
+        "10A01C8D02C69107",
+    ),
+    (
+        "E00003",
+        "0DF3D9422ACA561A47676D07AD6BAD05",
+        "0DF3D9422ACAA9E547676D07AD6B52FA",
+        "18DC07B94797B466",
+    ),
+    (
+        "E00004",
+        "279C0F6AEED0BE9A2B2C733E1383AE6E",
+        "279C0F6AEED041652B2C733E13835191",
+        "0BC79509D5645DF7",
+    ),
+    (
+        "E00005",
+        "5F8DC6D2C845C1DA508DDC048093B8C0",
+        "5F8DC6D2C8453E25508DDC048093473F",
+        "5BC0AF22AD87B327",
+    ),
+    (
+        "E00006",
+        "5E415CB0BAF9F0C3D0C14B63FB62FFBC",
+        "5E415CB0BAF90F3CD0C14B63FB620043",
+        "A16DF70AE36158D8",
+    ),
+    (
+        "E00007",
+        "0C8F780B7C8B492FAE84A9EB2A6CE69F",
+        "0C8F780B7C8BB6D0AE84A9EB2A6C1960",
+        "27711C16CB257F8E",
+    ),
+    (
+        "E00008",
+        "27F66D5244FF621EAA6F6120EDEB427F",
+        "27F66D5244FF9DE1AA6F6120EDEBBD80",
+        "50E55547A5027551",
+    ),
+    (
+        "E00009",
+        "27E31064FDC565968900E2057F658E81",
+        "27E31064FDC59A698900E2057F65717E",
+        "536CF7F678ACFC8D",
+    ),
+    (
+        "E0000A",
+        "6CF2500A22507C83C776CEADC1E330EB",
+        "6CF2500A2250837CC776CEADC1E3CF14",
+        "EDABBA23221833FE",
+    ),
+    (
+        "E00010",
+        "59598DCBD9BD943F94165CE453585FA8",
+        "59598DCBD9BD6BC094165CE45358A057",
+        "D5D9638559EF53D6",
+    ),
+    (
+        "E00015",
+        "E161D1956A61F62DF37AFD7F9CC36965",
+        "E161D1956A6109D2F37AFD7F9CC3969A",
+        "72105C22EBC791E6",
+    ),
+    (
+        "E10000",
+        "2F9A0C0B46ECCBA1F8287A7A071AF54B",
+        "2F9A0C0B46EC345EF8287A7A071A0AB4",
+        "19776D96D73AF1E2",
+    ),
+    (
+        "E20000",
+        "DEFDE0EA1043B58D2FA013DE6C4B8F04",
+        "DEFDE0EA10434A722FA013DE6C4B70FB",
+        "83F14581B8946B2D",
+    ),
+    (
+        "E40000",
+        "9F59E8536BDB056513C856FCCF9A0981",
+        "9F59E8536BDBFA9A13C856FCCF9AF67E",
+        "96B3ADCBF9F5219C",
+    ),
+    (
+        "E80000",
+        "87B9983D9D23047A8D199F5CA0C3DEEC",
+        "87B9983D9D23FB858D199F5CA0C32113",
+        "1E0F453FD55FCE45",
+    ),
+    (
+        "EFF800",
+        "F9CDFEBF4F5B1D61B3EC12454527E189",
+        "F9CDFEBF4F5BE29EB3EC124545271E76",
+        "33365F5CC6F23C35",
+    ),
+    (
+        "EFF801",
+        "5BEE92627E9782A3911BF619DF72CAC4",
+        "5BEE92627E977D5C911BF619DF72353B",
+        "3A86BF003F835C9D",
+    ),
+    (
+        "EFF880",
+        "CA8225C587124D04B87F279C0BE297D8",
+        "CA8225C58712B2FBB87F279C0BE26827",
+        "22E340D6ABB40981",
+    ),
+    (
+        "EFFC00",
+        "F9430DF97508246EC77BE4EF4FDB9111",
+        "F9430DF97508DB91C77BE4EF4FDB6EEE",
+        "DEFC6F09F8927B71",
+    ),
+    (
+        "F00000",
+        "AA4D58DB653EC7B548C75F2F047DD24A",
+        "AA4D58DB653E384A48C75F2F047D2DB5",
+        "73EC88AD0AC5830E",
+    ),
+]
+
+
+def test_ipek_x924_annex_a():
+    # ANSI X9.24-1-2009 Annex A: BDK 0123456789ABCDEFFEDCBA9876543210, KSN
+    # FFFF9876543210E00000 -> IPEK 6AC292FAA1315B4D858AB3A3D7D5933A.
+    assert dukpt.derive_ipek(BDK, bytes.fromhex(IKSN + "E00000")) == IPEK
+    # The IPEK ignores the counter bits (the PyPI `dukpt` 1.0.1 pitfall of DESIGN.md).
+    assert dukpt.derive_ipek(BDK, bytes.fromhex(IKSN + "EFF800")) == IPEK
+
+
+@pytest.mark.parametrize(("ctr", "pin_key", "mac_key", "epb"), ANNEX_A)
+def test_transaction_keys_annex_a(ctr, pin_key, mac_key, epb):
+    ksn = bytes.fromhex(IKSN + ctr)
+    tk = dukpt.derive_transaction_key(IPEK, ksn)
+    assert dukpt.pin_key(tk).hex().upper() == pin_key
+    assert dukpt.mac_key(tk).hex().upper() == mac_key
+    clear = pinblock.encode(0, "1234", "4012345678909")
+    assert des.encrypt_ecb(dukpt.pin_key(tk), clear).hex().upper() == epb
+
+
+def test_cache_gives_identical_keys_in_any_order():
+    cache = dukpt.DukptCache(1000)
+    for ctr, pin_key, _, _ in reversed(ANNEX_A):
+        tk = dukpt.derive_transaction_key(IPEK, bytes.fromhex(IKSN + ctr), cache=cache)
+        assert dukpt.pin_key(tk).hex().upper() == pin_key
+    for ctr, pin_key, _, _ in ANNEX_A:
+        tk = dukpt.derive_transaction_key(IPEK, bytes.fromhex(IKSN + ctr), cache=cache)
+        assert dukpt.pin_key(tk).hex().upper() == pin_key
+
+
+def test_data_keys_variant_and_2009():
+    tk = dukpt.derive_transaction_key(IPEK, bytes.fromhex(IKSN + "E00001"))
+    variant = dukpt.data_variant(tk)
+    # The bare variant is a plain XOR with 0000000000FF0000 0000000000FF0000.
+    assert variant == bytes(a ^ b for a, b in zip(tk, dukpt.DATA_VARIANT, strict=True))
+    # X9.24-1-2009 A.4.1: the data key is the variant encrypted half by half under itself.
+    key2009 = dukpt.data_key_2009(tk)
+    assert key2009 == des.encrypt_ecb(variant, variant[:8]) + des.encrypt_ecb(variant, variant[8:])
+    assert key2009 != variant
+
+
+@pytest.mark.parametrize(
+    ("ctr", "msg"),
+    [
+        ("E00000", "counter is 0"),
+        ("EFFE00", "more than 10 one bits"),  # 11 bits set
+        ("FFFFFF", "exhausted"),
+        ("FFFC00", "exhausted"),
+    ],
+)
+def test_bad_counters_refused(ctr, msg):
+    with pytest.raises(DukptError, match=msg):
+        dukpt.derive_transaction_key(IPEK, bytes.fromhex(IKSN + ctr))
+
+
+def test_bad_ksn_length():
+    with pytest.raises(DukptError):
+        dukpt.derive_transaction_key(IPEK, bytes(9))
+
+
+# --- AES DUKPT ----------------------------------------------------------------------------
+
+AES_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+IKID = bytes.fromhex("1234567890123456")
+
+
+def _ksn(counter: int) -> bytes:
+    return IKID + counter.to_bytes(4, "big")
+
+
+def test_aes128_initial_key():
+    # ANSI X9.24-3-2017 Annex B / test-vector supplement: BDK-128, IKID 1234567890123456
+    # -> initial key 1273671EA26AC29AFA4D1084127652A1.
+    assert dukpt.derive_initial_key(AES_BDK, IKID).hex().upper() == (
+        "1273671EA26AC29AFA4D1084127652A1"
+    )
+
+
+def test_aes256_initial_key():
+    # X9.24-3-2017 test-vector supplement, AES-256 BDK (the 128-bit BDK twice).
+    bdk = AES_BDK + AES_BDK
+    assert dukpt.derive_initial_key(bdk, IKID).hex().upper() == (
+        "CE9CE0C101D1138F97FB6CAD4DF045A7083D4EAE2D35A31789D01CCF0949550F"
+    )
+
+
+@pytest.mark.parametrize(
+    ("counter", "derivation", "usage", "key"),
+    [
+        # X9.24-3-2017 test-vector supplement, AES-128 BDK, AES-128 working keys.
+        (
+            1,
+            "4F21B565BAD9835E112B6465635EAE44",
+            "PIN_ENCRYPTION",
+            "AF8CB133A78F8DC2D1359F18527593FB",
+        ),
+        (
+            1,
+            "4F21B565BAD9835E112B6465635EAE44",
+            "MAC_GENERATION",
+            "A2DC23DE6FDE0824A2BC321E08E4B8B7",
+        ),
+        (1, "4F21B565BAD9835E112B6465635EAE44", "DATA_ENCRYPT", "A35C412EFD41FDB98B69797C02DCD08F"),
+        (
+            2,
+            "2F34D68DE10F68D38091A73B9E7C437C",
+            "PIN_ENCRYPTION",
+            "D30BDC73EC9714B000BEC66BDB7B6D09",
+        ),
+    ],
+)
+def test_aes128_working_keys(counter, derivation, usage, key):
+    ik = dukpt.derive_initial_key(AES_BDK, IKID)
+    dk = dukpt.derive_aes_derivation_key(ik, _ksn(counter))
+    assert dk.hex().upper() == derivation
+    wk = dukpt.derive_working_key(
+        dk, _ksn(counter), dukpt.KeyUsage[usage], dukpt.DerivedKeyType.AES128
+    )
+    assert wk.hex().upper() == key
+    assert (
+        dukpt.host_derive_working_key(
+            AES_BDK, _ksn(counter), dukpt.KeyUsage[usage], dukpt.DerivedKeyType.AES128
+        )
+        .hex()
+        .upper()
+        == key
+    )
+
+
+def test_aes_counter_rules():
+    ik = dukpt.derive_initial_key(AES_BDK, IKID)
+    with pytest.raises(DukptError, match="counter is 0"):
+        dukpt.derive_aes_derivation_key(ik, _ksn(0))
+    with pytest.raises(DukptError, match="more than 16 one bits"):
+        dukpt.derive_aes_derivation_key(ik, _ksn(0x0001FFFF))  # 17 bits
+    with pytest.raises(DukptError, match="exhausted"):
+        dukpt.derive_aes_derivation_key(ik, _ksn(0xFFFF8000))
+    dukpt.derive_aes_derivation_key(ik, _ksn(0xFFFF0000))  # 16 bits: the last usable one
+
+
+def test_aes_cache_consistency():
+    cache = dukpt.DukptCache(100)
+    ik = dukpt.derive_initial_key(AES_BDK, IKID)
+    for c in (0x845FED, 1, 2, 0x845FEE, 0x845FED):
+        assert dukpt.derive_aes_derivation_key(ik, _ksn(c), cache=cache) == (
+            dukpt.derive_aes_derivation_key(ik, _ksn(c))
+        )
