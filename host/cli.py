@@ -12,7 +12,9 @@ import importlib
 import click
 
 # name -> "module:attribute" of a click command or group.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
+}
 
 
 class LazyGroup(click.Group):
