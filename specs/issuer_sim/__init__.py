@@ -1,0 +1,1 @@
+"""Issuer simulator data: demo configuration and cards, example rules and scripts."""

@@ -1,0 +1,193 @@
+"""``poshost issuer-sim``: run the issuer simulator, reset its state, manage its cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import click
+
+from tools.issuer_sim.cards import Card, append_card, load_cards, mask_pan
+from tools.issuer_sim.config import SimConfig
+
+
+def _config(config_path: str | None, overrides: dict) -> SimConfig:
+    config = SimConfig.load(config_path)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    failure = {}
+    for key in ("latency", "drop_rate", "disconnect_rate"):
+        if key in changes:
+            failure[key] = changes.pop(key)
+    for key in ("state", "cards", "rules", "script", "record"):
+        if key in changes:
+            changes[key] = Path(changes[key])
+    if failure:
+        try:
+            changes["failure"] = config.failure.updated(failure)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from e
+    return attrs.evolve(config, **changes)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Simulator TOML config (default: specs/issuer_sim/demo.toml, TEST ONLY keys).",
+)
+state_option = click.option(
+    "--state", type=click.Path(dir_okay=False), help="SQLite state file (default from config)."
+)
+
+
+@click.group(invoke_without_command=True)
+@config_option
+@click.option(
+    "--listen", help="HOST:PORT to accept acquirer connections on (default 127.0.0.1:9583)."
+)
+@state_option
+@click.option("--cards", type=click.Path(dir_okay=False), help="Card database (TOML).")
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), help="Rules file (TOML).")
+@click.option(
+    "--script", type=click.Path(exists=True, dir_okay=False), help="Python hook: on_request()."
+)
+@click.option("--control", help="HOST:PORT of the HTTP control endpoint, e.g. 127.0.0.1:8089.")
+@click.option("--record", type=click.Path(dir_okay=False), help="Append exchanges as JSON lines.")
+@click.option("--latency", help="fixed:MS | uniform:LO-HI | normal:MEAN,p99=MS")
+@click.option("--drop-rate", type=float, help="Share of requests never answered (0..1).")
+@click.option("--disconnect-rate", type=float, help="Share of requests that close the link.")
+@click.option("--seed", type=int, help="Seed for latency, drops and rule probabilities.")
+@click.pass_context
+def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
+    """Run the issuer simulator (ISO 8583 issuer dialect) until Ctrl-C."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["state"] = overrides.get("state")
+    ctx.obj["cards"] = overrides.get("cards")
+    if ctx.invoked_subcommand is not None:
+        return
+    import trio
+
+    from tools.issuer_sim.server import Simulator
+
+    config = _config(config_path, overrides)
+    try:
+        sim = Simulator(config)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(
+        f"issuer simulator on {config.listen}; state {config.state}; cards {config.cards}"
+        + (f"; control http://{config.control}" if config.control else ""),
+        err=True,
+    )
+    try:
+        trio.run(sim.serve)
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+
+
+def _sub_config(ctx: click.Context, config_path, state, cards=None) -> SimConfig:
+    obj = ctx.find_object(dict) or {}
+    return _config(
+        config_path or obj.get("config_path"),
+        {"state": state or obj.get("state"), "cards": cards or obj.get("cards")},
+    )
+
+
+@issuer_sim.command()
+@config_option
+@state_option
+@click.pass_context
+def reset(ctx: click.Context, config_path, state) -> None:
+    """Reset balances, holds, PIN tries and the ledger to the card file."""
+    from tools.issuer_sim.ledger import Ledger
+
+    config = _sub_config(ctx, config_path, state)
+    cards = load_cards(config.cards)
+    ledger = Ledger(config.state)
+    ledger.reset(cards)
+    ledger.close()
+    click.echo(f"{config.state}: reset to {len(cards)} cards from {config.cards}")
+
+
+@issuer_sim.group()
+def cards() -> None:
+    """List or add cards."""
+
+
+@cards.command("list")
+@config_option
+@state_option
+@click.option("--file", "from_file", is_flag=True, help="Show the card file, not the live state.")
+@click.pass_context
+def list_cards(ctx: click.Context, config_path, state, from_file) -> None:
+    """Cards with masked PANs; live balances from the state file when it exists."""
+    config = _sub_config(ctx, config_path, state)
+    rows = []
+    if not from_file and Path(config.state).exists():
+        from tools.issuer_sim.ledger import Ledger
+
+        ledger = Ledger(config.state)
+        labels = ledger.labels()
+        for c in ledger.cards():
+            rows.append(
+                (c.pan, c.expiry, c.status, c.currency, c.balance, c.available, c.daily_limit,
+                 f"{c.pin_tries}/{c.max_pin_tries}", labels.get(c.pan, ""))
+            )  # fmt: skip
+        ledger.close()
+        source = str(config.state)
+    else:
+        for c in load_cards(config.cards):
+            rows.append(
+                (c.pan, c.expiry, c.status, c.currency, c.balance, c.balance, c.daily_limit,
+                 f"{c.pin_tries}/{c.max_pin_tries}", c.label)
+            )  # fmt: skip
+        source = str(config.cards)
+    click.echo(f"# {source}")
+    head = ("PAN", "EXP", "STATUS", "CCY", "BALANCE", "AVAILABLE", "DAILY", "PIN", "LABEL")
+    fmt = "{:<19} {:<4} {:<7} {:<3} {:>12} {:>12} {:>10} {:>4}  {}"
+    click.echo(fmt.format(*head))
+    for pan, *rest in rows:
+        click.echo(fmt.format(mask_pan(pan), *rest))
+
+
+@cards.command("add")
+@click.argument("pan")
+@click.option("--expiry", required=True, help="YYMM")
+@click.option("--pin", help="Clear PIN: only its PVV is stored. Prompted when not given.")
+@click.option(
+    "--status", type=click.Choice(["active", "lost", "stolen", "blocked"]), default="active"
+)
+@click.option("--balance", type=int, default=0, help="Minor units.")
+@click.option("--daily-limit", type=int, default=0, help="Minor units; 0 = none.")
+@click.option("--currency", default="156")
+@click.option("--max-pin-tries", type=int, default=3)
+@click.option("--pvki", type=int, default=1)
+@click.option("--label", default="")
+@config_option
+@state_option
+@click.option(
+    "--file", "card_file", type=click.Path(dir_okay=False), help="Card file to append to."
+)
+@click.pass_context
+def add_card(ctx: click.Context, pan, pin, config_path, state, card_file, **values) -> None:
+    """Add a card to the card file (and to the state file, when it exists)."""
+    from tools.issuer_sim.security import IssuerKeys
+
+    config = _sub_config(ctx, config_path, state, card_file)
+    if pin is None:
+        pin = click.prompt("PIN", hide_input=True, confirmation_prompt=True)
+    try:
+        pvv = IssuerKeys(config.keys).generate_pvv(pan, pin, values["pvki"])
+        card = Card(pan=pan, pvv=pvv, **values)
+        append_card(config.cards, card)
+    except Exception as e:  # bad PAN/PIN/field, duplicate card: one message
+        raise click.ClickException(str(e)) from e
+    if Path(config.state).exists():
+        from tools.issuer_sim.ledger import Ledger
+
+        ledger = Ledger(config.state)
+        if ledger.card(pan) is None:
+            ledger.add_card(card)
+        ledger.close()
+    click.echo(f"added {mask_pan(pan)} (PVV stored, PIN not kept) to {config.cards}")

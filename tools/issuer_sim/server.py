@@ -1,0 +1,336 @@
+"""The simulator's Trio server.
+
+One task per connection; each request in its own task, so a slow rule or hook never holds up
+the others; responses go out in completion order, writes serialized by a per-connection lock.
+A framing or decoding error closes that connection (and is logged); the server keeps serving.
+
+Per request: rules (first match) -> injected latency + the rule's delay -> injected disconnect /
+drop -> the rule's action -> the Python hook -> default processing (network management, or the
+ledger). Failure injection applies to every message, 0800s included: it simulates the link.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import structlog
+import trio
+
+from codec import issuer
+from codec.errors import CodecError
+from codec.framing import LengthPrefixedDecoder, prefix_length
+from codec.message import Message
+from tools.issuer_sim import decide as d
+from tools.issuer_sim.cards import load_cards, mask_pan
+from tools.issuer_sim.config import SimConfig, parse_hostport
+from tools.issuer_sim.ledger import Ledger
+from tools.issuer_sim.recorder import Recorder
+from tools.issuer_sim.rules import first_match, load_rules
+from tools.issuer_sim.script import CLOSE, DROP, HookContext, load_hook
+from tools.issuer_sim.security import IssuerKeys
+from tools.issuer_sim.settings import FailureSettings
+
+log = structlog.get_logger("issuer_sim")
+
+ECHO = (2, 3, 4, 7, 11, 32, 37, 41, 42, 49)
+NETWORK_ECHO = (7, 11, 32, 41, 70)
+
+
+def _auth_code(rng: random.Random) -> str:
+    return f"{rng.randrange(1_000_000):06d}"
+
+
+class _Close(Exception):
+    """Raised inside a request task to close its connection."""
+
+
+class Connection:
+    def __init__(self, number: int, stream: trio.SocketStream, scope: trio.CancelScope):
+        self.number = number
+        self.stream = stream
+        self.scope = scope
+        self.lock = trio.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.scope.cancel()
+
+    async def send(self, msg: Message) -> None:
+        frame = prefix_length(issuer.encode(msg))
+        async with self.lock:
+            await self.stream.send_all(frame)
+
+
+class Simulator:
+    """The issuer simulator; ``await nursery.start(sim.serve)`` returns the bound port."""
+
+    def __init__(self, config: SimConfig | None = None, *, clock: Callable[[], float] = time.time):
+        self.config = config or SimConfig.load()
+        self.settings: FailureSettings = self.config.failure
+        self.rng = random.Random(self.config.seed)
+        self.ledger = Ledger(self.config.state, clock=clock)
+        if self.ledger.is_empty():
+            self.ledger.reset(load_cards(self.config.cards))
+        self.rules = load_rules(self.config.rules) if self.config.rules else []
+        self.hook = load_hook(self.config.script) if self.config.script else None
+        self.keys = IssuerKeys(self.config.keys)
+        self.recorder = Recorder(self.config.record) if self.config.record else None
+        self.hook_state: dict = {}
+        self.stats: Counter[str] = Counter()
+        self.port: int | None = None
+        self.control_port: int | None = None
+        self._db_limiter = trio.CapacityLimiter(1)
+        self._numbers = itertools.count(1)
+
+    # ---- the API other streams' tests use -------------------------------------------------
+
+    async def db(self, fn: Callable, *args):
+        """Run a ledger call in the ledger's worker thread (one at a time)."""
+        return await trio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._db_limiter)
+
+    async def card(self, pan: str) -> d.CardState | None:
+        return await self.db(self.ledger.card, pan)
+
+    async def holds(self, pan: str) -> list[d.Hold]:
+        return await self.db(self.ledger.holds, pan)
+
+    async def reset(self) -> None:
+        cards = load_cards(self.config.cards)
+        await self.db(self.ledger.reset, cards)
+
+    def update_settings(self, changes: dict) -> FailureSettings:
+        self.settings = self.settings.updated(changes)
+        log.info("settings changed", **self.settings.to_json())
+        return self.settings
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        self.ledger.close()
+
+    # ---- serving -------------------------------------------------------------------------
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        host, port = parse_hostport(self.config.listen)
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = listeners[0].socket.getsockname()[1]
+        try:
+            async with trio.open_nursery() as nursery:
+                if self.config.control:
+                    from tools.issuer_sim.control import serve_control
+
+                    self.control_port = await nursery.start(
+                        serve_control, self, self.config.control
+                    )
+                await nursery.start(trio.serve_listeners, self._connection, listeners)
+                log.info(
+                    "issuer simulator listening",
+                    listen=f"{host}:{self.port}",
+                    control=self.control_port,
+                    cards=len(await self.db(self.ledger.cards)),
+                    rules=len(self.rules),
+                    script=str(self.config.script) if self.config.script else None,
+                    **self.settings.to_json(),
+                )
+                task_status.started(self.port)
+        finally:
+            with trio.CancelScope(shield=True):
+                async with self._db_limiter:  # wait for a ledger call still in its thread
+                    self.close()
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        number = next(self._numbers)
+        self.stats["connections"] += 1
+        peer = _peer(stream)
+        log.info("connection opened", conn=number, peer=peer)
+        decoder = LengthPrefixedDecoder(self.config.max_frame)
+        reason = "peer closed"
+        try:
+            async with trio.open_nursery() as nursery:
+                conn = Connection(number, stream, nursery.cancel_scope)
+                while True:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        break
+                    try:
+                        for body in decoder.feed(data):
+                            msg = issuer.decode(body)
+                            self.stats["requests"] += 1
+                            nursery.start_soon(self._request, conn, msg)
+                    except CodecError as e:
+                        self.stats["malformed"] += 1
+                        reason = f"malformed input: {e}"
+                        log.warning("malformed input, closing", conn=number, error=str(e))
+                        break
+                nursery.cancel_scope.cancel()
+            if conn.closed:
+                reason = "closed by rule or injection"
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            reason = f"connection error: {e!r}"
+        except Exception:  # never let one connection bring the server down
+            log.exception("connection failed", conn=number)
+            reason = "internal error"
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+            log.info("connection closed", conn=number, reason=reason)
+
+    async def _request(self, conn: Connection, msg: Message) -> None:
+        t0 = trio.current_time()
+        rule = first_match(self.rules, msg, self.rng) if self.rules else None
+        settings = self.settings
+        outcome, response, used_hook = "answered", None, False
+        try:
+            delay = settings.latency.sample(self.rng)
+            if rule is not None and rule.delay is not None:
+                delay += rule.delay.sample(self.rng)
+            if delay > 0:
+                await trio.sleep(delay)
+            if settings.disconnect_rate and self.rng.random() < settings.disconnect_rate:
+                raise _Close
+            if settings.drop_rate and self.rng.random() < settings.drop_rate:
+                outcome = "dropped"
+            elif rule is not None and rule.close:
+                raise _Close
+            elif rule is not None and rule.drop:
+                outcome = "dropped"
+            elif rule is not None and rule.response is not None:
+                response = self.coded_response(msg, rule.response)
+            else:
+                if self.hook is not None:
+                    used_hook = True
+                    result = await self.hook(msg, self._hook_context(conn))
+                    if result is DROP:
+                        outcome = "dropped"
+                    elif result is CLOSE:
+                        raise _Close
+                    elif isinstance(result, str):
+                        response = self.coded_response(msg, result)
+                    elif isinstance(result, Message):
+                        response = result
+                    elif result is not None:
+                        raise TypeError(f"on_request returned {type(result).__name__}")
+                if response is None and outcome == "answered":
+                    response = await self.process(msg)
+            if response is not None:
+                await conn.send(response)
+        except _Close:
+            outcome = "closed"
+            conn.close()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            outcome = "unsent"
+        except Exception as e:  # a bad hook or an unencodable response: no answer, keep going
+            outcome = "error"
+            response = None
+            log.exception("request failed", conn=conn.number, mti=msg.mti, error=str(e))
+        finally:
+            self.stats[outcome] += 1
+            elapsed = trio.current_time() - t0
+            self._log_exchange(conn, msg, response, outcome, elapsed, rule, used_hook)
+
+    def _log_exchange(self, conn, msg, response, outcome, elapsed, rule, used_hook) -> None:
+        pan = msg.get(2)
+        log.info(
+            "exchange",
+            conn=conn.number,
+            mti=msg.mti,
+            stan=msg.get(11),
+            tid=msg.get(41),
+            pan=mask_pan(pan) if isinstance(pan, str) else None,
+            amount=msg.get(4),
+            nmc=msg.get(70),
+            rsp=response.get(39) if response is not None else None,
+            outcome=outcome,
+            rule=rule.name if rule is not None else None,
+            hook=used_hook,
+            ms=round(elapsed * 1000, 1),
+        )
+        if self.recorder is not None:
+            self.recorder.record(
+                conn=conn.number,
+                request=msg,
+                response=response,
+                outcome=outcome,
+                elapsed=elapsed,
+                rule=rule.name if rule is not None else None,
+                hook=used_hook,
+            )
+
+    def _hook_context(self, conn: Connection) -> HookContext:
+        return HookContext(
+            state=self.hook_state,
+            connection=conn.number,
+            settings=self.settings,
+            default=self.process,
+            card=self.card,
+        )
+
+    # ---- default processing --------------------------------------------------------------
+
+    def coded_response(self, msg: Message, code: str) -> Message:
+        """A response with a given code and no ledger effect (rules, hooks)."""
+        if msg.mti[:2] == "08":
+            return msg.response(code, echo=NETWORK_ECHO)
+        extra = {38: _auth_code(self.rng)} if code == "00" else None
+        return msg.response(code, echo=ECHO, extra=extra)
+
+    async def process(self, msg: Message) -> Message:
+        """The default response to a request, with its ledger effect applied exactly once."""
+        if msg.mti[:2] == "08":
+            return self._network(msg)
+        req = d.parse_request(msg)
+        if req.kind == d.NETWORK:
+            return msg.response("12", echo=NETWORK_ECHO)
+        if not req.tid or (req.kind != d.REVERSAL and not req.pan):
+            return msg.response("30", echo=ECHO)
+        pin_block = msg.get(52)
+
+        def pin_check(card: d.CardState) -> bool:
+            return self.keys.verify_pin(pin_block, card.pan, card.pvki, card.pvv)
+
+        outcome = await self.db(
+            self.ledger.process, req, pin_check, self.config.completion_tolerance_pct
+        )
+        extra: dict = {}
+        if outcome.auth_code:
+            extra[38] = outcome.auth_code
+        if outcome.balances:
+            extra[54] = outcome.balances
+        return msg.response(outcome.code, echo=ECHO, extra=extra or None)
+
+    def _network(self, msg: Message) -> Message:
+        code70 = msg.get(70)
+        if code70 in ("001", "002", "301"):
+            return msg.response("00", echo=NETWORK_ECHO)
+        if code70 == "101":
+            data = str(msg.get(48) or "")
+            if len(data) != 38:
+                return msg.response("30", echo=NETWORK_ECHO)
+            ok = self.keys.exchange_zpk(data[:32], data[32:])
+            if not ok:
+                return msg.response("A7", echo=NETWORK_ECHO)
+            log.info("zpk changed", kcv=data[32:].upper())
+            return msg.response("00", echo=NETWORK_ECHO, extra={48: data[32:].upper()})
+        return msg.response("12", echo=NETWORK_ECHO)
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "?"
+
+
+async def run_simulator(config: SimConfig | None = None, *, task_status=trio.TASK_STATUS_IGNORED):
+    """Run a simulator until cancelled; ``await nursery.start(run_simulator, config)`` returns
+    the bound port. For access to balances and holds, build a :class:`Simulator` and start
+    ``sim.serve`` instead."""
+    sim = Simulator(config)
+    await sim.serve(task_status=task_status)
