@@ -176,8 +176,11 @@ def load_settings(
         sources[f"{section}.{key}"] = f"env:{name}"
 
     for dotted, value in (overrides or {}).items():
-        section, key = dotted.split(".", 1)
-        values.setdefault(section, {})[key] = value
+        section, _, key = dotted.partition(".")
+        if key:
+            values.setdefault(section, {})[key] = value
+        else:
+            values[section] = value  # a whole section, e.g. "routes"
         sources[dotted] = "command line"
 
     _validate(values)
