@@ -66,6 +66,8 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
     ctx.obj["cards"] = overrides.get("cards")
     if ctx.invoked_subcommand is not None:
         return
+    import signal
+
     import trio
 
     from tools.issuer_sim.server import Simulator
@@ -80,10 +82,20 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
         + (f"; control http://{config.control}" if config.control else ""),
         err=True,
     )
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sim.serve)
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
     try:
-        trio.run(sim.serve)
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        trio.run(run)
+    except* KeyboardInterrupt:  # Ctrl-C: inside the nursery it arrives in an exception group
+        pass
+    click.echo("stopped", err=True)
 
 
 def _sub_config(ctx: click.Context, config_path, state, cards=None) -> SimConfig:
