@@ -244,6 +244,12 @@ class Codec:
                 return _iso_decode(data, spec)
             except DecodeError as e2:
                 e = e2
+            except KeyError:
+                raise self._undefined_field(data) from None
+            except Exception as exc:  # defensive, as in decode
+                raise CodecError(
+                    f"undecodable input ({type(exc).__name__})", field="message"
+                ) from None
 
     def _variant(self, keys: frozenset[str]) -> dict[str, dict[str, Any]]:
         spec = self._variants.get(keys)

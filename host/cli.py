@@ -14,6 +14,8 @@ import click
 # name -> "module:attribute" of a click command or group.
 SUBCOMMANDS: dict[str, str] = {
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
+    "decode": "host.cli_codec:decode",
+    "encode": "host.cli_codec:encode",
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from codec.message import Message
 
-PAN = "6212345678901234567"
+PAN = "6228480402564890018"
 TRACK2 = PAN + "=28121011234567"
 COMMON = {11: "000139", 41: "12345678", 42: "123456789012345"}
 CARD = {2: PAN, 14: "2812", 22: "021", 35: TRACK2, 49: "156"}
@@ -155,17 +155,20 @@ TXN_REQUESTS: dict[str, Message] = {
         f11="000008",
         f41="12345678",
         f42="123456789012345",
-        f48="01" + "19" + PAN + "0" + "000000012345" + "000139" + "22",
+        f48="01" + "00" + "19" + PAN + "000000012345" + "000139" + "22",
         f60="00000001201",
     ),
     "batch_upload_end": _m(
-        "0320", f11="000009", f41="12345678", f42="123456789012345", f48="0002", f60="00000001202"
+        "0320", f11="000009", f41="12345678", f42="123456789012345", f48="0001", f60="00000001202"
     ),
 }
 
+ECHO = (3, 11, 25, 41, 42, 60)
+
 RESPONSES: dict[str, Message] = {
     "purchase_response": TXN_REQUESTS["purchase"].response(
-        "00",
+        code="00",
+        echo=ECHO,
         extra={
             12: "112604",
             13: "1031",
@@ -177,12 +180,12 @@ RESPONSES: dict[str, Message] = {
         },
     ),
     "balance_response": TXN_REQUESTS["balance_inquiry"].response(
-        "00", extra={54: "1002156C000000012345"}
+        code="00", echo=ECHO, extra={54: "1002156C000000012345"}
     ),
     "sign_on_response": TXN_REQUESTS["sign_on"].response(
-        "00", extra={60: "00000002003", 62: bytes(40)}
+        code="00", echo=ECHO, extra={60: "00000002003", 62: bytes(40)}
     ),
     "settlement_response": TXN_REQUESTS["settlement"].response(
-        "00", extra={48: "0" * 30 + "1" + "0" * 30 + "1"}
+        code="00", echo=ECHO, extra={48: "0" * 30 + "1" + "0" * 30 + "1"}
     ),
 }

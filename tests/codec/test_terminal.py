@@ -209,3 +209,12 @@ def test_truncations_and_corruptions(m, data):
     pos = data.draw(st.integers(min_value=0, max_value=len(wire) - 1))
     flipped = wire[:pos] + bytes([wire[pos] ^ data.draw(st.integers(1, 255))]) + wire[pos + 1 :]
     decodes_or_codec_error(terminal.decode, flipped)
+
+
+def test_f_pad_followed_by_an_undefined_field_is_a_codec_error():
+    # found by a long random run: the F-pad retry must wrap errors like the first pass
+    wire = terminal.encode(Message("0200", {2: "6212345678901"}))
+    bad = wire[:2] + bytes([wire[2] | 0x04]) + wire[3:-1] + bytes([wire[-1] | 0x0F])
+    with pytest.raises(CodecError) as ei:
+        terminal.decode(bad)
+    assert ei.value.field == "bitmap" and "field 6" in ei.value.reason
