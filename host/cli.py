@@ -12,7 +12,9 @@ import importlib
 import click
 
 # name -> "module:attribute" of a click command or group.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "keys": "host.cli_keys:keys",
+}
 
 
 class LazyGroup(click.Group):
