@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
     "decode": "host.cli_codec:decode",
     "encode": "host.cli_codec:encode",
+    "keys": "host.cli_keys:keys",
 }
 
 

@@ -288,3 +288,52 @@ def test_aes_cache_consistency():
         assert dukpt.derive_aes_derivation_key(ik, _ksn(c), cache=cache) == (
             dukpt.derive_aes_derivation_key(ik, _ksn(c))
         )
+
+
+@pytest.mark.parametrize(
+    ("counter", "derivation_key"),
+    [
+        # ANSI X9.24-3-2017 test-vector supplement, AES-256 BDK (FEDCBA9876543210F1F1F1F1F1F1F1F1
+        # twice): first KSNs (p. 7), the 0x1FFFE/0x20000 roll-over (p. 10) and the last
+        # counters (p. 12) — transaction-derivation keys as listed there.
+        (0x00000001, "54AC2B32B145EA4A554CB8BC44B17467063A799856B1CCC2A138D36E8DBF78B3"),
+        (0x00000002, "5DD5A0253842BBBE1D7C0DA27021412C6F1FAB53FB928DEAE56DA06090A9DE97"),
+        (0x00000008, "20A796D5077D51B8E7613893A4F095B134E02917DC84BD391F3661D0873FF308"),
+        (0x0001FFFE, "A289508CBF1228452CD86AB77B15CB35577AC828C18BB66681E5A16D6C9CCED3"),
+        (0x00020000, "D62DDA94A47D7DA5D763443B4ECB15EA8DD62E0E4F915958BA459591F8312E37"),
+        (0x00020001, "44110A1102748D4A3AC326F53D8CAC650212590CA7126D54546DDE0F20E89CEE"),
+        (0xFFFE2000, "4625EB06E4886D4AFCC9AE37ED4F4E4E1653C9E60E3F24742A87A26AA96AB7A6"),
+        (0xFFFE8000, "630535C9C53E1EC6524016930B56F6728909C45403536B419AEBCB25B7351C07"),
+        (0xFFFF0000, "6D6DB7AAAE8B3EA90E57A39E4BBA71E173B21B446B30A78D64BFC6A8806C55EE"),
+    ],
+)
+def test_aes256_derivation_keys_supplement(counter, derivation_key):
+    ik = dukpt.derive_initial_key(AES_BDK + AES_BDK, IKID)
+    cache = dukpt.DukptCache(64)
+    for _ in range(2):  # cold, then through the cache
+        dk = dukpt.derive_aes_derivation_key(ik, _ksn(counter), cache=cache)
+        assert dk.hex().upper() == derivation_key
+
+
+def test_aes256_counter_0x1ffff_refused():
+    # The supplement lists 0x1FFFF, but it has 17 one bits: X9.24-3-2017 devices skip it.
+    ik = dukpt.derive_initial_key(AES_BDK + AES_BDK, IKID)
+    with pytest.raises(DukptError):
+        dukpt.derive_aes_derivation_key(ik, _ksn(0x1FFFF))
+
+
+def test_aes256_working_key_lengths():
+    ik = dukpt.derive_initial_key(AES_BDK + AES_BDK, IKID)
+    dk = dukpt.derive_aes_derivation_key(ik, _ksn(1))
+    k128 = dukpt.derive_working_key(
+        dk, _ksn(1), dukpt.KeyUsage.PIN_ENCRYPTION, dukpt.DerivedKeyType.AES128
+    )
+    k256 = dukpt.derive_working_key(
+        dk, _ksn(1), dukpt.KeyUsage.PIN_ENCRYPTION, dukpt.DerivedKeyType.AES256
+    )
+    assert len(k128) == 16 and len(k256) == 32 and k256[:16] != k128
+    small = dukpt.derive_aes_derivation_key(dukpt.derive_initial_key(AES_BDK, IKID), _ksn(1))
+    with pytest.raises(DukptError):
+        dukpt.derive_working_key(
+            small, _ksn(1), dukpt.KeyUsage.PIN_ENCRYPTION, dukpt.DerivedKeyType.AES256
+        )
