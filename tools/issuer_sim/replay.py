@@ -54,7 +54,8 @@ def rebuild(entry: dict, cards: list[Card], pin: str | None, zpk: bytes) -> Mess
         if key == "mti":
             continue
         n = int(key)
-        if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
+        hidden = isinstance(value, str) and value.endswith((" bytes]", " chars]"))
+        if hidden and value.startswith("["):
             if n == 52 and pin is not None:
                 continue  # rebuilt below, once the PAN is known
             if n in (48, 35, 36, 45, 55, 128, 52):
