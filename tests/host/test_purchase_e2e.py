@@ -18,7 +18,7 @@ def run(tmp_path, body, **kw):
     trio.run(main)
 
 
-def test_purchase_approved_debits_the_card_and_is_journalled(tmp_path):
+def test_purchase_approved_debits_the_card_and_is_journalled(tmp_path, journal_url):
     async def body(sim, running):
         device = demo_device()
         async with terminal(running, device) as client:
@@ -34,7 +34,7 @@ def test_purchase_approved_debits_the_card_and_is_journalled(tmp_path):
         ]
         assert rows[0].pan_masked == "622202******0001"
 
-    run(tmp_path, body)
+    run(tmp_path, body, journal_url=journal_url)
 
 
 def test_declines_from_the_issuer_reach_the_terminal(tmp_path):
@@ -72,7 +72,7 @@ def test_balance_inquiry_returns_54(tmp_path):
     run(tmp_path, body)
 
 
-def test_duplicate_stan_gets_94_without_a_second_debit(tmp_path):
+def test_duplicate_stan_gets_94_without_a_second_debit(tmp_path, journal_url):
     async def body(sim, running):
         device = demo_device()
         async with terminal(running, device) as client:
@@ -82,10 +82,10 @@ def test_duplicate_stan_gets_94_without_a_second_debit(tmp_path):
         assert (first[39], again[39]) == ("00", "94")
         assert (await sim.card(RICH)).balance == RICH_BALANCE - 500
 
-    run(tmp_path, body)
+    run(tmp_path, body, journal_url=journal_url)
 
 
-def test_terminal_reversal_restores_the_balance_exactly_once(tmp_path):
+def test_terminal_reversal_restores_the_balance_exactly_once(tmp_path, journal_url):
     async def body(sim, running):
         device = demo_device()
         async with terminal(running, device) as client:
@@ -108,7 +108,7 @@ def test_terminal_reversal_restores_the_balance_exactly_once(tmp_path):
         await trio.sleep(0.3)
         assert (await sim.card(RICH)).balance == RICH_BALANCE
 
-    run(tmp_path, body)
+    run(tmp_path, body, journal_url=journal_url)
 
 
 def test_no_route_gets_15(tmp_path):
