@@ -117,7 +117,7 @@ def test_sigkill_under_load_then_restart_loses_nothing_and_doubles_nothing(tmp_p
                     if t.kind == "purchase" and t.code == "00" and not t.reversed
                 }
 
-            journal_url = f"sqlite:///{data_dir / 'journal.sqlite'}"
+            journal_url = f"sqlite:///{data_dir / 'poshost.sqlite'}"
 
             def journal_view():
                 with SyncStore.open(journal_url) as store:
