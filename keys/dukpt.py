@@ -188,8 +188,8 @@ def data_response_variant(transaction_key: bytes) -> bytes:
 def data_key_2009(transaction_key: bytes, *, response: bool = False) -> bytes:
     """The X9.24-1-2009 data encryption key: the data variant encrypted, half by half, by itself.
 
-    This one-way step is in the 2009 text (A.4.1) and absent from older device documents;
-    :func:`data_variant` gives the bare variant for those.
+    This one-way step is in the 2009 text (A.4.1, figure A-2) and absent from older device
+    documents; :func:`data_variant` gives the bare variant for those.
     """
     v = data_response_variant(transaction_key) if response else data_variant(transaction_key)
     ecb = des.new_ecb(v)
@@ -294,7 +294,8 @@ def derive_aes_derivation_key(
         data = _derivation_data(KeyUsage.KEY_DERIVATION, kt, tail4 + cumulative.to_bytes(4, "big"))
         return _aes_derive(AES.new(key, AES.MODE_ECB), data, kt)
 
-    return _walk(initial_key, _path(counter, AES_COUNTER_BITS), step, cache, ("A", initial_key))
+    tag = ("A", initial_key, ikid)
+    return _walk(initial_key, _path(counter, AES_COUNTER_BITS), step, cache, tag)
 
 
 def derive_working_key(
