@@ -484,6 +484,8 @@ class SoftHSM:
     def _dukpt_pin_key(self, src: DukptSource) -> tuple[_Engine, int]:
         """An engine for the DUKPT PIN key of a KSN, and the device's PIN block format."""
         eng = self._engine(src.bdk, DUKPT_BASE_KEYS, "DUKPT derivation")
+        if not isinstance(src.ksn, bytes | bytearray):
+            raise dukpt.DukptError("the KSN must be bytes")
         ksn = bytes(src.ksn)
         if src.bdk.key_type is T.BDK:
             fmt = 0 if src.fmt is None else src.fmt

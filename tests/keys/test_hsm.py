@@ -6,11 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keys import des, mac, pinblock
+from keys import des, mac, pinblock, tr31
 from keys.errors import KeyError_, KeysError, KeyUsageError, PinError
 from keys.hsm import DukptSource, SoftHSM, encrypt_track
 from keys.tokens import Algorithm, KeyToken, KeyType
 
+_H = tr31.Header("B", "P0", "T", "E")
 LMK = bytes.fromhex("00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA9876543210")
 K2 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 PAN = "4012345678909"
@@ -361,6 +362,9 @@ def test_no_clear_key_in_errors_logs_or_reprs(hsm, caplog):
         lambda: hsm.derive_ipek(toks["bdk"], bytes(3)),
         lambda: hsm.decrypt_track(toks["tak"], "12"),
         lambda: hsm.generate_mac(toks["tak"], b"x", "nope"),
+        lambda: hsm.translate_pin(bytes(8), PAN, DukptSource(toks["bdk"], "FFFF"), toks["zpk"]),
+        lambda: tr31.unwrap(secrets_["zpk"], tr31.wrap(secrets_["bdk"], _H, secrets_["tak"])),
+        lambda: hsm.import_tr31(KeyType.ZPK, "B0016P0TE00E0000", toks["tak"]),
     ]
     for op in failing:
         with pytest.raises(KeysError) as info:
