@@ -16,7 +16,7 @@ from keys import des, dukpt, tr31
 from keys.checkvalue import kcv, kcv_aes
 from keys.errors import KeysError
 from keys.hsm import SoftHSM
-from keys.lmk import lmk_from_components
+from keys.lmk import xor_components
 from keys.tokens import Algorithm, KeyToken, parse_key_type
 
 CLEAR_FLAG = "--i-understand-this-prints-clear-keys"
@@ -80,7 +80,7 @@ def generate_lmk(length: str, count: int, show_clear: bool) -> None:
     """Generate a new LMK as custodian components (ceremony: prints the components)."""
     n = int(length)
     comps = [SoftHSM.generate_lmk(n) for _ in range(count)]
-    lmk = lmk_from_components(comps)
+    lmk = xor_components(comps)
     for i, c in enumerate(comps, 1):
         click.echo(f"component {i}: {c.hex().upper()}  kcv {_cv(c, 'aes')}")
     click.echo(f"LMK check value: {SoftHSM(lmk).lmk_check_value}")
@@ -107,7 +107,7 @@ def component(length: str, algorithm: str, count: int) -> None:
         comps.append(c)
         click.echo(f"component {i}: {c.hex().upper()}  kcv {_cv(c, algorithm)}")
     if count > 1:
-        combined = lmk_from_components(comps)
+        combined = xor_components(comps)
         if algorithm == "tdes":
             combined = des.adjust_parity(combined)
         click.echo(f"combined key kcv: {_cv(combined, algorithm)}")
@@ -131,7 +131,7 @@ def combine(
     try:
         for i, c in enumerate(parts, 1):
             click.echo(f"component {i} kcv: {_cv(c, algorithm)}")
-        key = lmk_from_components(parts)
+        key = xor_components(parts)
         if algorithm == "tdes":
             key = des.adjust_parity(key)
         click.echo(f"combined key kcv: {_cv(key, algorithm)}")

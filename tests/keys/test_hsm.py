@@ -381,3 +381,14 @@ def test_no_clear_key_in_errors_logs_or_reprs(hsm, caplog):
             else:
                 assert form not in blob
                 assert form.lower() not in blob.lower()
+
+
+def test_import_components_is_the_xor(hsm):
+    a = bytes.fromhex("0123456789ABCDEF0123456789ABCDEF")
+    b = bytes.fromhex("7331F14A7C1A4937FB9E4631E8A8BD69")
+    tok = hsm.import_components(KeyType.TMK, [a, b])
+    assert tok == hsm.import_clear(KeyType.TMK, bytes(x ^ y for x, y in zip(a, b, strict=True)))
+    with pytest.raises(KeyError_):
+        hsm.import_components(KeyType.TMK, [a])
+    with pytest.raises(KeyError_):
+        hsm.import_components(KeyType.TMK, [a, b[:8]])
