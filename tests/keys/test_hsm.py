@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keys import des, mac, pinblock, tr31
+from keys import des, dukpt, mac, pinblock, tr31
 from keys.errors import KeyError_, KeysError, KeyUsageError, PinError
 from keys.hsm import DukptSource, SoftHSM, encrypt_track
 from keys.tokens import Algorithm, KeyToken, KeyType
@@ -392,3 +392,21 @@ def test_import_components_is_the_xor(hsm):
         hsm.import_components(KeyType.TMK, [a])
     with pytest.raises(KeyError_):
         hsm.import_components(KeyType.TMK, [a, b[:8]])
+
+
+def test_caches_are_bounded():
+    small = SoftHSM(LMK, cache_size=3, dukpt_cache_size=5)
+    tak = small.import_clear(KeyType.TAK, K2)
+    for i in range(10):
+        small.generate_mac(small.import_clear(KeyType.TAK, bytes([i + 1]) * 8), b"x")
+    assert len(small._engines) == 3
+    bdk = small.import_clear(KeyType.BDK, K2)
+    zpk = small.import_clear(KeyType.ZPK, K2)
+    for ctr in ("E00001", "E00003", "E00007", "E0000F", "E0001F"):
+        ksn = bytes.fromhex("FFFF9876543210" + ctr)
+        tk = dukpt.derive_transaction_key(bytes.fromhex("6AC292FAA1315B4D858AB3A3D7D5933A"), ksn)
+        block = des.encrypt_ecb(dukpt.pin_key(tk), pinblock.encode(0, "1234", PAN))
+        out = small.translate_pin(block, PAN, DukptSource(bdk, ksn), zpk)
+        assert des.decrypt_ecb(K2, out) == pinblock.encode(0, "1234", PAN)
+    assert len(small.dukpt_cache) <= 5
+    assert small.generate_mac(tak, b"x") == mac.unionpay_ecb_mac(K2, b"x")  # evicted, rebuilt
