@@ -57,6 +57,15 @@ def _cv(key: bytes, algorithm: str) -> str:
     return (kcv_aes(key) if algorithm == "aes" else kcv(key)).hex().upper()
 
 
+def _algorithm(name: str | None) -> Algorithm | None:
+    return None if name is None else Algorithm.AES if name == "aes" else Algorithm.TDES
+
+
+def _show_token(tok: KeyToken) -> None:
+    click.echo(f"kcv: {tok.check_value}")
+    click.echo(f"token: {tok.to_text()}")
+
+
 def _hsm(lmk: str) -> SoftHSM:
     hsm = SoftHSM.from_hex(lmk)
     click.echo(f"LMK check value: {hsm.lmk_check_value}", err=True)
@@ -140,8 +149,7 @@ def combine(
         if key_type:
             if not lmk:
                 raise click.UsageError("--type needs --lmk or POSHOST_LMK")
-            alg = Algorithm.AES if algorithm == "aes" else Algorithm.TDES
-            tok = _hsm(lmk).import_clear(parse_key_type(key_type), key, alg)
+            tok = _hsm(lmk).import_clear(parse_key_type(key_type), key, _algorithm(algorithm))
             click.echo(f"token: {tok.to_text()}")
     except KeysError as exc:
         _fail(exc)
@@ -194,10 +202,9 @@ def import_clear(key_type: str, key: str | None, algorithm: str | None, lmk: str
     """Wrap a clear (test) key under the LMK and print the token."""
     try:
         kt = parse_key_type(key_type)
-        alg = None if algorithm is None else Algorithm.AES if algorithm == "aes" else Algorithm.TDES
+        alg = _algorithm(algorithm)
         tok = _hsm(lmk).import_clear(kt, _secret(key, "key"), alg)
-        click.echo(f"kcv: {tok.check_value}")
-        click.echo(f"token: {tok.to_text()}")
+        _show_token(tok)
     except KeysError as exc:
         _fail(exc)
 
@@ -210,10 +217,9 @@ def import_clear(key_type: str, key: str | None, algorithm: str | None, lmk: str
 def generate(key_type: str, length: str, algorithm: str | None, lmk: str) -> None:
     """Generate a random key inside the HSM and print its token."""
     try:
-        alg = None if algorithm is None else Algorithm.AES if algorithm == "aes" else Algorithm.TDES
+        alg = _algorithm(algorithm)
         tok = _hsm(lmk).generate_key(parse_key_type(key_type), int(length), alg)
-        click.echo(f"kcv: {tok.check_value}")
-        click.echo(f"token: {tok.to_text()}")
+        _show_token(tok)
     except KeysError as exc:
         _fail(exc)
 
