@@ -16,7 +16,7 @@ from keys import des, dukpt, tr31
 from keys.checkvalue import kcv, kcv_aes
 from keys.errors import KeysError
 from keys.hsm import SoftHSM
-from keys.lmk import lmk_from_components
+from keys.lmk import xor_components
 from keys.tokens import Algorithm, KeyToken, parse_key_type
 
 CLEAR_FLAG = "--i-understand-this-prints-clear-keys"
@@ -57,6 +57,15 @@ def _cv(key: bytes, algorithm: str) -> str:
     return (kcv_aes(key) if algorithm == "aes" else kcv(key)).hex().upper()
 
 
+def _algorithm(name: str | None) -> Algorithm | None:
+    return None if name is None else Algorithm.AES if name == "aes" else Algorithm.TDES
+
+
+def _show_token(tok: KeyToken) -> None:
+    click.echo(f"kcv: {tok.check_value}")
+    click.echo(f"token: {tok.to_text()}")
+
+
 def _hsm(lmk: str) -> SoftHSM:
     hsm = SoftHSM.from_hex(lmk)
     click.echo(f"LMK check value: {hsm.lmk_check_value}", err=True)
@@ -80,7 +89,7 @@ def generate_lmk(length: str, count: int, show_clear: bool) -> None:
     """Generate a new LMK as custodian components (ceremony: prints the components)."""
     n = int(length)
     comps = [SoftHSM.generate_lmk(n) for _ in range(count)]
-    lmk = lmk_from_components(comps)
+    lmk = xor_components(comps)
     for i, c in enumerate(comps, 1):
         click.echo(f"component {i}: {c.hex().upper()}  kcv {_cv(c, 'aes')}")
     click.echo(f"LMK check value: {SoftHSM(lmk).lmk_check_value}")
@@ -107,7 +116,7 @@ def component(length: str, algorithm: str, count: int) -> None:
         comps.append(c)
         click.echo(f"component {i}: {c.hex().upper()}  kcv {_cv(c, algorithm)}")
     if count > 1:
-        combined = lmk_from_components(comps)
+        combined = xor_components(comps)
         if algorithm == "tdes":
             combined = des.adjust_parity(combined)
         click.echo(f"combined key kcv: {_cv(combined, algorithm)}")
@@ -131,7 +140,7 @@ def combine(
     try:
         for i, c in enumerate(parts, 1):
             click.echo(f"component {i} kcv: {_cv(c, algorithm)}")
-        key = lmk_from_components(parts)
+        key = xor_components(parts)
         if algorithm == "tdes":
             key = des.adjust_parity(key)
         click.echo(f"combined key kcv: {_cv(key, algorithm)}")
@@ -140,8 +149,7 @@ def combine(
         if key_type:
             if not lmk:
                 raise click.UsageError("--type needs --lmk or POSHOST_LMK")
-            alg = Algorithm.AES if algorithm == "aes" else Algorithm.TDES
-            tok = _hsm(lmk).import_clear(parse_key_type(key_type), key, alg)
+            tok = _hsm(lmk).import_clear(parse_key_type(key_type), key, _algorithm(algorithm))
             click.echo(f"token: {tok.to_text()}")
     except KeysError as exc:
         _fail(exc)
@@ -194,10 +202,9 @@ def import_clear(key_type: str, key: str | None, algorithm: str | None, lmk: str
     """Wrap a clear (test) key under the LMK and print the token."""
     try:
         kt = parse_key_type(key_type)
-        alg = None if algorithm is None else Algorithm.AES if algorithm == "aes" else Algorithm.TDES
+        alg = _algorithm(algorithm)
         tok = _hsm(lmk).import_clear(kt, _secret(key, "key"), alg)
-        click.echo(f"kcv: {tok.check_value}")
-        click.echo(f"token: {tok.to_text()}")
+        _show_token(tok)
     except KeysError as exc:
         _fail(exc)
 
@@ -210,10 +217,9 @@ def import_clear(key_type: str, key: str | None, algorithm: str | None, lmk: str
 def generate(key_type: str, length: str, algorithm: str | None, lmk: str) -> None:
     """Generate a random key inside the HSM and print its token."""
     try:
-        alg = None if algorithm is None else Algorithm.AES if algorithm == "aes" else Algorithm.TDES
+        alg = _algorithm(algorithm)
         tok = _hsm(lmk).generate_key(parse_key_type(key_type), int(length), alg)
-        click.echo(f"kcv: {tok.check_value}")
-        click.echo(f"token: {tok.to_text()}")
+        _show_token(tok)
     except KeysError as exc:
         _fail(exc)
 

@@ -31,17 +31,23 @@ def generate_lmk(length: int = 32) -> bytes:
     return secrets.token_bytes(length)
 
 
-def lmk_from_components(components: Iterable[bytes | str]) -> bytes:
+def xor_components(components: Iterable[bytes | str]) -> bytes:
     """XOR of two or more equal-length components (bytes or hex), as custodians enter them."""
-    parts = [bytes.fromhex(c) if isinstance(c, str) else bytes(c) for c in components]
+    try:
+        parts = [bytes.fromhex(c) if isinstance(c, str) else bytes(c) for c in components]
+    except ValueError:
+        raise KeyError_("a component is not hex") from None
     if len(parts) < 2:
-        raise KeyError_("an LMK is formed from at least two components")
+        raise KeyError_("a key is formed from at least two components")
     if len({len(p) for p in parts}) != 1:
-        raise KeyError_("LMK components differ in length")
+        raise KeyError_("the components differ in length")
     value = 0
     for p in parts:
         value ^= int.from_bytes(p, "big")
     return value.to_bytes(len(parts[0]), "big")
+
+
+lmk_from_components = xor_components
 
 
 class LocalMasterKey:

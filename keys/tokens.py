@@ -11,7 +11,30 @@ import enum
 
 import attrs
 
-from keys.errors import KeyError_, KeyUsageError
+from keys.errors import (  # re-exported: CONTRACTS.md names them next to KeyToken
+    DukptError,
+    KeyError_,
+    KeysError,
+    KeyUsageError,
+    MacError,
+    PinError,
+    TR31Error,
+)
+
+__all__ = [
+    "Algorithm",
+    "DukptError",
+    "KeyError_",
+    "KeyToken",
+    "KeyType",
+    "KeyUsageError",
+    "KeysError",
+    "MacError",
+    "PinError",
+    "TR31Error",
+    "check_key_length",
+    "parse_key_type",
+]
 
 
 class Algorithm(enum.Enum):

@@ -56,6 +56,13 @@ def test_version_d_published_example_unwraps():
             "59FBF437FD5CBE4508B19DAEE31A0EAB",
         ),
         (
+            "6BF89E64F80DBC70E9D6AEB03454E6544A67F725436E3BD3",  # AES-192 KBPK
+            "D",
+            14,
+            "D0112P0TE00E00004101636D69EDAA41ACA5596D662C3AAC23A14B4305C5D0A434476F50DD68BFDA"
+            "0A4EB63DC27DB6DAEA0E6AC684BABDBE",
+        ),
+        (
             "F45185EADC5B799819DC8F4C3B58EC73",
             "D",
             14,
@@ -67,6 +74,17 @@ def test_version_d_published_example_unwraps():
 def test_wrap_known_answers(kbpk, version, pad, expected):
     header = tr31.Header(version, "P0", "T", "E")
     assert tr31.wrap(bytes.fromhex(kbpk), header, KEY, padding=bytes(pad)) == expected
+
+
+def test_wrap_three_key_kbpk():
+    # Same source, three-key TDES KBPK, key F039121BEC83D26B169BDCD5B22AAF8F.
+    kbpk = bytes.fromhex("260892192061C8760BDF235E1619B057B334FED0EFA74F32")
+    key = bytes.fromhex("F039121BEC83D26B169BDCD5B22AAF8F")
+    block = tr31.wrap(kbpk, tr31.Header("B", "P0", "T", "E"), key, padding=bytes(6))
+    assert block == (
+        "B0080P0TE00E00009AFD3EC2FB89B35F6CAE8889D7777611DFE04DA850A298BFD07667601FC01825"
+    )
+    assert tr31.unwrap(kbpk, block)[1] == key
 
 
 def test_kdf_b_intermediates():
