@@ -36,13 +36,18 @@ FLOWS: dict[str, Flow] = {
         _FINANCIAL_END,
     ),
     "void": _financial("void", o.find_purchase_to_void),
-    "refund": _financial("refund", o.find_sale_to_refund, journal=o.journal_advice),
+    "refund": _financial(
+        "refund", o.replay_advice, o.find_sale_to_refund, journal=o.journal_advice
+    ),
     "preauth": _financial("preauth"),
     "preauth_cancel": _financial("preauth_cancel", o.find_preauth_to_cancel),
     "completion": _financial("completion", o.find_preauth_to_complete),
     "completion_void": _financial("completion_void", o.find_completion_to_void),
     "completion_advice": _financial(
-        "completion_advice", o.find_preauth_to_complete, journal=o.journal_advice
+        "completion_advice",
+        o.replay_advice,
+        o.find_preauth_to_complete,
+        journal=o.journal_advice,
     ),
     "reversal": Flow(
         "reversal",

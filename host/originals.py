@@ -21,7 +21,7 @@ import datetime as dt
 import structlog
 
 from codec.issuer import original_data
-from codec.subfields import Field61
+from codec.subfields import Field60, Field61
 from codec.txntypes import UnknownTransaction, identify_original
 from host.flow import Decline, Exchange
 from host.steps import card_pan, insert_transaction, new_transaction, original_f7
@@ -201,7 +201,12 @@ async def _open_preauth(host, ex: Exchange):
         raise Decline("12", "pre-authorization was cancelled")
     if original.status != "approved":
         raise Decline("25", f"pre-authorization is {original.status}")
-    children = await host.store.find_by_original(original.id)
+    retry = ex.notes.get("retry_of")
+    children = [
+        c
+        for c in await host.store.find_by_original(original.id)
+        if retry is None or c.id != retry.id
+    ]
     if any(
         c.txn_type in ("completion", "completion_advice") and c.status in (*ACTIVE, "voided")
         for c in children
@@ -237,32 +242,45 @@ async def find_preauth_to_complete(host, ex: Exchange) -> None:
 # -- advices -------------------------------------------------------------------------------
 
 
+async def replay_advice(host, ex: Exchange) -> None:
+    """An advice (0220) is repeated by the terminal until it sees an answer, with the same
+    STAN. A repeat of a finished advice gets the first answer again, with no second effect; a
+    repeat of one whose outcome is unknown (issuer timeout) goes on, and ``journal_advice``
+    sends it again under the same journal row and RRN, which the issuer deduplicates."""
+    f60 = Field60.parse(str(ex.request.get(60, "")))
+    first = await host.store.find_transaction(
+        ex.terminal.tid, f60.batch, str(ex.request[11]), host.business_date().strftime("%Y%m%d")
+    )
+    if first is None:
+        return
+    same = (
+        first.txn_type == ex.txn.name
+        and first.amount == _request_amount(ex)
+        and first.pan_fingerprint == host.fingerprint(card_pan(host, ex))
+    )
+    if not same:
+        raise Decline("94", "STAN reused for a different request")
+    if first.status in ("approved", "declined", "voided"):
+        ex.rrn, ex.auth_code, ex.business_date = first.rrn, first.auth_code, first.business_date
+        log.info("advice_repeated", tid=first.tid, stan=first.stan, code=first.response_code)
+        raise Decline(first.response_code or "96", "advice repeated: first answer")
+    ex.notes["retry_of"] = first
+
+
 async def journal_advice(host, ex: Exchange) -> None:
-    """``journal_request`` for an advice (0220), which a terminal repeats until it has an
-    answer: a repeat of a finished advice gets the first answer again (no second effect); a
-    repeat of one whose outcome is unknown (issuer timeout) is sent again under the same
-    journal row and RRN, which the issuer deduplicates."""
-    txn = new_transaction(host, ex)
-    try:
-        ex.journal_id = await insert_transaction(host, ex, txn)
-    except DuplicateTransaction as exc:
-        first = await host.store.get_transaction(exc.existing_id)
-        same = (
-            first.txn_type == txn.txn_type
-            and first.amount == txn.amount
-            and first.pan_fingerprint == txn.pan_fingerprint
-        )
-        if not same:
-            raise Decline("94", "STAN reused for a different request") from exc
-        ex.rrn, ex.auth_code = first.rrn, first.auth_code
-        ex.business_date = first.business_date
-        if first.status in ("approved", "declined", "voided"):
-            log.info("advice_repeated", tid=first.tid, stan=first.stan, code=first.response_code)
-            raise Decline(first.response_code or "96", "advice repeated: first answer") from exc
+    """``journal_request`` for an advice; a retried one keeps its first row and RRN."""
+    first = ex.notes.get("retry_of")
+    if first is not None:
         ex.journal_id = first.id
+        ex.business_date = first.business_date
         ex.notes["f7"] = (first.extra or {}).get("f7") or ex.notes.get("f7")
         ex.rrn = first.rrn or host.rrn_for(first.id, _date(first.business_date))
         return
+    txn = new_transaction(host, ex)
+    try:
+        ex.journal_id = await insert_transaction(host, ex, txn)
+    except DuplicateTransaction as exc:  # the same advice twice at once
+        raise Decline("94", "duplicate (terminal, batch, STAN, date)") from exc
     ex.rrn = host.rrn_for(ex.journal_id, _date(ex.business_date))
 
 
