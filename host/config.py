@@ -67,6 +67,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # BIN routing, longest matching PAN prefix wins; "" matches every PAN.
     "routes": [{"prefix": "", "link": "sim"}],
     "log": {"format": "auto", "level": "info"},  # format: auto | json | console
+    # Voids, refunds, pre-authorizations and settlement (host/originals.py, host/settlement.py).
+    "flows": {
+        "refund_max_age_days": 30,  # a refund may name an original this many business days old
+        "preauth_expiry_days": 30,  # a pre-authorization can be completed/cancelled this long
+        "completion_tolerance_pct": 15,  # completion may exceed the authorized amount by this
+        "batch_max_days": 3,  # an unsettled batch older than this is closed at its next use (77)
+    },
 }
 
 SOURCE_DEFAULT = "default"
