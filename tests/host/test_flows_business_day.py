@@ -15,7 +15,7 @@ BEFORE_CUTOVER = dt.datetime(2025, 3, 10, 14, 58, tzinfo=dt.UTC)
 
 
 def test_cutover_moves_the_settlement_date_and_an_old_batch_is_out_of_step(tmp_path):
-    journal = f"sqlite:///{tmp_path / 'host' / 'journal.sqlite'}"
+    journal = f"sqlite:///{tmp_path / 'host' / 'poshost.sqlite'}"
 
     async def body():
         clock = FixedClock(BEFORE_CUTOVER)
