@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "estate": "host.cli_estate:estate",
     "serve": "host.cli_serve:serve",
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
+    "terminal": "tools.terminal.cli:terminal",
 }
 
 
