@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "settle": "host.cli_settle:settle",
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
     "keys": "host.cli_keys:keys",
+    "terminal": "tools.terminal.cli:terminal",
 }
 
 

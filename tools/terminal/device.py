@@ -14,15 +14,21 @@ from codec import subfields
 from codec import terminal as terminal_codec
 from codec.framing import Envelope, build_envelope
 from codec.message import FieldValue, Message
-from keys import des, pinblock
+from keys import des, dukpt, pinblock
 from keys.checkvalue import kcv
-from keys.mac import unionpay_ecb_mac, verify
+from keys.mac import unionpay_ecb_mac, unionpay_ecb_mac_with, verify
 
 MAC_CLASSES = ("01", "02", "04")
+# X9.24-1 Annex A test KSN (base, counter 0): the demo DUKPT terminal's initial KSN.
+DEMO_INITIAL_KSN = bytes.fromhex("FFFF9876543210E00000")
 
 
 class TerminalError(Exception):
     """The host's answer is not acceptable to a terminal (bad MAC, wrong echo, bad keys)."""
+
+
+class BadResponseMac(TerminalError):
+    """The response's MAC does not verify: the terminal must not trust it (and reverses)."""
 
 
 # (MTI, processing code, condition code, 60.1) of each financial type, as in DIALECT.md.
@@ -52,6 +58,49 @@ class Device:
     tdk: bytes | None = attrs.field(default=None, repr=False)
     tpdu: bytes = bytes.fromhex("6000030000")
     header: bytes = bytes.fromhex("603100000000")
+    # DUKPT PIN pad (our extension): the IPEK injected at the factory and the current KSN.
+    ipek: bytes | None = attrs.field(default=None, repr=False)
+    ksn: bytes | None = None
+    _mac_ecb: object = attrs.field(default=None, init=False, repr=False, eq=False)
+    _mac_key: bytes | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    @property
+    def dukpt(self) -> bool:
+        return self.ipek is not None
+
+    def next_ksn(self) -> bytes:
+        """Advance the KSN counter to the next value with at most 10 one bits (X9.24)."""
+        if self.ksn is None:
+            raise TerminalError("DUKPT terminal without a KSN")
+        value = int.from_bytes(self.ksn, "big")
+        base, counter = value & ~0x1FFFFF, value & 0x1FFFFF
+        counter += 1
+        while bin(counter).count("1") > 10:
+            counter += counter & -counter
+        if counter > 0x1FFFFF:
+            raise TerminalError("DUKPT KSN counter exhausted")
+        self.ksn = (base | counter).to_bytes(10, "big")
+        return self.ksn
+
+    def pin_block(self, pin: str, pan: str) -> tuple[bytes, dict[int, FieldValue]]:
+        """The enciphered format-0 PIN block and the fields that go with it (26, 53, 62 KSN)."""
+        clear = pinblock.encode(0, pin, pan)
+        if self.dukpt:
+            ksn = self.next_ksn()
+            key = dukpt.pin_key(dukpt.derive_transaction_key(bytes(self.ipek), ksn))
+            return des.encrypt_ecb(key, clear), {26: "12", 53: "2600000000000000", 62: ksn}
+        if self.pik is None:
+            raise TerminalError("a PIN needs a signed-on PIK")
+        algorithm = "2600000000000000" if len(self.pik) == 16 else "2000000000000000"
+        return des.encrypt_ecb(self.pik, clear), {26: "12", 53: algorithm}
+
+    def mac(self, data: bytes) -> str:
+        """Field 64 over ``data`` with the MAK; one cipher object per MAK (cheap for load)."""
+        if self.mak is None:
+            raise TerminalError("sign on first: no MAK")
+        if self._mac_key != self.mak:
+            self._mac_ecb, self._mac_key = des.new_ecb(self.mak), self.mak
+        return unionpay_ecb_mac_with(self._mac_ecb.encrypt, data).decode("ascii")
 
     def next_stan(self) -> str:
         self.stan = self.stan % 999999 + 1
@@ -91,12 +140,20 @@ class Device:
         expiry: str | None = None,
         stan: str | None = None,
         extra: Mapping[int, FieldValue | None] | None = None,
+        track2: str | None = None,
+        rrn: str | None = None,
+        auth_code: str | None = None,
+        original: subfields.Field61 | None = None,
     ) -> Message:
+        """A financial request of ``txn_type`` (a key of TYPES). Card by PAN (+ expiry, entry
+        mode 01 manual) or track 2 (entry mode 02 swipe); ``original`` fills 61 (with ``rrn``
+        in 37 and ``auth_code`` in 38) for voids, refunds and the pre-auth family."""
         mti, proc, cond, f601 = TYPES[txn_type]
+        entry = "02" if track2 else "01"
         fields: dict[int, FieldValue] = {
             3: proc,
             11: stan or self.next_stan(),
-            22: "021" if pin else "022",
+            22: entry + ("1" if pin else "2"),
             25: cond,
             41: self.tid,
             42: self.mid,
@@ -109,20 +166,76 @@ class Device:
             fields[4] = f"{amount:012d}"
         if expiry is not None:
             fields[14] = expiry
+        if track2 is not None:
+            fields[35] = track2
+        if rrn is not None:
+            fields[37] = rrn
+        if auth_code is not None:
+            fields[38] = auth_code
+        if original is not None:
+            fields[61] = original.format()
         if pin is not None:
-            if pan is None or self.pik is None:
-                raise TerminalError("a PIN needs a PAN and a signed-on PIK")
-            clear = pinblock.encode(0, pin, pan)
-            fields[26] = "12"
-            fields[52] = des.encrypt_ecb(self.pik, clear)
-            fields[53] = "2600000000000000" if len(self.pik) == 16 else "2000000000000000"
+            card = pan or (track2.split("=", 1)[0] if track2 else None)
+            if card is None:
+                raise TerminalError("a PIN needs a PAN or track 2")
+            fields[52], security = self.pin_block(pin, card)
+            fields.update(security)
         msg = Message(mti, fields)
         return msg.with_fields(extra) if extra else msg
 
     def reversal_of(self, original: Message, reason: str = "98") -> Message:
-        """The original request with the same STAN, without 26/35/36/37/52/53, 39 = reason."""
-        return (
-            original.with_mti("0400").without(26, 35, 36, 37, 52, 53, 64).with_fields({39: reason})
+        """The original request with the same STAN, without 26/35/36/37/52/53, 39 = reason.
+
+        A void's 37 names its original and stays: the reversal must say what it reverses."""
+        drop = [26, 35, 36, 52, 53, 62, 64]
+        if 61 not in original:
+            drop.append(37)
+        return original.with_mti("0400").without(*drop).with_fields({39: reason})
+
+    def settlement_request(
+        self,
+        domestic: subfields.SettlementTotals,
+        foreign: subfields.SettlementTotals,
+        operator: str = "01 ",
+    ) -> Message:
+        """0500 batch settlement (60.3 201) with the terminal's own totals in 48."""
+        return Message(
+            "0500",
+            {
+                11: self.next_stan(),
+                41: self.tid,
+                42: self.mid,
+                48: subfields.format_field48_settlement(domestic, foreign),
+                49: "156",
+                60: subfields.Field60("00", self.batch, "201").format(),
+                63: operator,
+            },
+        )
+
+    def batch_upload_request(self, records: list[subfields.BatchRecord]) -> Message:
+        """0320 batch upload detail records (60.3 201)."""
+        return Message(
+            "0320",
+            {
+                11: self.next_stan(),
+                41: self.tid,
+                42: self.mid,
+                48: subfields.format_batch_upload(records),
+                60: subfields.Field60("00", self.batch, "201").format(),
+            },
+        )
+
+    def batch_upload_end(self, count: int) -> Message:
+        """0320 end of batch upload (60.3 202) with the number of records sent."""
+        return Message(
+            "0320",
+            {
+                11: self.next_stan(),
+                41: self.tid,
+                42: self.mid,
+                48: subfields.format_batch_end(count),
+                60: subfields.Field60("00", self.batch, "202").format(),
+            },
         )
 
     # -- bytes -----------------------------------------------------------------------------
@@ -130,10 +243,7 @@ class Device:
         if msg.mti[:2] in MAC_CLASSES:
             if self.mak is None:
                 raise TerminalError("sign on first: no MAK")
-            mak = self.mak
-            return terminal_codec.encode_with_mac(
-                msg.without(64), lambda data: unionpay_ecb_mac(mak, data).decode("ascii")
-            )
+            return terminal_codec.encode_with_mac(msg.without(64), self.mac)
         return terminal_codec.encode(msg)
 
     def envelope(self, payload: bytes) -> Envelope:
@@ -149,10 +259,16 @@ class Device:
                 raise TerminalError(f"field {n} not echoed")
         if resp.get(39) == "00" and 4 in request and resp.get(4) != request.get(4):
             raise TerminalError("approved amount differs")
-        if resp.mti[:2] in MAC_CLASSES and 64 in resp and self.mak is not None:
+        if resp.mti[:2] in MAC_CLASSES and self.mak is not None:
+            if 64 not in resp:
+                # An answer to a MAC'd request is MAC'd, unless the host could not (format
+                # error, unknown terminal, MAC error): those carry no MAC and are no approval.
+                if resp.get(39) == "00":
+                    raise BadResponseMac("approved response without a MAC")
+                return resp
             expected = unionpay_ecb_mac(self.mak, terminal_codec.mac_data(payload))
             if not verify(expected, str(resp[64]).encode("ascii")):
-                raise TerminalError("response MAC is wrong")
+                raise BadResponseMac("response MAC is wrong")
         return resp
 
     def accept_sign_on(self, resp: Message) -> None:

@@ -1,0 +1,1 @@
+"""Certification harness: declarative suites (specs/certification/), JUnit XML, HTML report."""

@@ -1,0 +1,1 @@
+"""Load generator: N emulated terminals, open-loop at a target rate or as fast as possible."""

@@ -1,0 +1,356 @@
+"""``poshost terminal``: a UnionPay-style POS terminal on the command line.
+
+    poshost terminal --profile demo:12345678 sign-on
+    poshost terminal purchase --amount 1000 --pan 6222020000000001 --expiry 3012 --pin 1234
+    poshost terminal void                  # the last approved purchase
+    poshost terminal settle
+
+The terminal's memory (keys, batch, STAN, log) lives in the --state file (JSON). It holds TEST
+keys in clear, as a PIN pad's secure memory would: never put a production key in it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+import trio
+
+from codec import subfields
+from tools.terminal.device import TerminalError
+from tools.terminal.pos import Outcome, Pos, receipt, response_text
+from tools.terminal.state import DEFAULT_STATE, LogEntry, StateError, TerminalState, from_profile
+
+
+class Ctx:
+    def __init__(self, state_path: Path, host: str | None, trace: bool, timeout: float, profile):
+        self.state_path = state_path
+        self.host = host
+        self.trace = trace
+        self.timeout = timeout
+        self.profile = profile
+
+    def pos(self) -> Pos:
+        path = self.state_path
+        if self.profile:
+            state = None
+            if path.exists():
+                state = TerminalState.load(path)
+                if state.profile != self.profile:
+                    state = None
+            if state is None:
+                state = from_profile(self.profile, self.host)
+                state.save(path)
+        else:
+            state = TerminalState.load(path)
+        if self.host:
+            state.host = self.host
+        return Pos(state, path, timeout=self.timeout, trace=click.echo if self.trace else None)
+
+
+def _run(fn):
+    """Run an async command body; terminal and state errors become clean CLI errors."""
+
+    @functools.wraps(fn)
+    @click.pass_obj
+    def wrapper(ctx: Ctx, **kwargs):
+        try:
+            pos = ctx.pos()
+            trio.run(functools.partial(fn, pos, **kwargs))
+        except (TerminalError, StateError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+@click.group()
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_STATE,
+    show_default=True,
+    help="The terminal's state file (JSON; TEST keys in clear).",
+)
+@click.option("--profile", help="Initialise the state from a profile, e.g. demo:12345678.")
+@click.option("--host", help="HOST:PORT of the acquiring host (default: the state's, :8583).")
+@click.option("--trace", is_flag=True, help="Print masked dumps of every message.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Response timeout.")
+@click.pass_context
+def terminal(ctx: click.Context, state_path, profile, host, trace, timeout) -> None:
+    """A UnionPay-style POS terminal emulator with its own state file."""
+    ctx.obj = Ctx(state_path, host, trace, timeout, profile)
+
+
+def _finish(pos: Pos, txn_type: str, out: Outcome, *, receipts: bool = True) -> None:
+    if receipts and out.response is not None and txn_type not in ("management",):
+        click.echo(receipt(pos.state, txn_type, out, "merchant"))
+        click.echo(receipt(pos.state, txn_type, out, "cardholder"))
+    elif out.response is not None:
+        click.echo(f"{out.code} {response_text(out.code)}")
+    if out.processing == 3:
+        click.echo("host asks: sign on again")
+    if out.error:
+        if receipts and out.response is None:
+            click.echo(receipt(pos.state, txn_type, out, "merchant"))
+        raise click.ClickException(out.error)
+    if out.code != "00":
+        raise SystemExit(2)
+
+
+# -- management ------------------------------------------------------------------------------
+
+
+@terminal.command("sign-on")
+@click.option("--operator", default="01", show_default=True, help="Operator number.")
+@click.option("--mode", type=click.Choice(["001", "003", "004"]), help="Key layout override.")
+@_run
+async def sign_on(pos: Pos, operator: str, mode: str | None) -> None:
+    """Sign on: receive new PIK/MAK (and TDK) under the TMK, adopt the host's batch."""
+    if mode:
+        pos.device.key_mode = pos.state.key_mode = mode
+    out = await pos.exchange(pos.device.sign_on_request(f"{operator:<3}"[:3]))
+    if out.response is not None and out.code == "00":
+        pos.device.accept_sign_on(out.response)
+        pos.save()
+        click.echo(f"signed on: batch {pos.device.batch}, key mode {pos.device.key_mode}")
+    _finish(pos, "management", out, receipts=False)
+
+
+@terminal.command("sign-off")
+@_run
+async def sign_off(pos: Pos) -> None:
+    """Sign off: the host forgets the session; the terminal drops its working keys."""
+    out = await pos.exchange(pos.device.management_request("0820", "002"))
+    if out.code == "00":
+        pos.device.pik = pos.device.mak = pos.device.tdk = None
+        pos.save()
+    _finish(pos, "management", out, receipts=False)
+
+
+@terminal.command("echo")
+@_run
+async def echo(pos: Pos) -> None:
+    """Echo test (0820, 60.3 301)."""
+    _finish(pos, "management", await pos.exchange(pos.device.management_request("0820", "301")))
+
+
+# -- card input ------------------------------------------------------------------------------
+
+
+def card_options(fn):
+    fn = click.option("--pan", help="Card number (manual entry).")(fn)
+    fn = click.option("--expiry", help="YYMM.")(fn)
+    fn = click.option("--track2", help="Track 2, e.g. 6222020000000001=30121010000000000000.")(fn)
+    fn = click.option("--pin", help="PIN (test cards only; use --ask-pin to type it).")(fn)
+    fn = click.option("--ask-pin", is_flag=True, help="Prompt for the PIN without echo.")(fn)
+    return fn
+
+
+def _card(pan, expiry, track2, pin, ask_pin, required=True) -> dict:
+    if ask_pin:
+        pin = click.prompt("PIN", hide_input=True)
+    if track2 and not pan:
+        pan_part, _, rest = track2.partition("=")
+        expiry = expiry or (rest[:4] if len(rest) >= 4 else None)
+        return {"track2": track2, "pin": pin, "_pan": pan_part, "_expiry": expiry or ""}
+    if not pan:
+        if required:
+            raise click.UsageError("give the card: --pan (and --expiry) or --track2")
+        return {"pin": pin, "_pan": "", "_expiry": ""}
+    return {"pan": pan, "expiry": expiry, "pin": pin, "_pan": pan, "_expiry": expiry or ""}
+
+
+def _request_kwargs(card: dict) -> dict:
+    return {k: v for k, v in card.items() if not k.startswith("_") and v is not None}
+
+
+async def _financial(pos: Pos, txn_type: str, amount: int | None, card: dict, **extra) -> None:
+    original: LogEntry | None = extra.pop("original_entry", None)
+    req_kwargs = _request_kwargs(card)
+    if original is not None:
+        req_kwargs.update(
+            rrn=original.rrn or None,
+            auth_code=original.auth_code or None,
+            original=subfields.Field61(original.batch, original.stan, original.date or "0000"),
+        )
+    req_kwargs.update(extra)
+    request = pos.device.financial_request(txn_type, amount=amount, **req_kwargs)
+    entry = LogEntry(
+        type=txn_type,
+        stan=str(request[11]),
+        batch=pos.device.batch,
+        amount=amount or 0,
+        pan=card["_pan"],
+        expiry=card["_expiry"],
+        original_stan=original.stan if original is not None else "",
+    )
+    if txn_type == "balance_inquiry":
+        out = await pos.exchange(request)
+    else:
+        out = await pos.transact(txn_type, request, entry)
+    _finish(pos, txn_type, out)
+
+
+def _amount(value: str) -> int:
+    """Amount in minor units (fen): 1000 = 10.00."""
+    if not value.isdigit() or int(value) <= 0:
+        raise click.BadParameter("a positive whole number of fen (1000 = 10.00)")
+    return int(value)
+
+
+amount_option = click.option(
+    "--amount", required=True, callback=lambda c, p, v: _amount(v), help="Minor units (fen)."
+)
+
+
+@terminal.command()
+@amount_option
+@card_options
+@_run
+async def purchase(pos: Pos, amount, pan, expiry, track2, pin, ask_pin) -> None:
+    """Sale (0200, 3 = 000000, 60.1 = 22)."""
+    await _financial(pos, "purchase", amount, _card(pan, expiry, track2, pin, ask_pin))
+
+
+@terminal.command()
+@card_options
+@_run
+async def balance(pos: Pos, pan, expiry, track2, pin, ask_pin) -> None:
+    """Balance inquiry (0200, 3 = 310000)."""
+    await _financial(pos, "balance_inquiry", None, _card(pan, expiry, track2, pin, ask_pin))
+
+
+@terminal.command()
+@amount_option
+@card_options
+@_run
+async def preauth(pos: Pos, amount, pan, expiry, track2, pin, ask_pin) -> None:
+    """Pre-authorization (0100, 3 = 030000, 25 = 06)."""
+    await _financial(pos, "preauth", amount, _card(pan, expiry, track2, pin, ask_pin))
+
+
+def _follow_up(name: str, types: tuple[str, ...], help_text: str, with_amount: bool = False):
+    """voids, cancels and completions: they name an original from the log (default: the last
+    approved one of ``types``) and send its card, amount, RRN, auth code and 61."""
+
+    @click.option("--stan", help="STAN of the original in this terminal's log (default: last).")
+    @click.option("--amount", help="Amount in fen (default: the original's).")
+    @card_options
+    @_run
+    async def command(pos: Pos, stan, amount, pan, expiry, track2, pin, ask_pin) -> None:
+        original = pos.state.find(stan, types)
+        card = _card(pan, expiry, track2, pin, ask_pin, required=False)
+        if not card["_pan"]:
+            card.update(pan=original.pan, _pan=original.pan, _expiry=original.expiry)
+            if original.expiry:
+                card["expiry"] = original.expiry
+        value = _amount(amount) if amount else original.amount
+        await _financial(pos, name, value, card, original_entry=original)
+
+    command.__doc__ = help_text
+    return terminal.command(name.replace("_", "-").replace("preauth-", "preauth-"))(command)
+
+
+_follow_up("void", ("purchase",), "Void a purchase of this batch (0200, 3 = 200000, 60.1 = 23).")
+_follow_up(
+    "preauth_cancel", ("preauth",), "Cancel a pre-authorization (0100, 3 = 200000, 60.1 = 11)."
+)
+_follow_up("completion", ("preauth",), "Complete a pre-authorization (0200, 25 = 06, 60.1 = 20).")
+_follow_up("completion_void", ("completion",), "Void a completion (0200, 3 = 200000, 60.1 = 21).")
+
+
+@terminal.command()
+@click.option("--stan", help="STAN of a purchase in this terminal's log (default: last one).")
+@click.option("--rrn", help="RRN of the original (a sale of an earlier batch or day).")
+@click.option("--date", "orig_date", help="MMDD of the original (with --rrn).")
+@click.option("--amount", help="Amount to refund in fen (default: the original's).")
+@card_options
+@_run
+async def refund(pos: Pos, stan, rrn, orig_date, amount, pan, expiry, track2, pin, ask_pin):
+    """Refund (0220, 3 = 200000, 60.1 = 25): 37 names the original's RRN, 61 its date."""
+    if rrn:
+        card = _card(pan, expiry, track2, pin, ask_pin)
+        if not amount:
+            raise click.UsageError("--rrn needs --amount")
+        original = LogEntry(
+            "purchase", "000000", "000000", 0, card["_pan"], rrn=rrn, date=orig_date or "0000"
+        )
+    else:
+        original = pos.state.find(stan, ("purchase", "completion"))
+        card = _card(pan, expiry, track2, pin, ask_pin, required=False)
+        if not card["_pan"]:
+            card.update(pan=original.pan, _pan=original.pan, _expiry=original.expiry)
+    value = _amount(amount) if amount else original.amount
+    # 38 is not sent with a refund; 61 carries the original's batch, STAN and date.
+    original.auth_code = ""
+    await _financial(pos, "refund", value, card, original_entry=original)
+
+
+@terminal.command()
+@click.option("--reason", default="06", show_default=True, help="39 of the 0400.")
+@_run
+async def reverse(pos: Pos, reason: str) -> None:
+    """Reverse the last approved reversible transaction of the batch (0400)."""
+    out = await pos.reverse_last(reason)
+    click.echo(f"reversal of STAN {out.request[11]}: {out.code} {response_text(out.code)}")
+    if out.code != "00":
+        raise SystemExit(2)
+
+
+@terminal.command()
+@_run
+async def settle(pos: Pos) -> None:
+    """Batch settlement (0500) with totals from the terminal's own log; batch upload (0320)
+    when the host says not balanced; then the batch closes and its number advances."""
+    batch = pos.device.batch
+    domestic, foreign = pos.totals()
+    click.echo(
+        f"batch {batch}: debits {domestic.debit_count + foreign.debit_count} / "
+        f"{(domestic.debit_amount + foreign.debit_amount) / 100:,.2f}, credits "
+        f"{domestic.credit_count + foreign.credit_count} / "
+        f"{(domestic.credit_amount + foreign.credit_amount) / 100:,.2f}"
+    )
+    out, uploads = await pos.settle()
+    if out.response is None:
+        raise click.ClickException(out.error or "no response")
+    if out.code != "00":
+        click.echo(f"settlement refused: {out.code} {response_text(out.code)}")
+        raise SystemExit(2)
+    dom, forn = subfields.parse_field48_settlement(str(out.response[48]))
+    words = {"1": "balanced", "2": "NOT balanced", "3": "error"}
+    click.echo(f"domestic: {words.get(dom.result, dom.result)}; foreign: {words.get(forn.result)}")
+    if uploads:
+        codes = ", ".join(str(u.code) for u in uploads)
+        click.echo(f"batch upload: {len(uploads)} message(s), answers {codes}")
+    click.echo(f"batch {batch} closed; new batch {pos.device.batch}")
+
+
+@terminal.command()
+@click.option("--json", "as_json", is_flag=True, help="The whole state (keys hidden) as JSON.")
+@click.pass_obj
+def status(ctx: Ctx, as_json: bool) -> None:
+    """Show the terminal: TID, batch, STAN, keys loaded, pending reversal, the batch's log."""
+    try:
+        state = ctx.pos().state
+    except StateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    data = state.to_dict()
+    data["keys"] = {k: ("loaded" if v else None) for k, v in data["keys"].items()}
+    for e in data["log"]:
+        e.pop("request", None)
+        e["pan"] = e["pan"][:6] + "****" + e["pan"][-4:] if e["pan"] else ""
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"terminal {state.tid} merchant {state.mid} host {state.host}")
+    click.echo(f"batch {state.batch} stan {state.stan:06d} signed on: {state.mak is not None}")
+    if state.pending_reversal:
+        click.echo(f"pending reversal (reason {state.pending_reversal['reason']})")
+    for e in data["log"]:
+        click.echo(
+            f"  {e['stan']} {e['type']:16} {e['amount']:>10} {e['pan']:20} {e['code']:2} "
+            f"{e['status']:9} rrn {e['rrn']}"
+        )
