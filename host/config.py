@@ -74,6 +74,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "completion_tolerance_pct": 15,  # completion may exceed the authorized amount by this
         "batch_max_days": 3,  # an unsettled batch older than this is closed at its next use (77)
     },
+    # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
+    # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate
+    # limits`. velocity_window in seconds; refund_ratio_pct: month's refunds / month's sales.
+    "risk": {
+        "enabled": True,
+        "min_amount": 1,
+        "max_amount": 0,  # off unless configured (per MCC below, or `estate limits`)
+        "daily_amount": 0,
+        "monthly_amount": 0,
+        "velocity_count": 0,
+        "velocity_amount": 0,
+        "velocity_window": 3600,
+        "refund_ratio_pct": 0,
+        "reseed": 30.0,  # seconds between re-reads of a merchant's totals from the journal
+        "mcc": {},  # e.g. {"5999" = {monthly_amount = 30000000}}
+    },
 }
 
 SOURCE_DEFAULT = "default"

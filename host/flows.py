@@ -6,6 +6,7 @@ from __future__ import annotations
 from host import business_day as b
 from host import management as m
 from host import originals as o
+from host import risk as r
 from host import settlement as st
 from host import steps as s
 from host.flow import Flow
@@ -14,7 +15,7 @@ from host.flow import Flow
 _SESSION = (s.identify_terminal, s.require_session, s.verify_mac)
 # The batch and the business day, then the amount limits.
 _CHECKS = (s.check_batch, b.check_business_day, s.check_amount)
-_FINANCIAL_END = (s.journal_outcome, s.respond)
+_FINANCIAL_END = (s.journal_outcome, r.release_limits, s.respond)
 _ISSUER = (s.select_route, s.translate_pin)
 
 
@@ -22,7 +23,7 @@ def _financial(name: str, *find_original, journal=s.journal_request) -> Flow:
     """MAC, batch/day, amount, (original), route, PIN, journal, issuer; journal + answer."""
     return Flow(
         name,
-        (*_SESSION, *_CHECKS, *find_original, *_ISSUER, journal, s.authorize),
+        (*_SESSION, *_CHECKS, *find_original, r.check_limits, *_ISSUER, journal, s.authorize),
         _FINANCIAL_END,
     )
 

@@ -795,3 +795,171 @@ def disable_operator(db: Db, tid: str, operator_no: str) -> None:
 
 def enable_operator(db: Db, tid: str, operator_no: str) -> None:
     set_operator_status(db, tid, operator_no, "active")
+
+
+# ---------------------------------------------------------------------------------------------
+# Merchant operations: risk limits and events, merchant terms (host/risk.py, host/operators.py)
+
+
+def set_risk_limits(db: Db, scope: str, key: str, values: dict[str, int | None]) -> None:
+    """Create or update the override row (scope, key); a value None clears that field (it is
+    inherited again), a field not named keeps its value."""
+    from host.store.merchant_records import LIMIT_FIELDS
+
+    _check(scope, ("mcc", "merchant"), "limit scope")
+    unknown = set(values) - set(LIMIT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown limit(s): {', '.join(sorted(unknown))}")
+    db.execute(
+        "INSERT INTO risk_limits (scope, key, updated_at) VALUES (:scope, :key, :now)"
+        " ON CONFLICT (scope, key) DO NOTHING",
+        {"scope": scope, "key": key, "now": db.now()},
+    )
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name} must be a non-negative integer")
+        db.execute(
+            f"UPDATE risk_limits SET {name} = :v, updated_at = :now"  # noqa: S608 (checked name)
+            " WHERE scope = :scope AND key = :key",
+            {"v": value, "now": db.now(), "scope": scope, "key": key},
+        )
+
+
+def delete_risk_limits(db: Db, scope: str, key: str) -> None:
+    if not db.execute(
+        "DELETE FROM risk_limits WHERE scope = :scope AND key = :key", {"scope": scope, "key": key}
+    ):
+        raise NotFound(f"no {scope} limits for {key}")
+
+
+def get_risk_limit_rows(db: Db, mid: str, mcc: str) -> list[Any]:
+    """The MCC row and the merchant row that apply to ``mid`` (either may be missing)."""
+    from host.store.merchant_records import RiskLimitRow
+
+    rows = db.query(
+        "SELECT * FROM risk_limits WHERE (scope = 'mcc' AND key = :mcc)"
+        " OR (scope = 'merchant' AND key = :mid)",
+        {"mcc": mcc, "mid": mid},
+    )
+    return [RiskLimitRow(**r) for r in rows]
+
+
+def list_risk_limits(db: Db) -> list[Any]:
+    from host.store.merchant_records import RiskLimitRow
+
+    rows = db.query("SELECT * FROM risk_limits ORDER BY scope, key")
+    return [RiskLimitRow(**r) for r in rows]
+
+
+def merchant_risk_totals(db: Db, mid: str, business_date: str, month_start: str) -> dict[str, int]:
+    """One aggregate over the merchant's approved rows this month: sales of the day, sales of
+    the month, refunds of the month (debits: purchase, completion, completion advice)."""
+    row = db.query_one(
+        "SELECT"
+        " COALESCE(SUM(CASE WHEN business_date = :d AND txn_type IN"
+        "   ('purchase', 'completion', 'completion_advice') THEN amount ELSE 0 END), 0) AS day,"
+        " COALESCE(SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice')"
+        "   THEN amount ELSE 0 END), 0) AS month,"
+        " COALESCE(SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END), 0) AS refunds"
+        " FROM transactions WHERE mid = :mid AND status = 'approved'"
+        " AND business_date >= :m AND business_date <= :d",
+        {"mid": mid, "d": business_date, "m": month_start},
+    )
+    return {k: int(row[k]) for k in ("day", "month", "refunds")} if row else {}
+
+
+def recent_card_debits(db: Db, since_ms: int) -> list[tuple[str, int, int]]:
+    """(pan_fingerprint, requested_at, amount) of approved or pending debits since ``since_ms``:
+    the seed of the in-memory per-card velocity windows."""
+    rows = db.query(
+        "SELECT pan_fingerprint, requested_at, amount FROM transactions"
+        " WHERE requested_at >= :since AND pan_fingerprint IS NOT NULL"
+        " AND status IN ('approved', 'pending')"
+        " AND txn_type IN ('purchase', 'completion', 'completion_advice', 'preauth')",
+        {"since": since_ms},
+    )
+    return [(r["pan_fingerprint"], int(r["requested_at"]), int(r["amount"])) for r in rows]
+
+
+def add_risk_event(
+    db: Db,
+    *,
+    mid: str,
+    tid: str,
+    business_date: str,
+    txn_type: str,
+    amount: int,
+    rule: str,
+    response_code: str,
+    detail: str,
+    pan_masked: str | None = None,
+) -> int:
+    row = db.query_one(
+        "INSERT INTO risk_events (mid, tid, business_date, txn_type, amount, rule,"
+        " response_code, detail, pan_masked, created_at) VALUES (:mid, :tid, :d, :type,"
+        " :amount, :rule, :code, :detail, :pan, :now) RETURNING id",
+        {
+            "mid": mid,
+            "tid": tid,
+            "d": business_date,
+            "type": txn_type,
+            "amount": amount,
+            "rule": rule,
+            "code": response_code,
+            "detail": detail,
+            "pan": pan_masked,
+            "now": db.now(),
+        },
+    )
+    assert row is not None
+    return row["id"]
+
+
+def list_risk_events(
+    db: Db,
+    *,
+    mid: str | None = None,
+    business_date: str | None = None,
+    tid: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Any]:
+    from host.store.merchant_records import RiskEvent
+
+    where, params = _where(mid=mid, business_date=business_date, tid=tid)
+    params.update(limit=int(limit), offset=int(offset))
+    rows = db.query(
+        f"SELECT * FROM risk_events{where} ORDER BY id DESC LIMIT :limit OFFSET :offset",  # noqa: S608
+        params,
+    )
+    return [RiskEvent(**r) for r in rows]
+
+
+def set_merchant_terms(db: Db, mid: str, values: dict[str, Any]) -> None:
+    """Create or update a merchant's terms; None clears a field back to the default."""
+    from host.store.merchant_records import TERMS_FIELDS
+
+    unknown = set(values) - set(TERMS_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown term(s): {', '.join(sorted(unknown))}")
+    get_merchant(db, mid)
+    db.execute(
+        "INSERT INTO merchant_terms (mid, updated_at) VALUES (:mid, :now)"
+        " ON CONFLICT (mid) DO NOTHING",
+        {"mid": mid, "now": db.now()},
+    )
+    for name, value in values.items():
+        if name == "require_operator" and value is not None:
+            value = int(bool(value))
+        db.execute(
+            f"UPDATE merchant_terms SET {name} = :v, updated_at = :now WHERE mid = :mid",  # noqa: S608
+            {"v": value, "now": db.now(), "mid": mid},
+        )
+
+
+def get_merchant_terms(db: Db, mid: str) -> Any:
+    """The merchant's terms (all None when none were set)."""
+    from host.store.merchant_records import MerchantTerms
+
+    row = db.query_one("SELECT * FROM merchant_terms WHERE mid = :mid", {"mid": mid})
+    return MerchantTerms(mid=mid) if row is None else MerchantTerms(**row)

@@ -158,9 +158,52 @@ CREATE INDEX transactions_date ON transactions (business_date);
 CREATE INDEX saf_queue_due ON saf_queue (status, next_attempt_at)
 """
 
+V3_RISK_AND_TERMS = """
+CREATE TABLE risk_limits (
+    scope             TEXT NOT NULL CHECK (scope IN ('mcc', 'merchant')),
+    key               TEXT NOT NULL,
+    min_amount        {bigint},
+    max_amount        {bigint},
+    daily_amount      {bigint},
+    monthly_amount    {bigint},
+    velocity_count    {bigint},
+    velocity_amount   {bigint},
+    velocity_window   {bigint},
+    refund_ratio_pct  {bigint},
+    updated_at        {bigint} NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE risk_events (
+    id             {pk},
+    mid            TEXT NOT NULL,
+    tid            TEXT NOT NULL,
+    business_date  TEXT NOT NULL,
+    txn_type       TEXT NOT NULL,
+    amount         {bigint} NOT NULL,
+    rule           TEXT NOT NULL,
+    response_code  TEXT NOT NULL,
+    detail         TEXT NOT NULL,
+    pan_masked     TEXT,
+    created_at     {bigint} NOT NULL
+);
+CREATE INDEX risk_events_mid_date ON risk_events (mid, business_date);
+CREATE TABLE merchant_terms (
+    mid                TEXT PRIMARY KEY REFERENCES merchants (mid),
+    cycle              TEXT CHECK (cycle IN ('T1', 'D0')),
+    fee_rate           TEXT,
+    d0_fee_rate        TEXT,
+    min_payout         {bigint},
+    require_operator   INTEGER,
+    supervisor_types   TEXT,
+    updated_at         {bigint} NOT NULL
+);
+CREATE INDEX transactions_mid_date ON transactions (mid, business_date)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
+    Migration(3, "risk limits, risk events, merchant terms", V3_RISK_AND_TERMS),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

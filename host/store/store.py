@@ -108,6 +108,11 @@ WRITES = (
     ops.settle_batch,
     ops.add_batch_upload_record,
     ops.set_business_day,
+    # merchant operations
+    ops.set_risk_limits,
+    ops.delete_risk_limits,
+    ops.add_risk_event,
+    ops.set_merchant_terms,
 )
 READS = (
     ops.get_merchant,
@@ -131,6 +136,13 @@ READS = (
     ops.list_batches,
     ops.list_batch_upload_records,
     ops.get_business_day,
+    # merchant operations
+    ops.get_risk_limit_rows,
+    ops.list_risk_limits,
+    ops.merchant_risk_totals,
+    ops.recent_card_debits,
+    ops.list_risk_events,
+    ops.get_merchant_terms,
 )
 
 
