@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "host.cli_serve:serve",
     "settle": "host.cli_settle:settle",
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
+    "keys": "host.cli_keys:keys",
 }
 
 
