@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "host.cli_serve:serve",
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
     "terminal": "tools.terminal.cli:terminal",
+    "certify": "tools.certify.cli:certify",
 }
 
 
