@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/poshost --help
+	$(BIN)/poshost serve --demo --issuer-sim
 
 lint: install
 	$(BIN)/ruff check .

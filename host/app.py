@@ -84,6 +84,7 @@ class Host:
     clock: Clock = attrs.field(factory=SystemClock)
     estate: EstateCache = attrs.field(default=None)
     saf_event: trio.Event = attrs.field(factory=trio.Event)
+    caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
 
     def __attrs_post_init__(self) -> None:
         if self.estate is None:

@@ -18,7 +18,9 @@ SUBCOMMANDS: dict[str, str] = {
     "journal": "host.cli_journal:journal",
     "estate": "host.cli_estate:estate",
     "serve": "host.cli_serve:serve",
+    "settle": "host.cli_settle:settle",
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
+    "keys": "host.cli_keys:keys",
     "terminal": "tools.terminal.cli:terminal",
     "certify": "tools.certify.cli:certify",
 }

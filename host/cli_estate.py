@@ -232,3 +232,6 @@ def operator_enable(ctx: click.Context, tid: str, operator_no: str) -> None:
     with opened(ctx) as store:
         store.enable_operator(tid, operator_no)
     click.echo(f"operator {operator_no} of terminal {tid} enabled")
+
+
+from host import cli_estate_keys  # noqa: E402, F401  (registers `terminal set-key`)

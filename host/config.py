@@ -30,7 +30,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "data": {"dir": "var"},
     "journal": {
-        # Empty means "<data.dir>/journal.sqlite".
+        # Empty means "<data.dir>/poshost.sqlite" (the default of `poshost journal/estate` too).
         "url": "",
         "pan_fingerprint_key": "",  # hex; empty means derived from the LMK
     },
@@ -67,6 +67,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # BIN routing, longest matching PAN prefix wins; "" matches every PAN.
     "routes": [{"prefix": "", "link": "sim"}],
     "log": {"format": "auto", "level": "info"},  # format: auto | json | console
+    # Voids, refunds, pre-authorizations and settlement (host/originals.py, host/settlement.py).
+    "flows": {
+        "refund_max_age_days": 30,  # a refund may name an original this many business days old
+        "preauth_expiry_days": 30,  # a pre-authorization can be completed/cancelled this long
+        "completion_tolerance_pct": 15,  # completion may exceed the authorized amount by this
+        "batch_max_days": 3,  # an unsettled batch older than this is closed at its next use (77)
+    },
 }
 
 SOURCE_DEFAULT = "default"
@@ -92,7 +99,7 @@ class Settings:
 
     @property
     def journal_url(self) -> str:
-        return self.values["journal"]["url"] or f"sqlite:///{self.data_dir / 'journal.sqlite'}"
+        return self.values["journal"]["url"] or f"sqlite:///{self.data_dir / 'poshost.sqlite'}"
 
     def describe(self) -> list[tuple[str, Any, str]]:
         """Rows of (dotted key, value, source) in a stable order, for --print-config."""
@@ -176,8 +183,11 @@ def load_settings(
         sources[f"{section}.{key}"] = f"env:{name}"
 
     for dotted, value in (overrides or {}).items():
-        section, key = dotted.split(".", 1)
-        values.setdefault(section, {})[key] = value
+        section, _, key = dotted.partition(".")
+        if key:
+            values.setdefault(section, {})[key] = value
+        else:
+            values[section] = value  # a whole section, e.g. "routes"
         sources[dotted] = "command line"
 
     _validate(values)

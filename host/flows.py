@@ -3,30 +3,66 @@ a row here (and, if it needs one, a small step); the engine in ``host.flow`` nev
 
 from __future__ import annotations
 
+from host import business_day as b
 from host import management as m
+from host import originals as o
+from host import settlement as st
 from host import steps as s
 from host.flow import Flow
 
 # Who is speaking, and may it transact? Every financial flow starts with these.
 _SESSION = (s.identify_terminal, s.require_session, s.verify_mac)
+# The batch and the business day, then the amount limits.
+_CHECKS = (s.check_batch, b.check_business_day, s.check_amount)
 _FINANCIAL_END = (s.journal_outcome, s.respond)
+_ISSUER = (s.select_route, s.translate_pin)
+
+
+def _financial(name: str, *find_original, journal=s.journal_request) -> Flow:
+    """MAC, batch/day, amount, (original), route, PIN, journal, issuer; journal + answer."""
+    return Flow(
+        name,
+        (*_SESSION, *_CHECKS, *find_original, *_ISSUER, journal, s.authorize),
+        _FINANCIAL_END,
+    )
+
 
 FLOWS: dict[str, Flow] = {
-    "purchase": Flow(
-        "purchase",
-        (*_SESSION, s.check_batch, s.check_amount, s.select_route, s.translate_pin,
-         s.journal_request, s.authorize),
-        _FINANCIAL_END,
-    ),
+    "purchase": _financial("purchase"),
     "balance_inquiry": Flow(
         "balance_inquiry",
-        (*_SESSION, s.check_batch, s.select_route, s.translate_pin, s.journal_request,
+        (*_SESSION, s.check_batch, b.check_business_day, *_ISSUER, s.journal_request,
          s.authorize),
         _FINANCIAL_END,
     ),
+    "void": _financial("void", o.find_purchase_to_void),
+    "refund": _financial(
+        "refund", o.replay_advice, o.find_sale_to_refund, journal=o.journal_advice
+    ),
+    "preauth": _financial("preauth"),
+    "preauth_cancel": _financial("preauth_cancel", o.find_preauth_to_cancel),
+    "completion": _financial("completion", o.find_preauth_to_complete),
+    "completion_void": _financial("completion_void", o.find_completion_to_void),
+    "completion_advice": _financial(
+        "completion_advice",
+        o.replay_advice,
+        o.find_preauth_to_complete,
+        journal=o.journal_advice,
+    ),
     "reversal": Flow(
         "reversal",
-        (*_SESSION, m.find_original_for_reversal, m.reverse_original),
+        (*_SESSION, o.check_reversible, m.find_original_for_reversal, m.reverse_original),
+        (s.respond,),
+    ),
+    "settlement": Flow(
+        "settlement", (s.identify_terminal, s.require_session, st.settle), (s.respond,)
+    ),
+    "batch_upload": Flow(
+        "batch_upload", (s.identify_terminal, s.require_session, st.batch_upload), (s.respond,)
+    ),
+    "batch_upload_end": Flow(
+        "batch_upload_end",
+        (s.identify_terminal, s.require_session, st.batch_upload_end),
         (s.respond,),
     ),
     "sign_on": Flow("sign_on", (s.identify_terminal, m.sign_on), (s.respond,)),

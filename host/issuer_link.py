@@ -53,6 +53,7 @@ class IssuerLink:
     host: str
     port: int
     timeout: float = 10.0
+    management_timeout: float = 10.0  # sign-on/echo: a slow issuer is slow, not down
     echo_interval: float = 30.0
     reconnect_min: float = 0.5
     reconnect_max: float = 15.0
@@ -166,15 +167,15 @@ class IssuerLink:
     async def _management(self, code: str) -> Message | None:
         msg = Message("0800", {7: _transmission_time(), 11: self._next_mgmt_stan(), 70: code})
         try:
-            return await self._exchange(msg, require_up=False)
+            return await self._exchange(msg, require_up=False, timeout=self.management_timeout)
         except (LinkDown, LinkTimeout):
             return None
 
     async def request(self, msg: Message) -> Message:
         """Send a request and wait for its response. Raises LinkDown or LinkTimeout."""
-        return await self._exchange(msg, require_up=True)
+        return await self._exchange(msg, require_up=True, timeout=self.timeout)
 
-    async def _exchange(self, msg: Message, *, require_up: bool) -> Message:
+    async def _exchange(self, msg: Message, *, require_up: bool, timeout: float) -> Message:
         stream = self._stream
         if stream is None or (require_up and not self._up.is_set()):
             raise LinkDown(self.name)
@@ -191,7 +192,7 @@ class IssuerLink:
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise LinkDown(f"{self.name}: {exc}") from exc
             self.stats["sent"] += 1
-            with trio.move_on_after(self.timeout if math.isfinite(self.timeout) else math.inf):
+            with trio.move_on_after(timeout if math.isfinite(timeout) else math.inf):
                 await waiter.event.wait()
             if waiter.response is not None:
                 return waiter.response

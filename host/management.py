@@ -86,11 +86,12 @@ async def find_original_for_reversal(host, ex: Exchange) -> None:
     except ValueError as exc:
         raise Decline("30", f"field 60: {exc}") from exc
     today = host.business_date()
+    reverses = ex.notes.get("reverses")
     for date in (today, today.fromordinal(today.toordinal() - 1)):
         original = await host.store.find_transaction(
             ex.terminal.tid, batch, str(req[11]), date.strftime("%Y%m%d")
         )
-        if original is not None:
+        if original is not None and reverses in (None, original.txn_type):
             ex.original = original
             return
 

@@ -21,7 +21,7 @@ from codec.message import FieldValue, Message
 from codec.subfields import Field60
 from host.flow import Decline, Exchange
 from host.issuer_link import LinkDown, LinkTimeout
-from host.store.errors import AlreadyReversed, DuplicateTransaction
+from host.store.errors import AlreadyReversed, DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
 from keys.errors import KeysError
 from keys.hsm import DukptSource
@@ -168,15 +168,16 @@ def _card_group(host, pan: str | None) -> str:
     return "domestic" if any(pan.startswith(p) for p in domestic) else "foreign"
 
 
-async def journal_request(host, ex: Exchange) -> None:
-    """The request is durable before anything leaves for the issuer; the unique key
-    (terminal, batch, STAN, business date) turns a repeated request into 94."""
+def new_transaction(host, ex: Exchange) -> NewTransaction:
+    """The journal row for this request. Field 7 of the issuer request is fixed here and kept
+    in ``extra`` so a later void, completion or reversal names this one exactly in 90."""
     req = ex.request
     pan = ex.notes.get("pan")
     date = host.business_date()
     ex.business_date = date.strftime("%Y%m%d")
+    ex.notes.setdefault("f7", _transmission_time(host))
     f60 = Field60.parse(str(req.get(60, "")))
-    txn = NewTransaction(
+    return NewTransaction(
         tid=ex.terminal.tid,
         mid=ex.terminal.mid,
         batch=f60.batch,
@@ -193,12 +194,32 @@ async def journal_request(host, ex: Exchange) -> None:
         card_group=_card_group(host, pan),
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
+        extra={"f7": ex.notes["f7"]},
     )
+
+
+async def insert_transaction(host, ex: Exchange, txn: NewTransaction) -> int:
+    """Journal ``txn``; when a step set ``ex.notes['guard']`` (a void, refund or completion
+    limited by its original), the check against the original's other children and the insert
+    are one database transaction."""
+    guard = ex.notes.get("guard")
+    if guard is None:
+        return await host.store.insert_pending(txn)
     try:
-        ex.journal_id = await host.store.insert_pending(txn)
+        return await host.store.insert_pending_child(txn, **guard["limits"])
+    except OriginalConflict as exc:
+        raise Decline(guard["code"], exc.reason) from exc
+
+
+async def journal_request(host, ex: Exchange) -> None:
+    """The request is durable before anything leaves for the issuer; the unique key
+    (terminal, batch, STAN, business date) turns a repeated request into 94."""
+    txn = new_transaction(host, ex)
+    try:
+        ex.journal_id = await insert_transaction(host, ex, txn)
     except DuplicateTransaction as exc:
         raise Decline("94", "duplicate (terminal, batch, STAN, date)") from exc
-    ex.rrn = host.rrn_for(ex.journal_id, date)
+    ex.rrn = host.rrn_for(ex.journal_id, dt.datetime.strptime(ex.business_date, "%Y%m%d").date())
 
 
 async def journal_outcome(host, ex: Exchange) -> None:
@@ -214,6 +235,8 @@ async def journal_outcome(host, ex: Exchange) -> None:
         auth_code=ex.auth_code,
         rrn=ex.rrn,
         settlement_date=ex.business_date,
+        # a void / cancel / completion void marks what it undoes, in the same transaction
+        original_status=ex.notes.get("original_status") if code == "00" else None,
     )
 
 
@@ -231,7 +254,7 @@ def issuer_request(host, ex: Exchange, mti: str, extra: dict[int, FieldValue] | 
     fields: dict[int, FieldValue] = {
         2: card_pan(host, ex),
         3: str(req.get(3, "000000")),
-        7: _transmission_time(host),
+        7: ex.notes.get("f7") or _transmission_time(host),
         11: str(req[11]),
         12: local.strftime("%H%M%S"),
         13: local.strftime("%m%d"),
@@ -266,7 +289,9 @@ def issuer_request(host, ex: Exchange, mti: str, extra: dict[int, FieldValue] | 
 async def authorize(host, ex: Exchange) -> None:
     """Send to the issuer and wait. Down -> 91; no answer in time -> 98 and a reversal queued
     (store-and-forward) so the issuer never keeps an approval the terminal did not get."""
-    msg = issuer_request(host, ex, ex.notes.get("issuer_mti", ex.request.mti))
+    msg = issuer_request(
+        host, ex, ex.notes.get("issuer_mti", ex.request.mti), ex.notes.get("issuer_extra")
+    )
     ex.issuer_request = msg
     link = host.links[ex.link]
     try:
@@ -295,11 +320,11 @@ def reversal_message(host, original, rrn: str, link_mti: str = "0420") -> Messag
     """The 0420 advice that undoes `original` at the issuer. It carries no PAN or track: the
     issuer finds the original by terminal + RRN (or 90), and the SAF queue never stores card
     data."""
-    transmission = dt.datetime.fromtimestamp(original.requested_at / 1000, dt.UTC)
+    f7 = original_f7(original)
     fields: dict[int, FieldValue] = {
         3: original.processing_code or "000000",
         4: f"{original.amount:012d}",
-        7: transmission.strftime("%m%d%H%M%S"),
+        7: f7,
         11: original.stan,
         25: original.condition_code or "00",
         32: host.acquirer_id,
@@ -307,11 +332,19 @@ def reversal_message(host, original, rrn: str, link_mti: str = "0420") -> Messag
         41: original.tid,
         42: original.mid,
         49: original.currency,
-        90: original_data(
-            original.mti, original.stan, transmission.strftime("%m%d%H%M%S"), host.acquirer_id
-        ),
+        90: original_data(original.mti, original.stan, f7, host.acquirer_id),
     }
     return Message(link_mti, fields)
+
+
+def original_f7(original) -> str:
+    """Field 7 the host sent with a journalled request (kept in ``extra``; older rows: their
+    request time)."""
+    f7 = (original.extra or {}).get("f7")
+    if f7:
+        return str(f7)
+    transmission = dt.datetime.fromtimestamp(original.requested_at / 1000, dt.UTC)
+    return transmission.strftime("%m%d%H%M%S")
 
 
 async def queue_reversal(host, ex: Exchange, reason: str) -> None:

@@ -9,8 +9,6 @@ consecutive counters of one device share all but their last steps.
 from __future__ import annotations
 
 import enum
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
@@ -18,6 +16,7 @@ from Crypto.Cipher import AES, DES
 
 from keys import des
 from keys.errors import DukptError
+from keys.lru import LRU
 
 # ---------------------------------------------------------------------------------------
 # TDES DUKPT, ANSI X9.24-1-2009
@@ -88,34 +87,11 @@ def _single_des(key: bytes) -> Any:
     return DES.new(key, DES.MODE_ECB)  # noqa: S304 - X9.24-1 specifies single DES here
 
 
-class DukptCache:
+class DukptCache(LRU):
     """Bounded LRU of initial keys and counter-path keys, shared by TDES and AES DUKPT."""
 
     def __init__(self, maxsize: int = 65536) -> None:
-        self._d: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._max = maxsize
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> bytes | None:
-        with self._lock:
-            v = self._d.get(key)
-            if v is not None:
-                self._d.move_to_end(key)
-            return v
-
-    def put(self, key: Hashable, value: bytes) -> None:
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self._max:
-                self._d.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-
-    def __len__(self) -> int:
-        return len(self._d)
+        super().__init__(maxsize)
 
 
 def _path(counter: int, bits: int) -> list[int]:
@@ -188,8 +164,8 @@ def data_response_variant(transaction_key: bytes) -> bytes:
 def data_key_2009(transaction_key: bytes, *, response: bool = False) -> bytes:
     """The X9.24-1-2009 data encryption key: the data variant encrypted, half by half, by itself.
 
-    This one-way step is in the 2009 text (A.4.1) and absent from older device documents;
-    :func:`data_variant` gives the bare variant for those.
+    This one-way step is in the 2009 text (A.4.1, figure A-2) and absent from older device
+    documents; :func:`data_variant` gives the bare variant for those.
     """
     v = data_response_variant(transaction_key) if response else data_variant(transaction_key)
     ecb = des.new_ecb(v)
@@ -294,7 +270,8 @@ def derive_aes_derivation_key(
         data = _derivation_data(KeyUsage.KEY_DERIVATION, kt, tail4 + cumulative.to_bytes(4, "big"))
         return _aes_derive(AES.new(key, AES.MODE_ECB), data, kt)
 
-    return _walk(initial_key, _path(counter, AES_COUNTER_BITS), step, cache, ("A", initial_key))
+    tag = ("A", initial_key, ikid)
+    return _walk(initial_key, _path(counter, AES_COUNTER_BITS), step, cache, tag)
 
 
 def derive_working_key(

@@ -12,19 +12,18 @@ DUKPT cache of initial keys and counter-path keys.
 from __future__ import annotations
 
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import attrs
 from Crypto.Cipher import AES
 
-from keys import des, dukpt, pinblock
+from keys import des, dukpt, pinblock, tr31
 from keys import mac as macs
 from keys.checkvalue import kcv, kcv_aes
 from keys.errors import KeyError_, KeysError, KeyUsageError, MacError, PinError
-from keys.lmk import LocalMasterKey, generate_lmk, lmk_from_components
+from keys.lmk import LocalMasterKey, generate_lmk, xor_components
+from keys.lru import LRU
 from keys.tokens import Algorithm, KeyToken, KeyType, check_key_length
 
 T = KeyType
@@ -41,6 +40,35 @@ EXPORT_RULES: dict[KeyType, frozenset[KeyType]] = {
     T.KEK: frozenset(
         {T.TMK, T.TPK, T.TAK, T.TDK, T.ZMK, T.ZPK, T.ZAK, T.ZEK, T.PVK, T.IPEK, T.IK_AES}
     ),
+}
+
+# TR-31 key usage of each key type, and the mode of use given when exporting.
+TR31_USAGE: dict[KeyType, str] = {
+    T.TMK: "K0",
+    T.ZMK: "K0",
+    T.KEK: "K0",
+    T.KBPK: "K1",
+    T.TPK: "P0",
+    T.ZPK: "P0",
+    T.TAK: "M3",
+    T.ZAK: "M3",
+    T.TDK: "D0",
+    T.ZEK: "D0",
+    T.PVK: "V2",
+    T.BDK: "B0",
+    T.BDK_AES: "B0",
+    T.IPEK: "B1",
+    T.IK_AES: "B1",
+}
+TR31_DEFAULT_MODE = {
+    "K0": "B",
+    "K1": "B",
+    "P0": "B",
+    "D0": "B",
+    "M3": "C",
+    "V2": "C",
+    "B0": "X",
+    "B1": "X",
 }
 
 MAC_ALGORITHMS = {
@@ -123,6 +151,8 @@ class HSM(Protocol):
         pvki: int = 1,
         fmt: int = 0,
     ) -> bool: ...
+    def export_tr31(self, token: KeyToken, kbpk: KeyToken, **header: str) -> str: ...
+    def import_tr31(self, key_type: KeyType, block: str, kbpk: KeyToken) -> KeyToken: ...
     def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str: ...
     def derive_ipek(self, bdk: KeyToken, ksn: bytes) -> KeyToken: ...
 
@@ -130,7 +160,7 @@ class HSM(Protocol):
 class _Engine:
     """Prepared cipher objects for one unwrapped key; built lazily, kept for the token's life."""
 
-    __slots__ = ("_chain", "_chain_k1", "_ecb", "_final", "algorithm", "key")
+    __slots__ = ("_chain", "_chain_k1", "_ecb", "algorithm", "key")
 
     def __init__(self, key: bytes, algorithm: Algorithm) -> None:
         self.key = key
@@ -138,7 +168,6 @@ class _Engine:
         self._ecb: Any = None
         self._chain: macs.ChainedCbc | None = None
         self._chain_k1: macs.ChainedCbc | None = None
-        self._final: Any = None
 
     def __repr__(self) -> str:
         return f"_Engine({self.algorithm.name})"
@@ -166,33 +195,6 @@ class _Engine:
         return macs.x919_with(self._chain_k1, self.ecb, data, padding)
 
 
-class _LRU:
-    """A small thread-safe LRU map."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._d: OrderedDict[Any, Any] = OrderedDict()
-        self._max = maxsize
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            v = self._d.get(key)
-            if v is not None:
-                self._d.move_to_end(key)
-            return v
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self._max:
-                self._d.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-
-
 def _names(types: Iterable[KeyType]) -> str:
     return "/".join(sorted(t.name for t in types))
 
@@ -202,7 +204,7 @@ class SoftHSM:
 
     def __init__(self, lmk: bytes, *, cache_size: int = 4096, dukpt_cache_size: int = 65536):
         self._lmk = LocalMasterKey(lmk)
-        self._engines = _LRU(cache_size)
+        self._engines = LRU(cache_size)
         self.dukpt_cache = dukpt.DukptCache(dukpt_cache_size)
 
     # -- construction ------------------------------------------------------------------
@@ -219,7 +221,7 @@ class SoftHSM:
     @classmethod
     def from_components(cls, components: Iterable[bytes | str], **kwargs: Any) -> SoftHSM:
         """An HSM from two or more LMK components (XORed)."""
-        return cls(lmk_from_components(components), **kwargs)
+        return cls(xor_components(components), **kwargs)
 
     @staticmethod
     def generate_lmk(length: int = 32) -> bytes:
@@ -241,15 +243,23 @@ class SoftHSM:
 
     # -- tokens --------------------------------------------------------------------------
 
-    def _make_token(self, key_type: KeyType, algorithm: Algorithm | None, clear: bytes) -> KeyToken:
+    def _make_token(
+        self,
+        key_type: KeyType,
+        algorithm: Algorithm | None,
+        clear: bytes,
+        exportable: bool = True,
+    ) -> KeyToken:
         algorithm = algorithm or key_type.default_algorithm
         if algorithm not in key_type.algorithms:
             raise KeyUsageError(f"a {key_type.name} cannot be an {algorithm.name} key")
         check_key_length(algorithm, len(clear))
-        cv = (
-            kcv_aes(clear).hex().upper() if algorithm is Algorithm.AES else kcv(clear).hex().upper()
-        )
-        return KeyToken(key_type, self._lmk.wrap(key_type, algorithm, clear), cv, algorithm)
+        if algorithm is Algorithm.AES:
+            cv = kcv_aes(clear).hex().upper()
+        else:
+            cv = kcv(clear).hex().upper()
+        crypt = self._lmk.wrap(key_type, algorithm, clear, exportable)
+        return KeyToken(key_type, crypt, cv, algorithm, exportable)
 
     def _engine(self, token: KeyToken, allowed: frozenset[KeyType], operation: str) -> _Engine:
         """The engine of a token permitted for ``operation``; unwraps (and checks) on first use."""
@@ -260,14 +270,19 @@ class SoftHSM:
                 f"{operation} needs a {_names(allowed)} key, not a {token.key_type.name} "
                 f"(kcv {token.check_value})"
             )
-        ck = (token.key_type, token.algorithm, token.cryptogram)
+        ck = (token.key_type, token.algorithm, token.exportable, token.cryptogram)
         eng = self._engines.get(ck)
         if eng is None:
-            clear = self._lmk.unwrap(token.key_type, token.algorithm, token.cryptogram)
-            cv = kcv_aes(clear) if token.algorithm is Algorithm.AES else kcv(clear)
+            clear = self._lmk.unwrap(
+                token.key_type, token.algorithm, token.cryptogram, token.exportable
+            )
+            eng = _Engine(clear, token.algorithm)
+            # The check value is not covered by the wrapping; confirm it once, reusing the
+            # engine's cipher for TDES so a cold call builds one cipher fewer.
+            aes = token.algorithm is Algorithm.AES
+            cv = kcv_aes(clear) if aes else eng.ecb.encrypt(bytes(8))
             if cv.hex().upper()[: len(token.check_value)] != token.check_value.upper():
                 raise KeyError_(f"the {token.key_type.name} token's check value does not match")
-            eng = _Engine(clear, token.algorithm)
             self._engines.put(ck, eng)
         return eng
 
@@ -296,12 +311,7 @@ class SoftHSM:
         self, key_type: KeyType, components: Sequence[bytes], algorithm: Algorithm | None = None
     ) -> KeyToken:
         """Wrap the XOR of two or more clear components."""
-        if len(components) < 2 or len({len(c) for c in components}) != 1:
-            raise KeyError_("give two or more components of equal length")
-        value = 0
-        for c in components:
-            value ^= int.from_bytes(c, "big")
-        return self._make_token(key_type, algorithm, value.to_bytes(len(components[0]), "big"))
+        return self._make_token(key_type, algorithm, xor_components(components))
 
     def _kek_engine(self, key_type: KeyType, kek: KeyToken, operation: str) -> _Engine:
         keks = frozenset(k for k, carried in EXPORT_RULES.items() if key_type in carried)
@@ -315,6 +325,10 @@ class SoftHSM:
     def export_key(self, token: KeyToken, kek: KeyToken) -> tuple[bytes, bytes]:
         """(key under the KEK in ECB, 4-byte check value), as sign-on field 62 carries it."""
         kek_eng = self._kek_engine(token.key_type, kek, "export")
+        if not token.exportable:
+            raise KeyUsageError(
+                f"the {token.key_type.name} (kcv {token.check_value}) is not exportable"
+            )
         eng = self._engine(token, frozenset({token.key_type}), "export")
         if eng.algorithm is not Algorithm.TDES:
             raise KeyUsageError("ECB export is for TDES keys; use TR-31 for AES keys")
@@ -337,6 +351,51 @@ class SoftHSM:
             if not macs.verify(cv, bytes(check_value)):
                 raise KeyError_(f"the imported {key_type.name} does not match its check value")
         return self._make_token(key_type, Algorithm.TDES, clear)
+
+    # -- TR-31 ---------------------------------------------------------------------------
+
+    def export_tr31(
+        self,
+        token: KeyToken,
+        kbpk: KeyToken,
+        *,
+        mode: str | None = None,
+        key_version: str = "00",
+        exportability: str = "E",
+    ) -> str:
+        """The key as a TR-31 block under a KBPK: version B for a TDES KBPK, D for AES."""
+        if not token.exportable:
+            raise KeyUsageError(
+                f"the {token.key_type.name} (kcv {token.check_value}) is not exportable"
+            )
+        kb = self._engine(kbpk, frozenset({T.KBPK}), "TR-31 export")
+        eng = self._engine(token, frozenset({token.key_type}), "TR-31 export")
+        usage = TR31_USAGE[token.key_type]
+        header = tr31.Header(
+            version="B" if kb.algorithm is Algorithm.TDES else "D",
+            usage=usage,
+            algorithm="A" if eng.algorithm is Algorithm.AES else "T",
+            mode=mode or TR31_DEFAULT_MODE[usage],
+            key_version=key_version,
+            exportability=exportability,
+        )
+        return tr31.wrap(kb.key, header, eng.key)
+
+    def import_tr31(self, key_type: KeyType, block: str, kbpk: KeyToken) -> KeyToken:
+        """A token from a TR-31 block; its usage must be the one ``key_type`` has.
+
+        Exportability 'N' (never) and 'S' (sensitive) make a non-exportable token, since this
+        HSM's only other exports are ECB cryptograms, which are not key blocks.
+        """
+        kb = self._engine(kbpk, frozenset({T.KBPK}), "TR-31 import")
+        header, clear = tr31.unwrap(kb.key, block)
+        expected = TR31_USAGE[key_type]
+        if header.usage != expected:
+            raise KeyUsageError(
+                f"the key block holds a {header.usage} key; a {key_type.name} needs {expected}"
+            )
+        algorithm = Algorithm.AES if header.algorithm == "A" else Algorithm.TDES
+        return self._make_token(key_type, algorithm, clear, header.exportability == "E")
 
     # -- MAC -----------------------------------------------------------------------------
 
@@ -391,6 +450,8 @@ class SoftHSM:
     def _dukpt_pin_key(self, src: DukptSource) -> tuple[_Engine, int]:
         """An engine for the DUKPT PIN key of a KSN, and the device's PIN block format."""
         eng = self._engine(src.bdk, DUKPT_BASE_KEYS, "DUKPT derivation")
+        if not isinstance(src.ksn, bytes | bytearray):
+            raise dukpt.DukptError("the KSN must be bytes")
         ksn = bytes(src.ksn)
         if src.bdk.key_type is T.BDK:
             fmt = 0 if src.fmt is None else src.fmt

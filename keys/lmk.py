@@ -2,7 +2,8 @@
 
 Choice: an authenticated key block rather than TDES LMK variants. A key is wrapped with
 AES-SIV (RFC 5297) under a 512-bit key derived from the LMK, with the associated data
-``poshost-lmk-1|<type>|<algorithm>``. So a token's type and algorithm are authenticated:
+``poshost-lmk-1|<type>|<algorithm>[|N]`` (N: non-exportable). So a token's type, algorithm
+and exportability are authenticated:
 using a ZPK token as a TPK, or editing the type in a stored token, fails to unwrap. SIV is
 deterministic, which makes the cryptogram a stable cache key. The LMK itself is an AES key
 (16, 24 or 32 bytes); its check value is the AES check value (5 bytes, 10 hex digits).
@@ -30,17 +31,23 @@ def generate_lmk(length: int = 32) -> bytes:
     return secrets.token_bytes(length)
 
 
-def lmk_from_components(components: Iterable[bytes | str]) -> bytes:
+def xor_components(components: Iterable[bytes | str]) -> bytes:
     """XOR of two or more equal-length components (bytes or hex), as custodians enter them."""
-    parts = [bytes.fromhex(c) if isinstance(c, str) else bytes(c) for c in components]
+    try:
+        parts = [bytes.fromhex(c) if isinstance(c, str) else bytes(c) for c in components]
+    except ValueError:
+        raise KeyError_("a component is not hex") from None
     if len(parts) < 2:
-        raise KeyError_("an LMK is formed from at least two components")
+        raise KeyError_("a key is formed from at least two components")
     if len({len(p) for p in parts}) != 1:
-        raise KeyError_("LMK components differ in length")
+        raise KeyError_("the components differ in length")
     value = 0
     for p in parts:
         value ^= int.from_bytes(p, "big")
     return value.to_bytes(len(parts[0]), "big")
+
+
+lmk_from_components = xor_components
 
 
 class LocalMasterKey:
@@ -61,22 +68,29 @@ class LocalMasterKey:
         return f"LocalMasterKey(kcv={self.check_value})"
 
     @staticmethod
-    def _ad(key_type: KeyType, algorithm: Algorithm) -> bytes:
-        return b"|".join((_LABEL, key_type.value.encode(), algorithm.value.encode()))
+    def _ad(key_type: KeyType, algorithm: Algorithm, exportable: bool) -> bytes:
+        parts = [_LABEL, key_type.value.encode(), algorithm.value.encode()]
+        if not exportable:
+            parts.append(b"N")
+        return b"|".join(parts)
 
-    def wrap(self, key_type: KeyType, algorithm: Algorithm, clear: bytes) -> bytes:
+    def wrap(
+        self, key_type: KeyType, algorithm: Algorithm, clear: bytes, exportable: bool = True
+    ) -> bytes:
         """Tag (16 bytes) || ciphertext of the clear key, bound to type and algorithm."""
         siv = AES.new(self._siv_key, AES.MODE_SIV)
-        siv.update(self._ad(key_type, algorithm))
+        siv.update(self._ad(key_type, algorithm, exportable))
         ct, tag = siv.encrypt_and_digest(clear)
         return tag + ct
 
-    def unwrap(self, key_type: KeyType, algorithm: Algorithm, cryptogram: bytes) -> bytes:
+    def unwrap(
+        self, key_type: KeyType, algorithm: Algorithm, cryptogram: bytes, exportable: bool = True
+    ) -> bytes:
         """The clear key, or :class:`KeyUsageError` if the cryptogram is not of this type."""
         if len(cryptogram) < 17:
             raise KeyUsageError("the token's cryptogram is too short to be a wrapped key")
         siv = AES.new(self._siv_key, AES.MODE_SIV)
-        siv.update(self._ad(key_type, algorithm))
+        siv.update(self._ad(key_type, algorithm, exportable))
         try:
             return siv.decrypt_and_verify(cryptogram[16:], cryptogram[:16])
         except ValueError:

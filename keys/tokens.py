@@ -11,7 +11,30 @@ import enum
 
 import attrs
 
-from keys.errors import KeyError_, KeyUsageError
+from keys.errors import (  # re-exported: CONTRACTS.md names them next to KeyToken
+    DukptError,
+    KeyError_,
+    KeysError,
+    KeyUsageError,
+    MacError,
+    PinError,
+    TR31Error,
+)
+
+__all__ = [
+    "Algorithm",
+    "DukptError",
+    "KeyError_",
+    "KeyToken",
+    "KeyType",
+    "KeyUsageError",
+    "KeysError",
+    "MacError",
+    "PinError",
+    "TR31Error",
+    "check_key_length",
+    "parse_key_type",
+]
 
 
 class Algorithm(enum.Enum):
@@ -94,28 +117,39 @@ class KeyToken:
     cryptogram: bytes
     check_value: str
     algorithm: Algorithm = Algorithm.TDES
+    exportable: bool = True  # bound into the wrapping too: a TR-31 'N'/'S' key stays inside
 
     def __repr__(self) -> str:
-        return f"KeyToken({self.key_type.name}, {self.algorithm.name}, kcv={self.check_value})"
+        flag = "" if self.exportable else ", non-exportable"
+        return (
+            f"KeyToken({self.key_type.name}, {self.algorithm.name}, kcv={self.check_value}{flag})"
+        )
 
     __str__ = __repr__
 
     def to_text(self) -> str:
-        """``TYPE:ALG:KCV:CRYPTOGRAM`` for a database column or a config file."""
-        return ":".join(
-            (
-                self.key_type.value,
-                self.algorithm.value,
-                self.check_value,
-                self.cryptogram.hex().upper(),
-            )
-        )
+        """``TYPE:ALG:KCV:CRYPTOGRAM[:N]`` for a database column or a config file."""
+        parts = [
+            self.key_type.value,
+            self.algorithm.value,
+            self.check_value,
+            self.cryptogram.hex().upper(),
+        ]
+        if not self.exportable:
+            parts.append("N")
+        return ":".join(parts)
 
     @classmethod
     def from_text(cls, text: str) -> KeyToken:
         """Inverse of :meth:`to_text`; authenticity is checked when the HSM first uses it."""
         try:
-            t, a, kcv, crypt = text.strip().split(":")
-            return cls(KeyType(t), bytes.fromhex(crypt), kcv.upper(), Algorithm(a))
+            parts = text.strip().split(":")
+            if len(parts) == 5 and parts[4] == "N":
+                exportable = False
+                parts = parts[:4]
+            else:
+                exportable = True
+            t, a, kcv, crypt = parts
+            return cls(KeyType(t), bytes.fromhex(crypt), kcv.upper(), Algorithm(a), exportable)
         except ValueError:
-            raise KeyError_("not a key token text (TYPE:ALG:KCV:CRYPTOGRAM)") from None
+            raise KeyError_("not a key token text (TYPE:ALG:KCV:CRYPTOGRAM[:N])") from None

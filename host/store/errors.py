@@ -39,6 +39,16 @@ class AlreadyReversed(StoreError):
         self.reversal_id = reversal_id
 
 
+class OriginalConflict(StoreError):
+    """A void/refund/completion would exceed what its original allows (already voided,
+    completed, cancelled, or refunded in full); nothing was journalled."""
+
+    def __init__(self, original_id: int, reason: str):
+        super().__init__(f"transaction {original_id}: {reason}")
+        self.original_id = original_id
+        self.reason = reason
+
+
 class StoreClosed(StoreError):
     """The store was closed; no more operations are accepted."""
 

@@ -17,6 +17,7 @@ from host.store.errors import (
     AlreadyReversed,
     DuplicateTransaction,
     NotFound,
+    OriginalConflict,
 )
 from host.store.records import (
     CARD_GROUPS,
@@ -269,6 +270,49 @@ def insert_pending(db: Db, txn: NewTransaction) -> int:
     return row["id"]
 
 
+def insert_pending_child(
+    db: Db,
+    txn: NewTransaction,
+    *,
+    sibling_types: tuple[str, ...],
+    statuses: tuple[str, ...] = ("pending", "approved", "timeout"),
+    max_amount: int | None = None,
+) -> int:
+    """``insert_pending`` for a row that refers to ``txn.original_id`` (void, refund,
+    completion...), checked against its siblings in the same transaction: with ``max_amount``
+    None, any sibling of ``sibling_types`` in ``statuses`` refuses it (a second void or
+    completion); otherwise the siblings' amounts plus this one may not exceed ``max_amount``
+    (partial refunds). Raises ``OriginalConflict`` and journals nothing when refused."""
+    if txn.original_id is None:
+        raise ValueError("insert_pending_child needs txn.original_id")
+    if db.backend == "postgresql":  # serialize siblings of one original across host processes
+        db.query_one(
+            "SELECT id FROM transactions WHERE id = :id FOR UPDATE", {"id": txn.original_id}
+        )
+    params: dict[str, Any] = {"oid": txn.original_id}
+    types = _in_list("t", sibling_types, params)
+    states = _in_list("s", statuses, params)
+    row = db.query_one(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS total FROM transactions"  # noqa: S608
+        f" WHERE original_id = :oid AND txn_type IN ({types}) AND status IN ({states})",
+        params,
+    )
+    count, total = (int(row["n"]), int(row["total"])) if row else (0, 0)
+    if max_amount is None and count:
+        raise OriginalConflict(txn.original_id, f"{count} {'/'.join(sibling_types)} already")
+    if max_amount is not None and total + txn.amount > max_amount:
+        raise OriginalConflict(txn.original_id, f"{total} + {txn.amount} exceeds {max_amount}")
+    return insert_pending(db, txn)
+
+
+def _in_list(prefix: str, values: tuple[str, ...], params: dict[str, Any]) -> str:
+    names = []
+    for i, value in enumerate(values):
+        params[f"{prefix}{i}"] = value
+        names.append(f":{prefix}{i}")
+    return ", ".join(names)
+
+
 def record_outcome(
     db: Db,
     txn_id: int,
@@ -361,6 +405,26 @@ def find_by_rrn(
     return [Transaction(**r) for r in rows]
 
 
+def find_in_batch(db: Db, tid: str, batch: str, stan: str) -> list[Transaction]:
+    """Rows of a terminal batch with this STAN (any business date), newest first."""
+    rows = db.query(
+        "SELECT * FROM transactions WHERE tid = :tid AND batch = :batch AND stan = :stan"
+        " ORDER BY id DESC",
+        {"tid": tid, "batch": batch, "stan": stan},
+    )
+    return [Transaction(**r) for r in rows]
+
+
+def find_by_auth_code(db: Db, tid: str, txn_type: str, auth_code: str) -> list[Transaction]:
+    """A terminal's rows of one type with this authorization code, newest first."""
+    rows = db.query(
+        "SELECT * FROM transactions WHERE tid = :tid AND txn_type = :type AND auth_code = :code"
+        " ORDER BY id DESC",
+        {"tid": tid, "type": txn_type, "code": auth_code},
+    )
+    return [Transaction(**r) for r in rows]
+
+
 def find_by_original(db: Db, original_id: int) -> list[Transaction]:
     """Rows that refer to ``original_id`` (its voids, refunds, completions), oldest first."""
     rows = db.query(
@@ -430,6 +494,9 @@ def batch_totals(db: Db, tid: str, batch: str) -> BatchTotals:
 # ---------------------------------------------------------------------------------------------
 # Reversals and store-and-forward
 
+# Types whose approval marks their original 'voided' (and whose reversal restores it).
+UNDO_TYPES = ("void", "preauth_cancel", "completion_void")
+
 
 def record_reversal(
     db: Db,
@@ -442,8 +509,10 @@ def record_reversal(
 ) -> Reversal:
     """Reverse ``original_id`` exactly once: insert the reversal row, mark the original
     ``reversed`` and, when ``payload`` is given, queue it for store-and-forward to ``link`` —
-    all in one transaction. Raises ``AlreadyReversed`` on a second attempt."""
-    get_transaction(db, original_id)
+    all in one transaction. Raises ``AlreadyReversed`` on a second attempt. Reversing a
+    void, pre-authorization cancel or completion void puts its 'voided' original back to
+    'approved'."""
+    reversed_row = get_transaction(db, original_id)
     now = db.now()
     row = db.query_one(
         "INSERT INTO reversals (original_id, reason, created_at) VALUES (:oid, :reason, :now)"
@@ -454,6 +523,12 @@ def record_reversal(
         existing = get_reversal(db, original_id)
         raise AlreadyReversed(original_id, existing.id if existing else -1)
     set_status(db, original_id, "reversed")
+    if reversed_row.txn_type in UNDO_TYPES and reversed_row.original_id is not None:
+        # A reversed void/cancel/completion void puts what it undid back to approved.
+        db.execute(
+            "UPDATE transactions SET status = 'approved' WHERE id = :id AND status = 'voided'",
+            {"id": reversed_row.original_id},
+        )
     saf_id = None
     if payload is not None:
         if link is None:
@@ -605,6 +680,27 @@ def close_batch(
     )
     if not changed:
         raise NotFound(f"batch {batch} of terminal {tid} not found")
+
+
+def settle_batch(
+    db: Db,
+    tid: str,
+    batch: str,
+    *,
+    next_batch: str,
+    business_date: str,
+    status: str,
+    host_totals: BatchTotals | dict | None,
+    terminal_totals: BatchTotals | dict | None,
+) -> None:
+    """Close ``batch`` with ``status`` and open ``next_batch`` as the terminal's current one,
+    in one transaction (a crash leaves either the old batch open or the new one current)."""
+    open_batch(db, tid, batch, business_date)
+    close_batch(
+        db, tid, batch, status=status, host_totals=host_totals, terminal_totals=terminal_totals
+    )
+    set_current_batch(db, tid, next_batch)
+    open_batch(db, tid, next_batch, business_date)
 
 
 def _totals_dict(totals: BatchTotals | dict | None) -> dict | None:

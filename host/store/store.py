@@ -93,6 +93,7 @@ WRITES = (
     ops.enable_operator,
     # journal
     ops.insert_pending,
+    ops.insert_pending_child,
     ops.record_outcome,
     ops.set_status,
     ops.record_reversal,
@@ -104,6 +105,7 @@ WRITES = (
     # batches and business day
     ops.open_batch,
     ops.close_batch,
+    ops.settle_batch,
     ops.add_batch_upload_record,
     ops.set_business_day,
 )
@@ -118,6 +120,8 @@ READS = (
     ops.find_transaction,
     ops.find_by_rrn,
     ops.find_by_original,
+    ops.find_in_batch,
+    ops.find_by_auth_code,
     ops.list_transactions,
     ops.batch_totals,
     ops.get_reversal,

@@ -69,3 +69,30 @@ async def wait_links_up(running: RunningHost, timeout: float = 5.0) -> None:
     with trio.fail_after(timeout):
         for link in running.host.links.values():
             await link.wait_up()
+
+
+@contextlib.asynccontextmanager
+async def sim_and_host(tmp_path, *, sim_overrides=None, clock=None, **host_overrides):
+    """The real issuer simulator on its own socket and a host linked to it, both up."""
+    from tools.issuer_sim.config import SimConfig
+    from tools.issuer_sim.server import Simulator
+
+    config = SimConfig.demo(
+        state=tmp_path / "sim.sqlite", listen="127.0.0.1:0", **(sim_overrides or {})
+    )
+    sim = Simulator(config)
+    async with trio.open_nursery() as nursery:
+        sim_port = await nursery.start(sim.serve)
+        settings = host_settings(tmp_path, sim_port, **host_overrides)
+        async with running_host(settings, clock=clock) as running:
+            await wait_links_up(running)
+            yield sim, running
+        nursery.cancel_scope.cancel()
+    sim.close()
+
+
+async def eventually(predicate, timeout: float = 5.0, interval: float = 0.05):
+    """Poll an async predicate until it holds (store-and-forward is asynchronous by design)."""
+    with trio.fail_after(timeout):
+        while not await predicate():
+            await trio.sleep(interval)

@@ -9,7 +9,7 @@ from host.config import ConfigError, load_settings
 def test_defaults_run_out_of_the_box():
     settings = load_settings(environ={})
     assert settings.get("server.listen") == "127.0.0.1:8583"
-    assert settings.journal_url.endswith("journal.sqlite")
+    assert settings.journal_url.endswith("poshost.sqlite")
     assert all(source == "default" for _, _, source in settings.describe())
 
 

@@ -6,6 +6,8 @@ import time
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tools.issuer_sim import decide as d
 from tools.issuer_sim.cards import Card
@@ -234,3 +236,35 @@ def test_expired_and_status_codes():
         )
     old = d.CardState(**{**base, "status": "active", "expiry": "2001"})
     assert d.decide(r, old, None, None, today).code == "54"
+
+
+# ---- property: whatever mix of duplicates and reversals arrives, each purchase counts once ----
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["purchase", "reversal", "repeat", "advice"]), st.integers(0, 5)),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=OPS)
+def test_any_order_of_duplicates_and_reversals_counts_each_purchase_once(tmp_path_factory, ops):
+    lg = Ledger(tmp_path_factory.mktemp("p") / "s.sqlite")
+    lg.reset([Card(pan=PAN, expiry="3012", pvv="1234", balance=10_000_000)])
+    amounts = {i: 100 * (i + 1) for i in range(6)}
+    purchased, reversed_ = set(), set()
+    for op, i in ops:
+        rrn, stan = f"RRN{i:09d}", f"{i:06d}"
+        if op == "purchase":
+            out = lg.process(req("0200", "000000", amounts[i], rrn=rrn, stan=stan))
+            assert out.code == "00"
+            purchased.add(i)
+        else:
+            mti = {"reversal": "0400", "repeat": "0401", "advice": "0420"}[op]
+            extra = {90: f90("0200", stan)}
+            out = lg.process(req(mti, "000000", amounts[i], rrn=rrn, stan=stan, extra=extra))
+            assert out.code == "00"
+            reversed_.add(i)
+    expected = 10_000_000 - sum(amounts[i] for i in purchased - reversed_)
+    assert lg.balance(PAN) == expected
+    lg.close()

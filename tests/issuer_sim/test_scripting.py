@@ -248,3 +248,25 @@ def test_partial_drop_rate_drops_some(config, b):
             assert 5 < answered < 35
 
     run_sim(config, body)
+
+
+def test_a_failing_hook_leaves_that_request_unanswered_and_the_server_serving(tmp_path, config, b):
+    script = tmp_path / "bad.py"
+    script.write_text(
+        "def on_request(request, ctx):\n"
+        "    if request.get(4) == '000000000013':\n"
+        "        raise RuntimeError('boom')\n"
+        "    if request.get(4) == '000000000014':\n"
+        "        return 42\n"
+    )
+    config = attrs.evolve(config, script=script)
+
+    async def body(sim, port):
+        async with await connect(port) as c:
+            for amount in (13, 14):
+                with pytest.raises(trio.TooSlowError):
+                    await c.request(b.purchase(RICH, amount), timeout=0.3)
+            assert (await c.request(b.purchase(RICH, 15)))[39] == "00"
+        assert sim.stats["error"] == 2
+
+    run_sim(config, body)

@@ -227,7 +227,7 @@ def test_recorder_masks(tmp_path, config, b):
     assert len(lines) == 2
     req, rsp = lines[0]["request"], lines[0]["response"]
     assert req["2"] == "622202******0001" and rsp["2"] == "622202******0001"
-    assert req["52"] == "<8 bytes>" and req["35"].startswith("<")
+    assert req["52"] == "[8 bytes]" and req["35"].startswith("[")
     text = record.read_text()
     assert RICH not in text and "3012101" not in text
     assert lines[0]["outcome"] == "answered" and lines[0]["elapsed_ms"] >= 0

@@ -2,17 +2,19 @@
 
 import pytest
 
-from keys import des, dukpt, pinblock
+from keys import des, dukpt, mac, pinblock
 from keys.errors import DukptError
 
 BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 IKSN = "FFFF9876543210"
 IPEK = bytes.fromhex("6AC292FAA1315B4D858AB3A3D7D5933A")
 
-# ANSI X9.24-1-2009 Annex A (A.4, the test-data table for the double-length-key
-# algorithm): KSN -> PIN-variant key, MAC-variant key, PIN block (PIN 1234, PAN
-# 4012345678909, format 0) encrypted under the PIN key. Rows include the high counters
-# (E10000 ... F00000) that naive implementations get wrong.
+# ANSI X9.24-1-2009 A.4 "DUKPT Test Data Examples": A.4.2 (initial sequence E00001..E00015)
+# and A.4.3 (roll-over sequence EFF800..F00000): KSN -> PIN-variant key, MAC-variant key, and
+# the PIN block (PIN 1234, PAN 4012345678909, format 0 = 041274EDCBA9876F) encrypted under the
+# PIN key. The E10000..E80000 rows (single high counter bits, where the PyPI `dukpt` package
+# goes wrong) are from the verification table published with marianovolker/jmps-public
+# (GVRlib dukpt.py, "DUKPT2000"), which reproduces the A.4 rows above exactly.
 ANNEX_A = [
     (
         "E00001",
@@ -161,6 +163,23 @@ def test_transaction_keys_annex_a(ctr, pin_key, mac_key, epb):
     assert des.encrypt_ecb(dukpt.pin_key(tk), clear).hex().upper() == epb
 
 
+@pytest.mark.parametrize(
+    ("ctr", "mac4"),
+    [
+        ("E00001", "BF3DF9F4"),
+        ("E00002", "1F05D23A"),
+        ("E10000", "D9DFF7D6"),
+        ("F00000", "E771B48A"),
+    ],
+)
+def test_dukpt_x919_mac_secondary_table(ctr, mac4):
+    # Same verification table (marianovolker/jmps-public GVRlib dukpt.py): X9.19 MAC, with the
+    # MAC request variant, of the ASCII text "1234567890" * 4, first 4 bytes.
+    tk = dukpt.derive_transaction_key(IPEK, bytes.fromhex(IKSN + ctr))
+    out = mac.x919_mac(dukpt.mac_key(tk), b"1234567890" * 4)
+    assert out[:4].hex().upper() == mac4
+
+
 def test_cache_gives_identical_keys_in_any_order():
     cache = dukpt.DukptCache(1000)
     for ctr, pin_key, _, _ in reversed(ANNEX_A):
@@ -176,7 +195,8 @@ def test_data_keys_variant_and_2009():
     variant = dukpt.data_variant(tk)
     # The bare variant is a plain XOR with 0000000000FF0000 0000000000FF0000.
     assert variant == bytes(a ^ b for a, b in zip(tk, dukpt.DATA_VARIANT, strict=True))
-    # X9.24-1-2009 A.4.1: the data key is the variant encrypted half by half under itself.
+    # X9.24-1-2009 A.4.1 figure A-2 (X9.24-3-2017 C.5.2 figure 6): the data key is the
+    # variant with each half TDES-encrypted under the variant itself.
     key2009 = dukpt.data_key_2009(tk)
     assert key2009 == des.encrypt_ecb(variant, variant[:8]) + des.encrypt_ecb(variant, variant[8:])
     assert key2009 != variant

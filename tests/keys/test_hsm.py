@@ -6,11 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keys import des, mac, pinblock
+from keys import des, dukpt, mac, pinblock, tr31
 from keys.errors import KeyError_, KeysError, KeyUsageError, PinError
 from keys.hsm import DukptSource, SoftHSM, encrypt_track
 from keys.tokens import Algorithm, KeyToken, KeyType
 
+_H = tr31.Header("B", "P0", "T", "E")
 LMK = bytes.fromhex("00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA9876543210")
 K2 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 PAN = "4012345678909"
@@ -361,6 +362,9 @@ def test_no_clear_key_in_errors_logs_or_reprs(hsm, caplog):
         lambda: hsm.derive_ipek(toks["bdk"], bytes(3)),
         lambda: hsm.decrypt_track(toks["tak"], "12"),
         lambda: hsm.generate_mac(toks["tak"], b"x", "nope"),
+        lambda: hsm.translate_pin(bytes(8), PAN, DukptSource(toks["bdk"], "FFFF"), toks["zpk"]),
+        lambda: tr31.unwrap(secrets_["zpk"], tr31.wrap(secrets_["bdk"], _H, secrets_["tak"])),
+        lambda: hsm.import_tr31(KeyType.ZPK, "B0016P0TE00E0000", toks["tak"]),
     ]
     for op in failing:
         with pytest.raises(KeysError) as info:
@@ -377,3 +381,32 @@ def test_no_clear_key_in_errors_logs_or_reprs(hsm, caplog):
             else:
                 assert form not in blob
                 assert form.lower() not in blob.lower()
+
+
+def test_import_components_is_the_xor(hsm):
+    a = bytes.fromhex("0123456789ABCDEF0123456789ABCDEF")
+    b = bytes.fromhex("7331F14A7C1A4937FB9E4631E8A8BD69")
+    tok = hsm.import_components(KeyType.TMK, [a, b])
+    assert tok == hsm.import_clear(KeyType.TMK, bytes(x ^ y for x, y in zip(a, b, strict=True)))
+    with pytest.raises(KeyError_):
+        hsm.import_components(KeyType.TMK, [a])
+    with pytest.raises(KeyError_):
+        hsm.import_components(KeyType.TMK, [a, b[:8]])
+
+
+def test_caches_are_bounded():
+    small = SoftHSM(LMK, cache_size=3, dukpt_cache_size=5)
+    tak = small.import_clear(KeyType.TAK, K2)
+    for i in range(10):
+        small.generate_mac(small.import_clear(KeyType.TAK, bytes([i + 1]) * 8), b"x")
+    assert len(small._engines) == 3
+    bdk = small.import_clear(KeyType.BDK, K2)
+    zpk = small.import_clear(KeyType.ZPK, K2)
+    for ctr in ("E00001", "E00003", "E00007", "E0000F", "E0001F"):
+        ksn = bytes.fromhex("FFFF9876543210" + ctr)
+        tk = dukpt.derive_transaction_key(bytes.fromhex("6AC292FAA1315B4D858AB3A3D7D5933A"), ksn)
+        block = des.encrypt_ecb(dukpt.pin_key(tk), pinblock.encode(0, "1234", PAN))
+        out = small.translate_pin(block, PAN, DukptSource(bdk, ksn), zpk)
+        assert des.decrypt_ecb(K2, out) == pinblock.encode(0, "1234", PAN)
+    assert len(small.dukpt_cache) <= 5
+    assert small.generate_mac(tak, b"x") == mac.unionpay_ecb_mac(K2, b"x")  # evicted, rebuilt

@@ -103,6 +103,7 @@ def test_a_failing_op_fails_only_itself(url):
 
     assert writer.stats.commits == 2  # the blocker alone, then the group of five
     assert writer.stats.max_group == 5 and writer.stats.failed_ops == 3
+    assert writer.stats.retried_groups == 1
     assert isinstance(results["ok1"].unwrap(), int)
     assert isinstance(results["ok2"].unwrap(), int)
     with pytest.raises(DuplicateTransaction):
@@ -263,3 +264,20 @@ def test_writer_reconnects_after_losing_its_postgresql_connection(pg_schema_url)
     trio.run(main)
     with SyncStore.open(pg_schema_url) as store:
         assert sorted(t.stan for t in store.list_transactions()) == ["000001", "000003"]
+
+
+def test_sqlite_wal_is_checkpointed_by_the_writer(tmp_path):
+    url = f"sqlite:///{tmp_path}/j.sqlite"
+
+    async def main():
+        async with open_store(url) as store:
+            for i in range(120):  # one after the other: 120 commits
+                await store.insert_pending(txn(f"{i:06d}", extra={"pad": "x" * 2000}))
+            stats = store.writer_stats
+            # checkpoints copy the WAL into the database file (then the WAL is reused from its
+            # start instead of growing with every commit); without them the file stays tiny
+            return stats, (tmp_path / "j.sqlite").stat().st_size
+
+    stats, db_size = trio.run(main)
+    assert stats.commits == 120 and stats.checkpoints >= 1
+    assert db_size > 120 * 2000  # the rows reached the database file itself

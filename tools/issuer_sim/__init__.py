@@ -10,8 +10,8 @@ Python API for other streams' tests::
         sim = Simulator(SimConfig.demo(state=tmp_path / "sim.sqlite", listen="127.0.0.1:0"))
         port = await nursery.start(sim.serve)
         ...
-        sim.ledger.card("6222020000000001").balance   # minor units
-        sim.ledger.holds("6222020000000001")
+        (await sim.card("6222020000000001")).balance   # minor units; also .available, .held
+        await sim.holds("6222020000000001")
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 import attrs
@@ -66,6 +68,8 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
     ctx.obj["cards"] = overrides.get("cards")
     if ctx.invoked_subcommand is not None:
         return
+    import signal
+
     import trio
 
     from tools.issuer_sim.server import Simulator
@@ -80,10 +84,20 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
         + (f"; control http://{config.control}" if config.control else ""),
         err=True,
     )
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sim.serve)
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
     try:
-        trio.run(sim.serve)
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        trio.run(run)
+    except* KeyboardInterrupt:  # Ctrl-C: inside the nursery it arrives in an exception group
+        pass
+    click.echo("stopped", err=True)
 
 
 def _sub_config(ctx: click.Context, config_path, state, cards=None) -> SimConfig:
@@ -191,3 +205,48 @@ def add_card(ctx: click.Context, pan, pin, config_path, state, card_file, **valu
             ledger.add_card(card)
         ledger.close()
     click.echo(f"added {mask_pan(pan)} (PVV stored, PIN not kept) to {config.cards}")
+
+
+@issuer_sim.command()
+@click.argument("record_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--to", "target", required=True, help="HOST:PORT of the issuer to replay against.")
+@click.option("--pin", help="PIN to put in a fresh PIN block where the recorded request had one.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="0 = back to back.")
+@click.option("--timeout", type=float, default=15.0, show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 when a replayed code differs.")
+@config_option
+@click.option("--cards", "card_file", type=click.Path(dir_okay=False), help="Resolves masked PANs.")
+@click.pass_context
+def replay(ctx, record_file, target, pin, speed, timeout, check, config_path, card_file) -> None:
+    """Resend the requests of a --record file and compare the response codes."""
+    import trio
+
+    from tools.issuer_sim import replay as rp
+    from tools.issuer_sim.config import parse_hostport
+
+    config = _sub_config(ctx, config_path, None, card_file)
+    host, port = parse_hostport(target)
+
+    def show(r: rp.ReplayResult) -> None:
+        mark = "  " if r.same else "!="
+        line = f"{r.mti} {r.stan:>6} {r.pan:<19} recorded {r.recorded} {mark} replayed"
+        click.echo(f"{line} {r.replayed}")
+
+    results, skipped = trio.run(
+        functools.partial(
+            rp.replay,
+            record_file,
+            host,
+            port,
+            cards=load_cards(config.cards),
+            zpk=bytes.fromhex(config.keys["zpk"]),
+            pin=pin,
+            speed=speed,
+            timeout=timeout,
+            report=show,
+        )
+    )
+    totals = rp.summary(results, skipped)
+    click.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
+    if check and totals["different"]:
+        sys.exit(1)

@@ -4,11 +4,11 @@ Each line::
 
     {"ts": 1764036000.123, "conn": 3, "outcome": "answered" | "dropped" | "closed",
      "rule": "slow issuer" | null, "hook": true | false, "elapsed_ms": 12.4,
-     "request": {"mti": "0200", "2": "622202******0001", ..., "52": "<8 bytes>"},
+     "request": {"mti": "0200", "2": "622202******0001", ..., "52": "[8 bytes]"},
      "response": {"mti": "0210", "39": "00", ...} | null}
 
-PANs show 6 + 4 digits; 35, 36, 45, 52, 55 and 48 of a key exchange never show their content,
-only their length.
+Masking is ``codec.dump.masked_fields`` (issuer dialect): PANs show 6 + 4 digits; 35, 36, 45,
+52, 55 and 48 (key exchange data) never show their content, only their length.
 """
 
 from __future__ import annotations
@@ -18,28 +18,12 @@ import time
 from pathlib import Path
 from typing import IO
 
-from tools.issuer_sim.cards import mask_pan
-
-HIDDEN = frozenset({35, 36, 45, 52, 55, 128})
+from codec.dump import masked_fields
 
 
-def masked(msg, *, hide_48: bool = False) -> dict:
-    out: dict[str, str] = {"mti": msg.mti}
-    for n in sorted(msg.fields):
-        v = msg.fields[n]
-        if n in HIDDEN or (n == 48 and hide_48):
-            out[str(n)] = f"<{len(v)} {'bytes' if isinstance(v, bytes) else 'chars'}>"
-        elif n == 2:
-            out[str(n)] = mask_pan(str(v))
-        elif isinstance(v, bytes):
-            out[str(n)] = v.hex().upper()
-        else:
-            out[str(n)] = v
-    return out
-
-
-def _is_key_exchange(msg) -> bool:
-    return msg is not None and msg.mti[:2] == "08" and msg.get(70) == "101"
+def masked(msg) -> dict:
+    """codec.dump's masking (issuer dialect): PAN 6+4; 35, 36, 45, 52, 55, 48 as a length."""
+    return masked_fields(msg, "issuer")
 
 
 class Recorder:
@@ -61,7 +45,6 @@ class Recorder:
     ) -> None:
         if self._f is None:
             return
-        hide = _is_key_exchange(request)
         line = {
             "ts": round(time.time(), 3),
             "conn": conn,
@@ -69,8 +52,8 @@ class Recorder:
             "rule": rule,
             "hook": hook,
             "elapsed_ms": round(elapsed * 1000, 3),
-            "request": masked(request, hide_48=hide),
-            "response": None if response is None else masked(response, hide_48=False),
+            "request": masked(request),
+            "response": None if response is None else masked(response),
         }
         self._f.write(json.dumps(line, separators=(",", ":")) + "\n")
         self._f.flush()
