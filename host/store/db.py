@@ -114,13 +114,13 @@ class SqliteDb(Db):
     def __init__(self, path: str, clock: Clock, *, writer: bool):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit; transactions are begun and ended explicitly.
+        # timeout: wait up to 30 s for another process (a CLI tool) holding the write lock.
         self.conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self.conn.row_factory = _dict_row
         self.clock = clock
         self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.execute("PRAGMA busy_timeout = 30000")
         if writer:
             self.conn.execute("PRAGMA journal_mode = WAL")
             # FULL: a commit is fsynced before it returns, so an acknowledged write survives a

@@ -15,11 +15,12 @@ BEFORE_CUTOVER = dt.datetime(2025, 3, 10, 14, 58, tzinfo=dt.UTC)
 
 
 def test_cutover_moves_the_settlement_date_and_an_old_batch_is_out_of_step(tmp_path):
-    journal = f"sqlite:///{tmp_path / 'host' / 'poshost.sqlite'}"
+    journal = []
 
     async def body():
         clock = FixedClock(BEFORE_CUTOVER)
         async with shop(tmp_path, clock=clock) as s:
+            journal.append(s.host.settings.journal_url)
             first = await s.sale(100)
             assert first[15] == "0310" and first[13] == "0310"
             s.clock.advance(minutes=3)  # 23:01 local: the next business day
@@ -55,14 +56,14 @@ def test_cutover_moves_the_settlement_date_and_an_old_batch_is_out_of_step(tmp_p
 
     run(body)
 
-    result = CliRunner().invoke(main, ["settle", "--journal", journal, "status", "--json"])
+    result = CliRunner().invoke(main, ["settle", "--journal", journal[0], "status", "--json"])
     assert result.exit_code == 0, result.output
     rows = {(r["tid"], r["batch"]): r for r in json.loads(result.output)}
     current = rows[("12345678", "000002")]
     assert current["status"] == "open"
     assert current["host_totals"]["domestic"]["debit_amount"] == 50
     assert rows[("12345678", "000001")]["status"] == "closed"
-    table = CliRunner().invoke(main, ["settle", "--journal", journal, "status", "--tid",
+    table = CliRunner().invoke(main, ["settle", "--journal", journal[0], "status", "--tid",
                                       "12345678"])  # fmt: skip
     assert table.exit_code == 0, table.output
     assert "000002" in table.output and "dom D1/50 C0/0" in table.output

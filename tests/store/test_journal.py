@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from host.store import (
     AlreadyReversed,
@@ -9,6 +11,7 @@ from host.store import (
     NotFound,
     SyncStore,
 )
+from host.store.records import CREDIT_TYPES, DEBIT_TYPES, TXN_TYPES
 
 DATE = "20261125"
 
@@ -245,3 +248,42 @@ def test_business_day(sync_store):
     sync_store.set_business_day("20261126", "20261127", cutover_at=123)
     day = sync_store.get_business_day()
     assert (day.business_date, day.settlement_date, day.cutover_at) == ("20261126", "20261127", 123)
+
+
+_rows = st.lists(
+    st.tuples(
+        st.sampled_from(TXN_TYPES),
+        st.sampled_from(["pending", "approved", "declined", "timeout", "reversed", "voided"]),
+        st.sampled_from(["domestic", "foreign"]),
+        st.integers(min_value=0, max_value=999_999_999_999),
+    ),
+    max_size=12,
+)
+
+
+def test_batch_totals_match_a_model(sync_store):
+    """Random batches: the SQL totals equal the settlement rule computed in Python."""
+    batches = iter(range(1, 1_000_000))
+
+    @settings(max_examples=25, deadline=None)
+    @given(_rows)
+    def check(rows):
+        batch = f"{next(batches):06d}"
+        expected = {g: [0, 0, 0, 0] for g in ("domestic", "foreign")}
+        for n, (txn_type, status, group, amount) in enumerate(rows):
+            i = sync_store.insert_pending(
+                txn(f"{n:06d}", txn_type, batch=batch, card_group=group, amount=amount)
+            )
+            if status != "pending":
+                sync_store.set_status(i, status)
+            if status == "approved" and txn_type in DEBIT_TYPES:
+                expected[group][0] += amount
+                expected[group][1] += 1
+            if status == "approved" and txn_type in CREDIT_TYPES:
+                expected[group][2] += amount
+                expected[group][3] += 1
+        assert sync_store.batch_totals("T1", batch) == BatchTotals(
+            **{g: GroupTotals(*v) for g, v in expected.items()}
+        )
+
+    check()

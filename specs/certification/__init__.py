@@ -1,0 +1,1 @@
+"""Certification suites (TOML), read by tools.certify."""
