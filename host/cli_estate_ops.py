@@ -88,3 +88,68 @@ def limits_show(ctx: click.Context, mid: str | None, config_path, as_json: bool)
         return
     headers = ["scope", "key", *LIMIT_FIELDS]
     print_table([h.upper() for h in headers], [[d.get(h) for h in headers] for d in data])
+
+
+@estate.group()
+def terms() -> None:
+    """A merchant's terms: settlement cycle, fee rates, minimum payout, operator rules."""
+
+
+def _rate(_ctx, _param, value):
+    if value is None:
+        return None
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        rate = Decimal(value)
+    except InvalidOperation as exc:
+        raise click.BadParameter(f"a fee rate is a percent such as 0.60, not {value!r}") from exc
+    if not Decimal(0) <= rate < Decimal(100):
+        raise click.BadParameter("a fee rate is a percent between 0 and 100")
+    return str(rate)
+
+
+@terms.command("set")
+@click.argument("mid", callback=MID)
+@click.option("--cycle", type=click.Choice(["T1", "D0"]), help="Settlement cycle.")
+@click.option("--fee-rate", callback=_rate, help="T+1 fee, percent (e.g. 0.60).")
+@click.option("--d0-fee-rate", callback=_rate, help="D0 fee, percent (e.g. 0.70).")
+@click.option("--min-payout", type=click.IntRange(0), help="Minimum payout in fen.")
+@click.option("--require-operator/--no-require-operator", default=None,
+              help="Sign-on must name a valid operator with the password.")  # fmt: skip
+@click.option(
+    "--supervisor-types", help="Comma list of types needing a supervisor, e.g. void,refund."
+)
+@click.pass_context
+def terms_set(ctx: click.Context, mid: str, **values) -> None:
+    """Set a merchant's terms (only the ones given change)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        raise click.UsageError("give at least one term")
+    with opened(ctx) as store:
+        store.set_merchant_terms(mid, given)
+    click.echo(f"terms of merchant {mid} set")
+
+
+@terms.command("show")
+@click.argument("mid", callback=MID)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Host config.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None:
+    """The terms in force for a merchant (its own, else the configured defaults)."""
+    import attrs
+
+    from host.operators import effective_terms
+
+    with opened(ctx) as store:
+        row = store.get_merchant_terms(mid)
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    data = attrs.asdict(effective_terms(settings, row))
+    if as_json:
+        print_json(data)
+        return
+    print_table(["TERM", "VALUE"], [[k, v] for k, v in data.items()])

@@ -74,6 +74,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "completion_tolerance_pct": 15,  # completion may exceed the authorized amount by this
         "batch_max_days": 3,  # an unsettled batch older than this is closed at its next use (77)
     },
+    # Merchant terms (host/operators.py, host/merchant_settlement.py); each can be overridden
+    # per merchant with `poshost estate terms set`. fee_rate is a percent in decimal text.
+    "merchant": {
+        "cycle": "T1",  # T1: paid the next day; D0: paid the same day (d0_fee_rate)
+        "fee_rate": "0.60",
+        "d0_fee_rate": "0.70",
+        "min_payout": 10_000,  # 100.00: a smaller balance carries over to the next run
+        "require_operator": False,  # sign-on must name a valid operator + password (63)
+        "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
+    },
     # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
     # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate
     # limits`. velocity_window in seconds; refund_ratio_pct: month's refunds / month's sales.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from host import business_day as b
 from host import management as m
+from host import operators as op
 from host import originals as o
 from host import risk as r
 from host import settlement as st
@@ -23,7 +24,16 @@ def _financial(name: str, *find_original, journal=s.journal_request) -> Flow:
     """MAC, batch/day, amount, (original), route, PIN, journal, issuer; journal + answer."""
     return Flow(
         name,
-        (*_SESSION, *_CHECKS, *find_original, r.check_limits, *_ISSUER, journal, s.authorize),
+        (
+            *_SESSION,
+            op.require_supervisor,
+            *_CHECKS,
+            *find_original,
+            r.check_limits,
+            *_ISSUER,
+            journal,
+            s.authorize,
+        ),
         _FINANCIAL_END,
     )
 
@@ -66,7 +76,7 @@ FLOWS: dict[str, Flow] = {
         (s.identify_terminal, s.require_session, st.batch_upload_end),
         (s.respond,),
     ),
-    "sign_on": Flow("sign_on", (s.identify_terminal, m.sign_on), (s.respond,)),
+    "sign_on": Flow("sign_on", (s.identify_terminal, op.check_operator, m.sign_on), (s.respond,)),
     "sign_off": Flow("sign_off", (s.identify_terminal, m.sign_off), (s.respond,)),
     "echo": Flow("echo", (s.identify_terminal, m.echo), (s.respond,)),
 }  # fmt: skip

@@ -105,13 +105,14 @@ def _finish(pos: Pos, txn_type: str, out: Outcome, *, receipts: bool = True) -> 
 
 @terminal.command("sign-on")
 @click.option("--operator", default="01", show_default=True, help="Operator number.")
+@click.option("--password", default="", help="Operator password (sent after the number in 63).")
 @click.option("--mode", type=click.Choice(["001", "003", "004"]), help="Key layout override.")
 @_run
-async def sign_on(pos: Pos, operator: str, mode: str | None) -> None:
+async def sign_on(pos: Pos, operator: str, password: str, mode: str | None) -> None:
     """Sign on: receive new PIK/MAK (and TDK) under the TMK, adopt the host's batch."""
     if mode:
         pos.device.key_mode = pos.state.key_mode = mode
-    out = await pos.exchange(pos.device.sign_on_request(f"{operator:<3}"[:3]))
+    out = await pos.exchange(pos.device.sign_on_request(f"{operator:<3}"[:3] + password[:12]))
     if out.response is not None and out.code == "00":
         pos.device.accept_sign_on(out.response)
         pos.save()
