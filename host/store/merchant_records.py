@@ -82,3 +82,61 @@ class MerchantTerms:
     )
     supervisor_types: str | None = None
     updated_at: int = 0
+
+
+def fee_for(gross: int, rate_pct: str) -> int:
+    """The fee on a merchant's daily gross: gross x rate / 100, rounded HALF UP to the fen
+    (``decimal.ROUND_HALF_UP``: 0.5 fen goes away from zero; a negative gross — more refunds
+    than sales — gives a negative fee, the fee handed back). One rounding per merchant and
+    business date, never per transaction; no floats anywhere."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    fee = (Decimal(gross) * Decimal(rate_pct) / Decimal(100)).quantize(
+        Decimal(1), rounding=ROUND_HALF_UP
+    )
+    return int(fee)
+
+
+def yuan(fen: int) -> str:
+    """Minor units formatted: -1234 -> '-12.34'."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+@attrs.frozen(kw_only=True)
+class MerchantSettlement:
+    """One merchant's settlement record for one business date (unique per (mid, date))."""
+
+    id: int
+    mid: str
+    business_date: str
+    cycle: str
+    payout_date: str
+    debit_count: int
+    debit_amount: int
+    credit_count: int
+    credit_amount: int
+    gross: int  # debit_amount - credit_amount
+    fee_rate: str  # percent
+    fee: int
+    net: int  # gross - fee
+    carried_in: int  # the previous record's carried_out
+    payout: int  # net + carried_in when that reaches the minimum payout, else 0
+    carried_out: int  # net + carried_in - payout
+    status: str  # paid | carried
+    created_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class DayTotals:
+    debit_count: int = 0
+    debit_amount: int = 0
+    credit_count: int = 0
+    credit_amount: int = 0
+
+    @property
+    def gross(self) -> int:
+        return self.debit_amount - self.credit_amount

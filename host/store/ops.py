@@ -963,3 +963,147 @@ def get_merchant_terms(db: Db, mid: str) -> Any:
 
     row = db.query_one("SELECT * FROM merchant_terms WHERE mid = :mid", {"mid": mid})
     return MerchantTerms(mid=mid) if row is None else MerchantTerms(**row)
+
+
+# ---------------------------------------------------------------------------------------------
+# Merchant settlement (host/merchant_settlement.py) and reconciliation (host/recon.py)
+
+_DAY_TOTALS_SQL = """
+SELECT mid,
+  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice') THEN 1 ELSE 0 END)
+    AS debit_count,
+  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice') THEN amount
+    ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type = 'refund' THEN 1 ELSE 0 END) AS credit_count,
+  SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END) AS credit_amount
+FROM transactions
+WHERE business_date = :d AND status = 'approved'
+  AND txn_type IN ('purchase', 'completion', 'completion_advice', 'refund'){extra}
+GROUP BY mid
+"""
+
+
+def merchant_day_totals(db: Db, business_date: str, mid: str | None = None) -> dict[str, Any]:
+    """mid -> DayTotals of the approved debits (purchase, completion, completion advice) and
+    credits (refund) of one business date: what merchant settlement pays, from the journal."""
+    from host.store.merchant_records import DayTotals
+
+    params: dict[str, Any] = {"d": business_date}
+    extra = ""
+    if mid is not None:
+        extra, params["mid"] = " AND mid = :mid", mid
+    rows = db.query(_DAY_TOTALS_SQL.format(extra=extra), params)
+    return {r["mid"]: DayTotals(**{k: int(r[k] or 0) for k in r if k != "mid"}) for r in rows}
+
+
+def settlement_candidates(db: Db, business_date: str) -> list[str]:
+    """Merchants to settle for a date: those with counted transactions that day, and those
+    whose latest earlier record carried a balance over. Sorted (the run's fixed order)."""
+    mids = set(merchant_day_totals(db, business_date))
+    rows = db.query(
+        "SELECT s.mid, s.carried_out FROM merchant_settlements s WHERE s.business_date ="
+        " (SELECT MAX(p.business_date) FROM merchant_settlements p WHERE p.mid = s.mid"
+        "  AND p.business_date < :d)",
+        {"d": business_date},
+    )
+    mids.update(r["mid"] for r in rows if int(r["carried_out"]) != 0)
+    return sorted(mids)
+
+
+def get_merchant_settlement(db: Db, mid: str, business_date: str) -> Any:
+    from host.store.merchant_records import MerchantSettlement
+
+    row = db.query_one(
+        "SELECT * FROM merchant_settlements WHERE mid = :mid AND business_date = :d",
+        {"mid": mid, "d": business_date},
+    )
+    return None if row is None else MerchantSettlement(**row)
+
+
+def list_merchant_settlements(
+    db: Db, *, mid: str | None = None, business_date: str | None = None, limit: int = 1000
+) -> list[Any]:
+    from host.store.merchant_records import MerchantSettlement
+
+    where, params = _where(mid=mid, business_date=business_date)
+    params["limit"] = int(limit)
+    rows = db.query(
+        f"SELECT * FROM merchant_settlements{where}"  # noqa: S608
+        " ORDER BY business_date DESC, mid LIMIT :limit",
+        params,
+    )
+    return [MerchantSettlement(**r) for r in rows]
+
+
+def settle_merchant(
+    db: Db,
+    mid: str,
+    business_date: str,
+    *,
+    cycle: str,
+    fee_rate: str,
+    min_payout: int,
+    payout_date: str,
+) -> Any:
+    """Create the merchant's settlement record for ``business_date`` from the journal, in one
+    transaction, exactly once: when the record exists already it is returned unchanged (a
+    re-run, or another process that got there first)."""
+    from host.store.merchant_records import DayTotals, fee_for
+
+    existing = get_merchant_settlement(db, mid, business_date)
+    if existing is not None:
+        return existing
+    _check(cycle, ("T1", "D0"), "cycle")
+    totals = merchant_day_totals(db, business_date, mid).get(mid, DayTotals())
+    previous = db.query_one(
+        "SELECT carried_out FROM merchant_settlements WHERE mid = :mid"
+        " AND business_date < :d ORDER BY business_date DESC LIMIT 1",
+        {"mid": mid, "d": business_date},
+    )
+    carried_in = int(previous["carried_out"]) if previous else 0
+    gross = totals.gross
+    fee = fee_for(gross, fee_rate)
+    net = gross - fee
+    balance = net + carried_in
+    payout = balance if balance >= min_payout and balance > 0 else 0
+    params = {
+        "mid": mid,
+        "d": business_date,
+        "cycle": cycle,
+        "payout_date": payout_date,
+        "dc": totals.debit_count,
+        "da": totals.debit_amount,
+        "cc": totals.credit_count,
+        "ca": totals.credit_amount,
+        "gross": gross,
+        "rate": fee_rate,
+        "fee": fee,
+        "net": net,
+        "cin": carried_in,
+        "payout": payout,
+        "cout": balance - payout,
+        "status": "paid" if payout else "carried",
+        "now": db.now(),
+    }
+    db.execute(
+        "INSERT INTO merchant_settlements (mid, business_date, cycle, payout_date, debit_count,"
+        " debit_amount, credit_count, credit_amount, gross, fee_rate, fee, net, carried_in,"
+        " payout, carried_out, status, created_at) VALUES (:mid, :d, :cycle, :payout_date,"
+        " :dc, :da, :cc, :ca, :gross, :rate, :fee, :net, :cin, :payout, :cout, :status, :now)"
+        " ON CONFLICT (mid, business_date) DO NOTHING",
+        params,
+    )
+    return get_merchant_settlement(db, mid, business_date)
+
+
+def counted_transactions(db: Db, mid: str, business_date: str) -> list[Transaction]:
+    """The journal rows a merchant's settlement counts for a date (approved debits and
+    credits), in journal order: the transaction detail file."""
+    rows = db.query(
+        "SELECT * FROM transactions WHERE mid = :mid AND business_date = :d"
+        " AND status = 'approved'"
+        " AND txn_type IN ('purchase', 'completion', 'completion_advice', 'refund')"
+        " ORDER BY id",
+        {"mid": mid, "d": business_date},
+    )
+    return [Transaction(**r) for r in rows]

@@ -200,10 +200,35 @@ CREATE TABLE merchant_terms (
 CREATE INDEX transactions_mid_date ON transactions (mid, business_date)
 """
 
+V4_MERCHANT_SETTLEMENT = """
+CREATE TABLE merchant_settlements (
+    id             {pk},
+    mid            TEXT NOT NULL,
+    business_date  TEXT NOT NULL,
+    cycle          TEXT NOT NULL CHECK (cycle IN ('T1', 'D0')),
+    payout_date    TEXT NOT NULL,
+    debit_count    {bigint} NOT NULL,
+    debit_amount   {bigint} NOT NULL,
+    credit_count   {bigint} NOT NULL,
+    credit_amount  {bigint} NOT NULL,
+    gross          {bigint} NOT NULL,
+    fee_rate       TEXT NOT NULL,
+    fee            {bigint} NOT NULL,
+    net            {bigint} NOT NULL,
+    carried_in     {bigint} NOT NULL,
+    payout         {bigint} NOT NULL,
+    carried_out    {bigint} NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('paid', 'carried')),
+    created_at     {bigint} NOT NULL,
+    UNIQUE (mid, business_date)
+)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
     Migration(3, "risk limits, risk events, merchant terms", V3_RISK_AND_TERMS),
+    Migration(4, "merchant settlement records", V4_MERCHANT_SETTLEMENT),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

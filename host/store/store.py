@@ -113,6 +113,7 @@ WRITES = (
     ops.delete_risk_limits,
     ops.add_risk_event,
     ops.set_merchant_terms,
+    ops.settle_merchant,
 )
 READS = (
     ops.get_merchant,
@@ -143,6 +144,11 @@ READS = (
     ops.recent_card_debits,
     ops.list_risk_events,
     ops.get_merchant_terms,
+    ops.merchant_day_totals,
+    ops.settlement_candidates,
+    ops.get_merchant_settlement,
+    ops.list_merchant_settlements,
+    ops.counted_transactions,
 )
 
 
