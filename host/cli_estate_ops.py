@@ -11,6 +11,10 @@ from host.config import ConfigError, load_settings
 from host.risk import resolve_limits
 from host.store.merchant_records import LIMIT_FIELDS
 
+_config_option_estate = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="Host config."
+)
+
 
 def _limit_options(fn):
     for name in reversed(LIMIT_FIELDS):
@@ -153,3 +157,96 @@ def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None
         print_json(data)
         return
     print_table(["TERM", "VALUE"], [[k, v] for k, v in data.items()])
+
+
+# -- activation: devices' transport keys and one-time codes (host/activation.py) -------------
+
+
+@estate.group()
+def device() -> None:
+    """Devices (by serial number, TUSN) and their transport keys for activation."""
+
+
+@device.command("enroll")
+@click.argument("serial")
+@click.option("--component", "components", multiple=True, help="Transport key component (hex).")
+@click.option("--token", "token_text", help="An LMK token of the transport key (a KEK).")
+@click.option(
+    "--kdk-clear-test-key", "kdk_hex", help="Derive from a TEST KDK (README); needs the flag."
+)
+@click.option("--i-know-this-is-a-clear-test-key", "test_ok", is_flag=True)
+@click.option("--replace", is_flag=True, help="Replace an enrolled key.")
+@_config_option_estate
+@click.pass_context
+def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace, config_path):
+    """Enroll a device's transport key: components, a token, or derived from a test KDK."""
+    from host.activation import derive_transport_key
+    from host.app import load_lmk
+    from keys.checkvalue import kcv
+    from keys.errors import KeysError
+    from keys.hsm import SoftHSM
+    from keys.tokens import KeyToken, KeyType
+
+    if sum([bool(components), bool(token_text), bool(kdk_hex)]) != 1:
+        raise click.UsageError("give exactly one of --component, --token, --kdk-clear-test-key")
+    if kdk_hex and not test_ok:
+        raise click.UsageError("a clear KDK is for test estates only: add the flag")
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    lmk, _source = load_lmk(settings)
+    hsm = SoftHSM(lmk)
+    try:
+        if components:
+            parts = [bytes.fromhex(c) for c in components]
+            if len(parts) < 2:
+                raise click.UsageError("components come in twos or more")
+            for n, part in enumerate(parts, 1):
+                click.echo(f"component {n} kcv: {kcv(part).hex().upper()}")
+            token = hsm.import_components(KeyType.KEK, parts)
+        elif token_text:
+            token = KeyToken.from_text(token_text)
+            if token.key_type is not KeyType.KEK:
+                raise click.UsageError("a transport key token is a KEK")
+        else:
+            transport = derive_transport_key(bytes.fromhex(kdk_hex), serial)
+            token = hsm.import_clear(KeyType.KEK, transport)
+    except (KeysError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with opened(ctx) as store:
+        store.enroll_device(serial, token.to_text(), replace=replace)
+    click.echo(f"device {serial} enrolled, transport key kcv {token.check_value}")
+
+
+@estate.group("activation-code")
+def activation_code() -> None:
+    """One-time activation codes for new terminals."""
+
+
+@activation_code.command("issue")
+@click.argument("tid")
+@click.option("--serial", help="Only the device with this TUSN may use it (default: the "
+              "terminal's enrolled serial, if any).")  # fmt: skip
+@click.option("--ttl", type=click.IntRange(60), help="Seconds it stays valid (config default).")
+@_config_option_estate
+@click.pass_context
+def activation_code_issue(ctx, tid, serial, ttl, config_path) -> None:
+    """Issue a code for TID (printed once; stored only as a hash). Voids earlier codes."""
+    import time
+
+    from host.activation import hash_code, new_code
+
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ttl = ttl or int(settings.get("activation.code_ttl"))
+    code = new_code()
+    expires = int(time.time() * 1000) + ttl * 1000
+    with opened(ctx) as store:
+        store.add_activation_code(
+            tid, hash_code(code), expires_at=expires,
+            max_tries=int(settings.get("activation.max_tries")), serial=serial,
+        )  # fmt: skip
+    click.echo(f"activation code for {tid}: {code} (valid {ttl // 60} minutes, single use)")

@@ -84,6 +84,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "require_operator": False,  # sign-on must name a valid operator + password (63)
         "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
     },
+    # Terminal activation (host/activation.py).
+    "activation": {
+        "code_ttl": 1800,  # seconds an activation code stays valid
+        "max_tries": 5,  # failed attempts (wrong code or serial) that lock a code
+    },
     # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
     # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate
     # limits`. velocity_window in seconds; refund_ratio_pct: month's refunds / month's sales.

@@ -3,6 +3,7 @@ a row here (and, if it needs one, a small step); the engine in ``host.flow`` nev
 
 from __future__ import annotations
 
+from host import activation as act
 from host import business_day as b
 from host import management as m
 from host import operators as op
@@ -77,6 +78,7 @@ FLOWS: dict[str, Flow] = {
         (s.respond,),
     ),
     "sign_on": Flow("sign_on", (s.identify_terminal, op.check_operator, m.sign_on), (s.respond,)),
+    "activation": Flow("activation", (s.identify_terminal, act.activate), (s.respond,)),
     "sign_off": Flow("sign_off", (s.identify_terminal, m.sign_off), (s.respond,)),
     "echo": Flow("echo", (s.identify_terminal, m.echo), (s.respond,)),
 }  # fmt: skip

@@ -140,3 +140,23 @@ class DayTotals:
     @property
     def gross(self) -> int:
         return self.debit_amount - self.credit_amount
+
+
+@attrs.frozen(kw_only=True)
+class Device:
+    serial: str
+    transport_token: str = attrs.field(repr=False)
+    created_at: int
+
+
+@attrs.frozen(kw_only=True)
+class ActivationCode:
+    id: int
+    tid: str
+    code_hash: str = attrs.field(repr=False)
+    serial: str | None
+    expires_at: int
+    tries: int
+    max_tries: int
+    used_at: int | None
+    created_at: int

@@ -1107,3 +1107,78 @@ def counted_transactions(db: Db, mid: str, business_date: str) -> list[Transacti
         {"mid": mid, "d": business_date},
     )
     return [Transaction(**r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Activation (host/activation.py): devices' transport keys, one-time activation codes
+
+
+def enroll_device(db: Db, serial: str, transport_token: str, *, replace: bool = False) -> None:
+    """Record a device's transport key token (by TUSN)."""
+    conflict = "DO UPDATE SET transport_token = :token" if replace else "DO NOTHING"
+    sql = (
+        "INSERT INTO devices (serial, transport_token, created_at)"  # noqa: S608 (fixed fragments)
+        " VALUES (:serial, :token, :now) ON CONFLICT (serial) " + conflict
+    )
+    changed = db.execute(sql, {"serial": serial, "token": transport_token, "now": db.now()})
+    if not changed:
+        raise AlreadyExists(f"device {serial} is enrolled already")
+
+
+def get_device(db: Db, serial: str) -> Any:
+    from host.store.merchant_records import Device
+
+    row = db.query_one("SELECT * FROM devices WHERE serial = :s", {"s": serial})
+    return None if row is None else Device(**row)
+
+
+def add_activation_code(
+    db: Db, tid: str, code_hash: str, *, expires_at: int, max_tries: int, serial: str | None
+) -> int:
+    """A new code for ``tid``; codes issued before it and not used are void from now on (only
+    the latest code of a terminal is ever checked)."""
+    get_terminal(db, tid)
+    row = db.query_one(
+        "INSERT INTO activation_codes (tid, code_hash, serial, expires_at, tries, max_tries,"
+        " created_at) VALUES (:tid, :hash, :serial, :exp, 0, :max, :now) RETURNING id",
+        {"tid": tid, "hash": code_hash, "serial": serial, "exp": expires_at, "max": max_tries,
+         "now": db.now()},
+    )  # fmt: skip
+    assert row is not None
+    return row["id"]
+
+
+def latest_activation_code(db: Db, tid: str) -> Any:
+    from host.store.merchant_records import ActivationCode
+
+    row = db.query_one(
+        "SELECT * FROM activation_codes WHERE tid = :tid ORDER BY id DESC LIMIT 1", {"tid": tid}
+    )
+    return None if row is None else ActivationCode(**row)
+
+
+def count_activation_try(db: Db, code_id: int) -> int:
+    """One more failed try; returns the count."""
+    db.execute("UPDATE activation_codes SET tries = tries + 1 WHERE id = :id", {"id": code_id})
+    row = db.query_one("SELECT tries FROM activation_codes WHERE id = :id", {"id": code_id})
+    return int(row["tries"]) if row else 0
+
+
+def activate_terminal(
+    db: Db, code_id: int, tid: str, *, tmk_token: str, serial: str, now: int
+) -> bool:
+    """Use the code (still unused, not locked, not expired at ``now``) and store the new TMK and
+    the serial, in one transaction. False (and nothing changed) when the code was used, locked
+    or expired in the meantime."""
+    changed = db.execute(
+        "UPDATE activation_codes SET used_at = :now WHERE id = :id AND used_at IS NULL"
+        " AND tries < max_tries AND expires_at > :now",
+        {"id": code_id, "now": now},
+    )
+    if not changed:
+        return False
+    _update_terminal(
+        db, tid, "tmk_token = :tmk, serial = :serial, signed_on = 0, pik_token = NULL,"
+        " mak_token = NULL, tdk_token = NULL", {"tmk": tmk_token, "serial": serial},
+    )  # fmt: skip
+    return True

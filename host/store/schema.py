@@ -224,11 +224,32 @@ CREATE TABLE merchant_settlements (
 )
 """
 
+V5_ACTIVATION = """
+CREATE TABLE devices (
+    serial           TEXT PRIMARY KEY,
+    transport_token  TEXT NOT NULL,
+    created_at       {bigint} NOT NULL
+);
+CREATE TABLE activation_codes (
+    id          {pk},
+    tid         TEXT NOT NULL REFERENCES terminals (tid),
+    code_hash   TEXT NOT NULL,
+    serial      TEXT,
+    expires_at  {bigint} NOT NULL,
+    tries       INTEGER NOT NULL DEFAULT 0,
+    max_tries   INTEGER NOT NULL,
+    used_at     {bigint},
+    created_at  {bigint} NOT NULL
+);
+CREATE INDEX activation_codes_tid ON activation_codes (tid, id)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
     Migration(3, "risk limits, risk events, merchant terms", V3_RISK_AND_TERMS),
     Migration(4, "merchant settlement records", V4_MERCHANT_SETTLEMENT),
+    Migration(5, "devices (transport keys) and activation codes", V5_ACTIVATION),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -114,6 +114,10 @@ WRITES = (
     ops.add_risk_event,
     ops.set_merchant_terms,
     ops.settle_merchant,
+    ops.enroll_device,
+    ops.add_activation_code,
+    ops.count_activation_try,
+    ops.activate_terminal,
 )
 READS = (
     ops.get_merchant,
@@ -149,6 +153,8 @@ READS = (
     ops.get_merchant_settlement,
     ops.list_merchant_settlements,
     ops.counted_transactions,
+    ops.get_device,
+    ops.latest_activation_code,
 )
 
 
