@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "keys": "host.cli_keys:keys",
     "terminal": "tools.terminal.cli:terminal",
     "risk": "host.cli_risk:risk",
+    "backoffice": "host.cli_backoffice:backoffice",
     "certify": "tools.certify.cli:certify",
 }
 

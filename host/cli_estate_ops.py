@@ -250,3 +250,50 @@ def activation_code_issue(ctx, tid, serial, ttl, config_path) -> None:
             max_tries=int(settings.get("activation.max_tries")), serial=serial,
         )  # fmt: skip
     click.echo(f"activation code for {tid}: {code} (valid {ttl // 60} minutes, single use)")
+
+
+# -- back-office API tokens (host/backoffice) --------------------------------------------------
+
+
+@estate.group()
+def token() -> None:
+    """Back-office API tokens, one merchant each (stored hashed)."""
+
+
+@token.command("issue")
+@click.argument("mid", callback=MID)
+@click.option("--label", help="What the token is for.")
+@click.pass_context
+def token_issue(ctx: click.Context, mid: str, label: str | None) -> None:
+    """Issue a token for MID (printed once; only its hash is stored)."""
+    from host.backoffice.api import new_token
+
+    secret, hashed = new_token()
+    with opened(ctx) as store:
+        token_id = store.add_api_token(mid, hashed, label)
+    click.echo(f"pht_{token_id}_{secret}")
+
+
+@token.command("list")
+@click.option("--mid", callback=MID)
+@click.pass_context
+def token_list(ctx: click.Context, mid: str | None) -> None:
+    """Tokens (never their secrets)."""
+    from host.cli_journal import iso
+
+    with opened(ctx) as store:
+        rows = store.list_api_tokens(mid)
+    print_table(
+        ["ID", "MID", "LABEL", "CREATED (UTC)", "REVOKED (UTC)"],
+        [[t.id, t.mid, t.label, iso(t.created_at), iso(t.revoked_at)] for t in rows],
+    )
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: int) -> None:
+    """Revoke a token (effective within a minute in running servers)."""
+    with opened(ctx) as store:
+        store.revoke_api_token(token_id)
+    click.echo(f"token {token_id} revoked")

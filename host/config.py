@@ -84,6 +84,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "require_operator": False,  # sign-on must name a valid operator + password (63)
         "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
     },
+    # The back-office query API inside `poshost serve` (also `poshost backoffice`); "" = off.
+    "backoffice": {"listen": ""},
     # Terminal activation (host/activation.py).
     "activation": {
         "code_ttl": 1800,  # seconds an activation code stays valid

@@ -85,6 +85,10 @@ async def run_host(
                 nursery.start_soon(_signals, shutdown)
             address, port = parse_address(server_cfg["listen"])
             bound = await nursery.start(server.serve, address, port)
+            if settings["backoffice"]["listen"]:
+                from host.backoffice.api import serve_backoffice
+
+                await nursery.start(serve_backoffice, store, settings["backoffice"]["listen"])
             task_status.started(RunningHost(host, server, bound, shutdown))
             await shutdown.wait()
             log.info("shutting_down", in_flight=server.in_flight, connections=server.active)

@@ -160,3 +160,13 @@ class ActivationCode:
     max_tries: int
     used_at: int | None
     created_at: int
+
+
+@attrs.frozen(kw_only=True)
+class ApiToken:
+    id: int
+    mid: str
+    token_hash: str = attrs.field(repr=False)
+    label: str | None
+    created_at: int
+    revoked_at: int | None

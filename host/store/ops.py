@@ -1182,3 +1182,41 @@ def activate_terminal(
         " mak_token = NULL, tdk_token = NULL", {"tmk": tmk_token, "serial": serial},
     )  # fmt: skip
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Back-office API tokens (host/backoffice)
+
+
+def add_api_token(db: Db, mid: str, token_hash: str, label: str | None = None) -> int:
+    get_merchant(db, mid)
+    row = db.query_one(
+        "INSERT INTO api_tokens (mid, token_hash, label, created_at)"
+        " VALUES (:mid, :hash, :label, :now) RETURNING id",
+        {"mid": mid, "hash": token_hash, "label": label, "now": db.now()},
+    )
+    assert row is not None
+    return row["id"]
+
+
+def get_api_token(db: Db, token_id: int) -> Any:
+    from host.store.merchant_records import ApiToken
+
+    row = db.query_one("SELECT * FROM api_tokens WHERE id = :id", {"id": token_id})
+    return None if row is None else ApiToken(**row)
+
+
+def list_api_tokens(db: Db, mid: str | None = None) -> list[Any]:
+    from host.store.merchant_records import ApiToken
+
+    where, params = _where(mid=mid)
+    rows = db.query(f"SELECT * FROM api_tokens{where} ORDER BY id", params)  # noqa: S608
+    return [ApiToken(**r) for r in rows]
+
+
+def revoke_api_token(db: Db, token_id: int) -> None:
+    if not db.execute(
+        "UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
+        {"id": token_id, "now": db.now()},
+    ):
+        raise NotFound(f"active API token {token_id} not found")

@@ -244,12 +244,24 @@ CREATE TABLE activation_codes (
 CREATE INDEX activation_codes_tid ON activation_codes (tid, id)
 """
 
+V6_API_TOKENS = """
+CREATE TABLE api_tokens (
+    id          {pk},
+    mid         TEXT NOT NULL REFERENCES merchants (mid),
+    token_hash  TEXT NOT NULL,
+    label       TEXT,
+    created_at  {bigint} NOT NULL,
+    revoked_at  {bigint}
+)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
     Migration(3, "risk limits, risk events, merchant terms", V3_RISK_AND_TERMS),
     Migration(4, "merchant settlement records", V4_MERCHANT_SETTLEMENT),
     Migration(5, "devices (transport keys) and activation codes", V5_ACTIVATION),
+    Migration(6, "back-office API tokens (per merchant, hashed)", V6_API_TOKENS),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

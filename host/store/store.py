@@ -118,6 +118,8 @@ WRITES = (
     ops.add_activation_code,
     ops.count_activation_try,
     ops.activate_terminal,
+    ops.add_api_token,
+    ops.revoke_api_token,
 )
 READS = (
     ops.get_merchant,
@@ -155,6 +157,8 @@ READS = (
     ops.counted_transactions,
     ops.get_device,
     ops.latest_activation_code,
+    ops.get_api_token,
+    ops.list_api_tokens,
 )
 
 
