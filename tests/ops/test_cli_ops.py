@@ -1,0 +1,54 @@
+"""The estate commands of merchant operations: terms, API tokens; the API inside serve."""
+
+import json
+import socket
+
+import trio
+from click.testing import CliRunner
+
+from host.cli import main
+from tests.host.harness import host_settings, running_host
+from tests.ops.test_backoffice import http
+
+MID = "123456789012345"
+
+
+def _cli(url, *args):
+    r = CliRunner().invoke(main, ["estate", "--journal", url, *args], env={})
+    return r
+
+
+def test_terms_and_tokens_from_the_command_line(tmp_path):
+    url = f"sqlite:///{tmp_path}/j.sqlite"
+    assert _cli(url, "merchant", "add", MID, "--name", "S", "--mcc", "5411").exit_code == 0
+    r = _cli(url, "terms", "set", MID, "--cycle", "D0", "--d0-fee-rate", "0.65",
+             "--min-payout", "5000", "--supervisor-types", "void,refund")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = _cli(url, "terms", "show", MID, "--json")
+    terms = json.loads(r.output)
+    assert terms["cycle"] == "D0" and terms["d0_fee_rate"] == "0.65"
+    assert terms["fee_rate"] == "0.60" and terms["min_payout"] == 5000  # default kept
+    assert terms["supervisor_types"] == ["void", "refund"]
+    assert _cli(url, "terms", "set", MID, "--fee-rate", "abc").exit_code != 0
+    r = _cli(url, "token", "issue", MID, "--label", "office")
+    assert r.exit_code == 0 and r.output.startswith("pht_1_")
+    secret = r.output.strip().split("_")[2]
+    listing = _cli(url, "token", "list").output
+    assert "office" in listing and secret not in listing
+    assert _cli(url, "token", "revoke", "1").exit_code == 0
+    assert _cli(url, "token", "revoke", "1").exit_code != 0
+
+
+def test_the_api_runs_inside_serve_when_configured(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def main_():
+        settings = host_settings(tmp_path, 9, **{"backoffice.listen": f"127.0.0.1:{port}"})
+        async with running_host(settings):
+            status, _, body = await http(port, "/openapi.json")
+            assert status == 200 and b"/v1/merchants/{mid}/transactions" in body
+            assert (await http(port, f"/v1/merchants/{MID}/transactions"))[0] == 401
+
+    trio.run(main_)
