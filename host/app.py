@@ -95,14 +95,29 @@ class Host:
         self.saf_event.set()
 
     # -- time -------------------------------------------------------------------------------
+    _moment: tuple[dt.datetime, dt.datetime, dt.date] | None = attrs.field(default=None, init=False)
+
     def now(self) -> dt.datetime:
         return self.clock.now()
 
+    def _local(self) -> tuple[dt.datetime, dt.date]:
+        """Local time and business date for the current instant. Time-zone conversion costs a
+        few microseconds and a purchase asks three times, so the answer is reused while the
+        clock still reads the same instant (to the second; fields 7, 12 and 13 have seconds)."""
+        now = self.clock.now()
+        cached = self._moment
+        if cached is not None and cached[0] == now.replace(microsecond=0):
+            return cached[1], cached[2]
+        local = self.calendar.local(now)
+        date = self.calendar.business_date(now)
+        self._moment = (now.replace(microsecond=0), local.replace(microsecond=0), date)
+        return local, date
+
     def business_date(self) -> dt.date:
-        return self.calendar.business_date(self.now())
+        return self._local()[1]
 
     def local_now(self) -> dt.datetime:
-        return self.calendar.local(self.now())
+        return self._local()[0]
 
     # -- identifiers ---------------------------------------------------------------------------
     def fingerprint(self, pan: str) -> str:
