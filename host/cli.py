@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "keys": "host.cli_keys:keys",
     "terminal": "tools.terminal.cli:terminal",
     "certify": "tools.certify.cli:certify",
+    "load": "tools.load.cli:load",
 }
 
 
