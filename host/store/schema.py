@@ -158,9 +158,14 @@ CREATE INDEX transactions_date ON transactions (business_date);
 CREATE INDEX saf_queue_due ON saf_queue (status, next_attempt_at)
 """
 
+V3_FINGERPRINT_INDEX = """
+CREATE INDEX transactions_pan_fingerprint ON transactions (pan_fingerprint)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
+    Migration(3, "index for matching a card by its PAN fingerprint", V3_FINGERPRINT_INDEX),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
