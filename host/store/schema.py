@@ -14,7 +14,7 @@ from __future__ import annotations
 import attrs
 import structlog
 
-from host.store.db import Db
+from host.store.db import DATABASE_ERRORS, Db
 from host.store.errors import SchemaTooNew
 
 log = structlog.get_logger(__name__)
@@ -158,9 +158,14 @@ CREATE INDEX transactions_date ON transactions (business_date);
 CREATE INDEX saf_queue_due ON saf_queue (status, next_attempt_at)
 """
 
+V3_FINGERPRINT_INDEX = """
+CREATE INDEX transactions_pan_fingerprint ON transactions (pan_fingerprint)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
+    Migration(3, "index for matching a card by its PAN fingerprint", V3_FINGERPRINT_INDEX),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -171,18 +176,25 @@ def ddl_for(migration: Migration, backend: str) -> str:
 
 
 def current_version(db: Db) -> int:
-    """The applied schema version, 0 for an empty database."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version ("
-        " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-    )
-    row = db.query_one("SELECT MAX(version) AS v FROM schema_version")
+    """The applied schema version, 0 for an empty database (read only: takes no write lock)."""
+    try:
+        row = db.query_one("SELECT MAX(version) AS v FROM schema_version")
+    except DATABASE_ERRORS:  # no schema_version table yet
+        return 0
     return (row or {}).get("v") or 0
 
 
 def migrate(db: Db, target: int = CURRENT_VERSION) -> int:
     """Bring the schema up to ``target`` (default: current). Idempotent and safe when several
-    processes open the same database at once. Returns the resulting version."""
+    processes open the same database at once; takes no write lock when there is nothing to do.
+    Returns the resulting version."""
+    version = current_version(db)
+    if version > CURRENT_VERSION:
+        raise SchemaTooNew(
+            f"database schema is version {version}; this code knows up to {CURRENT_VERSION}"
+        )
+    if version >= target:
+        return version
     if db.backend == "postgresql":
         # Serialize concurrent migrators (several hosts sharing one PostgreSQL journal).
         db.begin()
@@ -190,11 +202,11 @@ def migrate(db: Db, target: int = CURRENT_VERSION) -> int:
     else:
         db.begin(immediate=True)
     try:
-        version = current_version(db)
-        if version > CURRENT_VERSION:
-            raise SchemaTooNew(
-                f"database schema is version {version}; this code knows up to {CURRENT_VERSION}"
-            )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+        )
+        version = current_version(db)  # again, under the lock: another process may have won
         for migration in MIGRATIONS:
             if version < migration.version <= target:
                 db.script(ddl_for(migration, db.backend))
