@@ -84,11 +84,22 @@ class Host:
     clock: Clock = attrs.field(factory=SystemClock)
     estate: EstateCache = attrs.field(default=None)
     saf_event: trio.Event = attrs.field(factory=trio.Event)
+    _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
     caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
 
     def __attrs_post_init__(self) -> None:
         if self.estate is None:
             self.estate = EstateCache(self.store)
+
+    def token(self, text: str) -> KeyToken:
+        """A key token parsed from its stored text, cached: a purchase needs the MAK twice and
+        the PIK once, and the text of a signed-on terminal's keys changes only at sign-on."""
+        cached = self._tokens.get(text)
+        if cached is None:
+            if len(self._tokens) >= 10_000:
+                self._tokens.clear()
+            cached = self._tokens[text] = KeyToken.from_text(text)
+        return cached
 
     def saf_wakeup(self) -> None:
         """Tell the store-and-forward worker that something was queued."""
