@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
     "keys": "host.cli_keys:keys",
     "terminal": "tools.terminal.cli:terminal",
+    "risk": "host.cli_risk:risk",
     "certify": "tools.certify.cli:certify",
     "load": "tools.load.cli:load",
 }

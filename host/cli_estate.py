@@ -234,4 +234,5 @@ def operator_enable(ctx: click.Context, tid: str, operator_no: str) -> None:
     click.echo(f"operator {operator_no} of terminal {tid} enabled")
 
 
-from host import cli_estate_keys  # noqa: E402, F401  (registers `terminal set-key`)
+# registers `terminal set-key`, `limits`, `terms`, `activation-code`, `device`, `token`
+from host import cli_estate_keys, cli_estate_ops  # noqa: E402, F401

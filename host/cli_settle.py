@@ -99,3 +99,125 @@ def status(ctx: click.Context, tid: str | None, history: int, as_json: bool) -> 
             for d in data
         ],
     )
+
+
+# -- merchant settlement and reconciliation (host/merchant_settlement.py, host/recon.py) -----
+
+
+def _settings(config_path):
+    from host.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _date(_ctx, _param, value):
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        dt.datetime.strptime(value, "%Y%m%d")
+    except ValueError as exc:
+        raise click.BadParameter("a business date is YYYYMMDD") from exc
+    return value
+
+
+_config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="Host config (terms)."
+)
+
+
+@settle.command("run")
+@click.option("--date", "business_date", required=True, callback=_date, help="YYYYMMDD.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write recon files here.")
+@click.option("--allow-open-day", is_flag=True, help="Settle a date not yet cut over (tests).")
+@_config_option
+@click.pass_context
+def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
+    """Merchant settlement of one business date (idempotent: a re-run changes nothing)."""
+    from pathlib import Path
+
+    from host.clock import BusinessCalendar, SystemClock
+    from host.merchant_settlement import SettlementRefused, run_settlement
+    from host.recon import write_files
+    from host.store.merchant_records import yuan
+
+    settings = _settings(config_path)
+    acquirer = settings["acquirer"]
+    calendar = BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"])
+    today = None if allow_open_day else calendar.business_date(SystemClock().now())
+    with opened(ctx) as store:
+        try:
+            records = run_settlement(store, settings, business_date, today=today)
+        except SettlementRefused as exc:
+            raise click.ClickException(str(exc)) from exc
+        paths = write_files(store, business_date, Path(out_dir)) if out_dir else []
+    print_table(
+        ["MID", "CYCLE", "PAYOUT DATE", "GROSS", "FEE", "NET", "CARRIED IN", "PAYOUT", "CARRIED"],
+        [[r.mid, r.cycle, r.payout_date, yuan(r.gross), yuan(r.fee), yuan(r.net),
+          yuan(r.carried_in), yuan(r.payout), yuan(r.carried_out)] for r in records],
+    )  # fmt: skip
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@settle.command("show")
+@click.option("--date", "business_date", callback=_date, help="YYYYMMDD.")
+@click.option("--mid", help="Only this merchant.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (amounts in fen).")
+@click.pass_context
+def show(ctx, business_date, mid, as_json) -> None:
+    """Merchant settlement records (amounts formatted; --json gives fen)."""
+    from host.store.merchant_records import yuan
+
+    with opened(ctx) as store:
+        records = store.list_merchant_settlements(mid=mid, business_date=business_date)
+    if as_json:
+        print_json([r.to_dict() for r in records])
+        return
+    print_table(
+        ["DATE", "MID", "CYCLE", "PAYOUT DATE", "DEBITS", "CREDITS", "GROSS", "RATE %", "FEE",
+         "NET", "CARRIED IN", "PAYOUT", "CARRIED", "STATUS"],
+        [[r.business_date, r.mid, r.cycle, r.payout_date, f"{r.debit_count}/{yuan(r.debit_amount)}",
+          f"{r.credit_count}/{yuan(r.credit_amount)}", yuan(r.gross), r.fee_rate, yuan(r.fee),
+          yuan(r.net), yuan(r.carried_in), yuan(r.payout), yuan(r.carried_out), r.status]
+         for r in records],
+    )  # fmt: skip
+
+
+@settle.command("files")
+@click.option("--date", "business_date", required=True, callback=_date, help="YYYYMMDD.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.pass_context
+def files(ctx, business_date, out_dir) -> None:
+    """(Re)write the reconciliation files of a settled business date."""
+    from pathlib import Path
+
+    from host.recon import write_files
+
+    with opened(ctx) as store:
+        for path in write_files(store, business_date, Path(out_dir)):
+            click.echo(f"wrote {path}")
+
+
+@settle.command("check")
+@click.option("--date", "business_date", required=True, callback=_date, help="YYYYMMDD.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True),
+              help="Also check the files in this directory.")  # fmt: skip
+@click.pass_context
+def check(ctx, business_date, directory) -> None:
+    """Recompute every total from the journal; report each difference (exit 1 if any)."""
+    from pathlib import Path
+
+    from host.recon import check as recon_check
+
+    with opened(ctx) as store:
+        problems = recon_check(store, business_date, Path(directory) if directory else None)
+    for line in problems:
+        click.echo(line)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"{business_date}: journal, settlement records and files agree")

@@ -74,6 +74,37 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "completion_tolerance_pct": 15,  # completion may exceed the authorized amount by this
         "batch_max_days": 3,  # an unsettled batch older than this is closed at its next use (77)
     },
+    # Merchant terms (host/operators.py, host/merchant_settlement.py); each can be overridden
+    # per merchant with `poshost estate terms set`. fee_rate is a percent in decimal text.
+    "merchant": {
+        "cycle": "T1",  # T1: paid the next day; D0: paid the same day (d0_fee_rate)
+        "fee_rate": "0.60",
+        "d0_fee_rate": "0.70",
+        "min_payout": 10_000,  # 100.00: a smaller balance carries over to the next run
+        "require_operator": False,  # sign-on must name a valid operator + password (63)
+        "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
+    },
+    # Terminal activation (host/activation.py).
+    "activation": {
+        "code_ttl": 1800,  # seconds an activation code stays valid
+        "max_tries": 5,  # failed attempts (wrong code or serial) that lock a code
+    },
+    # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
+    # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate
+    # limits`. velocity_window in seconds; refund_ratio_pct: month's refunds / month's sales.
+    "risk": {
+        "enabled": True,
+        "min_amount": 1,
+        "max_amount": 0,  # off unless configured (per MCC below, or `estate limits`)
+        "daily_amount": 0,
+        "monthly_amount": 0,
+        "velocity_count": 0,
+        "velocity_amount": 0,
+        "velocity_window": 3600,
+        "refund_ratio_pct": 0,
+        "reseed": 30.0,  # seconds between re-reads of a merchant's totals from the journal
+        "mcc": {},  # e.g. {"5999" = {monthly_amount = 30000000}}
+    },
 }
 
 SOURCE_DEFAULT = "default"

@@ -3,9 +3,12 @@ a row here (and, if it needs one, a small step); the engine in ``host.flow`` nev
 
 from __future__ import annotations
 
+from host import activation as act
 from host import business_day as b
 from host import management as m
+from host import operators as op
 from host import originals as o
+from host import risk as r
 from host import settlement as st
 from host import steps as s
 from host.flow import Flow
@@ -14,7 +17,7 @@ from host.flow import Flow
 _SESSION = (s.identify_terminal, s.require_session, s.verify_mac)
 # The batch and the business day, then the amount limits.
 _CHECKS = (s.check_batch, b.check_business_day, s.check_amount)
-_FINANCIAL_END = (s.journal_outcome, s.respond)
+_FINANCIAL_END = (s.journal_outcome, r.release_limits, s.respond)
 _ISSUER = (s.select_route, s.translate_pin)
 
 
@@ -22,7 +25,16 @@ def _financial(name: str, *find_original, journal=s.journal_request) -> Flow:
     """MAC, batch/day, amount, (original), route, PIN, journal, issuer; journal + answer."""
     return Flow(
         name,
-        (*_SESSION, *_CHECKS, *find_original, *_ISSUER, journal, s.authorize),
+        (
+            *_SESSION,
+            op.require_supervisor,
+            *_CHECKS,
+            *find_original,
+            r.check_limits,
+            *_ISSUER,
+            journal,
+            s.authorize,
+        ),
         _FINANCIAL_END,
     )
 
@@ -65,7 +77,8 @@ FLOWS: dict[str, Flow] = {
         (s.identify_terminal, s.require_session, st.batch_upload_end),
         (s.respond,),
     ),
-    "sign_on": Flow("sign_on", (s.identify_terminal, m.sign_on), (s.respond,)),
+    "sign_on": Flow("sign_on", (s.identify_terminal, op.check_operator, m.sign_on), (s.respond,)),
+    "activation": Flow("activation", (s.identify_terminal, act.activate), (s.respond,)),
     "sign_off": Flow("sign_off", (s.identify_terminal, m.sign_off), (s.respond,)),
     "echo": Flow("echo", (s.identify_terminal, m.echo), (s.respond,)),
     "parameter_download": Flow(

@@ -50,7 +50,7 @@ async def sign_on(host, ex: Exchange) -> None:
     field62 = subfields.format_signon_keys(
         SignOnKeys(pik_c, pik_cv, mak_c, mak_cv, tdk_c, tdk_cv), mode
     )
-    operator = str(req.get(63, "")).strip() or None
+    operator = str(req.get(63, ""))[:3].strip() or None  # number only: a password may follow
     await host.store.sign_on(
         terminal.tid,
         pik_token=pik.to_text(),

@@ -162,10 +162,99 @@ V3_FINGERPRINT_INDEX = """
 CREATE INDEX transactions_pan_fingerprint ON transactions (pan_fingerprint)
 """
 
+V4_RISK_AND_TERMS = """
+CREATE TABLE risk_limits (
+    scope             TEXT NOT NULL CHECK (scope IN ('mcc', 'merchant')),
+    key               TEXT NOT NULL,
+    min_amount        {bigint},
+    max_amount        {bigint},
+    daily_amount      {bigint},
+    monthly_amount    {bigint},
+    velocity_count    {bigint},
+    velocity_amount   {bigint},
+    velocity_window   {bigint},
+    refund_ratio_pct  {bigint},
+    updated_at        {bigint} NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE risk_events (
+    id             {pk},
+    mid            TEXT NOT NULL,
+    tid            TEXT NOT NULL,
+    business_date  TEXT NOT NULL,
+    txn_type       TEXT NOT NULL,
+    amount         {bigint} NOT NULL,
+    rule           TEXT NOT NULL,
+    response_code  TEXT NOT NULL,
+    detail         TEXT NOT NULL,
+    pan_masked     TEXT,
+    created_at     {bigint} NOT NULL
+);
+CREATE INDEX risk_events_mid_date ON risk_events (mid, business_date);
+CREATE TABLE merchant_terms (
+    mid                TEXT PRIMARY KEY REFERENCES merchants (mid),
+    cycle              TEXT CHECK (cycle IN ('T1', 'D0')),
+    fee_rate           TEXT,
+    d0_fee_rate        TEXT,
+    min_payout         {bigint},
+    require_operator   INTEGER,
+    supervisor_types   TEXT,
+    updated_at         {bigint} NOT NULL
+);
+CREATE INDEX transactions_mid_date ON transactions (mid, business_date)
+"""
+
+V5_MERCHANT_SETTLEMENT = """
+CREATE TABLE merchant_settlements (
+    id             {pk},
+    mid            TEXT NOT NULL,
+    business_date  TEXT NOT NULL,
+    cycle          TEXT NOT NULL CHECK (cycle IN ('T1', 'D0')),
+    payout_date    TEXT NOT NULL,
+    debit_count    {bigint} NOT NULL,
+    debit_amount   {bigint} NOT NULL,
+    credit_count   {bigint} NOT NULL,
+    credit_amount  {bigint} NOT NULL,
+    gross          {bigint} NOT NULL,
+    fee_rate       TEXT NOT NULL,
+    fee            {bigint} NOT NULL,
+    net            {bigint} NOT NULL,
+    carried_in     {bigint} NOT NULL,
+    payout         {bigint} NOT NULL,
+    carried_out    {bigint} NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('paid', 'carried')),
+    created_at     {bigint} NOT NULL,
+    UNIQUE (mid, business_date)
+)
+"""
+
+V6_ACTIVATION = """
+CREATE TABLE devices (
+    serial           TEXT PRIMARY KEY,
+    transport_token  TEXT NOT NULL,
+    created_at       {bigint} NOT NULL
+);
+CREATE TABLE activation_codes (
+    id          {pk},
+    tid         TEXT NOT NULL REFERENCES terminals (tid),
+    code_hash   TEXT NOT NULL,
+    serial      TEXT,
+    expires_at  {bigint} NOT NULL,
+    tries       INTEGER NOT NULL DEFAULT 0,
+    max_tries   INTEGER NOT NULL,
+    used_at     {bigint},
+    created_at  {bigint} NOT NULL
+);
+CREATE INDEX activation_codes_tid ON activation_codes (tid, id)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
     Migration(3, "index for matching a card by its PAN fingerprint", V3_FINGERPRINT_INDEX),
+    Migration(4, "risk limits, risk events, merchant terms", V4_RISK_AND_TERMS),
+    Migration(5, "merchant settlement records", V5_MERCHANT_SETTLEMENT),
+    Migration(6, "devices (transport keys) and activation codes", V6_ACTIVATION),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

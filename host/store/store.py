@@ -108,6 +108,16 @@ WRITES = (
     ops.settle_batch,
     ops.add_batch_upload_record,
     ops.set_business_day,
+    # merchant operations
+    ops.set_risk_limits,
+    ops.delete_risk_limits,
+    ops.add_risk_event,
+    ops.set_merchant_terms,
+    ops.settle_merchant,
+    ops.enroll_device,
+    ops.add_activation_code,
+    ops.count_activation_try,
+    ops.activate_terminal,
 )
 READS = (
     ops.get_merchant,
@@ -131,6 +141,20 @@ READS = (
     ops.list_batches,
     ops.list_batch_upload_records,
     ops.get_business_day,
+    # merchant operations
+    ops.get_risk_limit_rows,
+    ops.list_risk_limits,
+    ops.merchant_risk_totals,
+    ops.recent_card_debits,
+    ops.list_risk_events,
+    ops.get_merchant_terms,
+    ops.merchant_day_totals,
+    ops.settlement_candidates,
+    ops.get_merchant_settlement,
+    ops.list_merchant_settlements,
+    ops.counted_transactions,
+    ops.get_device,
+    ops.latest_activation_code,
 )
 
 

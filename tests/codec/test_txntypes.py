@@ -10,6 +10,7 @@ CONTRACT_NAMES = {
     "balance_inquiry", "purchase", "void", "refund", "preauth", "preauth_cancel", "completion",
     "completion_void", "completion_advice", "reversal", "sign_on", "sign_off", "echo",
     "parameter_download", "settlement", "batch_upload", "batch_upload_end",
+    "activation",  # merchant operations: 0800 / 60.3 380 (README "Operations")
 }  # fmt: skip
 
 

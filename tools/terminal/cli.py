@@ -105,13 +105,14 @@ def _finish(pos: Pos, txn_type: str, out: Outcome, *, receipts: bool = True) -> 
 
 @terminal.command("sign-on")
 @click.option("--operator", default="01", show_default=True, help="Operator number.")
+@click.option("--password", default="", help="Operator password (sent after the number in 63).")
 @click.option("--mode", type=click.Choice(["001", "003", "004"]), help="Key layout override.")
 @_run
-async def sign_on(pos: Pos, operator: str, mode: str | None) -> None:
+async def sign_on(pos: Pos, operator: str, password: str, mode: str | None) -> None:
     """Sign on: receive new PIK/MAK (and TDK) under the TMK, adopt the host's batch."""
     if mode:
         pos.device.key_mode = pos.state.key_mode = mode
-    out = await pos.exchange(pos.device.sign_on_request(f"{operator:<3}"[:3]))
+    out = await pos.exchange(pos.device.sign_on_request(f"{operator:<3}"[:3] + password[:12]))
     if out.response is not None and out.code == "00":
         pos.device.accept_sign_on(out.response)
         pos.save()
@@ -354,3 +355,64 @@ def status(ctx: Ctx, as_json: bool) -> None:
             f"  {e['stan']} {e['type']:16} {e['amount']:>10} {e['pan']:20} {e['code']:2} "
             f"{e['status']:9} rrn {e['rrn']}"
         )
+
+
+# -- activation ------------------------------------------------------------------------------
+
+
+@terminal.command("activate")
+@click.argument("code")
+@click.option("--serial", required=True, help="This device's serial number (TUSN).")
+@click.option("--tid", required=True, help="Terminal id the code was issued for.")
+@click.option("--mid", required=True, help="The terminal's merchant id.")
+@click.option("--key-mode", type=click.Choice(["001", "003", "004"]), default="003",
+              show_default=True, help="Sign-on key layout to use afterwards.")  # fmt: skip
+@click.option("--kdk", "kdk_hex", help="TEST manufacturer KDK (hex; default: the demo KDK).")
+@click.option("--transport-key", "tk_hex", help="This device's own TEST transport key (hex).")
+@click.pass_obj
+def activate(ctx: Ctx, code, serial, tid, mid, key_mode, kdk_hex, tk_hex) -> None:
+    """Activate a new terminal with a one-time CODE: receive and store its TMK."""
+    from tools.terminal.activation import (
+        DEMO_TEST_KDK,
+        ActivationError,
+        activation_request,
+        open_tmk,
+        transport_key,
+    )
+    from tools.terminal.client import TerminalClient
+    from tools.terminal.device import Device
+
+    transport = (
+        bytes.fromhex(tk_hex)
+        if tk_hex
+        else transport_key(bytes.fromhex(kdk_hex) if kdk_hex else DEMO_TEST_KDK, serial)
+    )
+    address = ctx.host or "127.0.0.1:8583"
+    host, _, port = address.rpartition(":")
+    device = Device(tid, mid, bytes(16), key_mode)
+
+    async def exchange():
+        client = await TerminalClient.connect(host or "127.0.0.1", int(port), device, ctx.timeout)
+        try:
+            request = activation_request(device.next_stan(), tid, mid, code, serial)
+            return (await client.exchange(request))[0]
+        finally:
+            await client.aclose()
+
+    try:
+        resp = trio.run(exchange)
+    except (OSError, TerminalError, trio.TooSlowError) as exc:
+        raise click.ClickException(f"activation failed: {exc}") from exc
+    result = str(resp.get(39, ""))
+    if result != "00":
+        click.echo(f"{result} {response_text(result)}")
+        raise SystemExit(2)
+    try:
+        tmk = open_tmk(transport, bytes(resp[62]))
+    except ActivationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    state = TerminalState(f"activated:{tid}", tid, mid, tmk, key_mode=key_mode, host=address)
+    state.device()  # validates the key material
+    state.save(ctx.state_path)
+    click.echo(f"activated {tid}: TMK received (kcv {bytes(resp[62][16:19]).hex().upper()}),"
+               f" state in {ctx.state_path}; now sign on")  # fmt: skip

@@ -1,0 +1,39 @@
+"""``poshost risk``: risk events (declines by a risk limit) and the limits in force."""
+
+from __future__ import annotations
+
+import click
+
+from host.cli_journal import iso, journal_option, opened, print_json, print_table
+
+
+@click.group()
+@journal_option
+@click.pass_context
+def risk(ctx: click.Context, url: str) -> None:
+    """Risk limits: the events they raised."""
+    ctx.obj = {"url": url}
+
+
+@risk.command("events")
+@click.option("--mid", help="Only this merchant.")
+@click.option("--tid", help="Only this terminal.")
+@click.option("--date", "business_date", help="Business date YYYYMMDD.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def events(ctx, mid, tid, business_date, limit, as_json) -> None:
+    """List risk events, newest first (PANs masked)."""
+    with opened(ctx) as store:
+        rows = store.list_risk_events(mid=mid, tid=tid, business_date=business_date, limit=limit)
+    if as_json:
+        print_json([e.to_dict() for e in rows])
+        return
+    print_table(
+        ["ID", "AT (UTC)", "DATE", "MID", "TID", "TYPE", "AMOUNT", "RULE", "CODE", "PAN", "DETAIL"],
+        [
+            [e.id, iso(e.created_at), e.business_date, e.mid, e.tid, e.txn_type, e.amount,
+             e.rule, e.response_code, e.pan_masked, e.detail]
+            for e in rows
+        ],
+    )  # fmt: skip

@@ -1,0 +1,162 @@
+"""Frozen values of the merchant-operations tables (risk limits and events, merchant terms,
+settlement records, activation codes, API tokens). Amounts are integer minor units (fen);
+``*_at`` are UTC epoch milliseconds; dates ``YYYYMMDD``. Secrets are stored hashed and left out
+of ``repr``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+LIMIT_FIELDS = (
+    "min_amount",
+    "max_amount",
+    "daily_amount",
+    "monthly_amount",
+    "velocity_count",
+    "velocity_amount",
+    "velocity_window",
+    "refund_ratio_pct",
+)
+TERMS_FIELDS = (
+    "cycle",
+    "fee_rate",
+    "d0_fee_rate",
+    "min_payout",
+    "require_operator",
+    "supervisor_types",
+)
+
+
+@attrs.frozen(kw_only=True)
+class RiskLimitRow:
+    """One override row: ``scope`` 'mcc' (key = MCC) or 'merchant' (key = MID). A None field
+    inherits from the level below (merchant <- MCC row <- config MCC <- config default)."""
+
+    scope: str
+    key: str
+    min_amount: int | None = None
+    max_amount: int | None = None
+    daily_amount: int | None = None
+    monthly_amount: int | None = None
+    velocity_count: int | None = None
+    velocity_amount: int | None = None
+    velocity_window: int | None = None
+    refund_ratio_pct: int | None = None
+    updated_at: int = 0
+
+    def values(self) -> dict[str, int]:
+        return {f: getattr(self, f) for f in LIMIT_FIELDS if getattr(self, f) is not None}
+
+
+@attrs.frozen(kw_only=True)
+class RiskEvent:
+    id: int
+    mid: str
+    tid: str
+    business_date: str
+    txn_type: str
+    amount: int
+    rule: str
+    response_code: str
+    detail: str
+    pan_masked: str | None
+    created_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class MerchantTerms:
+    """Per-merchant overrides; None means the configured default."""
+
+    mid: str
+    cycle: str | None = None
+    fee_rate: str | None = None
+    d0_fee_rate: str | None = None
+    min_payout: int | None = None
+    require_operator: bool | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else bool(v)
+    )
+    supervisor_types: str | None = None
+    updated_at: int = 0
+
+
+def fee_for(gross: int, rate_pct: str) -> int:
+    """The fee on a merchant's daily gross: gross x rate / 100, rounded HALF UP to the fen
+    (``decimal.ROUND_HALF_UP``: 0.5 fen goes away from zero; a negative gross — more refunds
+    than sales — gives a negative fee, the fee handed back). One rounding per merchant and
+    business date, never per transaction; no floats anywhere."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    fee = (Decimal(gross) * Decimal(rate_pct) / Decimal(100)).quantize(
+        Decimal(1), rounding=ROUND_HALF_UP
+    )
+    return int(fee)
+
+
+def yuan(fen: int) -> str:
+    """Minor units formatted: -1234 -> '-12.34'."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+@attrs.frozen(kw_only=True)
+class MerchantSettlement:
+    """One merchant's settlement record for one business date (unique per (mid, date))."""
+
+    id: int
+    mid: str
+    business_date: str
+    cycle: str
+    payout_date: str
+    debit_count: int
+    debit_amount: int
+    credit_count: int
+    credit_amount: int
+    gross: int  # debit_amount - credit_amount
+    fee_rate: str  # percent
+    fee: int
+    net: int  # gross - fee
+    carried_in: int  # the previous record's carried_out
+    payout: int  # net + carried_in when that reaches the minimum payout, else 0
+    carried_out: int  # net + carried_in - payout
+    status: str  # paid | carried
+    created_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class DayTotals:
+    debit_count: int = 0
+    debit_amount: int = 0
+    credit_count: int = 0
+    credit_amount: int = 0
+
+    @property
+    def gross(self) -> int:
+        return self.debit_amount - self.credit_amount
+
+
+@attrs.frozen(kw_only=True)
+class Device:
+    serial: str
+    transport_token: str = attrs.field(repr=False)
+    created_at: int
+
+
+@attrs.frozen(kw_only=True)
+class ActivationCode:
+    id: int
+    tid: str
+    code_hash: str = attrs.field(repr=False)
+    serial: str | None
+    expires_at: int
+    tries: int
+    max_tries: int
+    used_at: int | None
+    created_at: int
