@@ -84,25 +84,51 @@ class Host:
     clock: Clock = attrs.field(factory=SystemClock)
     estate: EstateCache = attrs.field(default=None)
     saf_event: trio.Event = attrs.field(factory=trio.Event)
+    _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
     caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
 
     def __attrs_post_init__(self) -> None:
         if self.estate is None:
             self.estate = EstateCache(self.store)
 
+    def token(self, text: str) -> KeyToken:
+        """A key token parsed from its stored text, cached: a purchase needs the MAK twice and
+        the PIK once, and the text of a signed-on terminal's keys changes only at sign-on."""
+        cached = self._tokens.get(text)
+        if cached is None:
+            if len(self._tokens) >= 10_000:
+                self._tokens.clear()
+            cached = self._tokens[text] = KeyToken.from_text(text)
+        return cached
+
     def saf_wakeup(self) -> None:
         """Tell the store-and-forward worker that something was queued."""
         self.saf_event.set()
 
     # -- time -------------------------------------------------------------------------------
+    _moment: tuple[dt.datetime, dt.datetime, dt.date] | None = attrs.field(default=None, init=False)
+
     def now(self) -> dt.datetime:
         return self.clock.now()
 
+    def _local(self) -> tuple[dt.datetime, dt.date]:
+        """Local time and business date for the current instant. Time-zone conversion costs a
+        few microseconds and a purchase asks three times, so the answer is reused while the
+        clock still reads the same instant (to the second; fields 7, 12 and 13 have seconds)."""
+        now = self.clock.now()
+        cached = self._moment
+        if cached is not None and cached[0] == now.replace(microsecond=0):
+            return cached[1], cached[2]
+        local = self.calendar.local(now)
+        date = self.calendar.business_date(now)
+        self._moment = (now.replace(microsecond=0), local.replace(microsecond=0), date)
+        return local, date
+
     def business_date(self) -> dt.date:
-        return self.calendar.business_date(self.now())
+        return self._local()[1]
 
     def local_now(self) -> dt.datetime:
-        return self.calendar.local(self.now())
+        return self._local()[0]
 
     # -- identifiers ---------------------------------------------------------------------------
     def fingerprint(self, pan: str) -> str:

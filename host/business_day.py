@@ -48,13 +48,14 @@ async def check_business_day(host, ex: Exchange) -> None:
     cached = host.caches.get(key)
     if cached is None or cached[0] != batch:
         row = await host.store.open_batch(tid, batch, today.strftime("%Y%m%d"))
-        cached = (batch, row.business_date, row.status)
+        opened_on = dt.datetime.strptime(row.business_date, "%Y%m%d").date()
+        cached = (batch, row.business_date, row.status, opened_on)
         host.caches[key] = cached
-    _, opened, status = cached
+    _, opened, status, opened_on = cached
     if status != "open":
         raise Decline("77", f"batch {batch} is {status}", processing=SIGN_ON_AGAIN)
     max_days = int(host.settings.get("flows.batch_max_days"))
-    age = (today - dt.datetime.strptime(opened, "%Y%m%d").date()).days
+    age = (today - opened_on).days
     if age > max_days:
         totals = await host.store.batch_totals(tid, batch)
         following = next_batch(batch)

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "risk": "host.cli_risk:risk",
     "backoffice": "host.cli_backoffice:backoffice",
     "certify": "tools.certify.cli:certify",
+    "load": "tools.load.cli:load",
 }
 
 

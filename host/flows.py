@@ -81,4 +81,7 @@ FLOWS: dict[str, Flow] = {
     "activation": Flow("activation", (s.identify_terminal, act.activate), (s.respond,)),
     "sign_off": Flow("sign_off", (s.identify_terminal, m.sign_off), (s.respond,)),
     "echo": Flow("echo", (s.identify_terminal, m.echo), (s.respond,)),
+    "parameter_download": Flow(
+        "parameter_download", (s.identify_terminal, m.parameter_download), (s.respond,)
+    ),
 }  # fmt: skip

@@ -77,6 +77,51 @@ async def echo(host, ex: Exchange) -> None:
     ex.code = "00"
 
 
+# Parameter download (0800, 60.3 360): field 62 of the 0810 is a list of tag (2 digits),
+# length (3 digits), value (ASCII) entries. DIALECT.md leaves the layout to the host; this is ours.
+PARAMETER_TAGS = {
+    "01": "acquirer name",
+    "02": "merchant name",
+    "03": "host response timeout, seconds",
+    "04": "reversal retries before the terminal gives up",
+    "05": "card organisation",
+    "06": "maximum days a batch may stay open",
+}
+
+
+def format_parameters(params: dict[str, str]) -> bytes:
+    return b"".join(
+        tag.encode() + f"{len(value.encode()):03d}".encode() + value.encode()
+        for tag, value in params.items()
+    )
+
+
+def parse_parameters(data: bytes) -> dict[str, str]:
+    out, pos = {}, 0
+    while pos < len(data):
+        if pos + 5 > len(data):
+            raise ValueError(f"parameter entry truncated at byte {pos}")
+        tag, length = data[pos : pos + 2].decode(), int(data[pos + 2 : pos + 5])
+        out[tag] = data[pos + 5 : pos + 5 + length].decode()
+        pos += 5 + length
+    return out
+
+
+async def parameter_download(host, ex: Exchange) -> None:
+    settings = host.settings
+    params = {
+        "01": str(settings.get("acquirer.name")),
+        "02": ex.merchant.name if ex.merchant is not None else "",
+        "03": str(int(float(settings.get("issuer.timeout")) + 5)),
+        "04": "3",
+        "05": str(settings.get("acquirer.card_organisation")),
+        "06": str(settings.get("flows.batch_max_days")),
+    }
+    ex.code = "00"
+    ex.response_fields[60] = str(ex.request.get(60, ""))
+    ex.response_fields[62] = format_parameters(params)
+
+
 async def find_original_for_reversal(host, ex: Exchange) -> None:
     """A reversal reuses the original's STAN; look in today's and yesterday's business date
     (a reversal sent just after cut-over)."""

@@ -25,7 +25,6 @@ from host.store.errors import AlreadyReversed, DuplicateTransaction, OriginalCon
 from host.store.records import NewTransaction
 from keys.errors import KeysError
 from keys.hsm import DukptSource
-from keys.tokens import KeyToken
 
 log = structlog.get_logger("poshost.flow")
 
@@ -61,7 +60,7 @@ async def verify_mac(host, ex: Exchange) -> None:
     mac = ex.request.get(64)
     if not mac:
         raise Decline("A0", "no MAC", processing=SIGN_ON_AGAIN)
-    mak = KeyToken.from_text(ex.terminal.mak_token)
+    mak = host.token(ex.terminal.mak_token)
     data = terminal_codec.mac_data(ex.envelope.payload)
     try:
         ok = host.hsm.verify_mac(mak, data, str(mac).encode("ascii"))
@@ -116,7 +115,7 @@ def _clear_track2(host, ex: Exchange) -> str | None:
         if not ex.terminal.tdk_token:
             raise Decline("A7", "encrypted track but no TDK")
         try:
-            track = host.hsm.decrypt_track(KeyToken.from_text(ex.terminal.tdk_token), str(track))
+            track = host.hsm.decrypt_track(host.token(ex.terminal.tdk_token), str(track))
         except KeysError as exc:
             raise Decline("A7", "track decryption failed") from exc
     ex.notes["track2"] = str(track)
@@ -145,11 +144,11 @@ async def translate_pin(host, ex: Exchange) -> None:
             ksn = ex.request.get(62)
             if not isinstance(ksn, bytes) or len(ksn) not in (10, 12):
                 raise Decline("99", "DUKPT terminal sent no KSN in 62")
-            source = DukptSource(KeyToken.from_text(terminal.bdk_token), ksn)
+            source = DukptSource(host.token(terminal.bdk_token), ksn)
         else:
             if not terminal.pik_token:
                 raise Decline("A7", "no PIK: sign on first", processing=SIGN_ON_AGAIN)
-            source = KeyToken.from_text(terminal.pik_token)
+            source = host.token(terminal.pik_token)
         ex.translated_pin = host.hsm.translate_pin(bytes(block), pan, source, zpk)
     except Decline:
         raise
@@ -174,6 +173,7 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
     req = ex.request
     pan = ex.notes.get("pan")
     date = host.business_date()
+    ex.notes["business_day"] = date
     ex.business_date = date.strftime("%Y%m%d")
     ex.notes.setdefault("f7", _transmission_time(host))
     f60 = Field60.parse(str(req.get(60, "")))
@@ -219,7 +219,7 @@ async def journal_request(host, ex: Exchange) -> None:
         ex.journal_id = await insert_transaction(host, ex, txn)
     except DuplicateTransaction as exc:
         raise Decline("94", "duplicate (terminal, batch, STAN, date)") from exc
-    ex.rrn = host.rrn_for(ex.journal_id, dt.datetime.strptime(ex.business_date, "%Y%m%d").date())
+    ex.rrn = host.rrn_for(ex.journal_id, ex.notes["business_day"])
 
 
 async def journal_outcome(host, ex: Exchange) -> None:
@@ -402,7 +402,7 @@ def encode_response(host, ex: Exchange) -> bytes:
     terminal = ex.terminal
     needs_mac = resp.mti[:2] in MAC_MTI_CLASSES
     if needs_mac and terminal is not None and terminal.mak_token and terminal.signed_on:
-        mak = KeyToken.from_text(terminal.mak_token)
+        mak = host.token(terminal.mak_token)
 
         def mac(data: bytes) -> str:
             return host.hsm.generate_mac(mak, data).decode("ascii")

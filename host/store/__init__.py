@@ -33,6 +33,7 @@ from host.store.records import (
     SafItem,
     Terminal,
     Transaction,
+    pan_fingerprint,
 )
 from host.store.schema import CURRENT_VERSION
 from host.store.store import Store, SyncStore, default_url, open_store
@@ -67,5 +68,6 @@ __all__ = [
     "epoch_ms",
     "hash_password",
     "open_store",
+    "pan_fingerprint",
     "verify_password",
 ]

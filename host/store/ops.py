@@ -443,10 +443,12 @@ def list_transactions(
     rrn: str | None = None,
     txn_type: str | None = None,
     batch: str | None = None,
+    pan_fingerprint: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Transaction]:
-    """Filtered journal rows, newest first."""
+    """Filtered journal rows, newest first. ``pan_fingerprint`` finds one card's rows (see
+    :func:`host.store.records.pan_fingerprint`)."""
     where, params = _where(
         tid=tid,
         mid=mid,
@@ -455,6 +457,7 @@ def list_transactions(
         rrn=rrn,
         txn_type=txn_type,
         batch=batch,
+        pan_fingerprint=pan_fingerprint,
     )
     params.update(limit=int(limit), offset=int(offset))
     rows = db.query(

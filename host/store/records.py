@@ -6,6 +6,8 @@ minor units. Key tokens are opaque ``KeyToken.to_text()`` strings and are left o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -31,6 +33,15 @@ BATCH_STATUSES = ("open", "closed", "unbalanced", "flagged")
 # Settlement: which approved transactions count as debits and which as credits.
 DEBIT_TYPES = ("purchase", "completion", "completion_advice")
 CREDIT_TYPES = ("refund",)
+
+
+def pan_fingerprint(pan: str, key: bytes) -> str:
+    """A keyed hash of a PAN (HMAC-SHA-256, hex) that lets the journal match one card's rows
+    without storing the PAN. The key is the caller's secret: without it the fingerprint cannot
+    be checked against guessed PANs."""
+    if len(key) < 16:
+        raise ValueError("the fingerprint key must be at least 16 bytes")
+    return hmac.new(key, pan.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def _json_in(value: Any) -> Any:
@@ -98,8 +109,8 @@ class NewTransaction:
     currency: str = "156"
     processing_code: str | None = None
     condition_code: str | None = None
-    pan_masked: str | None = None
-    pan_fingerprint: str | None = None
+    pan_masked: str | None = attrs.field(default=None)
+    pan_fingerprint: str | None = attrs.field(default=None, repr=False)
     card_group: str = attrs.field(default="domestic", validator=attrs.validators.in_(CARD_GROUPS))
     rrn: str | None = None
     original_id: int | None = None
@@ -107,6 +118,12 @@ class NewTransaction:
     issuer_stan: str | None = None
     requested_at: int | None = None  # default: the store's clock
     extra: dict[str, Any] | None = None
+
+    @pan_masked.validator
+    def _pan_is_masked(self, _attr, value):
+        # 6 + 4 digits at most: refuse to journal what looks like a clear PAN.
+        if value is not None and sum(c.isdigit() for c in value) > 10:
+            raise ValueError("pan_masked shows more than 6 + 4 digits: mask the PAN first")
 
     @amount.validator
     def _amount_is_int(self, _attr, value):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import attrs
 import structlog
 
-from host.store.db import Db
+from host.store.db import DATABASE_ERRORS, Db
 from host.store.errors import SchemaTooNew
 
 log = structlog.get_logger(__name__)
@@ -158,7 +158,11 @@ CREATE INDEX transactions_date ON transactions (business_date);
 CREATE INDEX saf_queue_due ON saf_queue (status, next_attempt_at)
 """
 
-V3_RISK_AND_TERMS = """
+V3_FINGERPRINT_INDEX = """
+CREATE INDEX transactions_pan_fingerprint ON transactions (pan_fingerprint)
+"""
+
+V4_RISK_AND_TERMS = """
 CREATE TABLE risk_limits (
     scope             TEXT NOT NULL CHECK (scope IN ('mcc', 'merchant')),
     key               TEXT NOT NULL,
@@ -200,7 +204,7 @@ CREATE TABLE merchant_terms (
 CREATE INDEX transactions_mid_date ON transactions (mid, business_date)
 """
 
-V4_MERCHANT_SETTLEMENT = """
+V5_MERCHANT_SETTLEMENT = """
 CREATE TABLE merchant_settlements (
     id             {pk},
     mid            TEXT NOT NULL,
@@ -224,7 +228,7 @@ CREATE TABLE merchant_settlements (
 )
 """
 
-V5_ACTIVATION = """
+V6_ACTIVATION = """
 CREATE TABLE devices (
     serial           TEXT PRIMARY KEY,
     transport_token  TEXT NOT NULL,
@@ -244,7 +248,7 @@ CREATE TABLE activation_codes (
 CREATE INDEX activation_codes_tid ON activation_codes (tid, id)
 """
 
-V6_API_TOKENS = """
+V7_API_TOKENS = """
 CREATE TABLE api_tokens (
     id          {pk},
     mid         TEXT NOT NULL REFERENCES merchants (mid),
@@ -258,10 +262,11 @@ CREATE TABLE api_tokens (
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
-    Migration(3, "risk limits, risk events, merchant terms", V3_RISK_AND_TERMS),
-    Migration(4, "merchant settlement records", V4_MERCHANT_SETTLEMENT),
-    Migration(5, "devices (transport keys) and activation codes", V5_ACTIVATION),
-    Migration(6, "back-office API tokens (per merchant, hashed)", V6_API_TOKENS),
+    Migration(3, "index for matching a card by its PAN fingerprint", V3_FINGERPRINT_INDEX),
+    Migration(4, "risk limits, risk events, merchant terms", V4_RISK_AND_TERMS),
+    Migration(5, "merchant settlement records", V5_MERCHANT_SETTLEMENT),
+    Migration(6, "devices (transport keys) and activation codes", V6_ACTIVATION),
+    Migration(7, "back-office API tokens (per merchant, hashed)", V7_API_TOKENS),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -272,18 +277,25 @@ def ddl_for(migration: Migration, backend: str) -> str:
 
 
 def current_version(db: Db) -> int:
-    """The applied schema version, 0 for an empty database."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version ("
-        " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-    )
-    row = db.query_one("SELECT MAX(version) AS v FROM schema_version")
+    """The applied schema version, 0 for an empty database (read only: takes no write lock)."""
+    try:
+        row = db.query_one("SELECT MAX(version) AS v FROM schema_version")
+    except DATABASE_ERRORS:  # no schema_version table yet
+        return 0
     return (row or {}).get("v") or 0
 
 
 def migrate(db: Db, target: int = CURRENT_VERSION) -> int:
     """Bring the schema up to ``target`` (default: current). Idempotent and safe when several
-    processes open the same database at once. Returns the resulting version."""
+    processes open the same database at once; takes no write lock when there is nothing to do.
+    Returns the resulting version."""
+    version = current_version(db)
+    if version > CURRENT_VERSION:
+        raise SchemaTooNew(
+            f"database schema is version {version}; this code knows up to {CURRENT_VERSION}"
+        )
+    if version >= target:
+        return version
     if db.backend == "postgresql":
         # Serialize concurrent migrators (several hosts sharing one PostgreSQL journal).
         db.begin()
@@ -291,11 +303,11 @@ def migrate(db: Db, target: int = CURRENT_VERSION) -> int:
     else:
         db.begin(immediate=True)
     try:
-        version = current_version(db)
-        if version > CURRENT_VERSION:
-            raise SchemaTooNew(
-                f"database schema is version {version}; this code knows up to {CURRENT_VERSION}"
-            )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+        )
+        version = current_version(db)  # again, under the lock: another process may have won
         for migration in MIGRATIONS:
             if version < migration.version <= target:
                 db.script(ddl_for(migration, db.backend))

@@ -9,7 +9,9 @@ An operation that fails fails only its own caller: the group is then rolled back
 with a savepoint around each operation, so the failed one is undone alone and the rest commit.
 (Savepoints only on that slow path: on PostgreSQL each one costs a round trip.) Operations are
 therefore plain functions of the database: running one twice in a rolled-back transaction
-must be harmless, which holds for everything in ``host.store.ops``.
+must be harmless, which holds for everything in ``host.store.ops``. For the same reason a
+group that deadlocks with another process's transaction (several hosts sharing one PostgreSQL
+journal) is rolled back and run again, up to ``max_attempts`` times.
 
 Completion is handed back to each caller's thread or event loop by a callback
 (``notify(results)``), called from this thread after the commit; for Trio callers the store
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,12 +53,27 @@ class WriterStats:
     ops: int = 0  # operations completed (successfully or not)
     failed_ops: int = 0  # operations that failed (each rolled back alone, in its savepoint)
     retried_groups: int = 0  # groups run a second time, with savepoints, after a failure
+    transient_retries: int = 0  # groups rolled back and re-run after a deadlock
     commits: int = 0  # transactions committed
     max_group: int = 0  # largest number of operations in one commit
     checkpoints: int = 0  # SQLite WAL checkpoints run by this thread
 
 
 _STOP = object()
+
+# SQLSTATEs after which running the transaction again can succeed: deadlock detected,
+# serialization failure.
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+
+
+def _errors(results: list[tuple[Op, outcome.Outcome]]) -> list[BaseException]:
+    return [r.error for _op, r in results if isinstance(r, outcome.Error)]
+
+
+def _transient(results: list[tuple[Op, outcome.Outcome]]) -> bool:
+    return any(
+        getattr(exc.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES for exc in _errors(results)
+    )
 
 
 class Writer:
@@ -65,10 +83,12 @@ class Writer:
         *,
         batch_cap: int = 256,
         checkpoint_every: int = 100,
+        max_attempts: int = 3,
     ):
         self._connect = connect
         self.batch_cap = batch_cap
         self.checkpoint_every = checkpoint_every
+        self.max_attempts = max_attempts
         self.stats = WriterStats()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -149,16 +169,7 @@ class Writer:
 
     def _run_group(self, db: Db, group: list[Op]) -> Db:
         try:
-            # Fast path: the whole group in one transaction, no savepoints (each savepoint is a
-            # round trip to PostgreSQL). Should any operation fail, roll the group back and run
-            # it again with a savepoint around each operation, so that only that one fails.
-            results = self._attempt(db, group, savepoints=False)
-            if any(isinstance(r, outcome.Error) for _op, r in results):
-                db.rollback()
-                self.stats.retried_groups += 1
-                results = self._attempt(db, group, savepoints=True)
-                self.stats.failed_ops += sum(isinstance(r, outcome.Error) for _op, r in results)
-            db.commit()
+            results = self._transact_group(db, group)
         except Exception as exc:
             # The transaction itself failed (connection lost, disk full...): nothing in this
             # group is durable, so every operation fails.
@@ -170,9 +181,40 @@ class Writer:
         else:
             self.stats.commits += 1
             self.stats.max_group = max(self.stats.max_group, len(group))
+            self.stats.failed_ops += sum(isinstance(r, outcome.Error) for _op, r in results)
         self.stats.ops += len(group)
         self._complete(results)
         return db
+
+    def _transact_group(self, db: Db, group: list[Op]) -> list[tuple[Op, outcome.Outcome]]:
+        """Run and commit the group; returns each operation's outcome."""
+        for attempt in range(1, self.max_attempts + 1):
+            last = attempt == self.max_attempts
+            # Fast path: the whole group in one transaction, no savepoints (each savepoint is a
+            # round trip to PostgreSQL).
+            results = self._attempt(db, group, savepoints=False)
+            if not _errors(results):
+                db.commit()
+                return results
+            db.rollback()
+            if _transient(results) and not last:
+                # A deadlock with another process's transaction (two hosts on one PostgreSQL
+                # journal): our rollback let the other one finish; run the group again.
+                self.stats.transient_retries += 1
+                time.sleep(0.001 * attempt)
+                continue
+            # Some operation failed: run the group again with a savepoint around each
+            # operation, so that the failed one is undone alone and only its caller sees it.
+            self.stats.retried_groups += 1
+            results = self._attempt(db, group, savepoints=True)
+            if _transient(results) and not last:
+                db.rollback()
+                self.stats.transient_retries += 1
+                time.sleep(0.001 * attempt)
+                continue
+            db.commit()
+            return results
+        raise AssertionError("unreachable: the last attempt always returns")
 
     @staticmethod
     def _attempt(db: Db, group: list[Op], *, savepoints: bool) -> list[tuple[Op, outcome.Outcome]]:

@@ -72,3 +72,19 @@ def test_wrong_batch_77_issuer_down_91_not_signed_on_77(tmp_path):
                 assert resp[39] == "77" and proc == 3
 
     trio.run(main)
+
+
+def test_parameter_download_returns_the_documented_tags(tmp_path):
+    from host.management import parse_parameters
+
+    async def main():
+        async with running_host(host_settings(tmp_path, link_port=1)) as running:
+            device = demo_device()
+            async with terminal(running, device) as client:
+                resp, _ = await client.exchange(device.management_request("0800", "360"))
+            assert resp[39] == "00"
+            params = parse_parameters(bytes(resp[62]))
+            assert params["02"] == "POSHOST DEMO SHOP"
+            assert params["05"] == "CUP" and params["03"].isdigit()
+
+    trio.run(main)

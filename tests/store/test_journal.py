@@ -10,6 +10,7 @@ from host.store import (
     NewTransaction,
     NotFound,
     SyncStore,
+    pan_fingerprint,
 )
 from host.store.records import CREDIT_TYPES, DEBIT_TYPES, TXN_TYPES
 
@@ -62,6 +63,12 @@ def test_amounts_must_be_integer_minor_units():
         txn("000001", amount=10.5)
     with pytest.raises(ValueError):
         txn("000001", txn_type="cash_advance")
+
+
+def test_a_clear_pan_is_refused():
+    with pytest.raises(ValueError):
+        txn("000001", pan_masked="6228480402564890018")
+    assert txn("000001", pan_masked="622848*********0018").pan_masked.endswith("0018")
 
 
 def test_duplicate_is_detected(sync_store):
@@ -287,3 +294,18 @@ def test_batch_totals_match_a_model(sync_store):
         )
 
     check()
+
+
+def test_one_card_is_found_by_its_pan_fingerprint(sync_store):
+    key = b"k" * 32
+    card, other = "6228480402564890018", "6228480402564890026"
+    fp = pan_fingerprint(card, key)
+    assert fp == pan_fingerprint(card, key) != pan_fingerprint(other, key)
+    assert fp != pan_fingerprint(card, b"another key 16 bytes")
+    assert card not in fp
+    a = sync_store.insert_pending(txn("000001", pan_fingerprint=fp))
+    sync_store.insert_pending(txn("000002", pan_fingerprint=pan_fingerprint(other, key)))
+    b = sync_store.insert_pending(txn("000003", pan_fingerprint=fp))
+    assert [t.id for t in sync_store.list_transactions(pan_fingerprint=fp)] == [b, a]
+    with pytest.raises(ValueError):
+        pan_fingerprint(card, b"short")

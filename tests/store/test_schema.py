@@ -50,7 +50,9 @@ def test_upgrade_from_v1_keeps_data(url):
     db = connect(url)
     try:
         assert current_version(db) == CURRENT_VERSION
-        assert {"transactions_rrn", "saf_queue_due"} <= _index_names(db)
+        assert {
+            "transactions_rrn", "saf_queue_due", "transactions_pan_fingerprint",
+        } <= _index_names(db)  # fmt: skip
         versions = db.query("SELECT version FROM schema_version ORDER BY version")
         assert [r["version"] for r in versions] == list(range(1, CURRENT_VERSION + 1))
         assert migrate(db) == CURRENT_VERSION  # idempotent

@@ -281,3 +281,70 @@ def test_sqlite_wal_is_checkpointed_by_the_writer(tmp_path):
     stats, db_size = trio.run(main)
     assert stats.commits == 120 and stats.checkpoints >= 1
     assert db_size > 120 * 2000  # the rows reached the database file itself
+
+
+def test_the_event_loop_runs_while_a_write_waits_for_the_database(url):
+    """Another connection holds the write lock: the awaiting task is parked, the event loop keeps
+    running other tasks, and the write completes once the lock is released."""
+    SyncStore.open(url).close()
+    other = connect(url)
+    other.begin(immediate=True)
+    if other.backend == "postgresql":
+        other.execute("LOCK TABLE transactions IN EXCLUSIVE MODE")
+
+    async def main():
+        async with open_store(url) as store:
+            done = trio.Event()
+
+            async def write():
+                await store.insert_pending(txn("000001"))
+                done.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(write)
+                ticks = 0
+                with trio.move_on_after(0.3):
+                    while True:
+                        await trio.sleep(0.01)
+                        ticks += 1
+                assert not done.is_set()  # still waiting for the lock...
+                assert ticks >= 15  # ...while the loop kept ticking
+                await trio.to_thread.run_sync(other.commit)
+                with trio.fail_after(5):
+                    await done.wait()
+            return await store.find_transaction("T1", "000001", "000001", DATE)
+
+    try:
+        assert trio.run(main) is not None
+    finally:
+        other.close()
+
+
+def test_two_stores_share_one_database_and_one_duplicate_check(url):
+    """Two host processes (two stores here) on one journal, journalling the same 50 requests at
+    once, in opposite orders: each is accepted exactly once and nobody else gets an error.
+    (Opposite orders make the two groups' transactions deadlock on PostgreSQL; the loser's
+    group is rolled back and run again.)"""
+
+    async def main():
+        async with open_store(url) as a, open_store(url) as b:
+            outcomes = []
+
+            async def insert(store, stan):
+                try:
+                    outcomes.append((stan, await store.insert_pending(txn(stan))))
+                except DuplicateTransaction:
+                    outcomes.append((stan, "duplicate"))
+
+            async with trio.open_nursery() as nursery:
+                for i in range(50):
+                    nursery.start_soon(insert, a, f"{i:06d}")
+                    nursery.start_soon(insert, b, f"{49 - i:06d}")
+            rows = await a.list_transactions(limit=1000)
+            return outcomes, rows, a.writer_stats, b.writer_stats
+
+    outcomes, rows, *stats = trio.run(main)
+    assert len(rows) == 50
+    for i in range(50):
+        results = sorted(str(r) for stan, r in outcomes if stan == f"{i:06d}")
+        assert len(results) == 2 and results.count("duplicate") == 1, (i, results, stats)

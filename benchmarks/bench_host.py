@@ -1,0 +1,219 @@
+"""`make bench`: the host's cost per purchase and its latency under fixed offered load.
+
+Starts the issuer simulator and the host (real crypto: MAC verify + generate, PIN translation;
+the real durable SQLite journal) on loopback, provisions load terminals, and drives purchases
+with PIN through ``tools.load``:
+
+  (a) host CPU-microseconds per purchase (the host process's own user+sys CPU over the run)
+  (b) throughput at full speed (closed loop)
+  (c) p50/p99 latency at fixed offered rates (open loop, latency from the scheduled send)
+
+next to a baseline measured in the same run: a bare Trio length-prefixed echo server driven the
+same way. Then a cProfile of the host under load, top items by own time.
+
+    python benchmarks/bench_host.py [--duration 8] [--terminals 20] [--log-level info]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pstats
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from host.config import load_settings
+from tools.load.engine import LoadConfig, parse_mix
+from tools.load.provision import provision, specs
+from tools.load.run import run_processes
+
+LMK = "00112233445566778899AABBCCDDEEFF0011223344556677"  # TEST ONLY, benchmark data dir
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def poshost(*args: str, profile: str | None = None) -> list[str]:
+    code = "import sys; from host.cli import main; sys.argv = ['poshost', *sys.argv[1:]]; "
+    if profile:
+        code += f"import cProfile; cProfile.run('main()', {profile!r})"
+    else:
+        code += "main()"
+    return [sys.executable, "-c", code, *args]
+
+
+class Proc:
+    def __init__(self, argv, log: Path, env=None):
+        self.log = open(log, "w")  # noqa: SIM115
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self) -> None:
+        self.p.terminate()
+        try:
+            self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        self.log.close()
+
+
+def drive(port: int, terminals, rate: float, duration: float, echo: bool, pid: int) -> dict:
+    config = LoadConfig(
+        "127.0.0.1", port, tuple(terminals), duration=duration, rate=rate,
+        mix=parse_mix("purchase_pin=100"), echo_server=echo,
+    )  # fmt: skip
+    cpu0 = cpu_seconds(pid)
+    report = run_processes(config, workers=1)
+    cpu = cpu_seconds(pid) - cpu0
+    s = report.summary()
+    s["server_cpu_s"] = round(cpu, 3)
+    s["server_cpu_us_per_msg"] = round(cpu / max(report.completed, 1) * 1e6, 1)
+    s["stans"] = report.stans
+    return s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=8.0)
+    ap.add_argument("--terminals", type=int, default=20)
+    ap.add_argument("--rates", default="1000,2000")
+    ap.add_argument("--log-level", default="info")
+    ap.add_argument("--out", default="var/bench")
+    args = ap.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="poshost-bench-"))
+    sim_port, host_port, echo_port = free_port(), free_port(), free_port()
+    cfg = tmp / "host.toml"
+    cfg.write_text(
+        f'[server]\nlisten = "127.0.0.1:{host_port}"\n[data]\ndir = "{tmp / "host"}"\n'
+        f'[hsm]\nlmk = "{LMK}"\n[log]\nlevel = "{args.log_level}"\nformat = "json"\n'
+        f'[links.sim]\naddress = "127.0.0.1:{sim_port}"\n'
+        f'zpk_clear_test_key = "4CA2161637D0133E5E151AEA45DA2A12"\n'
+    )
+    settings = load_settings(str(cfg), environ={})
+    provision(settings, args.terminals)
+    terminals = specs(args.terminals)
+    stans = {t.tid: 0 for t in terminals}
+
+    def fresh_terminals():
+        from tools.load.engine import TerminalSpec
+
+        return [TerminalSpec(t.tid, t.mid, t.tmk, t.key_mode, stans[t.tid]) for t in terminals]
+
+    results: dict[str, dict] = {}
+    sim = Proc(
+        poshost("issuer-sim", "--listen", f"127.0.0.1:{sim_port}", "--state",
+                str(tmp / "sim.sqlite")),
+        tmp / "sim.log",
+    )  # fmt: skip
+    try:
+        wait_port(sim_port)
+
+        def host_phase(label: str, profile: str | None = None, phases=()):
+            host = Proc(poshost("serve", "--config", str(cfg), "--demo", profile=profile),
+                        tmp / f"host-{label}.log")  # fmt: skip
+            try:
+                wait_port(host_port)
+                time.sleep(1.0)  # the issuer link comes up
+                for name, rate, duration in phases:
+                    print(f"  {label}: {name} ...", flush=True)
+                    r = drive(host_port, fresh_terminals(), rate, duration, False, host.p.pid)
+                    stans.update(r.pop("stans"))
+                    results[name] = r
+            finally:
+                host.stop()
+
+        print("host (purchases with PIN, MAC, durable journal):", flush=True)
+        phases = [("host warm-up", 300, 2.0), ("host full speed", 0, args.duration)]
+        phases += [(f"host {r:g}/s", r, args.duration) for r in rates]
+        host_phase("run", phases=phases)
+
+        print("echo baseline:", flush=True)
+        echo = Proc([sys.executable, str(HERE / "echo_server.py"), str(echo_port)],
+                    tmp / "echo.log")  # fmt: skip
+        try:
+            wait_port(echo_port)
+            echo_terms = fresh_terminals()
+            for name, rate in [("echo full speed", 0)] + [(f"echo {r:g}/s", r) for r in rates]:
+                print(f"  {name} ...", flush=True)
+                r = drive(echo_port, echo_terms, rate, args.duration, True, echo.p.pid)
+                r.pop("stans")
+                results[name] = r
+        finally:
+            echo.stop()
+
+        print("profile (cProfile of the host at the first rate):", flush=True)
+        prof = tmp / "host.prof"
+        host_phase("profile", profile=str(prof), phases=[("profiled", rates[0], 5.0)])
+    finally:
+        sim.stop()
+
+    print_table(results, rates)
+    if prof.exists():
+        stats = pstats.Stats(str(prof))
+        stats.sort_stats("tottime")
+        print("\nhost profile under load, top 20 by own time (cProfile adds overhead):")
+        stats.print_stats(20)
+        (out / "host.prof").write_bytes(prof.read_bytes())
+    (out / "bench.json").write_text(json.dumps(results, indent=2))
+    print(f"\nraw results: {out / 'bench.json'}; profile: {out / 'host.prof'}; logs in {tmp}")
+
+
+def print_table(results: dict[str, dict], rates) -> None:
+    def row(name: str) -> str:
+        r = results.get(name)
+        if r is None:
+            return f"{name:20} (not run)"
+        lat = r["latency_ms"]
+        return (
+            f"{name:20} {r['throughput_per_s']:>9,.0f} {lat['p50']:>8.2f} {lat['p99']:>8.2f} "
+            f"{r['server_cpu_us_per_msg']:>9.1f} {r['generator_cpu_s']:>7.2f} "
+            f"{sum(r['errors'].values()):>6} {json.dumps(r['response_codes'])}"
+        )
+
+    print()
+    print(f"{'run':20} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU-us':>9} {'gen s':>7} "
+          f"{'errors':>6} codes")  # fmt: skip
+    for name in ["host full speed", *(f"host {r:g}/s" for r in rates)]:
+        print(row(name))
+    for name in ["echo full speed", *(f"echo {r:g}/s" for r in rates)]:
+        print(row(name))
+    host, echo = results.get("host full speed"), results.get("echo full speed")
+    if host and echo:
+        ratio = host["server_cpu_us_per_msg"] / max(echo["server_cpu_us_per_msg"], 0.1)
+        print(
+            f"\nhost CPU per purchase {host['server_cpu_us_per_msg']:.0f} us = {ratio:.1f}x the "
+            f"echo server's {echo['server_cpu_us_per_msg']:.0f} us per message "
+            f"(target: <= 200 us; p99 at 2,000/s target < 20 ms)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""``poshost load``: N emulated terminals against a host, a transaction mix, a rate, a duration.
+
+poshost load --terminals 3 --rate 200 --duration 10            # the demo terminals
+poshost load provision --count 50                              # once: LT000001..LT000050
+poshost load --terminals 50 --rate 2000 --duration 30 --workers 2 --html var/load.html
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tools.load import report
+from tools.load.engine import LoadConfig, TerminalSpec, parse_mix
+from tools.load.provision import specs as load_specs
+from tools.terminal.state import demo_estate
+
+DEFAULT_STATE = Path("var/load_state.json")
+
+
+def demo_terminals() -> list[TerminalSpec]:
+    return [
+        TerminalSpec(t["tid"], t["mid"], t["tmk_clear_test_key"], t["key_mode"])
+        for t in demo_estate()["terminals"]
+        if t["key_mode"] != "dukpt"
+    ]
+
+
+def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> list[TerminalSpec]:
+    pool = demo_terminals() if prefix is None and count <= 3 else load_specs(count, prefix or "LT")
+    out = []
+    for spec in pool[:count]:
+        out.append(
+            TerminalSpec(spec.tid, spec.mid, spec.tmk, spec.key_mode, stans.get(spec.tid, 0))
+        )
+    return out
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default="127.0.0.1:8583", show_default=True, help="HOST:PORT.")
+@click.option("--terminals", "count", type=int, default=3, show_default=True)
+@click.option("--prefix", help="TID prefix of provisioned load terminals (default LT when >3).")
+@click.option("--rate", type=float, default=0.0, help="Requests/s in total (0: max speed).")
+@click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option(
+    "--mix",
+    default="purchase_pin=100",
+    show_default=True,
+    help="Weights of purchase_pin, purchase, balance.",
+)
+@click.option("--amount", type=int, default=1, show_default=True, help="Fen per purchase.")
+@click.option("--pan", default="6222020000000001", show_default=True)
+@click.option("--pin", default="1234", show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Generator processes.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Histogram page.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_STATE,
+    show_default=True,
+    help="The terminals' STAN counters (a host refuses a STAN twice in a batch).",
+)
+@click.option("--quiet", is_flag=True, help="No live progress display.")
+@click.pass_context
+def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, workers, json_path,
+         html_path, state_path: Path, quiet) -> None:  # fmt: skip
+    """Drive a host with emulated terminals; report throughput, latency and response codes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    address, _, port = host.rpartition(":")
+    stans = json.loads(state_path.read_text()) if state_path.exists() else {}
+    try:
+        config = LoadConfig(
+            host=address or "127.0.0.1",
+            port=int(port),
+            terminals=tuple(choose_terminals(count, prefix, stans)),
+            duration=duration,
+            rate=rate,
+            mix=parse_mix(mix),
+            pan=pan,
+            pin=pin,
+            amount=amount,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    result = run_with_progress(config, workers, quiet)
+    stans.update(result.stans)
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps(stans))
+    click.echo(report.text(result))
+    if json_path:
+        Path(json_path).write_text(report.as_json(result))
+    if html_path:
+        Path(html_path).write_text(report.html_page(result))
+        click.echo(f"histogram: {html_path}")
+
+
+def run_with_progress(config: LoadConfig, workers: int, quiet: bool):
+    from tools.load.run import run_processes
+
+    if quiet:
+        return run_processes(config, workers)
+    from rich.live import Live
+    from rich.text import Text
+
+    expected = config.rate * config.duration if config.rate else None
+    with Live(Text("signing on..."), refresh_per_second=4, transient=True) as live:
+
+        def progress(done: int, elapsed: float) -> None:
+            rate = done / elapsed if elapsed > 0 else 0.0
+            goal = f"/{expected:,.0f}" if expected else ""
+            live.update(
+                Text(f"{elapsed:5.1f}s  completed {done:,}{goal}  ~{rate:,.0f}/s", style="bold")
+            )
+
+        return run_processes(config, workers, progress)
+
+
+@load.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Host TOML.")
+@click.option("--count", type=int, default=50, show_default=True)
+@click.option("--prefix", default="LT", show_default=True)
+def provision(config_path, count: int, prefix: str) -> None:
+    """Add load terminals (PREFIX000001...) to the host's estate, with a TEST TMK."""
+    from host.config import load_settings
+    from tools.load.provision import provision as do_provision
+
+    added = do_provision(load_settings(config_path), count, prefix)
+    click.echo(f"{added} terminal(s) added; {count} load terminals available ({prefix}000001..)")

@@ -1,0 +1,162 @@
+"""Runs a load across worker processes and turns the raw results into a report."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from tools.load.engine import LoadConfig, WorkerResult, run_worker
+
+
+@attrs.define
+class LoadReport:
+    target: str
+    mode: str  # "open loop at N/s" or "closed loop"
+    terminals: int
+    workers: int
+    duration: float
+    sent: int
+    completed: int
+    elapsed: float
+    codes: dict[str, int]
+    errors: dict[str, int]
+    latencies_ms: list[float] = attrs.field(repr=False)
+    generator_cpu_s: float = 0.0
+    stans: dict[str, int] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def throughput(self) -> float:
+        return self.completed / self.elapsed if self.elapsed > 0 else 0.0
+
+    def percentile(self, p: float) -> float:
+        xs = self.latencies_ms
+        if not xs:
+            return float("nan")
+        k = min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))
+        return xs[k]
+
+    def summary(self) -> dict:
+        return {
+            "target": self.target,
+            "mode": self.mode,
+            "terminals": self.terminals,
+            "workers": self.workers,
+            "duration_s": self.duration,
+            "sent": self.sent,
+            "completed": self.completed,
+            "throughput_per_s": round(self.throughput, 1),
+            "latency_ms": {
+                "p50": round(self.percentile(50), 3),
+                "p95": round(self.percentile(95), 3),
+                "p99": round(self.percentile(99), 3),
+                "max": round(self.latencies_ms[-1], 3) if self.latencies_ms else None,
+            },
+            "response_codes": dict(sorted(self.codes.items())),
+            "errors": dict(sorted(self.errors.items())),
+            "generator_cpu_s": round(self.generator_cpu_s, 3),
+        }
+
+
+def merge(config: LoadConfig, results: list[WorkerResult], workers: int, cpu: float):
+    codes: Counter = Counter()
+    errors: Counter = Counter()
+    lat: list[float] = []
+    stans: dict[str, int] = {}
+    for r in results:
+        codes.update(r.codes)
+        errors.update(r.errors)
+        lat.extend(x * 1000 for x in r.latencies)
+        stans.update(r.stans)
+    lat.sort()
+    mode = f"open loop at {config.rate:g}/s" if config.rate > 0 else "closed loop (max speed)"
+    return LoadReport(
+        target=f"{config.host}:{config.port}",
+        mode=mode,
+        terminals=len(config.terminals),
+        workers=workers,
+        duration=config.duration,
+        sent=sum(r.sent for r in results),
+        completed=sum(codes.values()),
+        elapsed=max((r.elapsed for r in results), default=0.0),
+        codes=dict(codes),
+        errors=dict(errors),
+        latencies_ms=lat,
+        generator_cpu_s=cpu + sum(r.cpu for r in results),
+        stans=stans,
+    )
+
+
+async def run_in_process(config: LoadConfig, on_progress=None) -> LoadReport:
+    """One worker in the caller's Trio loop (tests, small runs)."""
+    cpu0 = time.process_time()
+    result = await run_worker(config, on_progress=on_progress)
+    return merge(config, [result], 1, time.process_time() - cpu0 - result.cpu)
+
+
+def _child(config: LoadConfig, rate_share: float, conn, counter) -> None:
+    def progress(n: int) -> None:
+        counter.value = n
+
+    def start_at() -> float:
+        return conn.recv()
+
+    result = trio.run(
+        lambda: run_worker(
+            config,
+            rate_share=rate_share,
+            on_progress=progress,
+            on_ready=lambda: conn.send("ready"),
+            start_at_wall=start_at,
+        )
+    )
+    conn.send(result)
+    conn.close()
+
+
+def run_processes(
+    config: LoadConfig, workers: int, on_progress: Callable[[int, float], None] | None = None
+) -> LoadReport:
+    """Split the terminals (and the rate) over ``workers`` processes; start them together."""
+    cpu0 = time.process_time()
+    workers = max(1, min(workers, len(config.terminals)))
+    ctx = mp.get_context("spawn")
+    procs, conns, counters = [], [], []
+    share = config.rate / workers if config.rate > 0 else 0.0
+    for i in range(workers):
+        part = config.terminals[i::workers]
+        parent, child = ctx.Pipe()
+        counter = ctx.Value("q", 0, lock=False)
+        p = ctx.Process(
+            target=_child,
+            args=(attrs.evolve(config, terminals=part), share, child, counter),
+            daemon=True,
+        )
+        p.start()
+        procs.append(p)
+        conns.append(parent)
+        counters.append(counter)
+    for c in conns:  # every worker signed on and built its frames
+        if c.recv() != "ready":
+            raise RuntimeError("a load worker failed to start")
+    start = time.time() + 0.3
+    for c in conns:
+        c.send(start)
+    t0 = time.monotonic()
+    results: list[WorkerResult] = []
+    pending = list(conns)
+    while pending:
+        for c in list(pending):
+            if c.poll(0.25):
+                results.append(c.recv())
+                pending.remove(c)
+        if on_progress is not None:
+            on_progress(sum(x.value for x in counters), time.monotonic() - t0)
+    for p in procs:
+        p.join(timeout=10)
+    cpu = time.process_time() - cpu0
+    return merge(config, results, workers, cpu)
