@@ -20,7 +20,7 @@ from host.store.errors import NotFound
 @journal_option
 @click.pass_context
 def settle(ctx: click.Context, url: str) -> None:
-    """Batch settlement: state of terminals' batches."""
+    """Batch settlement (status) and merchant settlement (run, show, files, check)."""
     ctx.obj = {"url": url}
 
 
