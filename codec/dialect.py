@@ -38,6 +38,7 @@ from iso8583.encoder import EncodeError
 from iso8583.encoder import encode as _iso_encode
 
 from codec.errors import CodecError
+from codec.fastpath import FastPath
 from codec.message import Message
 
 FORMATS = ("n", "z", "an", "ans", "b")
@@ -178,11 +179,26 @@ class Codec:
                 self._right_pad_keys.add(key)
         self._variants: dict[frozenset[str], dict[str, dict[str, Any]]] = {}
         self.defined = frozenset(self._pre)
+        self.fast = FastPath(table)
 
     # ------------------------------------------------------------------ decode
 
     def decode(self, data: bytes) -> Message:
-        """bytes (from the MTI on) -> Message, or CodecError naming field, offset and reason."""
+        """bytes (from the MTI on) -> Message, or CodecError naming field, offset and reason.
+
+        The fast path answers well-formed input; anything else goes to the reference path.
+        """
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise CodecError(f"cannot decode {type(data).__name__}", field="message")
+            data = bytes(data)
+        msg = self.fast.decode(data)
+        if msg is not None:
+            return msg
+        return self.reference_decode(data)
+
+    def reference_decode(self, data: bytes) -> Message:
+        """The pyiso8583 path: the reference for the fast path and the only error path."""
         if type(data) is not bytes:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise CodecError(f"cannot decode {type(data).__name__}", field="message")
@@ -286,7 +302,17 @@ class Codec:
     # ------------------------------------------------------------------ encode
 
     def encode(self, msg: Message) -> bytes:
-        """Message -> bytes (from the MTI on), or CodecError naming the field and the reason."""
+        """Message -> bytes (from the MTI on), or CodecError naming the field and the reason.
+
+        The fast path answers ordinary messages; anything else goes to the reference path.
+        """
+        out = self.fast.encode(msg)
+        if out is not None:
+            return out
+        return self.reference_encode(msg)
+
+    def reference_encode(self, msg: Message) -> bytes:
+        """The pyiso8583 path: the reference for the fast path and the only error path."""
         doc: dict[str, str] = {"t": msg.mti}
         pre = self._pre
         for n, v in msg.fields.items():
