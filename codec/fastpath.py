@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from binascii import unhexlify
 from collections.abc import Callable
-from operator import call
+from operator import call, itemgetter
 from typing import Any
 
 from codec.message import FieldValue, Message
@@ -313,7 +313,8 @@ class FastPath:
             enc, dec = compile_field(fd, self.bcd)
             self._enc[fd.number] = (fd.number, enc)
             self._dec[fd.number] = dec
-        self._enc_plans: dict[tuple[Any, ...], tuple[bytes, tuple[int, ...], tuple]] = {}
+        self._enc_plans: dict[tuple[Any, ...], tuple[bytes, tuple, Callable | None]] = {}
+        self._mti_out: dict[str, bytes] = {}
         self._dec_plans: dict[bytes, tuple[tuple[int, Decoder], ...]] = {}
 
     # ------------------------------------------------------------------ encode
@@ -326,24 +327,36 @@ class FastPath:
             return None
 
     def _encode(self, msg: Message) -> bytes:
-        mti = msg.mti
-        if type(mti) is not str or len(mti) != 4 or not (mti.isascii() and mti.isdigit()):
-            raise Defer
+        head = self._mti_out.get(msg.mti)
+        if head is None:
+            head = self._encode_mti(msg.mti)
         fields = msg.fields
         key = tuple(fields)
         plan = self._enc_plans.get(key)
         if plan is None:
             plan = self._encode_plan(key)
-        bitmap, numbers, encoders = plan
-        out = [unhexlify(mti) if self.bcd else mti.encode("ascii"), bitmap]
-        # encoder(value) for each present field, in wire order, without a Python-level loop
-        out += map(call, encoders, map(fields.__getitem__, numbers))
+        bitmap, encoders, to_wire_order = plan
+        # one encoder per value, in the message's own key order, without a Python-level loop
+        pieces = tuple(map(call, encoders, fields.values()))
+        out = [head, bitmap]
+        out += to_wire_order(pieces) if to_wire_order else pieces
         return b"".join(out)
 
-    def _encode_plan(self, key: tuple[Any, ...]) -> tuple[bytes, tuple[int, ...], tuple]:
-        """Bitmap bytes plus the field numbers and encoders in wire (ascending) order."""
-        entries = sorted(self._enc[k] for k in key)  # an undefined key raises KeyError: defer
-        numbers = tuple(n for n, _ in entries)
+    def _encode_mti(self, mti: Any) -> bytes:
+        """4 ASCII digits -> 2 BCD bytes or 4 ASCII bytes (memoised: at most 10,000 MTIs)."""
+        if type(mti) is not str or len(mti) != 4 or not (mti.isascii() and mti.isdigit()):
+            raise Defer
+        out = unhexlify(mti) if self.bcd else mti.encode("ascii")
+        self._mti_out[mti] = out
+        return out
+
+    def _encode_plan(self, key: tuple[Any, ...]) -> tuple[bytes, tuple, Callable | None]:
+        """Bitmap bytes, the encoders in the message's key order, and the reordering to wire
+        (ascending field) order - ``None`` when the message's keys are already ascending."""
+        entries = [self._enc[k] for k in key]  # an undefined key raises KeyError: defer
+        numbers = [n for n, _ in entries]
+        if len(set(numbers)) != len(numbers):  # distinct keys naming one field (exotic keys)
+            raise Defer
         bits = 0
         for n in numbers:
             bits |= 1 << (128 - n)
@@ -352,7 +365,11 @@ class FastPath:
             bitmap = bits.to_bytes(16, "big")
         else:
             bitmap = (bits >> 64).to_bytes(8, "big")
-        plan = (bitmap, numbers, tuple(e for _, e in entries))
+        perm = sorted(range(len(numbers)), key=numbers.__getitem__)
+        to_wire_order = (
+            None if perm == list(range(len(perm))) else itemgetter(*perm)
+        )  # len >= 2 here
+        plan = (bitmap, tuple(e for _, e in entries), to_wire_order)
         if len(self._enc_plans) < _PLAN_CACHE_MAX:
             self._enc_plans[key] = plan
         return plan
