@@ -1,10 +1,32 @@
-"""Dialect tables (data in ``specs/``) turned into pyiso8583 specs, plus the thin layer around it.
+"""Dialect tables (``specs/``) as pyiso8583 specs, the thin layer around them, and a fast path.
 
-pyiso8583 4.x does the wire work. The spec dicts are built once, at import, from the TOML field
-tables; the per-field conversion tables used on every call are precomputed here too, so the hot
-path is one ``iso8583.decode``/``encode`` plus one loop over the present fields.
+Two paths, one behaviour:
 
-How each terminal-dialect rule is expressed (the only places we go beyond a plain spec):
+* **fast path** (``codec.fastpath``, ``Codec.fast``): compiled once, at import, from the same
+  field tables - one small encoder/decoder closure per field (packed BCD via ``bytes.hex`` /
+  ``unhexlify``, text via ``encode``/``decode``, precomputed length-prefix tables) and cached
+  per-bitmap / per-field-set plans. ``Codec.encode``/``decode`` try it first; it answers
+  well-formed input (about 5x cheaper than the reference path, see
+  ``benchmarks/codec_bench.py``).
+* **reference path** (``Codec.reference_encode``/``reference_decode``): pyiso8583 with the
+  specs below plus the layer. It is the definition of correct behaviour and the *only* error
+  path.
+
+Fallback rule: the fast path never raises and never guesses. On anything irregular - a value of
+an unexpected type, a length out of range, a non-BCD nibble, a pad the reference would refuse,
+an undefined or secondary/tertiary bit it should not see, a non-canonical length prefix,
+truncation, trailing bytes, any exception inside it - it returns ``None`` and the reference path
+runs, producing today's bytes, ``Message`` or ``CodecError`` (field, offset, reason). Its own
+answers are byte-identical (encode) / equal (decode) to the reference's, and it only accepts
+input the reference accepts; ``tests/codec/test_fastpath.py`` checks both differentially.
+
+pyiso8583 4.x does the wire work of the reference path. The spec dicts are built once, at
+import, from the TOML field tables; the per-field conversion tables used on every call are
+precomputed here too, so that path is one ``iso8583.decode``/``encode`` plus one loop over the
+present fields.
+
+How each terminal-dialect rule is expressed in the reference path (the only places we go beyond
+a plain spec); the fast path implements the same rules field by field:
 
 * packed BCD numerics: pyiso8583 ``data_enc="b"`` + ``len_count="nibbles"``; fixed odd fields
   are right-aligned with ``left_pad="0"``, field 22 (left-aligned) uses ``right_pad="0"``;

@@ -35,7 +35,8 @@ from typing import Any
 from codec.message import FieldValue, Message
 
 Encoder = Callable[[Any], bytes]
-Decoder = Callable[[bytes, int], tuple[FieldValue, int]]
+# a decoder reads its field at ``pos``, stores the value in ``out`` and returns the end offset
+Decoder = Callable[[bytes, int, dict[int, FieldValue]], int]
 
 # Plans are cached per bitmap (decode) / per field-key tuple (encode). Real traffic uses a few
 # dozen shapes; the bound keeps random garbage from growing the caches without limit.
@@ -71,7 +72,9 @@ def _prefix_tables(
 # ---------------------------------------------------------------- packed BCD nibble fields (n, z)
 
 
-def _nibbles_fixed(length: int, z: bool, left_aligned: bool) -> tuple[Encoder, Decoder]:
+def _nibbles_fixed(
+    number: int, length: int, z: bool, left_aligned: bool
+) -> tuple[Encoder, Decoder]:
     """Fixed n/z in the BCD dialect; odd lengths carry one pad nibble.
 
     Right-aligned (the default) pads with a leading 0; left-aligned (field 22) with a trailing 0
@@ -94,7 +97,7 @@ def _nibbles_fixed(length: int, z: bool, left_aligned: bool) -> tuple[Encoder, D
             v = v + "0" if left_aligned else "0" + v
         return unhexlify(v)
 
-    def dec(data: bytes, pos: int) -> tuple[str, int]:
+    def dec(data: bytes, pos: int, out: dict[int, FieldValue]) -> int:
         end = pos + nbytes
         h = data[pos:end].hex()
         if len(h) != nhex:
@@ -109,15 +112,17 @@ def _nibbles_fixed(length: int, z: bool, left_aligned: bool) -> tuple[Encoder, D
                     raise Defer
                 h = h[1:]
         if z:
-            return h.upper().replace("D", "="), end
+            out[number] = h.upper().replace("D", "=")
+            return end
         if not h.isdigit():
             raise Defer
-        return h, end
+        out[number] = h
+        return end
 
     return enc, dec
 
 
-def _nibbles_var(maxlen: int, digits: int, z: bool) -> tuple[Encoder, Decoder]:
+def _nibbles_var(number: int, maxlen: int, digits: int, z: bool) -> tuple[Encoder, Decoder]:
     """LL/LLL n/z in the BCD dialect: BCD prefix counts digits, pad 0 sent, 0 or F accepted."""
     by_len, by_prefix = _prefix_tables(maxlen, digits, bcd=True)
     limit = len(by_len) - 1
@@ -139,7 +144,7 @@ def _nibbles_var(maxlen: int, digits: int, z: bool) -> tuple[Encoder, Decoder]:
             v += "0"
         return by_len[n] + unhexlify(v)
 
-    def dec(data: bytes, pos: int) -> tuple[str, int]:
+    def dec(data: bytes, pos: int, out: dict[int, FieldValue]) -> int:
         n = by_prefix.get(data[pos : pos + plen])
         if n is None:
             raise Defer
@@ -153,10 +158,12 @@ def _nibbles_var(maxlen: int, digits: int, z: bool) -> tuple[Encoder, Decoder]:
                 raise Defer
             h = h[:-1]
         if z:
-            return h.upper().replace("D", "="), end
+            out[number] = h.upper().replace("D", "=")
+            return end
         if n and not h.isdigit():
             raise Defer
-        return h, end
+        out[number] = h
+        return end
 
     return enc, dec
 
@@ -164,7 +171,7 @@ def _nibbles_var(maxlen: int, digits: int, z: bool) -> tuple[Encoder, Decoder]:
 # ------------------------------------------------------------- text fields (an, ans; ASCII n, z)
 
 
-def _text_fixed(length: int, encoding: str, digits_only: bool, space_pad: bool):
+def _text_fixed(number: int, length: int, encoding: str, digits_only: bool, space_pad: bool):
     """Fixed text: an/ans (latin-1, space-padded on encode when shorter), ASCII-dialect n/z."""
 
     def enc(v: Any) -> bytes:
@@ -179,17 +186,18 @@ def _text_fixed(length: int, encoding: str, digits_only: bool, space_pad: bool):
             raise Defer
         return b
 
-    def dec(data: bytes, pos: int) -> tuple[str, int]:
+    def dec(data: bytes, pos: int, out: dict[int, FieldValue]) -> int:
         end = pos + length
         raw = data[pos:end]
         if len(raw) != length or (digits_only and not raw.isdigit()):
             raise Defer
-        return raw.decode(encoding), end  # undecodable (non-ASCII in ASCII n/z) raises: defer
+        out[number] = raw.decode(encoding)  # undecodable (non-ASCII in ASCII n/z) raises: defer
+        return end
 
     return enc, dec
 
 
-def _text_var(maxlen: int, digits: int, bcd: bool, encoding: str, digits_only: bool):
+def _text_var(number: int, maxlen: int, digits: int, bcd: bool, encoding: str, digits_only: bool):
     """LL/LLL text; the prefix (BCD or ASCII, per dialect) counts bytes."""
     by_len, by_prefix = _prefix_tables(maxlen, digits, bcd)
     limit = len(by_len) - 1
@@ -205,7 +213,7 @@ def _text_var(maxlen: int, digits: int, bcd: bool, encoding: str, digits_only: b
             raise Defer
         return by_len[len(b)] + b
 
-    def dec(data: bytes, pos: int) -> tuple[str, int]:
+    def dec(data: bytes, pos: int, out: dict[int, FieldValue]) -> int:
         n = by_prefix.get(data[pos : pos + plen])
         if n is None:
             raise Defer
@@ -214,7 +222,8 @@ def _text_var(maxlen: int, digits: int, bcd: bool, encoding: str, digits_only: b
         raw = data[pos:end]
         if len(raw) != n or (digits_only and n and not raw.isdigit()):
             raise Defer
-        return raw.decode(encoding), end
+        out[number] = raw.decode(encoding)
+        return end
 
     return enc, dec
 
@@ -230,24 +239,25 @@ def _as_bytes(v: Any) -> bytes:
     raise Defer  # subclasses, memoryview, str...: the reference decides
 
 
-def _bin_fixed(length: int) -> tuple[Encoder, Decoder]:
+def _bin_fixed(number: int, length: int) -> tuple[Encoder, Decoder]:
     def enc(v: Any) -> bytes:
         b = _as_bytes(v)
         if len(b) != length:
             raise Defer
         return b
 
-    def dec(data: bytes, pos: int) -> tuple[bytes, int]:
+    def dec(data: bytes, pos: int, out: dict[int, FieldValue]) -> int:
         end = pos + length
         raw = data[pos:end]
         if len(raw) != length:
             raise Defer
-        return raw, end
+        out[number] = raw
+        return end
 
     return enc, dec
 
 
-def _bin_var(maxlen: int, digits: int, bcd: bool) -> tuple[Encoder, Decoder]:
+def _bin_var(number: int, maxlen: int, digits: int, bcd: bool) -> tuple[Encoder, Decoder]:
     by_len, by_prefix = _prefix_tables(maxlen, digits, bcd)
     limit = len(by_len) - 1
     plen = digits // 2 if bcd else digits
@@ -258,7 +268,7 @@ def _bin_var(maxlen: int, digits: int, bcd: bool) -> tuple[Encoder, Decoder]:
             raise Defer
         return by_len[len(b)] + b
 
-    def dec(data: bytes, pos: int) -> tuple[bytes, int]:
+    def dec(data: bytes, pos: int, out: dict[int, FieldValue]) -> int:
         n = by_prefix.get(data[pos : pos + plen])
         if n is None:
             raise Defer
@@ -267,7 +277,8 @@ def _bin_var(maxlen: int, digits: int, bcd: bool) -> tuple[Encoder, Decoder]:
         raw = data[pos:end]
         if len(raw) != n:
             raise Defer
-        return raw, end
+        out[number] = raw
+        return end
 
     return enc, dec
 
@@ -285,17 +296,21 @@ def compile_field(fd: Any, bcd: bool) -> tuple[Encoder, Decoder]:
     digits = {2: 2, 3: 4}[prefix] if (bcd and prefix) else prefix
     if bcd and fmt in ("n", "z"):
         if prefix == 0:
-            return _nibbles_fixed(length, fmt == "z", fd.align != "right")
-        return _nibbles_var(length, digits, fmt == "z")
+            return _nibbles_fixed(fd.number, length, fmt == "z", fd.align != "right")
+        return _nibbles_var(fd.number, length, digits, fmt == "z")
     if fmt == "b":
-        return _bin_fixed(length) if prefix == 0 else _bin_var(length, digits, bcd)
+        return (
+            _bin_fixed(fd.number, length)
+            if prefix == 0
+            else _bin_var(fd.number, length, digits, bcd)
+        )
     if fmt in ("n", "z"):  # ASCII dialect: ASCII text; n must be decimal, z is not checked
         encoding, digits_only = "ascii", fmt == "n"
     else:
         encoding, digits_only = "latin-1", False
     if prefix == 0:
-        return _text_fixed(length, encoding, digits_only, space_pad=fmt in ("an", "ans"))
-    return _text_var(length, digits, bcd, encoding, digits_only)
+        return _text_fixed(fd.number, length, encoding, digits_only, space_pad=fmt in ("an", "ans"))
+    return _text_var(fd.number, length, digits, bcd, encoding, digits_only)
 
 
 # ------------------------------------------------------------------------------- the codec
@@ -315,7 +330,7 @@ class FastPath:
             self._dec[fd.number] = dec
         self._enc_plans: dict[tuple[Any, ...], tuple[bytes, tuple, Callable | None]] = {}
         self._mti_out: dict[str, bytes] = {}
-        self._dec_plans: dict[bytes, tuple[tuple[int, Decoder], ...]] = {}
+        self._dec_plans: dict[bytes, tuple[Decoder, ...]] = {}
 
     # ------------------------------------------------------------------ encode
 
@@ -403,13 +418,13 @@ class FastPath:
             plan = self._decode_plan(key)
         pos = start + len(key)
         fields: dict[int, FieldValue] = {}
-        for n, dec in plan:
-            fields[n], pos = dec(data, pos)
+        for dec in plan:
+            pos = dec(data, pos, fields)
         if pos != len(data):
             raise Defer
         return Message(mti, fields)
 
-    def _decode_plan(self, key: bytes) -> tuple[tuple[int, Decoder], ...]:
+    def _decode_plan(self, key: bytes) -> tuple[Decoder, ...]:
         """The decoders for the bits of ``key`` (8 or 16 bitmap bytes), lowest field first."""
         if key and key[0] & 0x80:  # bit 1: a secondary bitmap must follow, without bit 65
             if not self.secondary or len(key) != 16 or key[8] & 0x80:
@@ -419,7 +434,7 @@ class FastPath:
         nbits = 8 * len(key)
         bits = int.from_bytes(key, "big")
         numbers = [b for b in range(2, nbits + 1) if bits >> (nbits - b) & 1]
-        plan = tuple((n, self._dec[n]) for n in numbers)  # undefined bit: KeyError, defer
+        plan = tuple(self._dec[n] for n in numbers)  # undefined bit: KeyError, defer
         if len(self._dec_plans) < _PLAN_CACHE_MAX:
             self._dec_plans[key] = plan
         return plan
