@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec import issuer, terminal
+from codec import fastpath, issuer, terminal
 from codec.dialect import Codec
 from codec.errors import CodecError
-from codec.fastpath import compile_field
+from codec.fastpath import FastPath, compile_field
 from codec.framing import LengthPrefixedDecoder, parse_envelope
 from codec.message import Message
 
@@ -26,7 +26,7 @@ from .strategies import messages
 CODECS = {"terminal": terminal.CODEC, "issuer": issuer.CODEC}
 TABLES = {"terminal": terminal.TABLE, "issuer": issuer.TABLE}
 MTI = {"terminal": b"\x02\x00", "issuer": b"0200"}
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _outcome(fn, arg):
@@ -165,14 +165,14 @@ def test_mutated_encodings_decode_as_the_reference_does(dialect, data):
 
 
 @pytest.mark.parametrize("dialect", sorted(CODECS))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=120))
 def test_random_bytes_decode_as_the_reference_does(dialect, data):
     check_decode(CODECS[dialect], data)
 
 
 @pytest.mark.parametrize("dialect", sorted(CODECS))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(bitmap=st.binary(min_size=8, max_size=16), rest=st.binary(max_size=80))
 def test_random_bitmaps_decode_as_the_reference_does(dialect, bitmap, rest):
     check_decode(CODECS[dialect], MTI[dialect] + bitmap + rest)
@@ -300,3 +300,17 @@ def test_zero_length_row_always_defers():
         enc("")
     with pytest.raises(Exception):  # noqa: B017
         dec(b"", 0, {})
+
+
+def test_plan_caches_are_bounded_and_stay_correct_when_full(monkeypatch):
+    monkeypatch.setattr(fastpath, "_PLAN_CACHE_MAX", 3)
+    fp = FastPath(issuer.TABLE)
+    singles = [Message("0200", {n: "1" * 6}) for n in (3, 11, 12)] + [
+        Message("0200", {3: "000000", 11: "000001", 41: f"T{i:07d}"}) for i in range(3)
+    ]
+    singles += [Message("0800", {70: "301", 7: "1125093015"}), Message("0800", {2: "123"})]
+    for m in singles * 2:
+        wire = fp.encode(m)
+        assert wire == issuer.CODEC.reference_encode(m)
+        assert fp.decode(wire) == m
+    assert len(fp._enc_plans) <= 3 and len(fp._dec_plans) <= 3
