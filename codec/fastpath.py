@@ -19,8 +19,9 @@ equal ``Message``): the fast decoder accepts exactly the inputs where every fiel
 length prefix within the maximum, enough data, pad nibbles the reference accepts (leading ``0``
 for right-aligned odd fixed nibble fields, trailing ``0`` or ``F`` for left-aligned/variable ones
 - the reference takes ``F`` through its per-field ``right_pad="F"`` retry), decimal digits in
-``n`` fields, a decimal MTI, only defined bits (no bit 1 in the terminal dialect, no bit 65 in
-the issuer dialect), and no trailing bytes. Every one of those is a condition under which the
+``n`` fields (ASCII digits in the issuer dialect), ASCII in issuer ``z``, a decimal MTI, only
+defined bits (no bit 1 in the terminal dialect, no bit 65 in the issuer dialect), and no
+trailing bytes. Every one of those is a condition under which the
 reference succeeds and computes the same value.
 """
 
@@ -381,9 +382,8 @@ class FastPath:
         else:
             bitmap = (bits >> 64).to_bytes(8, "big")
         perm = sorted(range(len(numbers)), key=numbers.__getitem__)
-        to_wire_order = (
-            None if perm == list(range(len(perm))) else itemgetter(*perm)
-        )  # len >= 2 here
+        in_order = perm == list(range(len(perm)))
+        to_wire_order = None if in_order else itemgetter(*perm)  # >= 2 items: returns a tuple
         plan = (bitmap, tuple(e for _, e in entries), to_wire_order)
         if len(self._enc_plans) < _PLAN_CACHE_MAX:
             self._enc_plans[key] = plan
