@@ -70,6 +70,19 @@ class EstateCache:
         return value
 
 
+@attrs.frozen
+class Moment:
+    """One second of the host's clock, pre-formatted for the wire and the journal."""
+
+    instant: dt.datetime
+    local: dt.datetime
+    business_date: dt.date
+    yyyymmdd: str
+    hhmmss: str  # field 12
+    mmdd: str  # field 13
+    transmission: str  # field 7, UTC MMDDhhmmss
+
+
 @attrs.define
 class Host:
     settings: Settings
@@ -106,29 +119,38 @@ class Host:
         self.saf_event.set()
 
     # -- time -------------------------------------------------------------------------------
-    _moment: tuple[dt.datetime, dt.datetime, dt.date] | None = attrs.field(default=None, init=False)
+    _moment: Moment | None = attrs.field(default=None, init=False)
 
     def now(self) -> dt.datetime:
         return self.clock.now()
 
-    def _local(self) -> tuple[dt.datetime, dt.date]:
-        """Local time and business date for the current instant. Time-zone conversion costs a
-        few microseconds and a purchase asks three times, so the answer is reused while the
-        clock still reads the same instant (to the second; fields 7, 12 and 13 have seconds)."""
+    def moment(self) -> Moment:
+        """The current second as every response and issuer request writes it. Time-zone
+        conversion and strftime cost microseconds each and a purchase needs seven of them, so
+        they are computed once per second of the clock (fields 7, 12, 13 have seconds)."""
         now = self.clock.now()
+        second = now.replace(microsecond=0)
         cached = self._moment
-        if cached is not None and cached[0] == now.replace(microsecond=0):
-            return cached[1], cached[2]
-        local = self.calendar.local(now)
-        date = self.calendar.business_date(now)
-        self._moment = (now.replace(microsecond=0), local.replace(microsecond=0), date)
-        return local, date
+        if cached is not None and cached.instant == second:
+            return cached
+        local = self.calendar.local(second)
+        date = self.calendar.business_date(second)
+        self._moment = cached = Moment(
+            instant=second,
+            local=local,
+            business_date=date,
+            yyyymmdd=date.strftime("%Y%m%d"),
+            hhmmss=local.strftime("%H%M%S"),
+            mmdd=local.strftime("%m%d"),
+            transmission=second.astimezone(dt.UTC).strftime("%m%d%H%M%S"),
+        )
+        return cached
 
     def business_date(self) -> dt.date:
-        return self._local()[1]
+        return self.moment().business_date
 
     def local_now(self) -> dt.datetime:
-        return self._local()[0]
+        return self.moment().local
 
     # -- identifiers ---------------------------------------------------------------------------
     def fingerprint(self, pan: str) -> str:

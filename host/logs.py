@@ -9,9 +9,17 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def _orjson_text(obj, **_kwargs) -> str:
+    """structlog's JSON serializer hook: orjson renders the per-exchange line (two masked
+    dumps) several times faster than the standard library, and that line is on every request.
+    Values orjson does not know are logged as their str()."""
+    return orjson.dumps(obj, default=str).decode()
 
 
 def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
@@ -19,7 +27,7 @@ def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     renderer = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_orjson_text)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )

@@ -172,9 +172,9 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
     in ``extra`` so a later void, completion or reversal names this one exactly in 90."""
     req = ex.request
     pan = ex.notes.get("pan")
-    date = host.business_date()
-    ex.notes["business_day"] = date
-    ex.business_date = date.strftime("%Y%m%d")
+    moment = host.moment()
+    ex.notes["business_day"] = moment.business_date
+    ex.business_date = moment.yyyymmdd
     ex.notes.setdefault("f7", _transmission_time(host))
     f60 = Field60.parse(str(req.get(60, "")))
     return NewTransaction(
@@ -244,20 +244,20 @@ async def journal_outcome(host, ex: Exchange) -> None:
 
 
 def _transmission_time(host) -> str:
-    return host.now().astimezone(dt.UTC).strftime("%m%d%H%M%S")
+    return host.moment().transmission
 
 
 def issuer_request(host, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None = None):
     """The issuer-dialect request for this exchange (CONTRACTS: issuer dialect)."""
     req = ex.request
-    local = host.local_now()
+    moment = host.moment()
     fields: dict[int, FieldValue] = {
         2: card_pan(host, ex),
         3: str(req.get(3, "000000")),
         7: ex.notes.get("f7") or _transmission_time(host),
         11: str(req[11]),
-        12: local.strftime("%H%M%S"),
-        13: local.strftime("%m%d"),
+        12: moment.hhmmss,
+        13: moment.mmdd,
         18: ex.merchant.mcc if ex.merchant is not None else "0000",
         22: str(req.get(22, "000"))[:3],
         25: str(req.get(25, "00")),
@@ -376,10 +376,10 @@ async def respond(host, ex: Exchange) -> None:
     date, RRN, auth code and card organisation; MAC it with the terminal's MAK."""
     req = ex.request
     code = ex.code or "96"
-    local = host.local_now()
+    moment = host.moment()
     extra: dict[int, FieldValue | None] = {
-        12: local.strftime("%H%M%S"),
-        13: local.strftime("%m%d"),
+        12: moment.hhmmss,
+        13: moment.mmdd,
         32: host.acquirer_id,
     }
     if ex.business_date:
