@@ -122,7 +122,7 @@ class SqliteDb(Db):
         self.clock = clock
         self.conn.execute("PRAGMA foreign_keys = ON")
         if writer:
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(self.conn, deadline=time.monotonic() + 30.0)
             # FULL: a commit is fsynced before it returns, so an acknowledged write survives a
             # power cut. The writer checkpoints itself, after waking its waiters.
             self.conn.execute("PRAGMA synchronous = FULL")
@@ -146,6 +146,23 @@ class SqliteDb(Db):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _enable_wal(conn: sqlite3.Connection, deadline: float) -> None:
+    """Switch a database to WAL. SQLite answers this pragma with "database is locked" at once,
+    without its busy timeout, while another connection is creating or migrating a fresh file
+    (several hosts or CLI tools opening one new journal together), so retry until the
+    deadline."""
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:

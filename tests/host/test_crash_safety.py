@@ -104,7 +104,7 @@ def test_sigkill_under_load_then_restart_loses_nothing_and_doubles_nothing(tmp_p
                 proc.send_signal(signal.SIGKILL)  # mid-flight: no goodbye, no flush
                 proc.wait()
                 stop.set()
-            assert len(seen) > 20, "the load never got going"
+            assert len(seen) > 5, "the load never got going"
 
             proc = start_host(config_path, log)  # recovery queues reversals for pending rows
             await wait_port(host_port)

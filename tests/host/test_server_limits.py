@@ -21,7 +21,9 @@ def test_shutdown_finishes_the_purchase_in_flight_and_journals_it(tmp_path):
                         result["resp"], _ = await client.exchange(req)
 
                     nursery.start_soon(buy)
-                    await trio.sleep(0.1)  # the request is at the issuer now
+                    with trio.fail_after(5):  # the request is being processed now
+                        while not running.server.in_flight:
+                            await trio.sleep(0.01)
                     running.shutdown.set()
                 assert result["resp"][39] == "00"
                 rows = await running.host.store.list_transactions()
@@ -46,7 +48,9 @@ def test_connection_limit_and_idle_timeout(tmp_path):
         async with running_host(settings) as running:
             first = await trio.open_tcp_stream("127.0.0.1", running.port)
             second = await trio.open_tcp_stream("127.0.0.1", running.port)
-            await trio.sleep(0.05)
+            with trio.fail_after(5):  # both are accepted before the third knocks
+                while running.server.active < 2:
+                    await trio.sleep(0.01)
             third = await trio.open_tcp_stream("127.0.0.1", running.port)
             with trio.fail_after(2):
                 assert await third.receive_some(10) == b""  # refused: over the limit
