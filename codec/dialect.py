@@ -48,9 +48,7 @@ a plain spec); the fast path implements the same rules field by field:
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 import attrs
@@ -62,6 +60,7 @@ from iso8583.encoder import encode as _iso_encode
 from codec.errors import CodecError
 from codec.fastpath import FastPath
 from codec.message import Message
+from specs import load_toml
 
 FORMATS = ("n", "z", "an", "ans", "b")
 
@@ -99,8 +98,7 @@ class DialectTable:
 
 def load_table(resource: str) -> DialectTable:
     """Read ``specs/<resource>`` (TOML) into a checked DialectTable."""
-    text = resources.files("specs").joinpath(resource).read_text(encoding="utf-8")
-    return table_from_data(tomllib.loads(text))
+    return table_from_data(load_toml(resource))
 
 
 def table_from_data(data: Mapping[str, Any]) -> DialectTable:

@@ -6,13 +6,11 @@ checked once at import (duplicate keys are refused). Lookups accept requests and
 
 from __future__ import annotations
 
-import tomllib
-from importlib import resources
-
 import attrs
 
 from codec.errors import CodecError
 from codec.message import Message
+from specs import load_toml
 
 
 class UnknownTransaction(CodecError):
@@ -29,8 +27,7 @@ class TxnType:
 
 
 def _load() -> tuple[dict, dict, dict[str, TxnType], frozenset[str]]:
-    text = resources.files("specs").joinpath("transactions.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = load_toml("transactions.toml")
     financial: dict[tuple[str, str, str, str], TxnType] = {}
     management: dict[tuple[str, str], TxnType] = {}
     by_name: dict[str, TxnType] = {}

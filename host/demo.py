@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import tomllib
-from importlib import resources
-from typing import Any
 
 import structlog
 
 from host.store.errors import AlreadyExists, NotFound
 from host.store.passwords import hash_password
 from keys.tokens import KeyType
+from specs import demo_estate
 
 log = structlog.get_logger("poshost.demo")
-
-
-def demo_estate() -> dict[str, Any]:
-    return tomllib.loads(resources.files("specs").joinpath("demo_estate.toml").read_text())
 
 
 async def seed_demo_estate(store, hsm) -> int:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import tomllib
-from importlib import resources
 
 import trio
 
 from host.config import load_settings
 from host.runtime import RunningHost, run_host
+from specs import demo_estate
 from tools.terminal.client import TerminalClient
 from tools.terminal.device import Device
 
-DEMO = tomllib.loads(resources.files("specs").joinpath("demo_estate.toml").read_text())
+DEMO = demo_estate()
 
 
 def demo_device(tid: str = "12345678") -> Device:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
+from specs import demo_estate
 from tools.load import report
 from tools.load.engine import LoadConfig, TerminalSpec, parse_mix
 from tools.load.provision import specs as load_specs
-from tools.terminal.state import demo_estate
 
 DEFAULT_STATE = Path("var/load_state.json")
 

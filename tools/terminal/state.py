@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from keys import dukpt
+from specs import demo_estate
 from tools.terminal.device import DEMO_INITIAL_KSN, Device
 
 STATE_VERSION = 1
@@ -30,10 +29,6 @@ DEFAULT_STATE = Path("var/terminal.json")
 
 class StateError(ValueError):
     """The state file or profile cannot be used; the message says why."""
-
-
-def demo_estate() -> dict[str, Any]:
-    return tomllib.loads(resources.files("specs").joinpath("demo_estate.toml").read_text())
 
 
 @attrs.define
