@@ -7,8 +7,6 @@ reaching for globals, so a test can build a host with a fixed clock and a tempor
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import os
 import secrets
 from pathlib import Path
@@ -19,13 +17,15 @@ import structlog
 import trio
 
 from host.clock import BusinessCalendar, Clock, SystemClock
-from host.config import Settings, parse_address
+from host.config import ConfigError, Settings, parse_address
 from host.flow import FlowTable
 from host.issuer_link import IssuerLink
 from host.router import Router
 from host.store import Store
 from host.store.errors import NotFound
+from host.store.records import pan_fingerprint
 from keys.hsm import SoftHSM
+from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType
 
 log = structlog.get_logger("poshost.host")
@@ -155,7 +155,7 @@ class Host:
     # -- identifiers ---------------------------------------------------------------------------
     def fingerprint(self, pan: str) -> str:
         """A keyed hash so the journal can match the same card without holding its PAN."""
-        return hmac.new(self.fingerprint_key, pan.encode(), hashlib.sha256).hexdigest()[:32]
+        return pan_fingerprint(pan, self.fingerprint_key)
 
     @staticmethod
     def rrn_for(journal_id: int, business_date: dt.date) -> str:
@@ -180,11 +180,7 @@ def load_lmk(settings: Settings) -> tuple[bytes, str]:
     if hsm_cfg.get("lmk"):
         return bytes.fromhex(hsm_cfg["lmk"]), "hsm.lmk"
     if hsm_cfg.get("lmk_components"):
-        parts = [bytes.fromhex(c) for c in hsm_cfg["lmk_components"]]
-        lmk = parts[0]
-        for part in parts[1:]:
-            lmk = bytes(a ^ b for a, b in zip(lmk, part, strict=True))
-        return lmk, "hsm.lmk_components"
+        return xor_components(hsm_cfg["lmk_components"]), "hsm.lmk_components"
     path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
     if path.exists():
         return bytes.fromhex(path.read_text().strip()), str(path)
@@ -200,7 +196,10 @@ def load_lmk(settings: Settings) -> tuple[bytes, str]:
 def load_fingerprint_key(settings: Settings) -> bytes:
     configured = settings.get("journal.pan_fingerprint_key")
     if configured:
-        return bytes.fromhex(configured)
+        key = bytes.fromhex(configured)
+        if len(key) < 16:
+            raise ConfigError("journal.pan_fingerprint_key must be at least 16 bytes (32 hex)")
+        return key
     path = settings.data_dir / "fingerprint.key"
     if path.exists():
         return bytes.fromhex(path.read_text().strip())

@@ -18,6 +18,7 @@ import datetime as dt
 
 import structlog
 
+from host.clock import parse_date
 from host.flow import Decline, Exchange
 from host.settlement import forget_batch, next_batch
 from host.steps import SIGN_ON_AGAIN
@@ -48,7 +49,7 @@ async def check_business_day(host, ex: Exchange) -> None:
     cached = host.caches.get(key)
     if cached is None or cached[0] != batch:
         row = await host.store.open_batch(tid, batch, today.strftime("%Y%m%d"))
-        opened_on = dt.datetime.strptime(row.business_date, "%Y%m%d").date()
+        opened_on = parse_date(row.business_date)
         cached = (batch, row.business_date, row.status, opened_on)
         host.caches[key] = cached
     _, opened, status, opened_on = cached

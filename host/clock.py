@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -34,8 +33,9 @@ class FixedClock:
         self.current = self.current + dt.timedelta(**delta)
 
 
-def monotonic() -> float:
-    return time.monotonic()
+def parse_date(yyyymmdd: str) -> dt.date:
+    """A journal date (YYYYMMDD text) as a date."""
+    return dt.datetime.strptime(yyyymmdd, "%Y%m%d").date()
 
 
 @attrs.frozen

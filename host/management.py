@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import structlog
 
+from codec import issuer as issuer_codec
 from codec import subfields
 from codec.subfields import Field60, SignOnKeys
+from host.clock import parse_date
 from host.flow import Decline, Exchange
 from host.steps import reversal_message
 from host.store.errors import AlreadyReversed
@@ -155,9 +157,7 @@ async def reverse_original(host, ex: Exchange) -> None:
     needs_issuer = original.status in ("approved", "pending", "timeout") and original.issuer_link
     payload = None
     if needs_issuer:
-        from codec import issuer as issuer_codec
-
-        rrn = original.rrn or host.rrn_for(original.id, _date(original.business_date))
+        rrn = original.rrn or host.rrn_for(original.id, parse_date(original.business_date))
         payload = issuer_codec.encode(reversal_message(host, original, rrn))
     try:
         await host.store.record_reversal(
@@ -171,9 +171,3 @@ async def reverse_original(host, ex: Exchange) -> None:
         return
     if payload is not None:
         host.saf_wakeup()
-
-
-def _date(yyyymmdd: str):
-    import datetime as dt
-
-    return dt.datetime.strptime(yyyymmdd, "%Y%m%d").date()

@@ -23,6 +23,7 @@ import structlog
 from codec.issuer import original_data
 from codec.subfields import Field60, Field61
 from codec.txntypes import UnknownTransaction, identify_original
+from host.clock import parse_date
 from host.flow import Decline, Exchange
 from host.steps import card_pan, insert_transaction, new_transaction, original_f7
 from host.store.errors import DuplicateTransaction
@@ -33,10 +34,6 @@ SALES = ("purchase", "completion", "completion_advice")  # what a refund may nam
 PREAUTH_ENDS = ("preauth_cancel", "completion", "completion_advice")
 ACTIVE = ("pending", "approved", "timeout")
 FINAL = ("approved", "declined")
-
-
-def _date(yyyymmdd: str) -> dt.date:
-    return dt.datetime.strptime(yyyymmdd, "%Y%m%d").date()
 
 
 def _field61(ex: Exchange) -> Field61 | None:
@@ -54,7 +51,7 @@ def _date_matches(original, mmdd: str) -> bool:
     business date, or the calendar day before it for a sale made after cut-over."""
     if not mmdd:
         return True
-    day = _date(original.business_date)
+    day = parse_date(original.business_date)
     return mmdd in (day.strftime("%m%d"), (day - dt.timedelta(days=1)).strftime("%m%d"))
 
 
@@ -85,7 +82,7 @@ def _name_for_issuer(host, ex: Exchange, original) -> None:
 
 
 def _age_days(host, original) -> int:
-    return (host.business_date() - _date(original.business_date)).days
+    return (host.business_date() - parse_date(original.business_date)).days
 
 
 async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
@@ -274,14 +271,14 @@ async def journal_advice(host, ex: Exchange) -> None:
         ex.journal_id = first.id
         ex.business_date = first.business_date
         ex.notes["f7"] = (first.extra or {}).get("f7") or ex.notes.get("f7")
-        ex.rrn = first.rrn or host.rrn_for(first.id, _date(first.business_date))
+        ex.rrn = first.rrn or host.rrn_for(first.id, parse_date(first.business_date))
         return
     txn = new_transaction(host, ex)
     try:
         ex.journal_id = await insert_transaction(host, ex, txn)
     except DuplicateTransaction as exc:  # the same advice twice at once
         raise Decline("94", "duplicate (terminal, batch, STAN, date)") from exc
-    ex.rrn = host.rrn_for(ex.journal_id, _date(ex.business_date))
+    ex.rrn = host.rrn_for(ex.journal_id, parse_date(ex.business_date))
 
 
 # -- reversals -----------------------------------------------------------------------------

@@ -9,13 +9,12 @@ only ever read from the journal.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import structlog
 import trio
 
 from codec import issuer as issuer_codec
 from codec.errors import CodecError
+from host.clock import parse_date
 from host.issuer_link import LinkDown, LinkTimeout
 from host.steps import reversal_message
 
@@ -82,9 +81,7 @@ async def recover_pending(host) -> int:
             return recovered
         for txn in pending:
             if txn.txn_type in REVERSIBLE and txn.issuer_link:
-                rrn = txn.rrn or host.rrn_for(
-                    txn.id, dt.datetime.strptime(txn.business_date, "%Y%m%d").date()
-                )
+                rrn = txn.rrn or host.rrn_for(txn.id, parse_date(txn.business_date))
                 payload = issuer_codec.encode(reversal_message(host, txn, rrn))
                 await host.store.record_reversal(
                     txn.id, "host restart with outcome unknown", link=txn.issuer_link,

@@ -14,6 +14,7 @@ import datetime as dt
 import structlog
 import trio
 
+from codec import issuer as issuer_codec
 from codec import terminal as terminal_codec
 from codec.dump import mask_pan
 from codec.issuer import original_data
@@ -354,16 +355,10 @@ async def queue_reversal(host, ex: Exchange, reason: str) -> None:
         settlement_date=ex.business_date,
     )  # fmt: skip
     original = await host.store.get_transaction(ex.journal_id)
-    payload = _encode_saf(reversal_message(host, original, ex.rrn))
+    payload = issuer_codec.encode(reversal_message(host, original, ex.rrn))
     with contextlib.suppress(AlreadyReversed):
         await host.store.record_reversal(ex.journal_id, reason, link=ex.link, payload=payload)
     host.saf_wakeup()
-
-
-def _encode_saf(msg: Message) -> bytes:
-    from codec import issuer as issuer_codec
-
-    return issuer_codec.encode(msg)
 
 
 # -- the answer ----------------------------------------------------------------------------------
