@@ -241,9 +241,8 @@ class Codec:
         fields: dict[int, Any] = {}
         for k, v in dec.items():
             n, kind = post[k]
-            if kind == _TEXT:
-                pass
-            elif kind == _NUM:
+            # text (_TEXT) needs no conversion
+            if kind == _NUM:
                 if not v.isdecimal() and v:
                     raise CodecError(
                         f"non-decimal digit in numeric field: {v!r}"
@@ -254,7 +253,7 @@ class Codec:
                     )
             elif kind == _BIN:
                 v = bytes.fromhex(v)
-            else:
+            elif kind == _ZBCD:
                 v = v.replace("D", "=")
             fields[n] = v
         return Message(mti, fields)

@@ -11,6 +11,7 @@ Transactions are explicit: connections run in autocommit mode and the callers is
 
 from __future__ import annotations
 
+import abc
 import functools
 import re
 import sqlite3
@@ -68,19 +69,20 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
-class Db:
+class Db(abc.ABC):
     """A connection with the handful of operations the store needs. Not thread-safe: one
     thread uses it at a time (the writer thread, or a reader borrowed from the pool)."""
 
     backend: str
     clock: Clock
 
+    @abc.abstractmethod
     def execute(self, sql: str, params: Params | None = None) -> int:
         """Run a statement; returns the number of rows changed."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Rows as dicts."""
 
     def query_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
         rows = self.query(sql, params)
@@ -95,8 +97,9 @@ class Db:
     def now(self) -> int:
         return self.clock()
 
+    @abc.abstractmethod
     def begin(self, immediate: bool = False) -> None:
-        raise NotImplementedError
+        """Start a transaction (``immediate``: take the write lock now)."""
 
     def commit(self) -> None:
         self.execute("COMMIT")
@@ -104,8 +107,9 @@ class Db:
     def rollback(self) -> None:
         self.execute("ROLLBACK")
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the connection."""
 
 
 class SqliteDb(Db):
