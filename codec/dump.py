@@ -43,6 +43,9 @@ def _mask_value(msg: Message, n: int, v: FieldValue, dialect: str) -> str:
         return f"TUSN {tusn} [{len(v)} bytes]" if tusn is not None else _length_only(v)
     if n == 48 and dialect == "issuer":
         return _length_only(v)
+    if n == 63 and msg.mti.startswith("08") and len(str(v).strip()) > 3:
+        # a sign-on's operator password or an activation code follows the operator number
+        return f"[{len(v)} chars]"
     if n == 48 and msg.mti in ("0320", "0330") and isinstance(v, str):
         return _mask_batch_upload(v)
     if isinstance(v, bytes):

@@ -71,7 +71,7 @@ class Dispatcher:
             code=response.get(39),
             reason=ex.reason or None,
             latency_ms=round((trio.current_time() - started) * 1000, 2),
-            request=_logged(request),
+            request=masked_fields(request),
             response=masked_fields(response),
         )
         return envelope.response(processing=ex.processing, payload=payload)
@@ -86,7 +86,7 @@ class Dispatcher:
             code=code,
             reason=why,
             latency_ms=round((trio.current_time() - started) * 1000, 2),
-            request=_logged(request),
+            request=masked_fields(request),
         )
         return envelope.response(payload=terminal_codec.encode(response))
 
@@ -97,13 +97,3 @@ class Dispatcher:
             raise CloseConnection(str(exc))
         response = Message(response_mti(mti), {39: "30"})
         return envelope.response(payload=terminal_codec.encode(response))
-
-
-def _logged(request: Message) -> dict[str, str]:
-    """The masked dump, and in management requests field 63 hidden when it holds more than an
-    operator number: an operator password (sign-on) or an activation code is never logged."""
-    fields = masked_fields(request)
-    text = request.get(63)
-    if request.mti.startswith("08") and text is not None and len(str(text).strip()) > 3:
-        fields["63"] = f"[{len(str(text))} chars]"
-    return fields

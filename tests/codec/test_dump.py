@@ -62,3 +62,17 @@ def test_issuer_dump_hides_key_exchange_data():
     text = _all_text(m, "issuer")
     assert "A" * 32 not in text and "[38 chars]" in text and PAN not in text
     assert terminal.TABLE.name in format_message(TXN_REQUESTS["echo"])
+
+
+def test_management_63_beyond_the_operator_number_is_hidden():
+    """A sign-on's operator password and an activation code ride in 63 after the operator
+    number: every dump (host log, `poshost decode`, the emulator's --trace) hides them."""
+    from codec.dump import format_message, masked_fields
+    from codec.message import Message
+
+    sign_on = Message("0800", {11: "000001", 41: "12345678", 63: "01 s3cret"})
+    assert masked_fields(sign_on)["63"] == "[9 chars]"
+    assert "s3cret" not in format_message(sign_on)
+    assert masked_fields(sign_on.with_fields({63: "01 "}))["63"] == "01 "
+    sale = Message("0210", {11: "000001", 63: "CUP"})
+    assert masked_fields(sale)["63"] == "CUP"
