@@ -72,8 +72,10 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
 
     import trio
 
+    from host import logs
     from tools.issuer_sim.server import Simulator
 
+    logs.configure("auto", "info")
     config = _config(config_path, overrides)
     try:
         sim = Simulator(config)
