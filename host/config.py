@@ -33,6 +33,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # Empty means "<data.dir>/poshost.sqlite" (the default of `poshost journal/estate` too).
         "url": "",
         "pan_fingerprint_key": "",  # hex; empty means derived from the LMK
+        # Under load, wait up to this long for more writes before each group commit (fewer
+        # fsyncs per purchase); 0 turns it off. An idle host never waits.
+        "commit_delay_ms": 2.0,
     },
     "hsm": {
         # One of: lmk (hex), lmk_components (list of hex), or lmk_file. When none is given, a
@@ -248,3 +251,6 @@ def _validate(values: Mapping[str, Any]) -> None:
     for key in ("max_connections", "max_frame"):
         if int(values["server"][key]) <= 0:
             raise ConfigError(f"server.{key} must be positive")
+    delay = values["journal"]["commit_delay_ms"]
+    if not isinstance(delay, int | float) or not 0 <= delay <= 100:
+        raise ConfigError("journal.commit_delay_ms must be a number of milliseconds, 0 to 100")

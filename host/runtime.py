@@ -56,7 +56,8 @@ async def run_host(
         shutdown_grace=float(server_cfg["shutdown_grace"]),
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_store(settings.journal_url) as store:
+    commit_delay = float(settings.get("journal.commit_delay_ms")) / 1000
+    async with open_store(settings.journal_url, commit_delay=commit_delay) as store:
         acquirer = settings["acquirer"]
         host = Host(
             settings=settings,

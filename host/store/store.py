@@ -236,8 +236,10 @@ class Store:
         clock: Clock = epoch_ms,
         readers: int = 4,
         batch_cap: int = 256,
+        commit_delay: float = 0.0,
     ) -> Store:
-        """Open (creating and migrating as needed) the store at ``url``; ``aclose()`` it."""
+        """Open (creating and migrating as needed) the store at ``url``; ``aclose()`` it.
+        ``commit_delay`` (seconds): see :mod:`host.store.writer`."""
         url = url or default_url()
         parsed = Url.parse(url)
 
@@ -247,7 +249,11 @@ class Store:
                 migrate(db)
             finally:
                 db.close()
-            writer = Writer(lambda: connect(parsed, clock, writer=True), batch_cap=batch_cap)
+            writer = Writer(
+                lambda: connect(parsed, clock, writer=True),
+                batch_cap=batch_cap,
+                commit_delay=commit_delay,
+            )
             writer.start()
             return writer
 

@@ -5,6 +5,14 @@ queued (up to ``batch_cap``), runs them all in ONE database transaction, commits
 fsync for the whole group) and only then completes each operation. While one group commits,
 the next one queues up: the busier the host, the bigger the groups.
 
+Under load, a short commit delay makes the groups bigger still: when the previous group
+committed moments ago (ops keep arriving), the thread waits up to ``commit_delay`` seconds for
+more operations before it commits, as PostgreSQL's ``commit_delay`` does. Each fsync costs
+~130 us of wall time and ~40-100 us of kernel CPU on the benchmark machine, so at 1,000
+purchases/s (two writes each) 2 ms of delay took the writer from ~3.6 to ~7 operations per
+commit and the host from ~880 to ~790 CPU-us per purchase; an idle host (one request at a time)
+never waits.
+
 An operation that fails fails only its own caller: the group is then rolled back and run again
 with a savepoint around each operation, so the failed one is undone alone and the rest commit.
 (Savepoints only on that slow path: on PostgreSQL each one costs a round trip.) Operations are
@@ -21,6 +29,7 @@ passes a callback that re-enters the event loop with ``TrioToken.run_sync_soon``
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import threading
 import time
@@ -84,11 +93,14 @@ class Writer:
         batch_cap: int = 256,
         checkpoint_every: int = 100,
         max_attempts: int = 3,
+        commit_delay: float = 0.0,
     ):
         self._connect = connect
         self.batch_cap = batch_cap
         self.checkpoint_every = checkpoint_every
         self.max_attempts = max_attempts
+        self.commit_delay = commit_delay
+        self._last_commit = -math.inf
         self.stats = WriterStats()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -146,12 +158,35 @@ class Writer:
                     stopping = True
                     break
                 group.append(op)
+            if not stopping and self._busy():
+                stopping = self._gather(group)
             db = self._run_group(db, group)
+            self._last_commit = time.monotonic()
             since_checkpoint += 1
             if isinstance(db, SqliteDb) and self._checkpoint_due(since_checkpoint):
                 self._checkpoint(db)
                 since_checkpoint = 0
         db.close()
+
+    def _busy(self) -> bool:
+        """Ops keep arriving: the previous group committed within a few delays from now."""
+        return time.monotonic() - self._last_commit < 4 * self.commit_delay
+
+    def _gather(self, group: list[Op]) -> bool:
+        """Add what arrives within commit_delay to the group; True when asked to stop."""
+        deadline = time.monotonic() + self.commit_delay
+        while len(group) < self.batch_cap:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                op = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if op is _STOP:
+                return True
+            group.append(op)
+        return False
 
     def _checkpoint_due(self, commits_since: int) -> bool:
         # Every N commits, or at an idle moment once a little has been written.

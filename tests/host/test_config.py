@@ -37,6 +37,8 @@ def test_file_then_environment_override_and_provenance(tmp_path):
         ("[[routes]]\nprefix = '4'\nlink = 'missing'\n", {}, "not defined"),
         ("", {"POSHOST_SERVER_NO_SUCH": "1"}, "unknown setting"),
         ("[server\n", {}, "not valid TOML"),
+        ("[journal]\ncommit_delay_ms = -1\n", {}, "commit_delay_ms"),
+        ("", {"POSHOST_JOURNAL_COMMIT_DELAY_MS": "'2'"}, "commit_delay_ms"),
     ],
 )
 def test_bad_configuration_is_named(tmp_path, text, env, fragment):
