@@ -5,13 +5,12 @@ queued (up to ``batch_cap``), runs them all in ONE database transaction, commits
 fsync for the whole group) and only then completes each operation. While one group commits,
 the next one queues up: the busier the host, the bigger the groups.
 
-Under load, a short commit delay makes the groups bigger still: when the previous group
-committed moments ago (ops keep arriving), the thread waits up to ``commit_delay`` seconds for
-more operations before it commits, as PostgreSQL's ``commit_delay`` does. Each fsync costs
-~130 us of wall time and ~40-100 us of kernel CPU on the benchmark machine, so at 1,000
-purchases/s (two writes each) 2 ms of delay took the writer from ~3.6 to ~7 operations per
-commit and the host from ~880 to ~790 CPU-us per purchase; an idle host (one request at a time)
-never waits.
+Under load, a short commit delay makes the groups bigger still: when several operations were
+already waiting (requests are arriving concurrently), the thread waits up to ``commit_delay``
+seconds for more before it commits, like PostgreSQL's ``commit_delay`` with
+``commit_siblings``. An fsync costs ~130 us of wall time and ~40-100 us of kernel CPU on the
+benchmark machine, so fewer of them is CPU saved; a lightly loaded host, whose writes arrive
+one at a time, never waits.
 
 An operation that fails fails only its own caller: the group is then rolled back and run again
 with a savepoint around each operation, so the failed one is undone alone and the rest commit.
@@ -29,7 +28,6 @@ passes a callback that re-enters the event loop with ``TrioToken.run_sync_soon``
 from __future__ import annotations
 
 import contextlib
-import math
 import queue
 import threading
 import time
@@ -100,7 +98,6 @@ class Writer:
         self.checkpoint_every = checkpoint_every
         self.max_attempts = max_attempts
         self.commit_delay = commit_delay
-        self._last_commit = -math.inf
         self.stats = WriterStats()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -158,19 +155,14 @@ class Writer:
                     stopping = True
                     break
                 group.append(op)
-            if not stopping and self._busy():
+            if not stopping and self.commit_delay and len(group) > 1:
                 stopping = self._gather(group)
             db = self._run_group(db, group)
-            self._last_commit = time.monotonic()
             since_checkpoint += 1
             if isinstance(db, SqliteDb) and self._checkpoint_due(since_checkpoint):
                 self._checkpoint(db)
                 since_checkpoint = 0
         db.close()
-
-    def _busy(self) -> bool:
-        """Ops keep arriving: the previous group committed within a few delays from now."""
-        return time.monotonic() - self._last_commit < 4 * self.commit_delay
 
     def _gather(self, group: list[Op]) -> bool:
         """Add what arrives within commit_delay to the group; True when asked to stop."""
