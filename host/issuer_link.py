@@ -21,6 +21,7 @@ from codec import issuer as issuer_codec
 from codec.errors import CodecError
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.message import Message
+from host.outbox import Outbox
 
 log = structlog.get_logger("poshost.link")
 
@@ -61,7 +62,8 @@ class IssuerLink:
     stan_source: Callable[[], str] | None = None  # STANs for the link's own 0800s
 
     _stream: trio.SocketStream | None = attrs.field(default=None, init=False)
-    _send_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _outbox: Outbox | None = attrs.field(default=None, init=False)
+    _connection: trio.CancelScope | None = attrs.field(default=None, init=False)
     _waiters: dict[tuple[str, str, str], _Waiter] = attrs.field(factory=dict, init=False)
     _up: trio.Event = attrs.field(factory=trio.Event, init=False)
     _last_traffic: float = attrs.field(default=0.0, init=False)
@@ -98,6 +100,8 @@ class IssuerLink:
 
     def _mark_down(self) -> None:
         self._stream = None
+        self._outbox = None
+        self._connection = None
         self._up = trio.Event()
         # Wake every waiter: its request may or may not have reached the issuer.
         for waiter in self._waiters.values():
@@ -105,9 +109,11 @@ class IssuerLink:
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         self._stream = stream
+        self._outbox = Outbox(stream)
         self._last_traffic = trio.current_time()
         log.info("link_connected", link=self.name, peer=f"{self.host}:{self.port}")
         async with trio.open_nursery() as nursery:
+            self._connection = nursery.cancel_scope
             nursery.start_soon(self._reader, stream, nursery.cancel_scope)
             signed_on = await self._management("001")
             if signed_on is None or signed_on.get(39) != "00":
@@ -176,8 +182,8 @@ class IssuerLink:
         return await self._exchange(msg, require_up=True, timeout=self.timeout)
 
     async def _exchange(self, msg: Message, *, require_up: bool, timeout: float) -> Message:
-        stream = self._stream
-        if stream is None or (require_up and not self._up.is_set()):
+        outbox = self._outbox
+        if outbox is None or (require_up and not self._up.is_set()):
             raise LinkDown(self.name)
         key = match_key(msg)
         if key in self._waiters:
@@ -187,9 +193,12 @@ class IssuerLink:
         try:
             frame = prefix_length(issuer_codec.encode(msg))
             try:
-                async with self._send_lock:
-                    await stream.send_all(frame)
+                await outbox.send(frame)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                # Frames of other requests went down with this one: tear the connection down,
+                # which wakes their waiters with LinkDown too.
+                if self._outbox is outbox and self._connection is not None:
+                    self._connection.cancel()
                 raise LinkDown(f"{self.name}: {exc}") from exc
             self.stats["sent"] += 1
             with trio.move_on_after(timeout if math.isfinite(timeout) else math.inf):

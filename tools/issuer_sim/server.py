@@ -24,6 +24,7 @@ from codec import issuer
 from codec.errors import CodecError
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.message import Message
+from host.outbox import Outbox
 from tools.issuer_sim import decide as d
 from tools.issuer_sim.cards import load_cards, mask_pan
 from tools.issuer_sim.config import SimConfig, parse_hostport
@@ -53,7 +54,7 @@ class Connection:
         self.number = number
         self.stream = stream
         self.scope = scope
-        self.lock = trio.Lock()
+        self.outbox = Outbox(stream)  # answers ready in one tick leave in one send
         self.closed = False
 
     def close(self) -> None:
@@ -61,9 +62,7 @@ class Connection:
         self.scope.cancel()
 
     async def send(self, msg: Message) -> None:
-        frame = prefix_length(issuer.encode(msg))
-        async with self.lock:
-            await self.stream.send_all(frame)
+        await self.outbox.send(prefix_length(issuer.encode(msg)))
 
 
 class Simulator:
