@@ -4,7 +4,8 @@ Starts the issuer simulator and the host (real crypto: MAC verify + generate, PI
 the real durable SQLite journal) on loopback, provisions load terminals, and drives purchases
 with PIN through ``tools.load``:
 
-  (a) host CPU-microseconds per purchase (the host process's own user+sys CPU over the run)
+  (a) host CPU-microseconds per purchase (the host process's own user+sys CPU over the run,
+      split into its event-loop thread and its journal writer thread; the simulator's too)
   (b) throughput at full speed (closed loop)
   (c) p50/p99 latency at fixed offered rates (open loop, latency from the scheduled send)
 
@@ -48,6 +49,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread of a process, by role: the event loop (the main thread, whose id
+    is the pid), the journal writer, and the rest (Trio's worker threads)."""
+    roles: dict[str, float] = {"loop": 0.0, "writer": 0.0, "other": 0.0}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / TICK
+        role = "loop" if tid == str(pid) else "writer" if "writer" in comm else "other"
+        roles[role] += cpu
+    return roles
+
+
 def wait_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,17 +100,26 @@ class Proc:
         self.log.close()
 
 
-def drive(port: int, terminals, rate: float, duration: float, echo: bool, pid: int) -> dict:
+def drive(
+    port: int, terminals, rate: float, duration: float, echo: bool, pid: int, sim_pid: int = 0
+) -> dict:
     config = LoadConfig(
         "127.0.0.1", port, tuple(terminals), duration=duration, rate=rate,
         mix=parse_mix("purchase_pin=100"), echo_server=echo,
     )  # fmt: skip
-    cpu0 = cpu_seconds(pid)
+    cpu0, threads0 = cpu_seconds(pid), thread_cpu(pid)
+    sim0 = cpu_seconds(sim_pid) if sim_pid else 0.0
     report = run_processes(config, workers=1)
-    cpu = cpu_seconds(pid) - cpu0
+    cpu, threads = cpu_seconds(pid) - cpu0, thread_cpu(pid)
+    n = max(report.completed, 1)
     s = report.summary()
     s["server_cpu_s"] = round(cpu, 3)
-    s["server_cpu_us_per_msg"] = round(cpu / max(report.completed, 1) * 1e6, 1)
+    s["server_cpu_us_per_msg"] = round(cpu / n * 1e6, 1)
+    s["server_threads_us_per_msg"] = {
+        role: round((threads[role] - threads0.get(role, 0.0)) / n * 1e6, 1) for role in threads
+    }
+    if sim_pid:
+        s["simulator_cpu_us_per_msg"] = round((cpu_seconds(sim_pid) - sim0) / n * 1e6, 1)
     s["stans"] = report.stans
     return s
 
@@ -144,7 +171,9 @@ def main() -> None:
                 time.sleep(1.0)  # the issuer link comes up
                 for name, rate, duration in phases:
                     print(f"  {label}: {name} ...", flush=True)
-                    r = drive(host_port, fresh_terminals(), rate, duration, False, host.p.pid)
+                    r = drive(
+                        host_port, fresh_terminals(), rate, duration, False, host.p.pid, sim.p.pid
+                    )
                     stans.update(r.pop("stans"))
                     results[name] = r
             finally:
@@ -192,15 +221,23 @@ def print_table(results: dict[str, dict], rates) -> None:
         if r is None:
             return f"{name:20} (not run)"
         lat = r["latency_ms"]
+        split = r.get("server_threads_us_per_msg", {})
+        threads = f"{split.get('loop', 0):.0f}/{split.get('writer', 0):.0f}" if split else "-"
+        sim = r.get("simulator_cpu_us_per_msg")
         return (
             f"{name:20} {r['throughput_per_s']:>9,.0f} {lat['p50']:>8.2f} {lat['p99']:>8.2f} "
-            f"{r['server_cpu_us_per_msg']:>9.1f} {r['generator_cpu_s']:>7.2f} "
+            f"{r['server_cpu_us_per_msg']:>9.1f} {threads:>11} "
+            f"{sim if sim is not None else '-':>8} {r['generator_cpu_s']:>7.2f} "
             f"{sum(r['errors'].values()):>6} {json.dumps(r['response_codes'])}"
         )
 
     print()
-    print(f"{'run':20} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU-us':>9} {'gen s':>7} "
-          f"{'errors':>6} codes")  # fmt: skip
+    print(f"{'run':20} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU-us':>9} {'loop/writer':>11} "
+          f"{'sim us':>8} {'gen s':>7} {'errors':>6} codes")  # fmt: skip
+    print(
+        "(CPU-us: the server's CPU per message; loop/writer: of which its event-loop thread and"
+        " its journal writer thread; sim us: the issuer simulator's CPU per purchase)"
+    )
     for name in ["host full speed", *(f"host {r:g}/s" for r in rates)]:
         print(row(name))
     for name in ["echo full speed", *(f"echo {r:g}/s" for r in rates)]:
