@@ -10,7 +10,9 @@ queueing order.
 
 Callers learn of a broken stream from the sender task's exception, or (the others) from the
 connection being torn down: the owner cancels the connection when a send fails, which wakes
-everyone still waiting for an answer.
+everyone still waiting for an answer. A sender cancelled in the middle of its send drops the
+frames queued behind its own; their requests go unanswered and time out, as a frame lost on
+the wire would (on the issuer link: 98 and a reversal).
 """
 
 from __future__ import annotations
