@@ -27,7 +27,7 @@ test: install lint
 	$(BIN)/python -m pytest
 
 # Host CPU per purchase, full-speed throughput, p50/p99 at 1,000/s and 2,000/s, next to a bare
-# Trio echo server measured the same way, and a cProfile of the host under load.
+# Trio echo server measured the same way, and a sampling profile (py-spy) of the host under load.
 bench: install
 	$(BIN)/python benchmarks/bench_host.py
 

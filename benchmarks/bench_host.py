@@ -10,7 +10,8 @@ with PIN through ``tools.load``:
   (c) p50/p99 latency at fixed offered rates (open loop, latency from the scheduled send)
 
 next to a baseline measured in the same run: a bare Trio length-prefixed echo server driven the
-same way. Then a cProfile of the host under load, top items by own time.
+same way. Then a sampling profile of the host under load (py-spy, while holding the GIL: where
+its Python CPU goes), by thread and by function.
 
     python benchmarks/bench_host.py [--duration 8] [--terminals 20] [--log-level info]
 """
@@ -20,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pstats
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from host.config import load_settings
@@ -77,13 +79,76 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def poshost(*args: str, profile: str | None = None) -> list[str]:
-    code = "import sys; from host.cli import main; sys.argv = ['poshost', *sys.argv[1:]]; "
-    if profile:
-        code += f"import cProfile; cProfile.run('main()', {profile!r})"
-    else:
-        code += "main()"
+def poshost(*args: str) -> list[str]:
+    code = "import sys; from host.cli import main; sys.argv = ['poshost', *sys.argv[1:]]; main()"
     return [sys.executable, "-c", code, *args]
+
+
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+
+
+def start_sampling(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
+    """py-spy on the host for `seconds`: samples of the thread holding the GIL (so, Python CPU,
+    not waiting), per thread, without pausing the process. None when py-spy is missing."""
+    if not Path(PY_SPY).exists():
+        print("  (py-spy not installed: no profile)")
+        return None
+    argv = [PY_SPY, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+            "--rate", "500", "--gil", "--threads", "--nonblocking", "--format", "raw",
+            "--output", str(out)]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _frame(frame: str) -> str:
+    """'func (host/steps.py:123)' -> 'func (host/steps.py)': a function, not a line."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
+
+
+def _thread_role(label: str) -> str:
+    return (
+        "event loop"
+        if "MainThread" in label
+        else "journal writer"
+        if "writer" in label
+        else ("other threads")
+    )
+
+
+def print_samples(raw: Path, top: int = 15) -> None:
+    """Shares of the samples: per thread, per function (own), per project function (inclusive)."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        thread, *frames = stack.split(";")
+        if not frames:
+            continue
+        total += n
+        threads[_thread_role(thread)] += n
+        names = [_frame(f) for f in frames]
+        own[names[-1]] += n
+        for name in set(names):
+            if name.split(" (", 1)[-1].startswith(("host/", "codec/", "keys/")):
+                inclusive[name] += n
+    if not total:
+        print("no samples")
+        return
+    print(f"{total} samples; by thread: "
+          + ", ".join(f"{k} {v / total:.0%}" for k, v in threads.most_common()))  # fmt: skip
+    print(f"\ntop {top} by own samples (the function itself, any code):")
+    for name, n in own.most_common(top):
+        print(f"  {n / total:6.1%}  {name}")
+    print(f"\ntop {top} project functions by inclusive samples (with what they call):")
+    skip = ("host/cli", "host/runtime", "host/server.py")
+    shown = [(k, v) for k, v in inclusive.most_common() if not k.split(" (")[-1].startswith(skip)]
+    for name, n in shown[:top]:
+        print(f"  {n / total:6.1%}  {name}")
 
 
 class Proc:
@@ -163,17 +228,22 @@ def main() -> None:
     try:
         wait_port(sim_port)
 
-        def host_phase(label: str, profile: str | None = None, phases=()):
-            host = Proc(poshost("serve", "--config", str(cfg), "--demo", profile=profile),
+        def host_phase(label: str, phases=(), samples: Path | None = None):
+            host = Proc(poshost("serve", "--config", str(cfg), "--demo"),
                         tmp / f"host-{label}.log")  # fmt: skip
             try:
                 wait_port(host_port)
                 time.sleep(1.0)  # the issuer link comes up
                 for name, rate, duration in phases:
                     print(f"  {label}: {name} ...", flush=True)
+                    spy = start_sampling(host.p.pid, duration, samples) if samples else None
                     r = drive(
                         host_port, fresh_terminals(), rate, duration, False, host.p.pid, sim.p.pid
                     )
+                    if spy is not None:
+                        _, err = spy.communicate(timeout=60)
+                        if spy.returncode:
+                            print(f"  py-spy failed: {err.strip()[-300:]}")
                     stans.update(r.pop("stans"))
                     results[name] = r
             finally:
@@ -198,21 +268,19 @@ def main() -> None:
         finally:
             echo.stop()
 
-        print("profile (cProfile of the host at the first rate):", flush=True)
-        prof = tmp / "host.prof"
-        host_phase("profile", profile=str(prof), phases=[("profiled", rates[0], 5.0)])
+        print("profile (py-spy sampling of the host at full speed):", flush=True)
+        samples = out / "host-samples.txt"
+        samples.unlink(missing_ok=True)
+        host_phase("profile", phases=[("profiled", 0, 8.0)], samples=samples)
     finally:
         sim.stop()
 
     print_table(results, rates)
-    if prof.exists():
-        stats = pstats.Stats(str(prof))
-        stats.sort_stats("tottime")
-        print("\nhost profile under load, top 20 by own time (cProfile adds overhead):")
-        stats.print_stats(20)
-        (out / "host.prof").write_bytes(prof.read_bytes())
+    if samples.exists():
+        print("\nhost profile under load (py-spy samples of the thread holding the GIL):")
+        print_samples(samples)
     (out / "bench.json").write_text(json.dumps(results, indent=2))
-    print(f"\nraw results: {out / 'bench.json'}; profile: {out / 'host.prof'}; logs in {tmp}")
+    print(f"\nraw results: {out / 'bench.json'}; samples: {samples}; logs in {tmp}")
 
 
 def print_table(results: dict[str, dict], rates) -> None:
