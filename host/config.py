@@ -34,7 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "url": "",
         "pan_fingerprint_key": "",  # hex; empty means derived from the LMK
         # Under load, wait up to this long for more writes before each group commit (fewer
-        # fsyncs per purchase); 0 turns it off. An idle host never waits.
+        # fsyncs per purchase); 0 turns it off. Writes arriving one at a time never wait.
         "commit_delay_ms": 2.0,
     },
     "hsm": {
