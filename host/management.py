@@ -11,7 +11,7 @@ from codec import subfields
 from codec.subfields import Field60, SignOnKeys
 from host.clock import parse_date
 from host.flow import Decline, Exchange
-from host.steps import reversal_message
+from host.steps import field60, reversal_message
 from host.store.errors import AlreadyReversed
 from keys.errors import KeysError
 from keys.tokens import KeyToken, KeyType
@@ -29,7 +29,7 @@ async def sign_on(host, ex: Exchange) -> None:
     """
     req = ex.request
     try:
-        f60 = Field60.parse(str(req.get(60, "")))
+        f60 = field60(ex)
     except ValueError as exc:
         raise Decline("30", f"field 60: {exc}") from exc
     mode = f60.nmc
@@ -129,7 +129,7 @@ async def find_original_for_reversal(host, ex: Exchange) -> None:
     (a reversal sent just after cut-over)."""
     req = ex.request
     try:
-        batch = Field60.parse(str(req.get(60, ""))).batch
+        batch = field60(ex).batch
     except ValueError as exc:
         raise Decline("30", f"field 60: {exc}") from exc
     today = host.business_date()

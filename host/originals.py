@@ -21,11 +21,18 @@ import datetime as dt
 import structlog
 
 from codec.issuer import original_data
-from codec.subfields import Field60, Field61
+from codec.subfields import Field61
 from codec.txntypes import UnknownTransaction, identify_original
 from host.clock import parse_date
 from host.flow import Decline, Exchange
-from host.steps import card_pan, insert_transaction, new_transaction, original_f7
+from host.steps import (
+    card_fingerprint,
+    card_pan,
+    field60,
+    insert_transaction,
+    new_transaction,
+    original_f7,
+)
 from host.store.errors import DuplicateTransaction
 
 log = structlog.get_logger("poshost.originals")
@@ -56,8 +63,8 @@ def _date_matches(original, mmdd: str) -> bool:
 
 
 def _same_card(host, ex: Exchange, original) -> None:
-    pan = card_pan(host, ex)
-    if original.pan_fingerprint and host.fingerprint(pan) != original.pan_fingerprint:
+    card_pan(host, ex)  # 14 without a usable card, whether or not the original has one
+    if original.pan_fingerprint and card_fingerprint(host, ex) != original.pan_fingerprint:
         raise Decline("64", "card differs from the original's")
 
 
@@ -244,7 +251,7 @@ async def replay_advice(host, ex: Exchange) -> None:
     STAN. A repeat of a finished advice gets the first answer again, with no second effect; a
     repeat of one whose outcome is unknown (issuer timeout) goes on, and ``journal_advice``
     sends it again under the same journal row and RRN, which the issuer deduplicates."""
-    f60 = Field60.parse(str(ex.request.get(60, "")))
+    f60 = field60(ex)
     first = await host.store.find_transaction(
         ex.terminal.tid, f60.batch, str(ex.request[11]), host.business_date().strftime("%Y%m%d")
     )
@@ -253,7 +260,7 @@ async def replay_advice(host, ex: Exchange) -> None:
     same = (
         first.txn_type == ex.txn.name
         and first.amount == _request_amount(ex)
-        and first.pan_fingerprint == host.fingerprint(card_pan(host, ex))
+        and first.pan_fingerprint == card_fingerprint(host, ex)
     )
     if not same:
         raise Decline("94", "STAN reused for a different request")

@@ -189,7 +189,7 @@ async def check_limits(host, ex: Exchange) -> None:
     in the running totals (released by ``release_limits`` unless approved)."""
     if not host.settings["risk"].get("enabled", True) or ex.txn.name not in CHECKED:
         return
-    from host.steps import card_pan
+    from host.steps import card_fingerprint, card_pan
 
     eng = engine(host)
     card_pan(host, ex)  # 14 without a usable card; the masked PAN goes into risk events
@@ -220,7 +220,7 @@ async def check_limits(host, ex: Exchange) -> None:
         reserve = {"refunds": amount}
     entry = None
     if name in VELOCITY_TYPES and (limits.velocity_count or limits.velocity_amount):
-        fingerprint = host.fingerprint(card_pan(host, ex))
+        fingerprint = card_fingerprint(host, ex)
         now_ms = int(host.now().timestamp() * 1000)
         window = await eng.card_window(host, fingerprint, now_ms, limits.velocity_window * 1000)
         count = len(window) + 1

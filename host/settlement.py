@@ -24,8 +24,9 @@ import structlog
 from codec import subfields
 from codec.dump import mask_pan
 from codec.errors import CodecError
-from codec.subfields import Field60, SettlementTotals
+from codec.subfields import SettlementTotals
 from host.flow import Decline, Exchange
+from host.steps import field60
 from host.store.errors import NotFound
 from host.store.records import CREDIT_TYPES, DEBIT_TYPES, BatchTotals, GroupTotals
 
@@ -43,7 +44,7 @@ def next_batch(batch: str) -> str:
 
 def _batch_of(ex: Exchange) -> str:
     try:
-        return Field60.parse(str(ex.request.get(60, ""))).batch
+        return field60(ex).batch
     except ValueError as exc:
         raise Decline("30", f"field 60: {exc}") from exc
 

@@ -72,9 +72,18 @@ async def verify_mac(host, ex: Exchange) -> None:
     ex.mac_ok = True
 
 
+def field60(ex: Exchange) -> Field60:
+    """Field 60 of the request, parsed once per exchange (several steps read it); raises
+    ValueError when it is malformed, as ``Field60.parse`` does."""
+    f60 = ex.notes.get("f60")
+    if f60 is None:
+        f60 = ex.notes["f60"] = Field60.parse(str(ex.request.get(60, "")))
+    return f60
+
+
 async def check_batch(host, ex: Exchange) -> None:
     try:
-        f60 = Field60.parse(str(ex.request.get(60, "")))
+        f60 = field60(ex)
     except ValueError as exc:
         raise Decline("30", f"field 60: {exc}") from exc
     if f60.batch != ex.terminal.current_batch:
@@ -105,6 +114,15 @@ def card_pan(host, ex: Exchange) -> str:
         raise Decline("14", "no usable PAN")
     ex.notes["pan"] = str(pan)
     return str(pan)
+
+
+def card_fingerprint(host, ex: Exchange) -> str:
+    """The keyed hash of the card's PAN, computed once per exchange (the risk check and the
+    journal row both need it)."""
+    fingerprint = ex.notes.get("fingerprint")
+    if fingerprint is None:
+        fingerprint = ex.notes["fingerprint"] = host.fingerprint(card_pan(host, ex))
+    return fingerprint
 
 
 def _clear_track2(host, ex: Exchange) -> str | None:
@@ -177,7 +195,7 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
     ex.notes["business_day"] = moment.business_date
     ex.business_date = moment.yyyymmdd
     ex.notes.setdefault("f7", _transmission_time(host))
-    f60 = Field60.parse(str(req.get(60, "")))
+    f60 = field60(ex)
     return NewTransaction(
         tid=ex.terminal.tid,
         mid=ex.terminal.mid,
@@ -191,7 +209,7 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
         processing_code=str(req.get(3, "")),
         condition_code=str(req.get(25, "")),
         pan_masked=mask_pan(pan) if pan else None,
-        pan_fingerprint=host.fingerprint(pan) if pan else None,
+        pan_fingerprint=card_fingerprint(host, ex) if pan else None,
         card_group=_card_group(host, pan),
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
