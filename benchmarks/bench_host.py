@@ -106,13 +106,9 @@ def _frame(frame: str) -> str:
 
 
 def _thread_role(label: str) -> str:
-    return (
-        "event loop"
-        if "MainThread" in label
-        else "journal writer"
-        if "writer" in label
-        else ("other threads")
-    )
+    if "MainThread" in label:
+        return "event loop"
+    return "journal writer" if "writer" in label else "other threads"
 
 
 def print_samples(raw: Path, top: int = 15) -> None:
