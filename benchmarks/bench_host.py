@@ -9,9 +9,11 @@ with PIN through ``tools.load``:
   (b) throughput at full speed (closed loop)
   (c) p50/p99 latency at fixed offered rates (open loop, latency from the scheduled send)
 
-next to a baseline measured in the same run: a bare Trio length-prefixed echo server driven the
-same way. Then a sampling profile of the host under load (py-spy, while holding the GIL: where
-its Python CPU goes), by thread and by function.
+next to baselines measured in the same run and driven the same way: a bare Trio length-prefixed
+echo server (one socket leg), and the floor (``floor_server.py``): a relay to an upstream echo
+server (the two socket legs of every authorization), then the same relay with the host's two
+durable journal writes (the I/O no purchase can avoid). Then a sampling profile of the host
+under load (py-spy, while holding the GIL: where its Python CPU goes), by thread and function.
 
     python benchmarks/bench_host.py [--duration 8] [--terminals 20] [--log-level info]
 """
@@ -250,17 +252,35 @@ def main() -> None:
         phases += [(f"host {r:g}/s", r, args.duration) for r in rates]
         host_phase("run", phases=phases)
 
-        print("echo baseline:", flush=True)
         echo = Proc([sys.executable, str(HERE / "echo_server.py"), str(echo_port)],
                     tmp / "echo.log")  # fmt: skip
         try:
             wait_port(echo_port)
-            echo_terms = fresh_terminals()
-            for name, rate in [("echo full speed", 0)] + [(f"echo {r:g}/s", r) for r in rates]:
-                print(f"  {name} ...", flush=True)
-                r = drive(echo_port, echo_terms, rate, args.duration, True, echo.p.pid)
-                r.pop("stans")
-                results[name] = r
+
+            def baseline(label: str, server: Proc, port: int, upstream: Proc | None = None):
+                wait_port(port)
+                for rate in [0, *rates]:
+                    name = f"{label} {'full speed' if rate == 0 else f'{rate:g}/s'}"
+                    print(f"  {name} ...", flush=True)
+                    r = drive(port, fresh_terminals(), rate, args.duration, True, server.p.pid,
+                              upstream.p.pid if upstream else 0)  # fmt: skip
+                    r.pop("stans")
+                    results[name] = r
+
+            print("echo baseline:", flush=True)
+            baseline("echo", echo, echo_port)
+            # The floor: the same echo server stands in for the issuer behind a bare relay,
+            # then behind a relay that also makes the host's two durable journal writes.
+            print("floor (two socket legs; then with the two journal writes):", flush=True)
+            for mode in ("relay", "journal"):
+                port = free_port()
+                argv = [sys.executable, str(HERE / "floor_server.py"), str(port), str(echo_port),
+                        mode, str(tmp / "floor")]  # fmt: skip
+                floor = Proc(argv, tmp / f"floor-{mode}.log")
+                try:
+                    baseline(mode, floor, port, upstream=echo)
+                finally:
+                    floor.stop()
         finally:
             echo.stop()
 
@@ -304,8 +324,9 @@ def print_table(results: dict[str, dict], rates) -> None:
     )
     for name in ["host full speed", *(f"host {r:g}/s" for r in rates)]:
         print(row(name))
-    for name in ["echo full speed", *(f"echo {r:g}/s" for r in rates)]:
-        print(row(name))
+    for label in ("echo", "relay", "journal"):
+        for name in [f"{label} full speed", *(f"{label} {r:g}/s" for r in rates)]:
+            print(row(name))
     host, echo = results.get("host full speed"), results.get("echo full speed")
     if host and echo:
         ratio = host["server_cpu_us_per_msg"] / max(echo["server_cpu_us_per_msg"], 0.1)
