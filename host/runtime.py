@@ -57,7 +57,10 @@ async def run_host(
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     commit_delay = float(settings.get("journal.commit_delay_ms")) / 1000
-    async with open_store(settings.journal_url, commit_delay=commit_delay) as store:
+    writer_process = settings.get("journal.writer") == "process"
+    async with open_store(
+        settings.journal_url, commit_delay=commit_delay, writer_process=writer_process
+    ) as store:
         acquirer = settings["acquirer"]
         host = Host(
             settings=settings,

@@ -29,6 +29,10 @@ class DuplicateTransaction(StoreError):
         self.business_date = business_date
         self.existing_id = existing_id
 
+    def __reduce__(self):  # pickled by the writer process: rebuilt from its own arguments
+        args = (self.tid, self.batch, self.stan, self.business_date, self.existing_id)
+        return type(self), args
+
 
 class AlreadyReversed(StoreError):
     """The original transaction has a reversal row already (exactly-once reversal)."""
@@ -37,6 +41,9 @@ class AlreadyReversed(StoreError):
         super().__init__(f"transaction {original_id} is already reversed (reversal {reversal_id})")
         self.original_id = original_id
         self.reversal_id = reversal_id
+
+    def __reduce__(self):
+        return type(self), (self.original_id, self.reversal_id)
 
 
 class OriginalConflict(StoreError):
@@ -47,6 +54,9 @@ class OriginalConflict(StoreError):
         super().__init__(f"transaction {original_id}: {reason}")
         self.original_id = original_id
         self.reason = reason
+
+    def __reduce__(self):
+        return type(self), (self.original_id, self.reason)
 
 
 class StoreClosed(StoreError):

@@ -29,6 +29,7 @@ from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, 
 from host.store.errors import StoreClosed
 from host.store.schema import migrate
 from host.store.writer import Op, Writer, WriterStats
+from host.store.writer_process import WriterProcess
 
 log = structlog.get_logger(__name__)
 
@@ -217,10 +218,11 @@ class _ReaderPool:
 class Store:
     """The journal and estate store for Trio code. See the module docstring."""
 
-    def __init__(self, url: str, writer: Writer, readers: _ReaderPool):
+    def __init__(self, url: str, writer: Writer | WriterProcess, readers: _ReaderPool):
         self.url = url
         self.backend = Url.parse(url).backend
         self._writer = writer
+        self._process = writer if isinstance(writer, WriterProcess) else None
         self._readers = readers
         self._notifiers: dict[trio.lowlevel.TrioToken, Callable] = {}
         self._closed = False
@@ -234,18 +236,32 @@ class Store:
         readers: int = 4,
         batch_cap: int = 256,
         commit_delay: float = 0.0,
+        writer_process: bool = False,
     ) -> Store:
         """Open (creating and migrating as needed) the store at ``url``; ``aclose()`` it.
-        ``commit_delay`` (seconds): see :mod:`host.store.writer`."""
+        ``commit_delay`` (seconds): see :mod:`host.store.writer`. ``writer_process``: the
+        writer runs in a child process (:mod:`host.store.writer_process`) instead of a thread;
+        it keeps the default clock."""
         url = url or default_url()
         parsed = Url.parse(url)
+        if writer_process and clock is not epoch_ms:
+            raise ValueError("a writer process keeps the default clock (epoch_ms)")
 
-        def prepare() -> Writer:
+        def migrate_only() -> None:
             db = connect(parsed, clock, writer=True)
             try:
                 migrate(db)
             finally:
                 db.close()
+
+        if writer_process:
+            await trio.to_thread.run_sync(migrate_only)
+            process = await WriterProcess.start(url, commit_delay=commit_delay, batch_cap=batch_cap)
+            log.info("store.opened", url=redact(url), backend=parsed.backend, writer="process")
+            return cls(url, process, _ReaderPool(lambda: connect(parsed, clock), readers))
+
+        def prepare() -> Writer:
+            migrate_only()
             writer = Writer(
                 lambda: connect(parsed, clock, writer=True),
                 batch_cap=batch_cap,
@@ -264,7 +280,10 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        await trio.to_thread.run_sync(self._writer.close)
+        if self._process is not None:
+            await self._process.aclose()
+        else:
+            await trio.to_thread.run_sync(self._writer.close)
         self._readers.close()
         log.info("store.closed", url=redact(self.url), **attrs.asdict(self.writer_stats))
 
@@ -282,6 +301,8 @@ class Store:
     async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._closed:
             raise StoreClosed("store is closed")
+        if self._process is not None:
+            return await self._process.write(fn, args, kwargs)
         self._writer.submit(Op(fn, args, kwargs, self._notifier(), trio.lowlevel.current_task()))
         # Once submitted, a write runs to its end: a cancelled caller must still learn whether
         # its row is journalled. So the wait cannot be aborted; a cancellation is delivered at

@@ -108,6 +108,7 @@ class Writer:
         self.max_attempts = max_attempts
         self.commit_delay = commit_delay
         self.stats = WriterStats()
+        self._checkpointed_at = 0  # stats.commits at the last checkpoint
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._started = threading.Event()
@@ -138,19 +139,12 @@ class Writer:
     def _run(self) -> None:
         _name_os_thread("store-writer")
         try:
-            db = self._connect()
-            if isinstance(db, SqliteDb):
-                # No automatic checkpoint inside a commit that callers wait for: this thread
-                # checkpoints itself between groups, after waking the previous group's callers.
-                # (A separate checkpoint thread measured no better on this machine: the fsyncs
-                # contend at the disk anyway.)
-                db.disable_autocheckpoint()
+            db = self.open_connection()
         except BaseException as exc:
             self._start_error = exc
             self._started.set()
             return
         self._started.set()
-        since_checkpoint = 0
         stopping = False
         while not stopping:
             group = [self._queue.get()]
@@ -167,12 +161,19 @@ class Writer:
                 group.append(op)
             if not stopping and self.commit_delay and len(group) > 1:
                 stopping = self._gather(group)
-            db = self._run_group(db, group)
-            since_checkpoint += 1
-            if isinstance(db, SqliteDb) and self._checkpoint_due(since_checkpoint):
-                self._checkpoint(db)
-                since_checkpoint = 0
+            db = self.run_group(db, group)
+            self.checkpoint_if_due(db, idle=self._queue.empty())
         db.close()
+
+    def open_connection(self) -> Db:
+        db = self._connect()
+        if isinstance(db, SqliteDb):
+            # No automatic checkpoint inside a commit that callers wait for: the writer
+            # checkpoints itself between groups, after waking the previous group's callers.
+            # (A separate checkpoint thread measured no better on this machine: the fsyncs
+            # contend at the disk anyway.)
+            db.disable_autocheckpoint()
+        return db
 
     def _gather(self, group: list[Op]) -> bool:
         """Sleep commit_delay, then add what arrived to the group; True when asked to stop.
@@ -189,21 +190,24 @@ class Writer:
             group.append(op)
         return False
 
-    def _checkpoint_due(self, commits_since: int) -> bool:
-        # Every N commits, or at an idle moment once a little has been written.
-        return commits_since >= self.checkpoint_every or (
-            commits_since >= 10 and self._queue.empty()
-        )
-
-    def _checkpoint(self, db: SqliteDb) -> None:
-        """Fold the WAL back into the database file (PASSIVE: never waits for readers)."""
+    def checkpoint_if_due(self, db: Db, *, idle: bool) -> None:
+        """After a group: fold the SQLite WAL back into the database every N commits, or at an
+        idle moment once a little has been written (PASSIVE: never waits for readers)."""
+        if not isinstance(db, SqliteDb):
+            return
+        since = self.stats.commits - self._checkpointed_at
+        if not (since >= self.checkpoint_every or (since >= 10 and idle)):
+            return
+        self._checkpointed_at = self.stats.commits
         try:
             db.checkpoint()
             self.stats.checkpoints += 1
         except Exception:
             log.exception("store.checkpoint_failed")
 
-    def _run_group(self, db: Db, group: list[Op]) -> Db:
+    def run_group(self, db: Db, group: list[Op]) -> Db:
+        """Run, commit and complete one group; returns the connection to use next (a new one
+        after a lost connection)."""
         try:
             results = self._transact_group(db, group)
         except Exception as exc:

@@ -3,6 +3,7 @@ request the issuer approved is either approved in the journal or reversed at the
 that nothing is approved twice. The host runs as a real process; the issuer simulator runs
 in the test process on its own socket; the journal is the real SQLite file."""
 
+import os
 import random
 import signal
 import socket
@@ -74,6 +75,19 @@ async def shop(port: int, tid: str, seen: list, stop: trio.Event) -> None:
         return
 
 
+def writer_children(data_dir) -> list[str]:
+    """Journal writer processes still running for this data directory."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()  # noqa: SIM115
+        except OSError:
+            continue
+        if b"writer_process" in cmdline and str(data_dir).encode() in cmdline:
+            found.append(pid)
+    return found
+
+
 def test_sigkill_under_load_then_restart_loses_nothing_and_doubles_nothing(tmp_path):
     config_path = tmp_path / "host.toml"
     data_dir = tmp_path / "data"
@@ -104,6 +118,9 @@ def test_sigkill_under_load_then_restart_loses_nothing_and_doubles_nothing(tmp_p
                 proc.send_signal(signal.SIGKILL)  # mid-flight: no goodbye, no flush
                 proc.wait()
                 stop.set()
+            with trio.fail_after(10):  # its journal writer commits what it read, then exits
+                while writer_children(data_dir):
+                    await trio.sleep(0.05)
             assert len(seen) > 5, "the load never got going"
 
             proc = start_host(config_path, log)  # recovery queues reversals for pending rows

@@ -1,5 +1,6 @@
-"""The Trio store: group commit through the writer thread, isolation of failing operations,
-durability across close/reopen, and cancellation."""
+"""The Trio store: group commit through the writer (a thread, or a child process: every test
+runs with both), isolation of failing operations, durability across close/reopen, and
+cancellation."""
 
 import threading
 
@@ -21,6 +22,20 @@ from host.store.db import connect
 from host.store.writer import Op, Writer
 
 DATE = "20261125"
+
+
+@pytest.fixture(params=["thread", "process"], autouse=True)
+def writer_mode(request, monkeypatch):
+    """Every Trio store these tests open has its writer in a thread, then in a process."""
+    if request.param == "process":
+        original = Store.open.__func__
+
+        async def open_with_process(cls, url=None, **kwargs):
+            kwargs.setdefault("writer_process", True)
+            return await original(cls, url, **kwargs)
+
+        monkeypatch.setattr(Store, "open", classmethod(open_with_process))
+    return request.param
 
 
 def txn(stan: str, **kw) -> NewTransaction:

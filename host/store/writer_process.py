@@ -1,0 +1,312 @@
+"""The journal writer in a process of its own, for the Trio host.
+
+Why a process: the writer thread and the event loop share one GIL. Every SQLite statement
+releases the GIL and takes it back, so under load each statement costs the two threads a GIL
+hand-off (a futex wake-up and a sleep on each side), and the busier the event loop, the longer
+and costlier the wait. Measured on the benchmark machine, a writer thread next to a busy thread
+spent 3.5x the CPU it needs alone for the same journal writes. In its own process the writer
+has its own interpreter: no hand-offs, and the host's event loop never waits for the GIL.
+
+The child runs the very same :class:`~host.store.writer.Writer` (group commit, commit delay,
+savepoint retry, checkpoints): it reads operations from a socket and hands results back on it.
+Operations travel as ``(seq, name, args, kwargs)`` where ``name`` is a function of
+``host.store.ops`` (nothing else can be called); results as ``(seq, ok, value_or_exception)``.
+Both directions are batched: the host sends what its tasks queued in one scheduler tick in one
+frame, and the child answers a whole committed group in one frame, so a group costs one wake-up
+each way, not one per operation. Frames are a 4-byte big-endian length and a pickle; the socket
+is a private socketpair between a host and the child it started, never a listening socket.
+
+The child lives as long as its socket: when the host closes it (or dies, SIGKILL included), the
+child finishes and commits every operation it has read, then exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import attrs
+import outcome
+import trio
+
+from host.store import ops
+from host.store.db import connect
+from host.store.errors import StoreError
+from host.store.writer import Op, Writer, WriterStats
+
+_LEN = struct.Struct(">I")
+IDLE = 0.05  # seconds without a request after which the child checkpoints the WAL
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def frame(obj: object) -> bytes:
+    data = pickle.dumps(obj, PROTOCOL)
+    return _LEN.pack(len(data)) + data
+
+
+class FrameReader:
+    """Length-prefixed frames out of a byte stream fed in arbitrary pieces."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[object]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= 4:
+            (size,) = _LEN.unpack_from(self._buf)
+            if len(self._buf) < 4 + size:
+                break
+            out.append(pickle.loads(bytes(self._buf[4 : 4 + size])))  # noqa: S301 (our own child)
+            del self._buf[: 4 + size]
+        return out
+
+
+def _results_frame(items: list[tuple[Op, outcome.Outcome]], stats: WriterStats) -> bytes:
+    results = [
+        (op.waiter, True, r.value) if isinstance(r, outcome.Value) else (op.waiter, False, r.error)
+        for op, r in items
+    ]
+    try:
+        return frame(("results", results, attrs.astuple(stats)))
+    except Exception:
+        # Something does not pickle (an exception from a driver, say): each such result goes
+        # back as a StoreError with its text, so no caller is left waiting.
+        return frame(("results", [_portable(*result) for result in results], attrs.astuple(stats)))
+
+
+def _portable(seq: int, ok: bool, value: object) -> tuple[int, bool, object]:
+    try:
+        pickle.loads(pickle.dumps(value, PROTOCOL))  # noqa: S301
+        return seq, ok, value
+    except Exception:
+        return seq, False, StoreError(f"unpicklable result {type(value).__name__}: {value}")
+
+
+def serve(sock: socket.socket, url: str, commit_delay: float, batch_cap: int) -> int:
+    """The child's main loop, one thread: read what the host sent, run it as one group (after
+    the commit delay when several operations came together, as the thread writer does), send
+    the group's results in one frame; until EOF, after which what was read still commits."""
+    writer = Writer(
+        lambda: connect(url, writer=True), batch_cap=batch_cap, commit_delay=commit_delay
+    )
+    try:
+        db = writer.open_connection()
+    except BaseException as exc:
+        sock.sendall(frame(("failed", f"{type(exc).__name__}: {exc}")))
+        return 1
+    sock.sendall(frame(("ready",)))
+
+    def notify(items: list[tuple[Op, outcome.Outcome]]) -> None:
+        with contextlib.suppress(OSError):  # the host is gone: nobody to tell
+            sock.sendall(_results_frame(items, writer.stats))
+
+    inbox = _Inbox(sock, notify)
+    while inbox.pending or not inbox.eof:
+        if not inbox.pending:
+            # Nothing to do: wait for the host, checkpointing if it stays quiet a moment.
+            inbox.receive(timeout=IDLE)
+            if not inbox.pending and not inbox.eof:
+                writer.checkpoint_if_due(db, idle=True)
+                inbox.receive(timeout=None)
+            continue
+        inbox.receive(timeout=0)
+        if commit_delay and len(inbox.pending) > 1 and not inbox.eof:
+            time.sleep(commit_delay)
+            inbox.receive(timeout=0)
+        group = inbox.pending[:batch_cap]
+        del inbox.pending[:batch_cap]
+        db = writer.run_group(db, group)
+        writer.checkpoint_if_due(db, idle=False)
+    db.close()
+    with contextlib.suppress(OSError):
+        sock.sendall(frame(("closed", attrs.astuple(writer.stats))))
+        sock.shutdown(socket.SHUT_WR)
+    return 0
+
+
+class _Inbox:
+    """Operations read from the host's socket, in order, as writer Ops."""
+
+    def __init__(self, sock: socket.socket, notify) -> None:
+        self._sock = sock
+        self._notify = notify
+        self._reader = FrameReader()
+        self.pending: list[Op] = []
+        self.eof = False
+
+    def receive(self, *, timeout: float | None) -> None:
+        """Read what is there, first waiting up to ``timeout`` seconds (None: for ever) for
+        something to arrive; EOF or a broken socket (the host died) ends the input."""
+        while not self.eof:
+            if timeout and not select.select([self._sock], [], [], timeout)[0]:
+                return
+            try:
+                data = self._sock.recv(1 << 20, 0 if timeout is None else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+                return
+            for batch in self._reader.feed(data):
+                for seq, name, args, kwargs in batch:
+                    fn = getattr(ops, name, None) if not name.startswith("_") else None
+                    if fn is None:
+                        self._notify([(Op(None, (), {}, self._notify, seq), _unknown(name))])
+                        continue
+                    self.pending.append(Op(fn, args, kwargs, self._notify, seq))
+            timeout = 0
+
+
+def _unknown(name: str) -> outcome.Error:
+    return outcome.Error(StoreError(f"no store operation named {name!r}"))
+
+
+def main(argv: list[str]) -> int:
+    fd, url, commit_delay, batch_cap = argv
+    # Ctrl-C reaches the whole process group, and a service manager may SIGTERM every process
+    # of the service: the child leaves only when its host closes the socket, so the host's
+    # graceful stop can still journal the requests it lets finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(fd))
+    from host.logs import configure
+
+    configure("json", "warning")
+    return serve(sock, url, float(commit_delay), int(batch_cap))
+
+
+# -- the host's end ------------------------------------------------------------------------------
+
+
+def _cannot_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
+
+
+# Started with -c rather than -m: the package imports this module before runpy would run it.
+_CHILD = "import sys; from host.store.writer_process import main; sys.exit(main(sys.argv[1:]))"
+
+
+class WriterProcess:
+    """The host's handle on its writer child: ``await write(fn, args, kwargs)`` returns once
+    the operation is committed, like the thread writer, and ``aclose()`` drains and stops."""
+
+    def __init__(self, proc: subprocess.Popen, stream: trio.SocketStream) -> None:
+        self._proc = proc
+        self._stream = stream
+        self._queue: list[tuple] = []
+        self._waiting: dict[int, trio.lowlevel.Task] = {}
+        self._seq = itertools.count(1)
+        self._wake_sender = trio.lowlevel.ParkingLot()
+        self._reader_done = trio.Event()
+        self._closing = False
+        self._dead: str | None = None
+        self.stats = WriterStats()
+
+    @classmethod
+    async def start(cls, url: str, *, commit_delay: float, batch_cap: int) -> WriterProcess:
+        ours, theirs = socket.socketpair()
+        argv = [sys.executable, "-c", _CHILD, str(theirs.fileno()), url, repr(commit_delay),
+                str(batch_cap)]  # fmt: skip
+        try:
+            proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+        reader = FrameReader()
+        hello: list[object] = []
+        while not hello:
+            data = await stream.receive_some(65536)
+            if not data:
+                await trio.to_thread.run_sync(proc.wait)
+                raise StoreError(f"journal writer process exited at start ({proc.returncode})")
+            hello = reader.feed(data)
+        if hello[0][0] != "ready":
+            await trio.to_thread.run_sync(proc.wait)
+            raise StoreError(f"journal writer process failed to start: {hello[0][1]}")
+        self = cls(proc, stream)
+        trio.lowlevel.spawn_system_task(self._sender, name="journal-writer-sender")
+        trio.lowlevel.spawn_system_task(self._reader, reader, name="journal-writer-reader")
+        return self
+
+    async def write(self, fn, args: tuple, kwargs: dict) -> object:
+        if self._dead is not None:
+            raise StoreError(self._dead)
+        seq = next(self._seq)
+        self._waiting[seq] = trio.lowlevel.current_task()
+        self._queue.append((seq, fn.__name__, args, kwargs))
+        self._wake_sender.unpark()
+        # Once queued, a write runs to its end: a cancelled caller must still learn whether
+        # its row is journalled (see Store._write).
+        return await trio.lowlevel.wait_task_rescheduled(_cannot_abort)
+
+    async def _sender(self) -> None:
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        break
+                    await self._wake_sender.park()
+                    continue
+                batch, self._queue = self._queue, []
+                await self._stream.send_all(frame(batch))
+            await self._stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._fail(f"journal writer process unreachable: {exc!r}")
+        except trio.Cancelled:
+            raise
+        except Exception as exc:  # a pickling bug must not kill the Trio run
+            self._fail(f"journal writer frame failed: {exc!r}")
+
+    async def _reader(self, reader: FrameReader) -> None:
+        try:
+            while data := await self._stream.receive_some(1 << 20):
+                for message in reader.feed(data):
+                    if message[0] == "results":
+                        _, results, stats = message
+                        self.stats = WriterStats(*stats)
+                        for seq, ok, value in results:
+                            task = self._waiting.pop(seq, None)
+                            if task is not None:
+                                result = outcome.Value(value) if ok else outcome.Error(value)
+                                trio.lowlevel.reschedule(task, result)
+                    elif message[0] == "closed":
+                        self.stats = WriterStats(*message[1])
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            self._fail(f"journal writer answer unreadable: {exc!r}")
+        finally:
+            self._fail("journal writer process exited")
+            self._reader_done.set()
+
+    def _fail(self, why: str) -> None:
+        """Every write still waiting fails; later writes fail at once."""
+        if self._dead is None:
+            self._dead = why
+        waiting, self._waiting = self._waiting, {}
+        for task in waiting.values():
+            trio.lowlevel.reschedule(task, outcome.Error(StoreError(why)))
+        self._queue.clear()
+
+    async def aclose(self) -> None:
+        """Send what is queued, let the child commit everything, wait for it to exit."""
+        self._closing = True
+        self._wake_sender.unpark()
+        with trio.move_on_after(60):
+            await self._reader_done.wait()
+        with contextlib.suppress(trio.ClosedResourceError):
+            await self._stream.aclose()
+        await trio.to_thread.run_sync(self._proc.wait)
