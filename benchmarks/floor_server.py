@@ -10,7 +10,8 @@ row before the frame leaves, its outcome before the terminal is answered.
     python benchmarks/floor_server.py PORT UPSTREAM_PORT relay
     python benchmarks/floor_server.py PORT UPSTREAM_PORT journal DATA_DIR
 
-(The journal's commit delay is the host's default, ``journal.commit_delay_ms``.)
+(The journal's writer and commit delay are the host's defaults, ``journal.writer`` and
+``journal.commit_delay_ms``.)
 
 One upstream connection per terminal connection (each terminal has one request outstanding), so
 there is no matching of answers to requests to pay for: a floor, not a rival design.
@@ -75,7 +76,8 @@ async def main(port: int, up_port: int, mode: str, data_dir: str = "") -> None:
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{Path(data_dir) / 'floor.sqlite'}"
     delay = DEFAULTS["journal"]["commit_delay_ms"] / 1000
-    async with open_store(url, commit_delay=delay) as store:
+    process = DEFAULTS["journal"]["writer"] == "process"
+    async with open_store(url, commit_delay=delay, writer_process=process) as store:
         try:
             await store.add_merchant(MID, "FLOOR SHOP", "5411")
             await store.add_terminal(TID, MID, "003", current_batch="000001")
