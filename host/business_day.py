@@ -21,14 +21,14 @@ import structlog
 from host.clock import parse_date
 from host.flow import Decline, Exchange
 from host.settlement import forget_batch, next_batch
-from host.steps import SIGN_ON_AGAIN
+from host.steps import SIGN_ON_AGAIN, moment
 
 log = structlog.get_logger("poshost.business_day")
 
 
-async def track_business_day(host) -> dt.date:
+async def track_business_day(host, today: dt.date | None = None) -> dt.date:
     """Today's business date; the first request after a cut-over records the new day."""
-    today = host.business_date()
+    today = today or host.business_date()
     if host.caches.get("business_date") != today:
         stored = await host.store.get_business_day()
         text = today.strftime("%Y%m%d")
@@ -43,7 +43,7 @@ async def track_business_day(host) -> dt.date:
 
 async def check_business_day(host, ex: Exchange) -> None:
     """After ``check_batch``: the terminal's open batch is known to the host and not too old."""
-    today = await track_business_day(host)
+    today = await track_business_day(host, moment(host, ex).business_date)
     tid, batch = ex.terminal.tid, ex.terminal.current_batch
     key = ("batch", tid)
     cached = host.caches.get(key)

@@ -58,6 +58,7 @@ class Exchange:
     translated_pin: bytes | None = None
     mac_ok: bool = False
     business_date: str = ""
+    moment: Any = None  # the host's clock for this exchange (host.app.Moment), read once
     notes: dict[str, Any] = attrs.field(factory=dict)
 
     def decline(self, exc: Decline) -> None:

@@ -42,6 +42,7 @@ import trio
 
 from codec.dump import mask_pan
 from host.flow import Decline, Exchange
+from host.steps import card_fingerprint, card_pan, moment
 from host.store.merchant_records import LIMIT_FIELDS
 
 log = structlog.get_logger("poshost.risk")
@@ -114,7 +115,7 @@ class RiskEngine:
         return limits
 
     async def totals(self, host, mid: str, date: dt.date) -> _Totals:
-        key = (mid, date.strftime("%Y%m%d"))
+        key = (mid, date)
         now = trio.current_time()
         hit = self._totals.get(key)
         if hit is not None and hit.seeded + self.reseed > now:
@@ -124,7 +125,7 @@ class RiskEngine:
             if hit is not None and hit.seeded + self.reseed > now:
                 return hit
             base = await host.store.merchant_risk_totals(
-                mid, key[1], date.replace(day=1).strftime("%Y%m%d")
+                mid, date.strftime("%Y%m%d"), date.replace(day=1).strftime("%Y%m%d")
             )
             if hit is None:
                 hit = _Totals(base, now)
@@ -187,10 +188,8 @@ async def _decline(host, ex: Exchange, rule: str, code: str, detail: str) -> Non
 async def check_limits(host, ex: Exchange) -> None:
     """After ``check_amount``: decline (13/61/65) what exceeds a limit, else reserve the amount
     in the running totals (released by ``release_limits`` unless approved)."""
-    if not host.settings["risk"].get("enabled", True) or ex.txn.name not in CHECKED:
+    if ex.txn.name not in CHECKED or not host.settings["risk"].get("enabled", True):
         return
-    from host.steps import card_fingerprint, card_pan
-
     eng = engine(host)
     card_pan(host, ex)  # 14 without a usable card; the masked PAN goes into risk events
     limits = await eng.limits(host, ex.merchant)
@@ -200,7 +199,7 @@ async def check_limits(host, ex: Exchange) -> None:
         await _decline(host, ex, "min_amount", "13", f"{amount} < {limits.min_amount}")
     if limits.max_amount and amount > limits.max_amount:
         await _decline(host, ex, "max_amount", "61", f"{amount} > {limits.max_amount}")
-    today = host.business_date()
+    today = moment(host, ex).business_date
     totals = await eng.totals(host, ex.terminal.mid, today)
     reserve: dict[str, int] = {}
     if name in DEBITS:

@@ -186,15 +186,24 @@ def _card_group(host, pan: str | None) -> str:
     return "domestic" if any(pan.startswith(p) for p in domestic) else "foreign"
 
 
+def moment(host, ex: Exchange):
+    """The host's clock for this exchange, read once: every field and the business date of one
+    exchange come from the same second (and the clock is read once, not five times)."""
+    if ex.moment is None:
+        ex.moment = host.moment()
+    return ex.moment
+
+
 def new_transaction(host, ex: Exchange) -> NewTransaction:
     """The journal row for this request. Field 7 of the issuer request is fixed here and kept
     in ``extra`` so a later void, completion or reversal names this one exactly in 90."""
     req = ex.request
     pan = ex.notes.get("pan")
-    moment = host.moment()
-    ex.notes["business_day"] = moment.business_date
-    ex.business_date = moment.yyyymmdd
-    ex.notes.setdefault("f7", _transmission_time(host))
+    now = moment(host, ex)
+    ex.notes["business_day"] = now.business_date
+    ex.business_date = now.yyyymmdd
+    if "f7" not in ex.notes:
+        ex.notes["f7"] = now.transmission
     f60 = field60(ex)
     return NewTransaction(
         tid=ex.terminal.tid,
@@ -262,21 +271,17 @@ async def journal_outcome(host, ex: Exchange) -> None:
 # -- the issuer ------------------------------------------------------------------------------
 
 
-def _transmission_time(host) -> str:
-    return host.moment().transmission
-
-
 def issuer_request(host, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None = None):
     """The issuer-dialect request for this exchange (CONTRACTS: issuer dialect)."""
     req = ex.request
-    moment = host.moment()
+    now = moment(host, ex)
     fields: dict[int, FieldValue] = {
         2: card_pan(host, ex),
         3: str(req.get(3, "000000")),
-        7: ex.notes.get("f7") or _transmission_time(host),
+        7: ex.notes.get("f7") or now.transmission,
         11: str(req[11]),
-        12: moment.hhmmss,
-        13: moment.mmdd,
+        12: now.hhmmss,
+        13: now.mmdd,
         18: ex.merchant.mcc if ex.merchant is not None else "0000",
         22: str(req.get(22, "000"))[:3],
         25: str(req.get(25, "00")),
@@ -389,10 +394,10 @@ async def respond(host, ex: Exchange) -> None:
     date, RRN, auth code and card organisation; MAC it with the terminal's MAK."""
     req = ex.request
     code = ex.code or "96"
-    moment = host.moment()
+    now = moment(host, ex)
     extra: dict[int, FieldValue | None] = {
-        12: moment.hhmmss,
-        13: moment.mmdd,
+        12: now.hhmmss,
+        13: now.mmdd,
         32: host.acquirer_id,
     }
     if ex.business_date:
