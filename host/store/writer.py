@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +83,12 @@ def _name_os_thread(name: str) -> None:
 _TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
 
+def _back_off(attempt: int) -> None:
+    """Before running a deadlocked group again: a random pause that grows with the attempt,
+    so two hosts that deadlocked together do not retry in step and deadlock again."""
+    time.sleep(random.uniform(0.5, 1.5) * 0.002 * attempt)
+
+
 def _errors(results: list[tuple[Op, outcome.Outcome]]) -> list[BaseException]:
     return [r.error for _op, r in results if isinstance(r, outcome.Error)]
 
@@ -99,7 +106,7 @@ class Writer:
         *,
         batch_cap: int = 256,
         checkpoint_every: int = 100,
-        max_attempts: int = 3,
+        max_attempts: int = 8,
         commit_delay: float = 0.0,
     ):
         self._connect = connect
@@ -241,7 +248,7 @@ class Writer:
                 # A deadlock with another process's transaction (two hosts on one PostgreSQL
                 # journal): our rollback let the other one finish; run the group again.
                 self.stats.transient_retries += 1
-                time.sleep(0.001 * attempt)
+                _back_off(attempt)
                 continue
             # Some operation failed: run the group again with a savepoint around each
             # operation, so that the failed one is undone alone and only its caller sees it.
@@ -250,7 +257,7 @@ class Writer:
             if _transient(results) and not last:
                 db.rollback()
                 self.stats.transient_retries += 1
-                time.sleep(0.001 * attempt)
+                _back_off(attempt)
                 continue
             db.commit()
             return results

@@ -199,11 +199,16 @@ _CHILD = "import sys; from host.store.writer_process import main; sys.exit(main(
 
 class WriterProcess:
     """The host's handle on its writer child: ``await write(fn, args, kwargs)`` returns once
-    the operation is committed, like the thread writer, and ``aclose()`` drains and stops."""
+    the operation is committed, like the thread writer, and ``aclose()`` drains and stops.
 
-    def __init__(self, proc: subprocess.Popen, stream: trio.SocketStream) -> None:
+    Its two tasks use the socket directly (non-blocking calls, Trio's wait only when the call
+    would block) rather than a ``trio.SocketStream``, whose every successful call also yields
+    to the scheduler: both tasks wake once per batch and have nothing to let others do first.
+    """
+
+    def __init__(self, proc: subprocess.Popen, sock: socket.socket) -> None:
         self._proc = proc
-        self._stream = stream
+        self._sock = sock
         self._queue: list[tuple] = []
         self._waiting: dict[int, trio.lowlevel.Task] = {}
         self._seq = itertools.count(1)
@@ -222,19 +227,21 @@ class WriterProcess:
             proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+        ours.setblocking(False)
+        self = cls(proc, ours)
         reader = FrameReader()
         hello: list[object] = []
         while not hello:
-            data = await stream.receive_some(65536)
+            data = await self._recv()
             if not data:
+                self._close_socket()
                 await trio.to_thread.run_sync(proc.wait)
                 raise StoreError(f"journal writer process exited at start ({proc.returncode})")
             hello = reader.feed(data)
         if hello[0][0] != "ready":
+            self._close_socket()
             await trio.to_thread.run_sync(proc.wait)
             raise StoreError(f"journal writer process failed to start: {hello[0][1]}")
-        self = cls(proc, stream)
         trio.lowlevel.spawn_system_task(self._sender, name="journal-writer-sender")
         trio.lowlevel.spawn_system_task(self._reader, reader, name="journal-writer-reader")
         return self
@@ -250,6 +257,21 @@ class WriterProcess:
         # its row is journalled (see Store._write).
         return await trio.lowlevel.wait_task_rescheduled(_cannot_abort)
 
+    async def _send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+
+    async def _recv(self) -> bytes:
+        while True:
+            try:
+                return self._sock.recv(1 << 20)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._sock)
+
     async def _sender(self) -> None:
         try:
             while True:
@@ -259,9 +281,9 @@ class WriterProcess:
                     await self._wake_sender.park()
                     continue
                 batch, self._queue = self._queue, []
-                await self._stream.send_all(frame(batch))
-            await self._stream.send_eof()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                await self._send_all(frame(batch))
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
             self._fail(f"journal writer process unreachable: {exc!r}")
         except trio.Cancelled:
             raise
@@ -270,7 +292,7 @@ class WriterProcess:
 
     async def _reader(self, reader: FrameReader) -> None:
         try:
-            while data := await self._stream.receive_some(1 << 20):
+            while data := await self._recv():
                 for message in reader.feed(data):
                     if message[0] == "results":
                         _, results, stats = message
@@ -282,7 +304,7 @@ class WriterProcess:
                                 trio.lowlevel.reschedule(task, result)
                     elif message[0] == "closed":
                         self.stats = WriterStats(*message[1])
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except OSError:
             pass
         except trio.Cancelled:
             raise
@@ -301,12 +323,16 @@ class WriterProcess:
             trio.lowlevel.reschedule(task, outcome.Error(StoreError(why)))
         self._queue.clear()
 
+    def _close_socket(self) -> None:
+        if self._sock.fileno() != -1:
+            trio.lowlevel.notify_closing(self._sock)
+            self._sock.close()
+
     async def aclose(self) -> None:
         """Send what is queued, let the child commit everything, wait for it to exit."""
         self._closing = True
         self._wake_sender.unpark()
         with trio.move_on_after(60):
             await self._reader_done.wait()
-        with contextlib.suppress(trio.ClosedResourceError):
-            await self._stream.aclose()
+        self._close_socket()
         await trio.to_thread.run_sync(self._proc.wait)

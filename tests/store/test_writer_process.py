@@ -151,8 +151,8 @@ def test_the_child_commits_what_it_read_and_exits_when_the_host_goes_away(sqlite
         process = await WriterProcess.start(sqlite_url, commit_delay=0.0, batch_cap=16)
         await process.write(ops.insert_pending, (txn("000001"),), {})
         process._queue.append((999, "insert_pending", (txn("000002"),), {}))
-        await process._stream.send_all(frame(process._queue))
-        await process._stream.aclose()  # gone, without waiting for the answer
+        await process._send_all(frame(process._queue))
+        process._close_socket()  # gone, without waiting for the answer
         return await trio.to_thread.run_sync(process._proc.wait, 10)
 
     assert trio.run(main) == 0
