@@ -111,6 +111,8 @@ class Ledger:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
+        self._today_second: int | None = None
+        self._today_value = ("", "")
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -196,8 +198,14 @@ class Ledger:
         ]
 
     def _today(self) -> tuple[str, str]:
-        t = time.localtime(self.clock())
-        return time.strftime("%Y-%m-%d", t), time.strftime("%y%m", t)
+        """(YYYY-MM-DD, YYMM) of the clock's local date, formatted once per second (a request
+        asks up to three times)."""
+        second = int(self.clock())
+        if second != self._today_second:
+            t = time.localtime(second)
+            self._today_value = time.strftime("%Y-%m-%d", t), time.strftime("%y%m", t)
+            self._today_second = second
+        return self._today_value
 
     def _card_state(self, row: sqlite3.Row) -> d.CardState:
         today, _ = self._today()
