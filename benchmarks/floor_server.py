@@ -4,11 +4,13 @@ costs on this machine, with none of the host's checks, crypto or codec.
 ``relay`` mode: each frame from a terminal goes to an upstream peer (an echo server standing in
 for the issuer) and its answer goes back: the two socket legs of every authorization.
 ``journal`` mode adds the host's two durable journal writes around the upstream leg, through the
-real store (the same writer thread, group commit, commit delay and fsync as the host): a pending
-row before the frame leaves, its outcome before the terminal is answered.
+real store (the same writer process, group commit, commit delay and fsync as the host): a
+pending row before the frame leaves, its outcome before the terminal is answered.
+``journal-thread`` does the same with the writer as a thread of the process and a 2 ms commit
+delay (``journal.writer = "thread"``).
 
     python benchmarks/floor_server.py PORT UPSTREAM_PORT relay
-    python benchmarks/floor_server.py PORT UPSTREAM_PORT journal DATA_DIR
+    python benchmarks/floor_server.py PORT UPSTREAM_PORT journal|journal-thread DATA_DIR
 
 (The journal's writer and commit delay are the host's defaults, ``journal.writer`` and
 ``journal.commit_delay_ms``.)
@@ -74,9 +76,12 @@ async def main(port: int, up_port: int, mode: str, data_dir: str = "") -> None:
         await trio.serve_tcp(lambda s: _relay(s, up_port, None), port, host="127.0.0.1")
         return
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{Path(data_dir) / 'floor.sqlite'}"
-    delay = DEFAULTS["journal"]["commit_delay_ms"] / 1000
-    process = DEFAULTS["journal"]["writer"] == "process"
+    url = f"sqlite:///{Path(data_dir) / f'floor-{mode}.sqlite'}"
+    if mode == "journal-thread":  # the writer as a thread, with a 2 ms commit delay
+        delay, process = 0.002, False
+    else:
+        delay = DEFAULTS["journal"]["commit_delay_ms"] / 1000
+        process = DEFAULTS["journal"]["writer"] == "process"
     async with open_store(url, commit_delay=delay, writer_process=process) as store:
         try:
             await store.add_merchant(MID, "FLOOR SHOP", "5411")
