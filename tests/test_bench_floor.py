@@ -59,7 +59,7 @@ def servers(tmp_path):
         p.wait()
 
 
-@pytest.mark.parametrize("mode", ["relay", "journal"])
+@pytest.mark.parametrize("mode", ["relay", "journal", "journal-thread"])
 def test_floor_server_answers_through_its_upstream_and_journals_two_writes(servers, tmp_path, mode):
     echo = servers("echo_server.py")
     _connect(echo).close()
@@ -68,9 +68,9 @@ def test_floor_server_answers_through_its_upstream_and_journals_two_writes(serve
         for body in (b"\x02\x00first", b"\x02\x00second", b"\x02\x00third"):
             sock.sendall(prefix_length(body))
             assert _read_frame(sock) == body  # the upstream echo's answer, relayed back
-    db = tmp_path / "data" / "floor.sqlite"
+    db = tmp_path / "data" / f"floor-{mode}.sqlite"
     if mode == "relay":
-        assert not db.exists()
+        assert not list(tmp_path.glob("data/*.sqlite"))
         return
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT status, response_code FROM transactions").fetchall()
