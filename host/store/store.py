@@ -1,8 +1,10 @@
 """The two faces of the store, over the same SQL (``host.store.ops``).
 
 * :class:`Store` — for the Trio host. ``await store.insert_pending(...)`` returns once the row
-  is committed (durable); writes go through the process's writer thread with group commit, reads
-  run in worker threads on a small pool of read connections. The event loop never touches disk.
+  is committed (durable); writes go through one writer with group commit (a thread of this
+  process, or with ``writer_process=True`` a child process: :mod:`host.store.writer_process`),
+  reads run in worker threads on a small pool of read connections. The event loop never touches
+  disk.
 * :class:`SyncStore` — plain blocking calls for CLI tools and scripts: one connection, one
   transaction per write.
 

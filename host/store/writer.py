@@ -1,4 +1,5 @@
-"""The one writer thread of a process, with group commit.
+"""The one journal writer of a process, with group commit: a thread (this module), or the same
+group logic driven by a child process (``host.store.writer_process``, the host's default).
 
 Callers put operations on a queue. The thread takes the first one, drains whatever else is
 queued (up to ``batch_cap``), runs them all in ONE database transaction, commits once (one

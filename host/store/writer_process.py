@@ -37,6 +37,7 @@ import attrs
 import outcome
 import trio
 
+from host.logs import configure
 from host.store import ops
 from host.store.db import connect
 from host.store.errors import StoreError
@@ -91,7 +92,9 @@ def _portable(seq: int, ok: bool, value: object) -> tuple[int, bool, object]:
         return seq, False, StoreError(f"unpicklable result {type(value).__name__}: {value}")
 
 
-def serve(sock: socket.socket, url: str, commit_delay: float, batch_cap: int) -> int:
+def serve(
+    sock: socket.socket, reader: FrameReader, url: str, commit_delay: float, batch_cap: int
+) -> int:
     """The child's main loop, one thread: read what the host sent, run it as one group (after
     the commit delay when several operations came together, as the thread writer does), send
     the group's results in one frame; until EOF, after which what was read still commits."""
@@ -109,7 +112,7 @@ def serve(sock: socket.socket, url: str, commit_delay: float, batch_cap: int) ->
         with contextlib.suppress(OSError):  # the host is gone: nobody to tell
             sock.sendall(_results_frame(items, writer.stats))
 
-    inbox = _Inbox(sock, notify)
+    inbox = _Inbox(sock, reader, notify)
     while inbox.pending or not inbox.eof:
         if not inbox.pending:
             # Nothing to do: wait for the host, checkpointing if it stays quiet a moment.
@@ -136,10 +139,10 @@ def serve(sock: socket.socket, url: str, commit_delay: float, batch_cap: int) ->
 class _Inbox:
     """Operations read from the host's socket, in order, as writer Ops."""
 
-    def __init__(self, sock: socket.socket, notify) -> None:
+    def __init__(self, sock: socket.socket, reader: FrameReader, notify) -> None:
         self._sock = sock
         self._notify = notify
-        self._reader = FrameReader()
+        self._reader = reader
         self.pending: list[Op] = []
         self.eof = False
 
@@ -173,17 +176,24 @@ def _unknown(name: str) -> outcome.Error:
 
 
 def main(argv: list[str]) -> int:
-    fd, url, commit_delay, batch_cap = argv
+    """The child: its only argument is the socket's descriptor; the store URL (which may hold
+    a password) comes over the socket, never on a command line that ``ps`` shows."""
     # Ctrl-C reaches the whole process group, and a service manager may SIGTERM every process
     # of the service: the child leaves only when its host closes the socket, so the host's
     # graceful stop can still journal the requests it lets finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sock = socket.socket(fileno=int(fd))
-    from host.logs import configure
-
     configure("json", "warning")
-    return serve(sock, url, float(commit_delay), int(batch_cap))
+    sock = socket.socket(fileno=int(argv[0]))
+    reader = FrameReader()
+    config: list[object] = []
+    while not config:
+        data = sock.recv(65536)
+        if not data:
+            return 1
+        config = reader.feed(data)
+    url, commit_delay, batch_cap = config[0]
+    return serve(sock, reader, url, commit_delay, batch_cap)
 
 
 # -- the host's end ------------------------------------------------------------------------------
@@ -221,14 +231,14 @@ class WriterProcess:
     @classmethod
     async def start(cls, url: str, *, commit_delay: float, batch_cap: int) -> WriterProcess:
         ours, theirs = socket.socketpair()
-        argv = [sys.executable, "-c", _CHILD, str(theirs.fileno()), url, repr(commit_delay),
-                str(batch_cap)]  # fmt: skip
+        argv = [sys.executable, "-c", _CHILD, str(theirs.fileno())]
         try:
             proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         ours.setblocking(False)
         self = cls(proc, ours)
+        await self._send_all(frame((url, commit_delay, batch_cap)))
         reader = FrameReader()
         hello: list[object] = []
         while not hello:

@@ -124,6 +124,22 @@ def test_the_child_outlives_ctrl_c_and_sigterm_until_its_host_closes(sqlite_url)
     assert trio.run(main) > 0
 
 
+def test_the_store_url_never_shows_on_the_childs_command_line(sqlite_url):
+    """A PostgreSQL URL can carry a password, and any local user can read a command line."""
+
+    async def main():
+        process = await WriterProcess.start(sqlite_url, commit_delay=0.0, batch_cap=16)
+        try:
+            with open(f"/proc/{process._proc.pid}/cmdline", "rb") as fh:
+                return fh.read()
+        finally:
+            await process.aclose()
+
+    cmdline = trio.run(main)
+    assert b"writer_process" in cmdline
+    assert sqlite_url.encode() not in cmdline and b"journal.sqlite" not in cmdline
+
+
 def test_the_child_calls_nothing_but_store_operations(sqlite_url):
     def _private(db):
         raise AssertionError("never called")
