@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
     # graceful stop can still journal the requests it lets finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure("json", "warning")
+    configure("auto", "warning")  # JSON lines, or readable ones on a terminal, like the host
     sock = socket.socket(fileno=int(argv[0]))
     reader = FrameReader()
     config: list[object] = []
