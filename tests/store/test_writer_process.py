@@ -12,7 +12,6 @@ import trio
 from host.store import (
     AlreadyReversed,
     DuplicateTransaction,
-    NewTransaction,
     StoreError,
     SyncStore,
     open_store,
@@ -20,17 +19,7 @@ from host.store import (
 )
 from host.store.errors import OriginalConflict
 from host.store.writer_process import FrameReader, WriterProcess, frame
-
-DATE = "20261125"
-
-
-def txn(stan: str, **kw) -> NewTransaction:
-    fields = dict(
-        tid="T1", mid="M1", batch="000001", stan=stan, business_date=DATE,
-        txn_type="purchase", mti="0200", amount=100,
-    )  # fmt: skip
-    fields.update(kw)
-    return NewTransaction(**fields)
+from tests.store.test_writer import DATE, txn
 
 
 @pytest.fixture
