@@ -7,8 +7,9 @@ and costlier the wait. Measured on the benchmark machine, a writer thread next t
 spent 3.5x the CPU it needs alone for the same journal writes. In its own process the writer
 has its own interpreter: no hand-offs, and the host's event loop never waits for the GIL.
 
-The child runs the very same :class:`~host.store.writer.Writer` (group commit, commit delay,
-savepoint retry, checkpoints): it reads operations from a socket and hands results back on it.
+The child runs the group logic of :class:`~host.store.writer.Writer` (group commit, commit
+delay, savepoint retry, deadlock retry, checkpoints) in its one thread: it reads operations from
+a socket and hands results back on it.
 Operations travel as ``(seq, name, args, kwargs)`` where ``name`` is a function of
 ``host.store.ops`` (nothing else can be called); results as ``(seq, ok, value_or_exception)``.
 Both directions are batched: the host sends what its tasks queued in one scheduler tick in one
@@ -315,7 +316,7 @@ class WriterProcess:
                     elif message[0] == "closed":
                         self.stats = WriterStats(*message[1])
         except OSError:
-            pass
+            pass  # the child went away: below, every waiting write fails
         except trio.Cancelled:
             raise
         except Exception as exc:
