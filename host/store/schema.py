@@ -259,6 +259,13 @@ CREATE TABLE api_tokens (
 )
 """
 
+# The (tid, batch, status) index duplicated the first two columns of the journal's unique key
+# (tid, batch, stan, business_date), which already finds a batch's rows; every insert and every
+# outcome paid for keeping it (~3.5 us of the writer's CPU per purchase, measured).
+V8_DROP_BATCH_STATUS_INDEX = """
+DROP INDEX transactions_batch_status
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -267,6 +274,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "merchant settlement records", V5_MERCHANT_SETTLEMENT),
     Migration(6, "devices (transport keys) and activation codes", V6_ACTIVATION),
     Migration(7, "back-office API tokens (per merchant, hashed)", V7_API_TOKENS),
+    Migration(8, "no batch/status index: the unique key finds a batch", V8_DROP_BATCH_STATUS_INDEX),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -97,3 +97,19 @@ def test_concurrent_opens_migrate_once(url):
         assert [r["version"] for r in rows] == list(range(1, CURRENT_VERSION + 1))
     finally:
         db.close()
+
+
+def test_a_batch_is_read_through_the_journals_unique_key(tmp_path):
+    """v8 dropped the (tid, batch, status) index: the unique key's first two columns find a
+    batch's rows, so batch totals and lookups still search an index, never scan the journal."""
+    url = f"sqlite:///{tmp_path / 'j.sqlite'}"
+    SyncStore.open(url).close()
+    db = connect(url)
+    try:
+        assert "transactions_batch_status" not in _index_names(db)
+        for where in ("tid = 'T1' AND batch = '000001' AND status = 'approved'",
+                      "tid = 'T1' AND batch = '000001' AND stan = '000007'"):  # fmt: skip
+            (plan,) = db.query(f"EXPLAIN QUERY PLAN SELECT * FROM transactions WHERE {where}")
+            assert plan["detail"].startswith("SEARCH transactions USING INDEX"), plan
+    finally:
+        db.close()
