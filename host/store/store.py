@@ -31,7 +31,7 @@ from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, 
 from host.store.errors import StoreClosed
 from host.store.schema import migrate
 from host.store.writer import Op, Writer, WriterStats
-from host.store.writer_process import WriterProcess
+from host.store.writer_process import WriterProcess, cannot_abort
 
 log = structlog.get_logger(__name__)
 
@@ -182,10 +182,6 @@ def _wake(items: list[tuple[Op, outcome.Outcome]]) -> None:
         trio.lowlevel.reschedule(op.waiter, result)
 
 
-def _cannot_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.FAILED
-
-
 class _ReaderPool:
     """At most ``size`` read connections, each used by one worker thread at a time."""
 
@@ -249,21 +245,14 @@ class Store:
         if writer_process and clock is not epoch_ms:
             raise ValueError("a writer process keeps the default clock (epoch_ms)")
 
-        def migrate_only() -> None:
+        def prepare() -> Writer | None:
             db = connect(parsed, clock, writer=True)
             try:
                 migrate(db)
             finally:
                 db.close()
-
-        if writer_process:
-            await trio.to_thread.run_sync(migrate_only)
-            process = await WriterProcess.start(url, commit_delay=commit_delay, batch_cap=batch_cap)
-            log.info("store.opened", url=redact(url), backend=parsed.backend, writer="process")
-            return cls(url, process, _ReaderPool(lambda: connect(parsed, clock), readers))
-
-        def prepare() -> Writer:
-            migrate_only()
+            if writer_process:
+                return None
             writer = Writer(
                 lambda: connect(parsed, clock, writer=True),
                 batch_cap=batch_cap,
@@ -273,8 +262,11 @@ class Store:
             return writer
 
         writer = await trio.to_thread.run_sync(prepare)
+        if writer is None:
+            writer = await WriterProcess.start(url, commit_delay=commit_delay, batch_cap=batch_cap)
         pool = _ReaderPool(lambda: connect(parsed, clock), readers)
-        log.info("store.opened", url=redact(url), backend=parsed.backend)
+        mode = "process" if writer_process else "thread"
+        log.info("store.opened", url=redact(url), backend=parsed.backend, writer=mode)
         return cls(url, writer, pool)
 
     async def aclose(self) -> None:
@@ -310,7 +302,7 @@ class Store:
         # its row is journalled. So the wait cannot be aborted; a cancellation is delivered at
         # the caller's next checkpoint. (A shielded cancel scope and an event would do the same,
         # at a cost that showed in the event loop's profile: two writes per purchase.)
-        return await trio.lowlevel.wait_task_rescheduled(_cannot_abort)
+        return await trio.lowlevel.wait_task_rescheduled(cannot_abort)
 
     def _notifier(self) -> Callable:
         """One callback per Trio run: the writer thread calls it once per committed group."""

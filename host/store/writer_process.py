@@ -200,7 +200,8 @@ def main(argv: list[str]) -> int:
 # -- the host's end ------------------------------------------------------------------------------
 
 
-def _cannot_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+def cannot_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+    """For ``wait_task_rescheduled``: a write once submitted is waited for to its end."""
     return trio.lowlevel.Abort.FAILED
 
 
@@ -242,17 +243,13 @@ class WriterProcess:
         await self._send_all(frame((url, commit_delay, batch_cap)))
         reader = FrameReader()
         hello: list[object] = []
-        while not hello:
-            data = await self._recv()
-            if not data:
-                self._close_socket()
-                await trio.to_thread.run_sync(proc.wait)
-                raise StoreError(f"journal writer process exited at start ({proc.returncode})")
+        while not hello and (data := await self._recv()):
             hello = reader.feed(data)
-        if hello[0][0] != "ready":
+        if not hello or hello[0][0] != "ready":
             self._close_socket()
             await trio.to_thread.run_sync(proc.wait)
-            raise StoreError(f"journal writer process failed to start: {hello[0][1]}")
+            why = hello[0][1] if hello else f"exited with {proc.returncode}"
+            raise StoreError(f"journal writer process failed to start: {why}")
         trio.lowlevel.spawn_system_task(self._sender, name="journal-writer-sender")
         trio.lowlevel.spawn_system_task(self._reader, reader, name="journal-writer-reader")
         return self
@@ -266,7 +263,7 @@ class WriterProcess:
         self._wake_sender.unpark()
         # Once queued, a write runs to its end: a cancelled caller must still learn whether
         # its row is journalled (see Store._write).
-        return await trio.lowlevel.wait_task_rescheduled(_cannot_abort)
+        return await trio.lowlevel.wait_task_rescheduled(cannot_abort)
 
     async def _send_all(self, data: bytes) -> None:
         view = memoryview(data)

@@ -4,6 +4,7 @@ that dies, a host that goes away, and operations the child refuses to call."""
 import os
 import pickle
 import signal
+import threading
 
 import outcome
 import pytest
@@ -18,7 +19,8 @@ from host.store import (
     ops,
 )
 from host.store.errors import OriginalConflict
-from host.store.writer_process import FrameReader, WriterProcess, frame
+from host.store.writer import Op, WriterStats
+from host.store.writer_process import FrameReader, WriterProcess, _results_frame, frame
 from tests.store.test_writer import DATE, txn
 
 
@@ -53,11 +55,6 @@ def test_frames_split_anywhere_come_out_whole():
 
 
 def test_a_result_that_does_not_pickle_comes_back_as_a_store_error():
-    import threading
-
-    from host.store.writer import Op, WriterStats
-    from host.store.writer_process import _results_frame
-
     class Unpicklable(Exception):
         def __init__(self):
             super().__init__("driver trouble")
@@ -163,3 +160,15 @@ def test_the_child_commits_what_it_read_and_exits_when_the_host_goes_away(sqlite
     assert trio.run(main) == 0
     with SyncStore.open(sqlite_url) as store:
         assert store.find_transaction("T1", "000001", "000002", DATE) is not None
+
+
+def test_a_child_that_cannot_open_the_journal_fails_the_start_with_its_reason(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    url = f"sqlite:///{blocker / 'journal.sqlite'}"
+
+    async def main():
+        with pytest.raises(StoreError, match=r"failed to start: .*Error"):
+            await WriterProcess.start(url, commit_delay=0.0, batch_cap=16)
+
+    trio.run(main)
