@@ -21,6 +21,7 @@ from host.config import ConfigError, Settings, parse_address
 from host.flow import FlowTable
 from host.issuer_link import IssuerLink
 from host.router import Router
+from host.security import SecurityMonitor
 from host.store import Store
 from host.store.errors import NotFound
 from host.store.records import pan_fingerprint
@@ -97,12 +98,15 @@ class Host:
     clock: Clock = attrs.field(factory=SystemClock)
     estate: EstateCache = attrs.field(default=None)
     saf_event: trio.Event = attrs.field(factory=trio.Event)
+    security: SecurityMonitor = attrs.field(default=None)
     _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
     caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
 
     def __attrs_post_init__(self) -> None:
         if self.estate is None:
             self.estate = EstateCache(self.store)
+        if self.security is None:
+            self.security = SecurityMonitor(self.store)
 
     def token(self, text: str) -> KeyToken:
         """A key token parsed from its stored text, cached: a purchase needs the MAK twice and

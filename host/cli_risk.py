@@ -1,4 +1,5 @@
-"""``poshost risk``: risk events (declines by a risk limit) and the limits in force."""
+"""``poshost risk``: risk events (declines by a risk limit) and security events (refused or
+suspicious attempts)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,27 @@ def events(ctx, mid, tid, business_date, limit, as_json) -> None:
             for e in rows
         ],
     )  # fmt: skip
+
+
+@risk.command("security-events")
+@click.option("--kind", help="Only this kind (for example sign_on_refused, connection_limit).")
+@click.option("--tid", help="Only this terminal.")
+@click.option("--peer", help="Only this peer address.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def security_events(ctx, kind, tid, peer, limit, as_json) -> None:
+    """List security events, newest first: refused or suspicious attempts, counted per kind,
+    peer address and terminal over the host's flush interval."""
+    with opened(ctx) as store:
+        rows = store.list_security_events(kind=kind, tid=tid, peer=peer, limit=limit)
+    if as_json:
+        print_json([e.to_dict() for e in rows])
+        return
+    print_table(
+        ["ID", "FIRST (UTC)", "LAST (UTC)", "KIND", "PEER", "TID", "COUNT", "DETAIL"],
+        [
+            [e.id, iso(e.first_at), iso(e.last_at), e.kind, e.peer, e.tid, e.count, e.detail]
+            for e in rows
+        ],
+    )

@@ -85,6 +85,7 @@ async def run_host(
             for link in host.links.values():
                 await nursery.start(link.run)
             await nursery.start(saf_worker, host)
+            await nursery.start(host.security.run)
             if handle_signals:
                 nursery.start_soon(_signals, shutdown)
             address, port = parse_address(server_cfg["listen"])

@@ -68,6 +68,24 @@ class RiskEvent:
         return attrs.asdict(self)
 
 
+@attrs.frozen
+class SecurityEvent:
+    """Refused or suspicious attempts of one kind from one peer (and terminal), counted over
+    one flush interval of the host's security monitor."""
+
+    id: int
+    kind: str
+    peer: str | None
+    tid: str | None
+    detail: str
+    count: int
+    first_at: int
+    last_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
 @attrs.frozen(kw_only=True)
 class MerchantTerms:
     """Per-merchant overrides; None means the configured default."""

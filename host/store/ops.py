@@ -938,6 +938,43 @@ def list_risk_events(
     return [RiskEvent(**r) for r in rows]
 
 
+def add_security_events(db: Db, events: list[dict[str, Any]]) -> None:
+    """Several counted events in one statement each (the monitor flushes them together)."""
+    for e in events:
+        db.execute(
+            "INSERT INTO security_events (kind, peer, tid, detail, count, first_at, last_at)"
+            " VALUES (:kind, :peer, :tid, :detail, :count, :first_at, :last_at)",
+            {
+                "kind": e["kind"],
+                "peer": e.get("peer"),
+                "tid": e.get("tid"),
+                "detail": e.get("detail", ""),
+                "count": int(e.get("count", 1)),
+                "first_at": int(e["first_at"]),
+                "last_at": int(e["last_at"]),
+            },
+        )
+
+
+def list_security_events(
+    db: Db,
+    *,
+    kind: str | None = None,
+    tid: str | None = None,
+    peer: str | None = None,
+    limit: int = 100,
+) -> list[Any]:
+    from host.store.merchant_records import SecurityEvent
+
+    where, params = _where(kind=kind, tid=tid, peer=peer)
+    params.update(limit=int(limit))
+    rows = db.query(
+        f"SELECT * FROM security_events{where} ORDER BY id DESC LIMIT :limit",  # noqa: S608
+        params,
+    )
+    return [SecurityEvent(**r) for r in rows]
+
+
 def set_merchant_terms(db: Db, mid: str, values: dict[str, Any]) -> None:
     """Create or update a merchant's terms; None clears a field back to the default."""
     from host.store.merchant_records import TERMS_FIELDS

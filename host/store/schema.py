@@ -266,6 +266,22 @@ V8_DROP_BATCH_STATUS_INDEX = """
 DROP INDEX transactions_batch_status
 """
 
+# Security events (a stranger's sign-on, a connection flood, a guessed API token): one row per
+# kind, peer and terminal per interval with a count, so a flood costs a few rows, not one each.
+V9_SECURITY_EVENTS = """
+CREATE TABLE security_events (
+    id          {pk},
+    kind        TEXT NOT NULL,
+    peer        TEXT,
+    tid         TEXT,
+    detail      TEXT NOT NULL,
+    count       {bigint} NOT NULL,
+    first_at    {bigint} NOT NULL,
+    last_at     {bigint} NOT NULL
+);
+CREATE INDEX security_events_kind ON security_events (kind, id)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -275,6 +291,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "devices (transport keys) and activation codes", V6_ACTIVATION),
     Migration(7, "back-office API tokens (per merchant, hashed)", V7_API_TOKENS),
     Migration(8, "no batch/status index: the unique key finds a batch", V8_DROP_BATCH_STATUS_INDEX),
+    Migration(9, "security events (counted per kind, peer and terminal)", V9_SECURITY_EVENTS),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
