@@ -27,11 +27,23 @@ log = structlog.get_logger("poshost.link")
 
 
 class LinkDown(Exception):
-    """The link has no connection to its issuer right now (response code 91)."""
+    """The request certainly never left: the link has no connection to its issuer right now,
+    or the same request is already in flight (response code 91, nothing to undo)."""
 
 
-class LinkTimeout(Exception):
-    """The issuer did not answer within the timeout (response code 98, and a reversal)."""
+class OutcomeUnknown(Exception):
+    """Some byte of the request may have reached the issuer, and no matching answer came: the
+    issuer may have approved (and debited the card). The caller answers 98 and queues a
+    reversal, whatever the reason was."""
+
+
+class LinkTimeout(OutcomeUnknown):
+    """The issuer did not answer within the timeout."""
+
+
+class LinkLost(OutcomeUnknown):
+    """The connection broke (write error, peer closed, reader failed) after the request was
+    handed to it and before its answer arrived."""
 
 
 def match_key(msg: Message) -> tuple[str, str, str]:
@@ -92,6 +104,8 @@ class IssuerLink:
             backoff = self.reconnect_min
             try:
                 await self._serve_connection(stream)
+            except Exception:  # a bug in the reader must not take the host down: reconnect
+                log.exception("link_failed", link=self.name)
             finally:
                 self._mark_down()
                 with trio.CancelScope(shield=True):
@@ -103,7 +117,7 @@ class IssuerLink:
         self._outbox = None
         self._connection = None
         self._up = trio.Event()
-        # Wake every waiter: its request may or may not have reached the issuer.
+        # Wake every waiter: its request may or may not have reached the issuer (LinkLost).
         for waiter in self._waiters.values():
             waiter.event.set()
 
@@ -174,11 +188,12 @@ class IssuerLink:
         msg = Message("0800", {7: _transmission_time(), 11: self._next_mgmt_stan(), 70: code})
         try:
             return await self._exchange(msg, require_up=False, timeout=self.management_timeout)
-        except (LinkDown, LinkTimeout):
+        except (LinkDown, OutcomeUnknown):
             return None
 
     async def request(self, msg: Message) -> Message:
-        """Send a request and wait for its response. Raises LinkDown or LinkTimeout."""
+        """Send a request and wait for its response. Raises LinkDown when the request certainly
+        never left, OutcomeUnknown (LinkTimeout, LinkLost) when it may have."""
         return await self._exchange(msg, require_up=True, timeout=self.timeout)
 
     async def _exchange(self, msg: Message, *, require_up: bool, timeout: float) -> Message:
@@ -195,11 +210,11 @@ class IssuerLink:
             try:
                 await outbox.send(frame)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                # Frames of other requests went down with this one: tear the connection down,
-                # which wakes their waiters with LinkDown too.
+                # Part of the frame may have been written. Frames of other requests went down
+                # with this one: tear the connection down, which wakes their waiters too.
                 if self._outbox is outbox and self._connection is not None:
                     self._connection.cancel()
-                raise LinkDown(f"{self.name}: {exc}") from exc
+                raise LinkLost(f"{self.name}: {exc}") from exc
             self.stats["sent"] += 1
             with trio.move_on_after(timeout if math.isfinite(timeout) else math.inf):
                 await waiter.event.wait()
@@ -207,7 +222,7 @@ class IssuerLink:
                 return waiter.response
             if not waiter.event.is_set():
                 raise LinkTimeout(self.name)
-            raise LinkDown(f"{self.name}: connection lost while waiting")
+            raise LinkLost(f"{self.name}: connection lost while waiting")
         finally:
             self._waiters.pop(key, None)
 

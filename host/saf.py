@@ -15,7 +15,7 @@ import trio
 from codec import issuer as issuer_codec
 from codec.errors import CodecError
 from host.clock import parse_date
-from host.issuer_link import LinkDown, LinkTimeout
+from host.issuer_link import LinkDown, OutcomeUnknown
 from host.steps import reversal_message
 
 log = structlog.get_logger("poshost.saf")
@@ -58,7 +58,7 @@ async def drain_once(host, base_backoff: float) -> int:
             msg = msg.with_mti(msg.mti[:3] + "1")  # 0421: repeat
         try:
             resp = await link.request(msg)
-        except (LinkDown, LinkTimeout) as exc:
+        except (LinkDown, OutcomeUnknown) as exc:
             await host.store.saf_mark_attempt(
                 item.id, now_ms + backoff_ms(item.attempts, base_backoff), type(exc).__name__
             )

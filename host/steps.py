@@ -8,7 +8,6 @@ Response codes used here (DIALECT.md): 03 merchant, 13 amount, 14 card, 15 no ro
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 
 import structlog
@@ -21,8 +20,8 @@ from codec.issuer import original_data
 from codec.message import FieldValue, Message
 from codec.subfields import Field60
 from host.flow import Decline, Exchange
-from host.issuer_link import LinkDown, LinkTimeout
-from host.store.errors import AlreadyReversed, DuplicateTransaction, OriginalConflict
+from host.issuer_link import LinkDown, OutcomeUnknown
+from host.store.errors import DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
 from keys.errors import KeysError
 from keys.hsm import DukptSource
@@ -311,8 +310,10 @@ def issuer_request(host, ex: Exchange, mti: str, extra: dict[int, FieldValue] | 
 
 
 async def authorize(host, ex: Exchange) -> None:
-    """Send to the issuer and wait. Down -> 91; no answer in time -> 98 and a reversal queued
-    (store-and-forward) so the issuer never keeps an approval the terminal did not get."""
+    """Send to the issuer and wait. 91 only when the request certainly never left (link down).
+    Once any byte may have left, every outcome but a matched answer is unknown: the issuer may
+    have debited the card, so the answer is 98 and a reversal is queued (store-and-forward),
+    whether the link timed out, broke, failed, or the host is stopping during the wait."""
     msg = issuer_request(
         host, ex, ex.notes.get("issuer_mti", ex.request.mti), ex.notes.get("issuer_extra")
     )
@@ -323,13 +324,13 @@ async def authorize(host, ex: Exchange) -> None:
     except LinkDown as exc:
         ex.notes["status"] = "error"
         raise Decline("91", f"link {ex.link} down") from exc
-    except LinkTimeout as exc:
-        ex.code = "98"
-        if ex.txn.reversible:
-            await queue_reversal(host, ex, reason="98 issuer timeout")
-            ex.notes["outcome_recorded"] = True
-        ex.notes["status"] = "timeout"
-        raise Decline("98", f"no answer from {ex.link}") from exc
+    except OutcomeUnknown as exc:
+        await outcome_unknown(host, ex, f"98 {type(exc).__name__}")
+        raise Decline("98", f"no answer from {ex.link}: {type(exc).__name__}") from exc
+    except BaseException as exc:  # cancelled (host stopping) or a bug: the request may be out
+        with trio.CancelScope(shield=True):
+            await outcome_unknown(host, ex, f"98 {type(exc).__name__} while waiting")
+        raise
     ex.issuer_response = resp
     ex.auth_code = str(resp.get(38, "")) or None
     code = str(resp.get(39, "96"))
@@ -338,6 +339,18 @@ async def authorize(host, ex: Exchange) -> None:
     if code != "00":
         raise Decline(code, "issuer declined")
     ex.code = "00"
+
+
+async def outcome_unknown(host, ex: Exchange, reason: str) -> None:
+    """Journal the unknown outcome (timeout, 98) and, for a type the issuer can be asked to
+    undo, queue its reversal in the same step: durable before the terminal hears 98."""
+    ex.code = "98"
+    ex.notes["status"] = "timeout"
+    if ex.txn.reversible:
+        await queue_reversal(host, ex, reason=reason)
+        ex.notes["outcome_recorded"] = True
+    log.warning("issuer_outcome_unknown", link=ex.link, tid=ex.terminal.tid,
+                stan=ex.request.get(11), reason=reason, reversal=ex.txn.reversible)  # fmt: skip
 
 
 def reversal_message(host, original, rrn: str, link_mti: str = "0420") -> Message:
@@ -372,15 +385,13 @@ def original_f7(original) -> str:
 
 
 async def queue_reversal(host, ex: Exchange, reason: str) -> None:
-    """Record the timeout outcome and queue the reversal, exactly once."""
-    await host.store.record_outcome(
-        ex.journal_id, status="timeout", response_code="98", rrn=ex.rrn,
-        settlement_date=ex.business_date,
-    )  # fmt: skip
+    """Record the unknown outcome and queue the reversal, exactly once, in one transaction."""
     original = await host.store.get_transaction(ex.journal_id)
     payload = issuer_codec.encode(reversal_message(host, original, ex.rrn))
-    with contextlib.suppress(AlreadyReversed):
-        await host.store.record_reversal(ex.journal_id, reason, link=ex.link, payload=payload)
+    await host.store.record_unknown_outcome(
+        ex.journal_id, reason, link=ex.link, payload=payload, rrn=ex.rrn,
+        settlement_date=ex.business_date,
+    )  # fmt: skip
     host.saf_wakeup()
 
 

@@ -542,6 +542,27 @@ def record_reversal(
     return Reversal(**row, saf_id=saf_id)
 
 
+def record_unknown_outcome(
+    db: Db,
+    txn_id: int,
+    reason: str,
+    *,
+    link: str,
+    payload: bytes,
+    rrn: str | None = None,
+    settlement_date: str | None = None,
+) -> Reversal | None:
+    """The issuer's answer never came: record the outcome as ``timeout``/98 and queue the
+    reversal in ONE transaction, so no crash can leave an unknown outcome without its reversal.
+    A row already reversed (the terminal's own 0400 won the race) is left as it is (None)."""
+    if get_reversal(db, txn_id) is not None:
+        return None
+    record_outcome(
+        db, txn_id, status="timeout", response_code="98", rrn=rrn, settlement_date=settlement_date
+    )
+    return record_reversal(db, txn_id, reason, link=link, payload=payload)
+
+
 def get_reversal(db: Db, original_id: int) -> Reversal | None:
     row = db.query_one("SELECT * FROM reversals WHERE original_id = :oid", {"oid": original_id})
     return None if row is None else Reversal(**row)

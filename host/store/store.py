@@ -100,6 +100,7 @@ WRITES = (
     ops.record_outcome,
     ops.set_status,
     ops.record_reversal,
+    ops.record_unknown_outcome,
     # store-and-forward
     ops.saf_enqueue,
     ops.saf_mark_attempt,
