@@ -57,6 +57,9 @@ def _load() -> tuple[dict, dict, dict[str, TxnType], frozenset[str]]:
 
 _FINANCIAL, _MANAGEMENT, TYPES, _REVERSAL_MTIS = _load()
 REVERSAL = TYPES["reversal"]
+REQUEST_MTIS = frozenset(t.request_mti for t in TYPES.values()) | _REVERSAL_MTIS
+"""The MTIs a terminal may send as a request; anything else (a response such as 0210, an
+unknown class such as 9999) never reaches a flow."""
 _BY_FIELDS = {(k[1], k[2], k[3]): t for k, t in _FINANCIAL.items()}
 
 

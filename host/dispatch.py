@@ -16,10 +16,10 @@ from codec.dump import masked_fields
 from codec.errors import CodecError
 from codec.framing import Envelope
 from codec.message import Message, response_mti
-from codec.txntypes import UnknownTransaction, identify
+from codec.txntypes import REQUEST_MTIS, UnknownTransaction, identify
 from host.flow import Exchange, run_flow
 from host.server import CloseConnection, Connection
-from host.steps import encode_response
+from host.steps import encode_response, queue_reversal
 
 log = structlog.get_logger("poshost.txn")
 
@@ -47,6 +47,14 @@ class Dispatcher:
             request = terminal_codec.decode(envelope.payload)
         except CodecError as exc:
             return self._format_error(envelope, conn, exc)
+        if request.mti not in REQUEST_MTIS:
+            # A response (0210, 0810...) or an unknown class is not a request: no flow, no
+            # journal row, no issuer traffic; there is nothing to answer, so close.
+            self.host.security.record(
+                "not_a_request", peer=conn.peer, tid=str(request.get(41, "")) or None,
+                detail=f"MTI {request.mti}",
+            )  # fmt: skip
+            raise CloseConnection(f"MTI {request.mti} is not a request")
         try:
             txn = identify(request)
         except UnknownTransaction as exc:
@@ -55,13 +63,11 @@ class Dispatcher:
         if flow is None:
             return self._refuse(envelope, request, "40", f"{txn.name} not supported", started)
         ex = Exchange(envelope=envelope, request=request, txn=txn, conn=conn, started=started)
+        await run_flow(flow, self.host, ex)
         try:
-            await run_flow(flow, self.host, ex)
             payload = encode_response(self.host, ex)
         except (CodecError, ValueError, KeyError) as exc:
-            # A request whose content the flow could not handle: answer 30, keep serving.
-            log.warning("txn_failed", type=txn.name, error=f"{type(exc).__name__}: {exc}")
-            return self._refuse(envelope, request, "30", str(exc), started)
+            return await self._unanswerable(envelope, request, ex, exc, started)
         response: Message = ex.notes["response"]
         log.info(
             "txn",
@@ -75,6 +81,16 @@ class Dispatcher:
             response=masked_fields(response),
         )
         return envelope.response(processing=ex.processing, payload=payload)
+
+    async def _unanswerable(self, envelope, request: Message, ex: Exchange, exc, started):
+        """The flow ran but its answer cannot be encoded (a value from the issuer that does not
+        fit the terminal dialect, or a bug). The terminal gets 96; an approval it will never
+        see is reversed at the issuer, so the card is not left debited."""
+        log.error("response_unencodable", type=ex.txn.name, code=ex.code,
+                  error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+        if ex.approved and ex.txn.reversible and ex.journal_id is not None and ex.link:
+            await queue_reversal(self.host, ex, reason="answer could not be sent to terminal")
+        return self._refuse(envelope, request, "96", str(exc), started)
 
     def _refuse(self, envelope, request: Message, code: str, why: str, started) -> Envelope:
         response = request.response(code)

@@ -3,7 +3,10 @@
 A step is an async function ``step(host, ex)`` that reads and updates the exchange. A step that
 decides the outcome raises ``Decline(code)``; the remaining steps are skipped, but the flow's
 ``always`` steps (record the outcome, build and MAC the response) still run, so a declined
-transaction is journalled and answered exactly like an approved one. New transaction types are
+transaction is journalled and answered exactly like an approved one. Any other exception is a
+bug: it becomes 96 and the ``always`` steps run all the same (jPOS's abort guarantee), so no row
+stays ``pending`` and no risk reservation leaks. (The issuer step itself turns any failure
+after its request may have left into 98 and a queued reversal.) New transaction types are
 new table rows made of steps; the engine never learns their names (jPOS calls steps
 "participants").
 """
@@ -14,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import structlog
 
 from codec.message import FieldValue, Message
 
@@ -21,6 +25,9 @@ if TYPE_CHECKING:
     from codec.framing import Envelope
     from codec.txntypes import TxnType
     from host.server import Connection
+
+
+log = structlog.get_logger("poshost.flow")
 
 
 class Decline(Exception):
@@ -83,16 +90,25 @@ class Flow:
 
 
 async def run_flow(flow: Flow, host: Any, ex: Exchange) -> None:
-    try:
-        for step in flow.steps:
-            await step(host, ex)
-    except Decline as exc:
-        ex.decline(exc)
-    for step in flow.always:
+    """Run the steps, then every ``always`` step whatever happened. Never raises but for
+    cancellation."""
+    await _run_steps(flow, flow.steps, host, ex, stop_at_decline=True)
+    await _run_steps(flow, flow.always, host, ex, stop_at_decline=False)
+
+
+async def _run_steps(flow: Flow, steps, host: Any, ex: Exchange, *, stop_at_decline: bool):
+    for step in steps:
         try:
             await step(host, ex)
         except Decline as exc:
             ex.decline(exc)
+            if stop_at_decline:
+                return
+        except Exception as exc:
+            log.exception("step_failed", flow=flow.name, step=step.__name__)
+            ex.decline(Decline("96", f"{type(exc).__name__} in {step.__name__}"))
+            if stop_at_decline:
+                return
 
 
 FlowTable = Mapping[str, Flow]

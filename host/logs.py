@@ -29,7 +29,11 @@ def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
     renderer = (
         structlog.processors.JSONRenderer(serializer=_orjson_text)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Tracebacks without local variables: a frame's locals can hold key material or a
+        # PIN block, and a log line must never show them.
+        else structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[
