@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -30,10 +31,12 @@ def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: boo
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_config:
-        for key, value, source in settings.describe():
-            shown = "<set>" if ("lmk" in key or "key" in key) and value else json.dumps(value)
+        for key, value, source in settings.describe_masked():
+            shown = value if value == "<set>" else json.dumps(value)
             click.echo(f"{key:32} = {shown:40} # {source}")
         return
+    # Everything the host creates (journal, its WAL, LMK, recon files) is the owner's alone.
+    os.umask(0o077)
     logs.configure(settings.get("log.format"), settings.get("log.level"))
     from host.runtime import run_host
 

@@ -142,23 +142,46 @@ class Settings:
         return self.values["journal"]["url"] or f"sqlite:///{self.data_dir / 'poshost.sqlite'}"
 
     def describe(self) -> list[tuple[str, Any, str]]:
-        """Rows of (dotted key, value, source) in a stable order, for --print-config."""
+        """Rows of (dotted key, value, source) in a stable order, for --print-config; nested
+        tables (``links.sim``) are flattened to their leaves (``links.sim.address``)."""
         rows: list[tuple[str, Any, str]] = []
         for section in sorted(self.values):
-            if not isinstance(self.values[section], dict):
-                rows.append(
-                    (section, self.values[section], self.sources.get(section, SOURCE_DEFAULT))
-                )
+            value = self.values[section]
+            source = self.sources.get(section, SOURCE_DEFAULT)
+            if not isinstance(value, dict):
+                rows.append((section, value, source))
                 continue
-            for key in sorted(self.values[section]):
-                rows.append(
-                    (
-                        f"{section}.{key}",
-                        self.values[section][key],
-                        self.sources.get(f"{section}.{key}", SOURCE_DEFAULT),
-                    )
-                )
+            for key in sorted(value):
+                dotted = f"{section}.{key}"
+                rows.extend(_leaves(dotted, value[key], self.sources.get(dotted, source)))
         return rows
+
+    def describe_masked(self) -> list[tuple[str, Any, str]]:
+        """``describe()`` with every secret shown as ``<set>``: safe to paste into a ticket."""
+        return [(key, mask_secret(key, value), source) for key, value, source in self.describe()]
+
+
+def _leaves(dotted: str, value: Any, source: str) -> list[tuple[str, Any, str]]:
+    if isinstance(value, dict) and value:
+        return [row for k in sorted(value) for row in _leaves(f"{dotted}.{k}", value[k], source)]
+    return [(dotted, value, source)]
+
+
+SECRET_WORDS = ("lmk", "key", "zpk", "zmk", "tmk", "kek", "password", "secret", "token")
+
+
+def mask_secret(dotted: str, value: Any) -> Any:
+    """``<set>`` for a setting whose last name says it holds key material or a secret, and a
+    URL with its password replaced (a PostgreSQL journal URL may carry one)."""
+    name = dotted.rsplit(".", 1)[-1].lower()
+    if any(word in name for word in SECRET_WORDS):
+        return "<set>" if value else value
+    if isinstance(value, str) and "://" in value and "@" in value:
+        scheme, rest = value.split("://", 1)
+        userinfo, _, tail = rest.rpartition("@")
+        if ":" in userinfo:
+            return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"
+    return value
 
 
 class ConfigError(ValueError):

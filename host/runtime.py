@@ -55,7 +55,7 @@ async def run_host(
         read_timeout=float(server_cfg["read_timeout"]),
         shutdown_grace=float(server_cfg["shutdown_grace"]),
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     commit_delay = float(settings.get("journal.commit_delay_ms")) / 1000
     writer_process = settings.get("journal.writer") == "process"
     async with open_store(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import os
 import re
 import sqlite3
 import time
@@ -112,11 +113,25 @@ class Db(abc.ABC):
         """Release the connection."""
 
 
+def _create_owner_only(path: Path) -> None:
+    """The journal holds masked PANs, fingerprints and key tokens: a new journal and the folder
+    made for it are the owner's alone (0600/0700). SQLite gives its -wal and -shm files the
+    mode of the database file, so they follow."""
+    if path.exists() or str(path) == ":memory:":
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return
+    os.close(fd)
+
+
 class SqliteDb(Db):
     backend = "sqlite"
 
     def __init__(self, path: str, clock: Clock, *, writer: bool):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _create_owner_only(Path(path))
         # isolation_level=None: autocommit; transactions are begun and ended explicitly.
         # timeout: wait up to 30 s for another process (a CLI tool) holding the write lock.
         self.conn = sqlite3.connect(

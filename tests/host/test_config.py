@@ -56,3 +56,29 @@ def test_business_date_advances_at_cutover():
     assert cal.business_date(after) == dt.date(2026, 11, 26)
     midnight = BusinessCalendar.from_settings("UTC", "00:00")
     assert midnight.business_date(before) == dt.date(2026, 11, 25)
+
+
+def test_print_config_shows_no_secret_in_any_section(tmp_path):
+    """Every key, password and URL password is `<set>`/masked, nested link tables included."""
+    from click.testing import CliRunner
+
+    from host.cli import main
+
+    cfg = tmp_path / "poshost.toml"
+    cfg.write_text(
+        '[journal]\nurl = "postgresql://app:Hunter2pass@127.0.0.1:5432/test"\n'
+        'pan_fingerprint_key = "00112233445566778899AABBCCDDEEFF"\n'
+        '[hsm]\nlmk = "0123456789ABCDEFFEDCBA9876543210"\n'
+        '[links.visa]\naddress = "127.0.0.1:1"\n'
+        'zpk_clear_test_key = "4CA2161637D0133E5E151AEA45DA2A12"\nzmk = "U1234567890ABCDEF"\n'
+        '[[routes]]\nprefix = ""\nlink = "visa"\n'
+    )
+    r = CliRunner().invoke(main, ["serve", "--config", str(cfg), "--print-config"], env={})
+    assert r.exit_code == 0, r.output
+    for secret in ("Hunter2pass", "00112233445566778899", "0123456789ABCDEF",
+                   "4CA2161637D0133E", "U1234567890ABCDEF"):  # fmt: skip
+        assert secret not in r.output
+    lines = {line.split("=", 1)[0].strip(): line for line in r.output.splitlines()}
+    assert "<set>" in lines["links.visa.zpk_clear_test_key"]
+    assert "127.0.0.1:1" in lines["links.visa.address"]  # what is not secret stays readable
+    assert "postgresql://app:***@127.0.0.1:5432/test" in lines["journal.url"]

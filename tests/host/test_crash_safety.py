@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import socket
+import stat
 import subprocess
 import sys
 
@@ -168,4 +169,9 @@ def test_sigkill_under_load_then_restart_loses_nothing_and_doubles_nothing(tmp_p
         return len(seen), len(rows), sum(r.status == "reversed" for r in rows)
 
     answered, journalled, reversed_ = trio.run(main)
+    # what `poshost serve` created is the owner's alone: the folder, journal, WAL, LMK
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    made = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data_dir.iterdir()}
+    assert {"poshost.sqlite", "lmk.hex"} <= set(made)
+    assert all(mode & 0o077 == 0 for mode in made.values()), made
     print(f"answered={answered} journalled={journalled} reversed_on_recovery={reversed_}")
