@@ -161,7 +161,10 @@ def _commit_counts(url, *, delay: float) -> tuple[int, float]:
 def test_commit_delay_makes_bigger_groups_under_load(tmp_path):
     plain, _ = _commit_counts(f"sqlite:///{tmp_path}/a.sqlite", delay=0.0)
     delayed, slowest = _commit_counts(f"sqlite:///{tmp_path}/b.sqlite", delay=0.01)
-    assert 3 * delayed <= 2 * plain, (delayed, plain)  # a third fewer commits, at least
+    # 12 writers, 10 rounds: with the delay a round is about one group (>= 10 commits). Without
+    # it an idle machine commits most writes alone; a loaded one batches by itself, so the
+    # comparison with `plain` is only "never more", and the strength is in the absolute bound.
+    assert delayed <= 20 and delayed <= plain, (delayed, plain)
     assert slowest < 5  # bounded by the delay, not stuck
 
 
