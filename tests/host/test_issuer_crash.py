@@ -108,3 +108,33 @@ def test_issuer_sigkill_in_flight_ends_in_reversals_and_agreement(tmp_path, jour
     assert unknown, "no request was in flight at a kill: the test proved nothing"
     assert all(r.status == "reversed" for r in unknown), "a 98 was left standing"
     print(f"answers={len(codes)} approved={len(approved)} unknown_reversed={len(unknown)}")
+
+
+def test_a_host_stopping_during_the_wait_queues_the_reversal(tmp_path):
+    """SIGTERM-style stop while a purchase waits for a slow issuer: the grace period ends, the
+    wait is cancelled, and the reversal is durable in the queue for the next start."""
+    from tests.host.harness import sim_and_host, terminal
+
+    async def main():
+        async with sim_and_host(
+            tmp_path, sim_overrides={"failure": {"latency": "fixed:4000"}},
+            **{"server.shutdown_grace": 0.3},
+        ) as (sim, running):  # fmt: skip
+            device = demo_device()
+            async with terminal(running, device) as client:
+                req = device.financial_request("purchase", pan=RICH, amount=321, pin=PIN)
+                payload = device.encode(req)
+                await client.send_raw(device.envelope(payload).to_frame())
+                with trio.fail_after(5):
+                    while not await running.host.store.list_transactions(status="pending"):
+                        await trio.sleep(0.02)
+                await trio.sleep(0.2)  # the request is on the wire to the issuer
+                running.shutdown.set()
+                assert await client.receive_body() is None  # no answer: the host stopped
+
+    trio.run(main)
+    with SyncStore.open(f"sqlite:///{tmp_path / 'host' / 'poshost.sqlite'}") as store:
+        (row,) = store.list_transactions(limit=10)
+        due = store.saf_due(now=2**62)
+    assert (row.status, row.response_code) == ("reversed", "98")
+    assert [item.transaction_id for item in due] == [row.id]
