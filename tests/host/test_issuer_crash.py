@@ -119,7 +119,7 @@ def test_a_host_stopping_during_the_wait_queues_the_reversal(tmp_path):
         async with sim_and_host(
             tmp_path, sim_overrides={"failure": {"latency": "fixed:4000"}},
             **{"server.shutdown_grace": 0.3},
-        ) as (sim, running):  # fmt: skip
+        ) as (_sim, running):  # fmt: skip
             device = demo_device()
             async with terminal(running, device) as client:
                 req = device.financial_request("purchase", pan=RICH, amount=321, pin=PIN)
