@@ -27,6 +27,7 @@ reference succeeds and computes the same value.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from binascii import unhexlify
 from collections.abc import Callable
@@ -423,6 +424,24 @@ class FastPath:
         if pos != len(data):
             raise Defer
         return Message(mti, fields)
+
+    def readable_fields(self, data: bytes) -> dict[int, FieldValue]:
+        """The fields that decode cleanly from the start of a message that, as a whole, does
+        not: each field is checked by its own decoder, so what is returned is well-formed. An
+        answer to a format error echoes them (3, 11, 41, 42...). Never raises."""
+        fields: dict[int, FieldValue] = {}
+        with contextlib.suppress(Exception):  # stop at the first field that does not decode
+            start = 2 if self.bcd else 4
+            key = data[start : start + 8]
+            if key and key[0] & 0x80:
+                key = data[start : start + 16]
+            nbits = 8 * len(key) if len(key) in (8, 16) else 0
+            bits = int.from_bytes(key, "big")
+            pos = start + len(key)
+            for number in range(2, nbits + 1):
+                if bits >> (nbits - number) & 1:
+                    pos = self._dec[number](data, pos, fields)
+        return fields
 
     def _decode_plan(self, key: bytes) -> tuple[Decoder, ...]:
         """The decoders for the bits of ``key`` (8 or 16 bitmap bytes), lowest field first."""

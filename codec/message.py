@@ -79,16 +79,18 @@ class Message:
         echo: Iterable[int] = (3, 11, 41, 42),
         extra: Mapping[int, FieldValue | None] | None = None,
     ) -> Message:
-        """The matching response skeleton: MTI + 10, echoed fields, 39, and 4 when approved.
+        """The matching response skeleton: MTI + 10, echoed fields, 39, and 4 when the request
+        had it.
 
-        Terminals reject a response that does not echo 3, 11, 41 and 42 (and 4 on approval),
-        so building it here keeps every flow from re-deriving that rule.
+        Terminals reject a response that does not echo 3, 11, 41 and 42; strict ones compare 4
+        on every answer, declines included ("AMOUNT ERROR", and a reversal left pending), so
+        building it here keeps every flow from re-deriving that rule.
         """
         mti = response_mti(self.mti)
         out: dict[int, FieldValue] = {n: self.fields[n] for n in echo if n in self.fields}
         if code is not None:
             out[39] = code
-            if code == "00" and 4 in self.fields:
+            if 4 in self.fields:
                 out[4] = self.fields[4]
         msg = Message(mti, out)
         return msg.with_fields(extra) if extra else msg

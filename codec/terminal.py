@@ -26,6 +26,12 @@ def decode(payload: bytes) -> Message:
     return CODEC.decode(payload)
 
 
+def readable_fields(payload: bytes) -> dict:
+    """What can be read of a malformed message, field by field from the start (never raises):
+    the fields a format-error answer echoes."""
+    return CODEC.fast.readable_fields(payload)
+
+
 def encode(msg: Message) -> bytes:
     """Message -> payload (MTI onwards); CodecError on anything not encodable."""
     return CODEC.encode(msg)

@@ -119,6 +119,25 @@ def terminal_add(ctx: click.Context, tid: str, mid: str, key_mode: str, serial: 
     click.echo(f"terminal {tid} added")
 
 
+@terminal.command("profile")
+@click.argument("tid", callback=TID)
+@click.option(
+    "--balance-entries",
+    type=click.IntRange(1, 2),
+    help="Entries of field 54 in a balance answer: 1 (default; the available balance, 20"
+    " characters, for terminals with a 20-byte field 54) or 2 (ledger and available).",
+)
+@click.option("--default", "reset", is_flag=True, help="Back to the host's defaults.")
+@click.pass_context
+def terminal_profile(ctx: click.Context, tid: str, balance_entries: int | None, reset: bool):
+    """What a strict terminal's fields can hold."""
+    if balance_entries is None and not reset:
+        raise click.UsageError("give --balance-entries or --default")
+    with opened(ctx) as store:
+        store.set_terminal_profile(tid, balance_entries=None if reset else balance_entries)
+    click.echo(f"terminal {tid}: field 54 entries {balance_entries or 'default (1)'}")
+
+
 @terminal.command("list")
 @click.option("--mid", help="Only this merchant's terminals.")
 @click.option("--status", type=click.Choice(["active", "disabled"]))

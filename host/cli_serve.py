@@ -42,9 +42,12 @@ def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: boo
 
     sim = None
     if with_sim:
+        # the simulator listens where the demo link points, so the two always meet
+        address = settings["links"].get("sim", {}).get("address", "127.0.0.1:9583")
         sim = subprocess.Popen(
-            [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim"]
-        )
+            [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim",
+             "--listen", address]
+        )  # fmt: skip
     try:
         trio.run(lambda: run_host(settings, demo=demo, handle_signals=True))
     except KeyboardInterrupt:

@@ -111,5 +111,7 @@ class Dispatcher:
         log.warning("format_error", peer=conn.peer, error=str(exc), mti=mti)
         if mti is None:
             raise CloseConnection(str(exc))
-        response = Message(response_mti(mti), {39: "30"})
+        readable = terminal_codec.readable_fields(envelope.payload)
+        echoed = {n: readable[n] for n in (3, 4, 11, 41, 42) if n in readable}
+        response = Message(response_mti(mti), {**echoed, 39: "30"})
         return envelope.response(payload=terminal_codec.encode(response))

@@ -86,7 +86,10 @@ async def check_batch(host, ex: Exchange) -> None:
     except ValueError as exc:
         raise Decline("30", f"field 60: {exc}") from exc
     if f60.batch != ex.terminal.current_batch:
-        raise Decline("77", f"batch {f60.batch} but host has {ex.terminal.current_batch}")
+        raise Decline(
+            "77", f"batch {f60.batch} but host has {ex.terminal.current_batch}",
+            processing=SIGN_ON_AGAIN,
+        )  # fmt: skip
 
 
 async def check_amount(host, ex: Exchange) -> None:
@@ -335,7 +338,10 @@ async def authorize(host, ex: Exchange) -> None:
     ex.auth_code = str(resp.get(38, "")) or None
     code = str(resp.get(39, "96"))
     if 54 in resp:
-        ex.response_fields[54] = resp[54]
+        ex.response_fields[54] = balances_for_terminal(str(resp[54]), ex.terminal)
+    for n in (23, 55):  # IC: issuer authentication data / scripts, card sequence number
+        if n in resp:
+            ex.response_fields[n] = resp[n]
     if code != "00":
         raise Decline(code, "issuer declined")
     ex.code = "00"
@@ -351,6 +357,21 @@ async def outcome_unknown(host, ex: Exchange, reason: str) -> None:
         ex.notes["outcome_recorded"] = True
     log.warning("issuer_outcome_unknown", link=ex.link, tid=ex.terminal.tid,
                 stan=ex.request.get(11), reason=reason, reversal=ex.txn.reversible)  # fmt: skip
+
+
+BALANCE_ENTRY = 20  # account type n2, amount type n2, currency an3, sign C/D, amount n12
+
+
+def balances_for_terminal(balances: str, terminal) -> str:
+    """Field 54 as this terminal can take it. Many terminals have a 20-byte field 54 and reject
+    the whole answer when it holds two entries (40), so the default is one entry: the available
+    balance (amount type 02) when the issuer sent it, else the first; a terminal whose profile
+    asks for two gets both."""
+    if (getattr(terminal, "balance_entries", None) or 1) >= 2:
+        return balances
+    entries = [balances[i : i + BALANCE_ENTRY] for i in range(0, len(balances), BALANCE_ENTRY)]
+    available = [e for e in entries if e[2:4] == "02"]
+    return (available or entries)[0] if entries else balances
 
 
 def reversal_message(host, original, rrn: str, link_mti: str = "0420") -> Message:

@@ -122,6 +122,13 @@ def set_terminal_status(db: Db, tid: str, status: str) -> None:
     _update_terminal(db, tid, "status = :status", {"status": status})
 
 
+def set_terminal_profile(db: Db, tid: str, *, balance_entries: int | None) -> None:
+    """What this terminal's fields can hold; None puts a value back to the host's default."""
+    if balance_entries not in (None, 1, 2):
+        raise ValueError("balance_entries must be 1 or 2")
+    _update_terminal(db, tid, "balance_entries = :n", {"n": balance_entries})
+
+
 def set_terminal_keys(
     db: Db, tid: str, *, tmk_token: str | None = None, bdk_token: str | None = None
 ) -> None:

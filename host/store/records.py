@@ -82,6 +82,7 @@ class Terminal:
     signed_on: bool = attrs.field(default=False, converter=bool)
     operator: str | None = None
     signed_on_at: int | None = None
+    balance_entries: int | None = None  # field 54 entries this terminal takes (None: 1)
 
 
 @attrs.frozen

@@ -282,6 +282,11 @@ CREATE TABLE security_events (
 CREATE INDEX security_events_kind ON security_events (kind, id)
 """
 
+# A terminal's profile: what a strict terminal's fields can hold (NULL: the host's default).
+V10_TERMINAL_PROFILE = """
+ALTER TABLE terminals ADD COLUMN balance_entries INTEGER
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -292,6 +297,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "back-office API tokens (per merchant, hashed)", V7_API_TOKENS),
     Migration(8, "no batch/status index: the unique key finds a batch", V8_DROP_BATCH_STATUS_INDEX),
     Migration(9, "security events (counted per kind, peer and terminal)", V9_SECURITY_EVENTS),
+    Migration(10, "terminal profile: balance entries in field 54", V10_TERMINAL_PROFILE),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -84,6 +84,7 @@ WRITES = (
     ops.enable_merchant,
     ops.add_terminal,
     ops.set_terminal_status,
+    ops.set_terminal_profile,
     ops.disable_terminal,
     ops.enable_terminal,
     ops.set_terminal_keys,

@@ -218,3 +218,21 @@ def test_f_pad_followed_by_an_undefined_field_is_a_codec_error():
     with pytest.raises(CodecError) as ei:
         terminal.decode(bad)
     assert ei.value.field == "bitmap" and "field 6" in ei.value.reason
+
+
+@given(data=st.data())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_readable_fields_of_a_cut_message_are_its_own_leading_fields(data):
+    """Whatever the cut, what a format-error answer would echo is exactly some leading fields
+    of the message that was sent, with their values; never a field invented from the bytes."""
+    from tests.codec.strategies import messages
+
+    msg = data.draw(messages(terminal.TABLE))
+    wire = terminal.encode(msg)
+    cut = data.draw(st.integers(0, len(wire)))
+    readable = terminal.readable_fields(wire[:cut])
+    sent = sorted(msg.fields)
+    assert list(readable) == sent[: len(readable)]
+    assert all(readable[n] == msg.fields[n] for n in readable)
+    if cut == len(wire):
+        assert readable == dict(msg.fields)
