@@ -91,9 +91,11 @@ class Dispatcher:
         return envelope.response(payload=terminal_codec.encode(response))
 
     def _format_error(self, envelope: Envelope, conn: Connection, exc: CodecError) -> Envelope:
+        """A payload that does not decode is a security event, not a log line: a peer can send
+        thousands. Answered 30 when the MTI can be read; else the server closes and records."""
         mti = _readable_request_mti(envelope.payload)
-        log.warning("format_error", peer=conn.peer, error=str(exc), mti=mti)
         if mti is None:
-            raise CloseConnection(str(exc))
+            raise CloseConnection(f"MTI unreadable, {exc}", kind="format_error")
+        self.host.security.record("format_error", peer=conn.peer, detail=f"MTI {mti}, {exc}")
         response = Message(response_mti(mti), {39: "30"})
         return envelope.response(payload=terminal_codec.encode(response))
