@@ -23,8 +23,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "server": {
         "listen": "127.0.0.1:8583",
         "max_connections": 2000,
+        # Open connections one address may hold; more are closed at once (security event
+        # connection_limit). High, because many terminals can share one NAT address.
+        "max_per_peer": 200,
         "max_frame": 4096,
-        "idle_timeout": 300.0,  # seconds a connection may stay silent
+        # Seconds a new connection has to get its first frame answered, else it is closed
+        # (security event silent_connection). Leaves room for terminals that connect early.
+        "first_frame_timeout": 30.0,
+        "idle_timeout": 300.0,  # seconds a connection that was answered may stay silent
         "read_timeout": 15.0,  # seconds to complete a frame once its first byte arrived
         "shutdown_grace": 10.0,  # seconds in-flight work may take after SIGTERM
     },
@@ -275,9 +281,13 @@ def _validate(values: Mapping[str, Any]) -> None:
             raise ConfigError(f"routes: link {route.get('link')!r} is not defined in [links]")
         if not str(route.get("prefix", "")).isdigit() and route.get("prefix", "") != "":
             raise ConfigError(f"routes: prefix {route.get('prefix')!r} must be digits")
-    for key in ("max_connections", "max_frame"):
-        if int(values["server"][key]) <= 0:
-            raise ConfigError(f"server.{key} must be positive")
+    for key in ("max_connections", "max_per_peer", "max_frame", "first_frame_timeout"):
+        try:
+            positive = float(values["server"][key]) > 0
+        except (TypeError, ValueError):
+            positive = False
+        if not positive:
+            raise ConfigError(f"server.{key} must be a positive number")
     delay = values["journal"]["commit_delay_ms"]
     if not isinstance(delay, int | float) or not 0 <= delay <= 100:
         raise ConfigError("journal.commit_delay_ms must be a number of milliseconds, 0 to 100")

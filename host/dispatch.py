@@ -50,11 +50,10 @@ class Dispatcher:
         if request.mti not in REQUEST_MTIS:
             # A response (0210, 0810...) or an unknown class is not a request: no flow, no
             # journal row, no issuer traffic; there is nothing to answer, so close.
-            self.host.security.record(
-                "not_a_request", peer=conn.peer, tid=str(request.get(41, "")) or None,
-                detail=f"MTI {request.mti}",
-            )  # fmt: skip
-            raise CloseConnection(f"MTI {request.mti} is not a request")
+            tid = request.get(41)
+            raise CloseConnection(
+                f"MTI {request.mti} is not a request (terminal {tid})", kind="not_a_request"
+            )
         try:
             txn = identify(request)
         except UnknownTransaction as exc:
@@ -107,10 +106,12 @@ class Dispatcher:
         return envelope.response(payload=terminal_codec.encode(response))
 
     def _format_error(self, envelope: Envelope, conn: Connection, exc: CodecError) -> Envelope:
+        """A payload that does not decode is a security event, not a log line: a peer can send
+        thousands. Answered 30 when the MTI can be read; else the server closes and records."""
         mti = _readable_request_mti(envelope.payload)
-        log.warning("format_error", peer=conn.peer, error=str(exc), mti=mti)
         if mti is None:
-            raise CloseConnection(str(exc))
+            raise CloseConnection(f"MTI unreadable, {exc}", kind="format_error")
+        self.host.security.record("format_error", peer=conn.peer, detail=f"MTI {mti}, {exc}")
         readable = terminal_codec.readable_fields(envelope.payload)
         echoed = {n: readable[n] for n in (3, 4, 11, 41, 42) if n in readable}
         response = Message(response_mti(mti), {**echoed, 39: "30"})

@@ -50,7 +50,9 @@ async def run_host(
     server_cfg = settings["server"]
     limits = Limits(
         max_connections=int(server_cfg["max_connections"]),
+        max_per_peer=int(server_cfg["max_per_peer"]),
         max_frame=int(server_cfg["max_frame"]),
+        first_frame_timeout=float(server_cfg["first_frame_timeout"]),
         idle_timeout=float(server_cfg["idle_timeout"]),
         read_timeout=float(server_cfg["read_timeout"]),
         shutdown_grace=float(server_cfg["shutdown_grace"]),
@@ -80,7 +82,7 @@ async def run_host(
         if recovered:
             log.warning("recovered_after_crash", transactions=recovered)
         shutdown = trio.Event()
-        server = TerminalServer(Dispatcher(host), limits)
+        server = TerminalServer(Dispatcher(host), limits, security=host.security)
         async with trio.open_nursery() as nursery:
             for link in host.links.values():
                 await nursery.start(link.run)

@@ -39,6 +39,8 @@ def test_file_then_environment_override_and_provenance(tmp_path):
         ("[server\n", {}, "not valid TOML"),
         ("[journal]\ncommit_delay_ms = -1\n", {}, "commit_delay_ms"),
         ("", {"POSHOST_JOURNAL_COMMIT_DELAY_MS": "'2'"}, "commit_delay_ms"),
+        ("[server]\nmax_per_peer = 0\n", {}, "max_per_peer"),
+        ("", {"POSHOST_SERVER_FIRST_FRAME_TIMEOUT": "'soon'"}, "first_frame_timeout"),
     ],
 )
 def test_bad_configuration_is_named(tmp_path, text, env, fragment):
