@@ -282,6 +282,16 @@ CREATE TABLE security_events (
 CREATE INDEX security_events_kind ON security_events (kind, id)
 """
 
+# Sign-on keys a terminal has not yet proven (a MAC under the new MAK): kept next to the
+# current ones, so a stranger's sign-on cannot replace the keys a terminal is using.
+V10_PENDING_KEYS = """
+ALTER TABLE terminals ADD COLUMN pending_pik_token TEXT;
+ALTER TABLE terminals ADD COLUMN pending_mak_token TEXT;
+ALTER TABLE terminals ADD COLUMN pending_tdk_token TEXT;
+ALTER TABLE terminals ADD COLUMN pending_operator TEXT;
+ALTER TABLE terminals ADD COLUMN pending_at {bigint}
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -292,6 +302,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "back-office API tokens (per merchant, hashed)", V7_API_TOKENS),
     Migration(8, "no batch/status index: the unique key finds a batch", V8_DROP_BATCH_STATUS_INDEX),
     Migration(9, "security events (counted per kind, peer and terminal)", V9_SECURITY_EVENTS),
+    Migration(10, "pending sign-on keys, in force once the terminal proves them", V10_PENDING_KEYS),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
