@@ -102,7 +102,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "security": {
         # Seconds a sign-on's new keys wait for the terminal to prove them (a request MACed
         # under the new MAK); unproven after that they are dropped and the current keys stay.
-        "pending_keys_ttl": 86400.0,
+        "pending_ttl": 86400.0,
         # Sign-ons (and, separately, sign-offs) per terminal: a bucket of `session_burst`
         # tokens, one token back every `session_refill` seconds; excess is refused with 65.
         "session_burst": 5,
@@ -269,8 +269,8 @@ def _validate(values: Mapping[str, Any]) -> None:
     if not isinstance(delay, int | float) or not 0 <= delay <= 100:
         raise ConfigError("journal.commit_delay_ms must be a number of milliseconds, 0 to 100")
     security = values["security"]
-    if float(security["pending_keys_ttl"]) <= 0 or float(security["session_refill"]) <= 0:
-        raise ConfigError("security.pending_keys_ttl and security.session_refill must be > 0")
+    if float(security["pending_ttl"]) <= 0 or float(security["session_refill"]) <= 0:
+        raise ConfigError("security.pending_ttl and security.session_refill must be > 0")
     if int(security["session_burst"]) < 1:
         raise ConfigError("security.session_burst must be at least 1")
     if values["journal"]["writer"] not in ("process", "thread"):

@@ -6,7 +6,7 @@ harmless (docs/security/sign-on.md):
 
 * a sign-on's new keys wait as *pending* next to the current ones; the first request MACed
   under the new MAK proves the terminal holds them and promotes them (``try_pending_keys``);
-  unproven pending keys expire after ``security.pending_keys_ttl``;
+  unproven pending keys expire after ``security.pending_ttl``;
 * a sign-off ends the session only when it comes from the connection that holds it (one that
   proved the current MAK) or carries a MAC under the terminal's MAK (``may_sign_off``);
 * sign-ons and sign-offs are rate-limited per terminal (``limit_sign_on``/``limit_sign_off``).
@@ -100,7 +100,7 @@ def now_ms(host) -> int:
 
 
 def pending_expired(host, terminal) -> bool:
-    ttl_ms = float(host.settings.get("security.pending_keys_ttl")) * 1000
+    ttl_ms = float(host.settings.get("security.pending_ttl")) * 1000
     return terminal.pending_at is None or now_ms(host) - terminal.pending_at > ttl_ms
 
 
