@@ -158,6 +158,8 @@ def terminal_list(ctx: click.Context, mid: str | None, status: str | None, as_js
             "tmk_loaded": t.tmk_token is not None,
             "bdk_loaded": t.bdk_token is not None,
             "signed_on": t.signed_on,
+            # a sign-on's keys the terminal has not proven yet (docs/security/sign-on.md)
+            "keys_pending": t.pending_mak_token is not None,
             "operator": t.operator,
         }
         for t in rows
@@ -165,7 +167,8 @@ def terminal_list(ctx: click.Context, mid: str | None, status: str | None, as_js
     if as_json:
         print_json(data)
         return
-    headers = ["tid", "mid", "key_mode", "status", "current_batch", "tmk_loaded", "signed_on"]
+    headers = ["tid", "mid", "key_mode", "status", "current_batch", "tmk_loaded", "signed_on",
+               "keys_pending"]  # fmt: skip
     print_table([h.upper() for h in headers], [[d[h] for h in headers] for d in data])
 
 

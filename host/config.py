@@ -104,6 +104,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "code_ttl": 1800,  # seconds an activation code stays valid
         "max_tries": 5,  # failed attempts (wrong code or serial) that lock a code
     },
+    # Sign-on and sign-off protection (host/session_guard.py; docs/security/sign-on.md).
+    "security": {
+        # Seconds a sign-on's new keys wait for the terminal to prove them (a request MACed
+        # under the new MAK); unproven after that they are dropped and the current keys stay.
+        "pending_ttl": 86400.0,
+        # Sign-ons (and, separately, sign-offs) per terminal: a bucket of `session_burst`
+        # tokens, one token back every `session_refill` seconds; excess is refused with 65.
+        "session_burst": 5,
+        "session_refill": 60.0,
+    },
     # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
     # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate
     # limits`. velocity_window in seconds; refund_ratio_pct: month's refunds / month's sales.
@@ -291,5 +301,10 @@ def _validate(values: Mapping[str, Any]) -> None:
     delay = values["journal"]["commit_delay_ms"]
     if not isinstance(delay, int | float) or not 0 <= delay <= 100:
         raise ConfigError("journal.commit_delay_ms must be a number of milliseconds, 0 to 100")
+    security = values["security"]
+    if float(security["pending_ttl"]) <= 0 or float(security["session_refill"]) <= 0:
+        raise ConfigError("security.pending_ttl and security.session_refill must be > 0")
+    if int(security["session_burst"]) < 1:
+        raise ConfigError("security.session_burst must be at least 1")
     if values["journal"]["writer"] not in ("process", "thread"):
         raise ConfigError('journal.writer must be "process" or "thread"')

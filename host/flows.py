@@ -9,6 +9,7 @@ from host import management as m
 from host import operators as op
 from host import originals as o
 from host import risk as r
+from host import session_guard as g
 from host import settlement as st
 from host import steps as s
 from host.flow import Flow
@@ -77,9 +78,15 @@ FLOWS: dict[str, Flow] = {
         (s.identify_terminal, s.require_session, st.batch_upload_end),
         (s.respond,),
     ),
-    "sign_on": Flow("sign_on", (s.identify_terminal, op.check_operator, m.sign_on), (s.respond,)),
+    "sign_on": Flow(
+        "sign_on",
+        (s.identify_terminal, g.limit_sign_on, op.check_operator, m.sign_on),
+        (s.respond,),
+    ),
     "activation": Flow("activation", (s.identify_terminal, act.activate), (s.respond,)),
-    "sign_off": Flow("sign_off", (s.identify_terminal, m.sign_off), (s.respond,)),
+    "sign_off": Flow(
+        "sign_off", (s.identify_terminal, g.limit_sign_off, m.sign_off), (s.respond,)
+    ),
     "echo": Flow("echo", (s.identify_terminal, m.echo), (s.respond,)),
     "parameter_download": Flow(
         "parameter_download", (s.identify_terminal, m.parameter_download), (s.respond,)

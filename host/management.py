@@ -11,6 +11,7 @@ from codec import subfields
 from codec.subfields import Field60, SignOnKeys
 from host.clock import parse_date
 from host.flow import Decline, Exchange
+from host.session_guard import may_sign_off, now_ms, refuse_sign_off
 from host.steps import field60, reversal_message
 from host.store.errors import AlreadyReversed
 from keys.errors import KeysError
@@ -53,25 +54,38 @@ async def sign_on(host, ex: Exchange) -> None:
         SignOnKeys(pik_c, pik_cv, mak_c, mak_cv, tdk_c, tdk_cv), mode
     )
     operator = str(req.get(63, ""))[:3].strip() or None  # number only: a password may follow
-    await host.store.sign_on(
+    keys = await host.store.sign_on(
         terminal.tid,
         pik_token=pik.to_text(),
         mak_token=mak.to_text(),
         tdk_token=tdk.to_text() if tdk is not None else None,
         operator=operator,
+        now=now_ms(host),
     )
     host.estate.forget_terminal(terminal.tid)
+    if keys == "current":  # a first sign-on: this connection holds the session
+        ex.conn.proven_mak = mak.to_text()
+    elif keys == "replaced":
+        detail = "a sign-on replaced keys the terminal had not proven"
+        host.security.record("keys_pending_replaced", peer=ex.conn.peer, tid=terminal.tid,
+                             detail=detail)  # fmt: skip
     tusn = subfields.parse_tusn(req[62]) if isinstance(req.get(62), bytes) else None
     log.info("signed_on", tid=terminal.tid, mode=mode, operator=operator, tusn=tusn,
-             pik_kcv=pik.check_value, mak_kcv=mak.check_value)  # fmt: skip
+             keys=keys, pik_kcv=pik.check_value, mak_kcv=mak.check_value)  # fmt: skip
     ex.code = "00"
     ex.response_fields[60] = Field60("00", terminal.current_batch, mode).format()
     ex.response_fields[62] = field62
 
 
 async def sign_off(host, ex: Exchange) -> None:
-    await host.store.sign_off(ex.terminal.tid)
-    host.estate.forget_terminal(ex.terminal.tid)
+    """End the session, only for the terminal itself: an 0820 carries no MAC, so a sign-off
+    from a connection that never proved the terminal's keys could come from anyone."""
+    terminal = ex.terminal
+    if terminal.signed_on and not may_sign_off(host, ex):
+        refuse_sign_off(host, ex)
+    await host.store.sign_off(terminal.tid)
+    host.estate.forget_terminal(terminal.tid)
+    log.info("signed_off", tid=terminal.tid)
     ex.code = "00"
 
 

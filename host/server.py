@@ -66,6 +66,10 @@ class Connection:
     peer: str
     terminal_id: str | None = None
     answered: int = 0  # frames answered; until the first, first_frame_timeout applies
+    # The MAK (token text) this connection proved it holds: a request on it verified under that
+    # MAK, or a first sign-on on it put the MAK in force. While that MAK is the terminal's
+    # current one, this connection holds the session and may end it (host/session_guard.py).
+    proven_mak: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.define

@@ -21,6 +21,7 @@ from codec.message import FieldValue, Message
 from codec.subfields import Field60
 from host.flow import Decline, Exchange
 from host.issuer_link import LinkDown, OutcomeUnknown
+from host.session_guard import mac_matches, try_pending_keys
 from host.store.errors import DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
 from keys.errors import KeysError
@@ -57,18 +58,23 @@ async def require_session(host, ex: Exchange) -> None:
 
 
 async def verify_mac(host, ex: Exchange) -> None:
+    """The MAC under the current MAK; failing that, under the pending MAK of a sign-on the
+    terminal has not proven yet, which this request then proves (host/session_guard.py)."""
     mac = ex.request.get(64)
-    if not mac:
-        raise Decline("A0", "no MAC", processing=SIGN_ON_AGAIN)
-    mak = host.token(ex.terminal.mak_token)
-    data = terminal_codec.mac_data(ex.envelope.payload)
-    try:
-        ok = host.hsm.verify_mac(mak, data, str(mac).encode("ascii"))
-    except (KeysError, UnicodeEncodeError):
-        ok = False
-    if not ok:
-        raise Decline("A0", "MAC verification failed", processing=SIGN_ON_AGAIN)
-    ex.mac_ok = True
+    terminal = ex.terminal
+    if mac:
+        data = terminal_codec.mac_data(ex.envelope.payload)
+        if mac_matches(host, terminal.mak_token, data, mac):
+            ex.conn.proven_mak = terminal.mak_token
+            ex.mac_ok = True
+            return
+        if terminal.pending_mak_token and await try_pending_keys(host, ex, data, mac):
+            ex.conn.proven_mak = ex.terminal.mak_token
+            ex.mac_ok = True
+            return
+    why = "MAC verification failed" if mac else "no MAC"
+    host.security.record("mac_failed", peer=ex.conn.peer, tid=terminal.tid, detail=why)
+    raise Decline("A0", why, processing=SIGN_ON_AGAIN)
 
 
 def field60(ex: Exchange) -> Field60:

@@ -143,6 +143,24 @@ def set_terminal_keys(
     _update_terminal(db, tid, ", ".join(sets), {"tmk": tmk_token, "bdk": bdk_token})
 
 
+_NO_PENDING = (
+    "pending_pik_token = NULL, pending_mak_token = NULL, pending_tdk_token = NULL,"
+    " pending_operator = NULL, pending_at = NULL"
+)
+_PROMOTE = (
+    "UPDATE terminals SET pik_token = pending_pik_token, mak_token = pending_mak_token,"
+    " tdk_token = pending_tdk_token, operator = pending_operator, signed_on = 1,"
+    " signed_on_at = :now, pending_pik_token = NULL, pending_mak_token = NULL,"
+    " pending_tdk_token = NULL, pending_operator = NULL, pending_at = NULL"
+    " WHERE tid = :tid AND pending_mak_token = :mak"
+)
+_DROP_PENDING = (
+    "UPDATE terminals SET pending_pik_token = NULL, pending_mak_token = NULL,"
+    " pending_tdk_token = NULL, pending_operator = NULL, pending_at = NULL"
+    " WHERE tid = :tid AND pending_mak_token = :mak"
+)
+
+
 def sign_on(
     db: Db,
     tid: str,
@@ -151,29 +169,67 @@ def sign_on(
     mak_token: str,
     tdk_token: str | None = None,
     operator: str | None = None,
-) -> None:
-    """Store a sign-on's working-key tokens and mark the terminal signed on."""
+    now: int | None = None,
+) -> str:
+    """Store a sign-on's working-key tokens. A terminal that has working keys keeps them: the
+    new ones wait as *pending* until a request MACed under the new MAK proves that the
+    terminal, not a stranger who read its TID off a receipt, holds them (``promote_keys``).
+    A terminal without keys gets them in force at once: there is nothing to protect.
+
+    ``now`` (epoch ms, the host's clock) dates the pending keys. Returns ``"current"``,
+    ``"pending"``, or ``"replaced"`` (pending, and an earlier pending set was dropped)."""
+    params = {
+        "pik": pik_token,
+        "mak": mak_token,
+        "tdk": tdk_token,
+        "operator": operator,
+        "at": db.now() if now is None else now,
+        "tid": tid,
+    }
+    before = db.query_one("SELECT pending_mak_token FROM terminals WHERE tid = :tid", params)
+    if before is None:
+        raise NotFound(f"terminal {tid} not found")
+    pending = db.execute(
+        "UPDATE terminals SET pending_pik_token = :pik, pending_mak_token = :mak,"
+        " pending_tdk_token = :tdk, pending_operator = :operator, pending_at = :at"
+        " WHERE tid = :tid AND signed_on = 1 AND mak_token IS NOT NULL",
+        params,
+    )
+    if pending:
+        return "replaced" if before["pending_mak_token"] else "pending"
     _update_terminal(
         db,
         tid,
         "pik_token = :pik, mak_token = :mak, tdk_token = :tdk, signed_on = 1,"
-        " operator = :operator, signed_on_at = :now",
-        {
-            "pik": pik_token,
-            "mak": mak_token,
-            "tdk": tdk_token,
-            "operator": operator,
-            "now": db.now(),
-        },
+        f" operator = :operator, signed_on_at = :now, {_NO_PENDING}",
+        {**params, "now": db.now()},
     )
+    return "current"
+
+
+def promote_keys(db: Db, tid: str, mak_token: str) -> bool:
+    """The terminal proved the pending keys whose MAK is ``mak_token``: they replace the
+    current ones. True also when a concurrent request promoted them first; False when they
+    are neither pending nor current any more (replaced by a later sign-on, or signed off)."""
+    if db.execute(_PROMOTE, {"tid": tid, "mak": mak_token, "now": db.now()}):
+        return True
+    row = db.query_one("SELECT mak_token FROM terminals WHERE tid = :tid", {"tid": tid})
+    return row is not None and row["mak_token"] == mak_token
+
+
+def drop_pending_keys(db: Db, tid: str, mak_token: str) -> bool:
+    """Forget pending keys (expired unproven); only the set named by its MAK, so a sign-on
+    that came in meanwhile keeps its own."""
+    return bool(db.execute(_DROP_PENDING, {"tid": tid, "mak": mak_token}))
 
 
 def sign_off(db: Db, tid: str) -> None:
-    """Forget the session: working keys cleared, signed_on false."""
+    """Forget the session: working keys (current and pending) cleared, signed_on false."""
     _update_terminal(
         db,
         tid,
-        "pik_token = NULL, mak_token = NULL, tdk_token = NULL, signed_on = 0, operator = NULL",
+        "pik_token = NULL, mak_token = NULL, tdk_token = NULL, signed_on = 0, operator = NULL,"
+        f" {_NO_PENDING}",
         {},
     )
 
@@ -1247,7 +1303,7 @@ def activate_terminal(
         return False
     _update_terminal(
         db, tid, "tmk_token = :tmk, serial = :serial, signed_on = 0, pik_token = NULL,"
-        " mak_token = NULL, tdk_token = NULL", {"tmk": tmk_token, "serial": serial},
+        f" mak_token = NULL, tdk_token = NULL, {_NO_PENDING}", {"tmk": tmk_token, "serial": serial},
     )  # fmt: skip
     return True
 

@@ -82,6 +82,12 @@ class Terminal:
     signed_on: bool = attrs.field(default=False, converter=bool)
     operator: str | None = None
     signed_on_at: int | None = None
+    # A sign-on's keys while the terminal has not proven them (host/management.py).
+    pending_pik_token: str | None = _secret()
+    pending_mak_token: str | None = _secret()
+    pending_tdk_token: str | None = _secret()
+    pending_operator: str | None = None
+    pending_at: int | None = None  # host clock, epoch ms
     balance_entries: int | None = None  # field 54 entries this terminal takes (None: 1)
 
 

@@ -282,8 +282,18 @@ CREATE TABLE security_events (
 CREATE INDEX security_events_kind ON security_events (kind, id)
 """
 
+# Sign-on keys a terminal has not yet proven (a MAC under the new MAK): kept next to the
+# current ones, so a stranger's sign-on cannot replace the keys a terminal is using.
+V10_PENDING_KEYS = """
+ALTER TABLE terminals ADD COLUMN pending_pik_token TEXT;
+ALTER TABLE terminals ADD COLUMN pending_mak_token TEXT;
+ALTER TABLE terminals ADD COLUMN pending_tdk_token TEXT;
+ALTER TABLE terminals ADD COLUMN pending_operator TEXT;
+ALTER TABLE terminals ADD COLUMN pending_at {bigint}
+"""
+
 # A terminal's profile: what a strict terminal's fields can hold (NULL: the host's default).
-V10_TERMINAL_PROFILE = """
+V11_TERMINAL_PROFILE = """
 ALTER TABLE terminals ADD COLUMN balance_entries INTEGER
 """
 
@@ -297,7 +307,8 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "back-office API tokens (per merchant, hashed)", V7_API_TOKENS),
     Migration(8, "no batch/status index: the unique key finds a batch", V8_DROP_BATCH_STATUS_INDEX),
     Migration(9, "security events (counted per kind, peer and terminal)", V9_SECURITY_EVENTS),
-    Migration(10, "terminal profile: balance entries in field 54", V10_TERMINAL_PROFILE),
+    Migration(10, "pending sign-on keys, in force once the terminal proves them", V10_PENDING_KEYS),
+    Migration(11, "terminal profile: balance entries in field 54", V11_TERMINAL_PROFILE),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

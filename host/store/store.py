@@ -90,6 +90,8 @@ WRITES = (
     ops.set_terminal_keys,
     ops.sign_on,
     ops.sign_off,
+    ops.promote_keys,
+    ops.drop_pending_keys,
     ops.set_current_batch,
     ops.add_operator,
     ops.set_operator_status,

@@ -40,6 +40,8 @@ def stack_settings(data_dir: Path, sim_port: int, **overrides):
         "issuer.reconnect_max": 0.2,
         "issuer.saf_interval": 0.2,
         "log.level": "warning",
+        # The suite signs on the demo terminals once per case, dozens of times a minute.
+        "security.session_burst": 1000,
     }
     values.update(overrides)
     return load_settings(environ={}, overrides=values)

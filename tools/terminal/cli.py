@@ -123,8 +123,9 @@ async def sign_on(pos: Pos, operator: str, password: str, mode: str | None) -> N
 @terminal.command("sign-off")
 @_run
 async def sign_off(pos: Pos) -> None:
-    """Sign off: the host forgets the session; the terminal drops its working keys."""
-    out = await pos.exchange(pos.device.management_request("0820", "002"))
+    """Sign off: the host forgets the session; the terminal drops its working keys. The 0820
+    carries a MAC under the MAK, so the host knows it comes from this terminal."""
+    out = await pos.exchange(pos.device.sign_off_request())
     if out.code == "00":
         pos.device.pik = pos.device.mak = pos.device.tdk = None
         pos.save()

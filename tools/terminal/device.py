@@ -130,6 +130,13 @@ class Device:
             },
         )
 
+    def sign_off_request(self, *, mac: bool = True) -> Message:
+        """0820 sign-off (60.3 002). With ``mac`` (and a MAK) it carries field 64 under the
+        MAK, our extension: the host then honours it from any connection, not only from the
+        one that proved the keys (a terminal that connects per message needs that)."""
+        msg = self.management_request("0820", "002")
+        return msg.with_fields({64: "00000000"}) if mac and self.mak is not None else msg
+
     def financial_request(
         self,
         txn_type: str,
@@ -240,7 +247,8 @@ class Device:
 
     # -- bytes -----------------------------------------------------------------------------
     def encode(self, msg: Message) -> bytes:
-        if msg.mti[:2] in MAC_CLASSES:
+        """MAC'd: financial messages, and any other carrying a field-64 placeholder."""
+        if msg.mti[:2] in MAC_CLASSES or 64 in msg:
             if self.mak is None:
                 raise TerminalError("sign on first: no MAK")
             return terminal_codec.encode_with_mac(msg.without(64), self.mac)
