@@ -25,8 +25,14 @@ def lines(result: SoakResult) -> list[str]:
     t = result.tally
     codes = t.purchases
     sent = sum(codes.values())
-    declined = Counter({c: n for c, n in codes.items() if c not in ("00", "no answer", "98")})
-    unknown = codes["no answer"] + sum(codes[c] for c in UNKNOWN_CODES)
+    not_codes = ("00", "no answer", "cut off at the end", *UNKNOWN_CODES)
+    declined = Counter({c: n for c, n in codes.items() if c not in not_codes})
+    cut = codes["cut off at the end"]
+    unknown = codes["no answer"] + cut + sum(codes[c] for c in UNKNOWN_CODES)
+    unknown_text = (
+        f"{unknown} (no answer {codes['no answer']}, 98 {codes['98']}, "
+        f"cut off by the end of the run {cut})"
+    )
     fuzz_sent = Counter({k[5:]: v for k, v in t.fuzz.items() if k.startswith("sent ")})
     fuzz_outcome = Counter({k: v for k, v in t.fuzz.items() if not k.startswith("sent ")})
     rows = [
@@ -39,7 +45,7 @@ def lines(result: SoakResult) -> list[str]:
         ("purchases sent", str(sent)),
         ("  approved", str(codes["00"])),
         ("  declined by code", _counter(declined)),
-        ("  unknown outcome", f"{unknown} (no answer {codes['no answer']}, 98 {codes['98']})"),
+        ("  unknown outcome", unknown_text),
         ("  terminal reconnects", str(t.reconnects)),
         ("  answers refused by terminal", _counter(t.terminal_errors)),
         ("journal purchases by status", _counter(result.journal)),

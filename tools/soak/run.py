@@ -43,7 +43,8 @@ class SoakConfig:
     issuer_down: float = 1.0  # seconds the simulator stays dead
     backoffice_interval: float = 0.05
     issuer_timeout: float = 3.0  # the host's issuer.timeout
-    sim_latency: str = "uniform:5-40"  # requests are in flight when the simulator dies
+    # before processing; tools/soak/slow_answer.py adds 5-40 ms between the debit and the answer
+    sim_latency: str = "uniform:1-5"
     drain_timeout: float = 60.0
     out: Path | None = None  # where the programs' logs and data go (default: a temp dir)
 
@@ -94,6 +95,7 @@ class Soak:
         self.tally = Tally()
         self.under_attack = False
         self.killing: set[str] = set()  # the programs the soak is killing or restarting
+        self.in_flight: dict[str, float] = {}  # terminal -> when its open purchase was sent
 
     # -- purchases --------------------------------------------------------------------------
 
@@ -131,11 +133,14 @@ class Soak:
             pan, amount = st.SOAK_PAN, rng.randint(1, 99_999)
         request = device.financial_request("purchase", pan=pan, amount=amount, pin=st.PIN)
         started = time.perf_counter()
+        self.in_flight[device.tid] = started
         try:
             response, _ = await client.exchange(request)
         except (*NO_ANSWER, trio.TooSlowError):
             self.tally.purchases["no answer"] += 1
             raise
+        finally:
+            self.in_flight.pop(device.tid, None)
         elapsed = (time.perf_counter() - started) * 1000
         (self.tally.latency_attack if self.under_attack else self.tally.latency_quiet).append(
             elapsed
@@ -153,8 +158,19 @@ class Soak:
     async def kill_issuer_every(self, every: float) -> None:
         while True:
             await trio.sleep(every)
+            await self.purchases_in_flight()
             await self.kill_and_restart(self.sim, self.config.issuer_down)
             self.tally.issuer_kills += 1
+
+    async def purchases_in_flight(self, older_than: float = 0.01, within: float = 2.0) -> None:
+        """Wait (at most ``within`` s) until two purchases have been out for ``older_than`` s:
+        past the host, at the issuer, maybe debited and not yet answered."""
+        with trio.move_on_after(within):
+            while True:
+                now = time.perf_counter()
+                if sum(now - t > older_than for t in self.in_flight.values()) >= 2:
+                    return
+                await trio.sleep(0.001)
 
     async def kill_and_restart(self, program: st.Program, down: float) -> None:
         self.killing.add(program.name)
@@ -212,6 +228,7 @@ class Soak:
                 await self.attack(attackers, token)
                 await trio.sleep(max(0.0, self.config.seconds - self.config.quiet))
                 attackers.cancel_scope.cancel()
+            self.tally.purchases["cut off at the end"] += len(self.in_flight)
             nursery.cancel_scope.cancel()
         if not self.sim.alive():
             await trio.to_thread.run_sync(self.sim.start)

@@ -23,6 +23,7 @@ MID = "123456789012345"  # the demo shop
 SOAK_PAN = "6222025555000005"  # a card added for the soak: no daily limit, a deep balance
 LOW_PAN = "6222020000000002"  # demo card with 10.00: larger purchases get 51
 PIN = "1234"
+SLOW_ANSWER = Path(__file__).with_name("slow_answer.py")  # the simulator hook: debit, then answer
 TERMINALS = ("12345678", "12345679", "12345680")  # demo terminals (003, 001, 004 key modes)
 
 
@@ -164,7 +165,8 @@ def sim_program(tmp: Path, ports: Ports, latency: str) -> Program:
         check=True, capture_output=True,
     )  # fmt: skip
     argv = poshost("issuer-sim", "--listen", f"127.0.0.1:{ports.sim}", "--state", str(state),
-                   "--cards", str(cards), "--latency", latency)  # fmt: skip
+                   "--cards", str(cards), "--latency", latency,
+                   "--script", str(SLOW_ANSWER))  # fmt: skip
     return Program("issuer-sim", argv, tmp / "sim.log", ports.sim)
 
 
