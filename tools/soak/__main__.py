@@ -12,7 +12,7 @@ from tools.soak.run import ALL_ATTACKS, SoakConfig, run_soak
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.soak", description=__doc__)
-    ap.add_argument("--seconds", type=float, default=SoakConfig.seconds)
+    ap.add_argument("--seconds", type=float, default=SoakConfig().seconds)
     ap.add_argument("--attacks", default=",".join(ALL_ATTACKS), help="comma-separated subset")
     ap.add_argument("--out", type=Path, help="directory for the programs' logs and data")
     args = ap.parse_args(argv)
