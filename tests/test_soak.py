@@ -32,7 +32,7 @@ def test_short_soak_keeps_journal_and_issuer_in_agreement(tmp_path):
     assert t.latency_quiet and t.latency_attack
     assert sum(v for k, v in t.fuzz.items() if k.startswith("sent ")) > 50
     assert t.flood["opened"] >= 100
-    assert t.backoffice["sent wrong token"] > 20
+    assert t.backoffice["sent wrong token"] > 10
     assert t.backoffice["wrong token -> 200"] == 0, "a guessed token was let in"
     assert t.backoffice["real token -> 200"] >= 1, "the API served its merchant meanwhile"
     assert result.pending_left == 0 and result.saf_left == 0
