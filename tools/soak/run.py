@@ -162,7 +162,7 @@ class Soak:
             await self.kill_and_restart(self.sim, self.config.issuer_down)
             self.tally.issuer_kills += 1
 
-    async def purchases_in_flight(self, older_than: float = 0.01, within: float = 2.0) -> None:
+    async def purchases_in_flight(self, older_than: float = 0.03, within: float = 2.0) -> None:
         """Wait (at most ``within`` s) until two purchases have been out for ``older_than`` s:
         past the host, at the issuer, maybe debited and not yet answered."""
         with trio.move_on_after(within):
