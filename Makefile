@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench soak install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: install lint
 # Trio echo server measured the same way, and a sampling profile (py-spy) of the host under load.
 bench: install
 	$(BIN)/python benchmarks/bench_host.py
+
+# Live purchases while the host is fuzzed, flooded, brute-forced and SIGKILLed (and the issuer
+# simulator too), then the journal is checked against the issuer's ledger (docs/soak.md).
+# `make soak SOAK_ARGS="--seconds 60"` for a shorter run.
+soak: install
+	$(BIN)/python -m tools.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
