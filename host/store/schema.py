@@ -282,6 +282,13 @@ CREATE TABLE security_events (
 CREATE INDEX security_events_kind ON security_events (kind, id)
 """
 
+# Back-office API tokens get an optional expiry. Their ``token_hash`` keeps one self-describing
+# string: ``sha256$<hex>`` for tokens issued from now on (a random 128-bit secret needs no slow
+# hash), ``scrypt$...`` for older ones until their first successful use re-hashes them.
+V11_API_EXPIRY = """
+ALTER TABLE api_tokens ADD COLUMN expires_at {bigint}
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -292,6 +299,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "back-office API tokens (per merchant, hashed)", V7_API_TOKENS),
     Migration(8, "no batch/status index: the unique key finds a batch", V8_DROP_BATCH_STATUS_INDEX),
     Migration(9, "security events (counted per kind, peer and terminal)", V9_SECURITY_EVENTS),
+    Migration(11, "back-office API tokens: optional expiry", V11_API_EXPIRY),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
