@@ -17,8 +17,9 @@ SHOP, HOTEL = "123456789012345", "123456789012346"
 NOBODY = "999999999999999"
 
 
-async def http(port, path, token=None, method="GET"):
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
+async def http(port, path, token=None, method="GET", source=None):
+    """One request; ``source`` picks the client's address (any 127.x.y.z on loopback)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port, local_address=source)
     conn = h11.Connection(h11.CLIENT)
     headers = [("host", "backoffice"), ("connection", "close")]
     if token:
