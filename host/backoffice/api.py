@@ -133,7 +133,7 @@ class BackOffice:
             digest_matches(secret, UNKNOWN_ID_DIGEST)  # the same work as for a wrong secret
             ok = False
         elif is_legacy(row.token_hash):
-            ok = await self._legacy_check(row, secret)
+            ok = await self._legacy_check(row, secret, peer)
         else:
             ok = digest_matches(secret, row.token_hash)
         if not ok:
@@ -163,12 +163,14 @@ class BackOffice:
             self._by_token.failed(token_id, now)
         self.monitor.record("api_token_refused", peer=peer, detail=f"token id {token_id}: {why}")
 
-    async def _legacy_check(self, row, secret: str) -> bool:
+    async def _legacy_check(self, row, secret: str, peer: str | None) -> bool:
         """A token issued before digests (scrypt): checked the slow way, one at a time, and
-        re-hashed to a digest on its first success so the slow way is paid once."""
-        ok = await trio.to_thread.run_sync(
-            verify_password, secret, row.token_hash, limiter=self._scrypt
-        )
+        re-hashed to a digest on its first success so the slow way is paid once. The throttles
+        are asked again once it is this request's turn: requests that queued together must not
+        each get a check after the first ones used up the burst."""
+        async with self._scrypt:
+            self._check_throttles(peer, row.id)
+            ok = await trio.to_thread.run_sync(verify_password, secret, row.token_hash)
         if ok and await self.store.rehash_api_token(row.id, row.token_hash, digest(secret)):
             log.info("backoffice_token_rehashed", token_id=row.id)
         return ok

@@ -5,6 +5,7 @@ and expiry at the next request, legacy scrypt rows, and the API in its own proce
 import datetime as dt
 import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -156,6 +157,33 @@ def test_a_legacy_scrypt_token_works_once_slowly_then_as_a_digest(tmp_path):
     trio.run(scenario)
 
 
+def test_queued_legacy_checks_stop_at_the_token_id_burst(tmp_path):
+    """Wrong secrets for a legacy (scrypt) token sent together from many addresses: scrypt runs
+    at most ``fail_burst`` times, the rest get 429 once their turn comes."""
+    url = f"sqlite:///{tmp_path}/j.sqlite"
+    _estate(url)
+    with SyncStore.open(url) as sync:
+        token_id = sync.add_api_token(SHOP, legacy_hash("5c0f" * 8), "old")
+    path = f"/v1/merchants/{SHOP}/settlements"
+    statuses = []
+
+    async def scenario():
+        async with open_store(url) as store, trio.open_nursery() as nursery:
+            port = await _serving(nursery, store, fail_burst=2, fail_refill_seconds=600)
+
+            async def guess(n):
+                wrong = f"pht_{token_id}_{WRONG}"
+                statuses.append((await http(port, path, wrong, source=f"127.0.1.{n}"))[0])
+
+            async with trio.open_nursery() as attackers:
+                for n in range(1, 9):
+                    attackers.start_soon(guess, n)
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+    assert sorted(statuses) == [401, 401] + [429] * 6
+
+
 def test_serve_runs_the_api_in_its_own_process_where_revocation_and_expiry_act_at_once(
     tmp_path,
 ):
@@ -171,7 +199,8 @@ def test_serve_runs_the_api_in_its_own_process_where_revocation_and_expiry_act_a
             issued = await trio.to_thread.run_sync(
                 _estate_cli, url, "token", "issue", SHOP, "--expires", "30d"
             )
-            token = issued.output.strip()
+            # (the host's own log lines may land in the captured output too)
+            token = re.search(r"pht_\d+_[0-9a-f]{32}", issued.output).group()
             assert (await http(port, path, token))[0] == 200
             revoked = await trio.to_thread.run_sync(
                 _estate_cli, url, "token", "revoke", token.split("_")[1]
