@@ -4,6 +4,8 @@ with the throttles of the ``[backoffice]`` settings and a security monitor on th
 from __future__ import annotations
 
 import contextlib
+import functools
+import signal
 
 import click
 
@@ -34,10 +36,18 @@ def backoffice(url: str, listen: str, config_path: str | None) -> None:
         async with open_store(url) as store, trio.open_nursery() as nursery:
             monitor = SecurityMonitor(store)
             await nursery.start(monitor.run)
-            await serve_backoffice(
-                store, listen, monitor=monitor, fail_burst=int(office["fail_burst"]),
-                fail_refill_seconds=float(office["fail_refill_seconds"]),
+            nursery.start_soon(
+                functools.partial(
+                    serve_backoffice, store, listen, monitor=monitor,
+                    fail_burst=int(office["fail_burst"]),
+                    fail_refill_seconds=float(office["fail_refill_seconds"]),
+                )
             )  # fmt: skip
+            # SIGINT or SIGTERM: stop serving; the monitor journals its last counts on the way out
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
 
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(main)
