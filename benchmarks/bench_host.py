@@ -167,9 +167,9 @@ def print_samples(raw: Path, top: int = 15) -> None:
 
 
 class Proc:
-    def __init__(self, argv, log: Path, env=None):
+    def __init__(self, argv, log: Path, env=None, cwd=None):
         self.log = open(log, "w")  # noqa: SIM115
-        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
 
     def stop(self) -> None:
         self.p.terminate()

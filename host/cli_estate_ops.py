@@ -263,14 +263,28 @@ def token() -> None:
 @token.command("issue")
 @click.argument("mid", callback=MID)
 @click.option("--label", help="What the token is for.")
+@click.option("--expires", help="30d, 12h, 90m, 2w from now, or a date (2026-12-31, through that "
+              "day UTC) or date-time. Default: no expiry.")  # fmt: skip
 @click.pass_context
-def token_issue(ctx: click.Context, mid: str, label: str | None) -> None:
-    """Issue a token for MID (printed once; only its hash is stored)."""
-    from host.backoffice.api import new_token
+def token_issue(ctx: click.Context, mid: str, label: str | None, expires: str | None) -> None:
+    """Issue a token for MID (printed once; only its SHA-256 digest is stored)."""
+    import datetime as dt
 
+    from host.backoffice.tokens import new_token, parse_expiry
+
+    expires_at = None
+    if expires:
+        now = dt.datetime.now(dt.UTC)
+        try:
+            moment = parse_expiry(expires, now)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from exc
+        if moment <= now:
+            raise click.BadParameter(f"{moment.isoformat()} is past", param_hint="--expires")
+        expires_at = int(moment.timestamp() * 1000)
     secret, hashed = new_token()
     with opened(ctx) as store:
-        token_id = store.add_api_token(mid, hashed, label)
+        token_id = store.add_api_token(mid, hashed, label, expires_at=expires_at)
     click.echo(f"pht_{token_id}_{secret}")
 
 
@@ -278,22 +292,35 @@ def token_issue(ctx: click.Context, mid: str, label: str | None) -> None:
 @click.option("--mid", callback=MID)
 @click.pass_context
 def token_list(ctx: click.Context, mid: str | None) -> None:
-    """Tokens (never their secrets)."""
+    """Tokens (never their secrets): when each expires and whether it still works."""
+    import time
+
+    from host.backoffice.tokens import is_legacy
     from host.cli_journal import iso
 
     with opened(ctx) as store:
         rows = store.list_api_tokens(mid)
+    now = int(time.time() * 1000)
+
+    def state(t) -> str:
+        if t.revoked_at is not None:
+            return "revoked"
+        if t.expires_at is not None and t.expires_at <= now:
+            return "expired"
+        return "active (legacy hash)" if is_legacy(t.token_hash) else "active"
+
     print_table(
-        ["ID", "MID", "LABEL", "CREATED (UTC)", "REVOKED (UTC)"],
-        [[t.id, t.mid, t.label, iso(t.created_at), iso(t.revoked_at)] for t in rows],
-    )
+        ["ID", "MID", "LABEL", "CREATED (UTC)", "EXPIRES (UTC)", "REVOKED (UTC)", "STATE"],
+        [[t.id, t.mid, t.label, iso(t.created_at), iso(t.expires_at), iso(t.revoked_at),
+          state(t)] for t in rows],
+    )  # fmt: skip
 
 
 @token.command("revoke")
 @click.argument("token_id", type=int)
 @click.pass_context
 def token_revoke(ctx: click.Context, token_id: int) -> None:
-    """Revoke a token (effective within a minute in running servers)."""
+    """Revoke a token: its next request is refused, in every API process on this journal."""
     with opened(ctx) as store:
         store.revoke_api_token(token_id)
     click.echo(f"token {token_id} revoked")

@@ -97,8 +97,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "require_operator": False,  # sign-on must name a valid operator + password (63)
         "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
     },
-    # The back-office query API inside `poshost serve` (also `poshost backoffice`); "" = off.
-    "backoffice": {"listen": ""},
+    # The back-office query API (docs/security/backoffice.md): with `listen` set, `poshost serve`
+    # runs it in a child process of its own (also `poshost backoffice`); "" = off.
+    "backoffice": {
+        "listen": "",
+        # Failed authentications one client address, and one token id, may make in a row;
+        # then one more per fail_refill_seconds, and 429 + Retry-After (no secret check) meanwhile.
+        "fail_burst": 10,
+        "fail_refill_seconds": 6.0,
+        "nice": 10,  # niceness (0-19) of the child process: the POS event loop gets the CPU first
+    },
     # Terminal activation (host/activation.py).
     "activation": {
         "code_ttl": 1800,  # seconds an activation code stays valid
@@ -308,3 +316,16 @@ def _validate(values: Mapping[str, Any]) -> None:
         raise ConfigError("security.session_burst must be at least 1")
     if values["journal"]["writer"] not in ("process", "thread"):
         raise ConfigError('journal.writer must be "process" or "thread"')
+    _validate_backoffice(values["backoffice"])
+
+
+def _validate_backoffice(office: Mapping[str, Any]) -> None:
+    if office["listen"]:
+        parse_address(office["listen"])
+    if not isinstance(office["fail_burst"], int) or office["fail_burst"] < 1:
+        raise ConfigError("backoffice.fail_burst must be a whole number, 1 or more")
+    refill = office["fail_refill_seconds"]
+    if not isinstance(refill, int | float) or refill <= 0:
+        raise ConfigError("backoffice.fail_refill_seconds must be a positive number of seconds")
+    if not isinstance(office["nice"], int) or not 0 <= office["nice"] <= 19:
+        raise ConfigError("backoffice.nice must be 0 to 19")

@@ -9,6 +9,7 @@ import structlog
 import trio
 
 from host.app import Host, build_links, load_fingerprint_key, load_lmk, zone_pin_keys
+from host.backoffice.process import BackOfficeProcess, child_config
 from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import Settings, parse_address
 from host.demo import seed_demo_estate
@@ -29,6 +30,7 @@ class RunningHost:
     server: TerminalServer
     port: int
     shutdown: trio.Event
+    backoffice: BackOfficeProcess | None = None  # the API's child process, when configured
 
 
 async def run_host(
@@ -83,26 +85,43 @@ async def run_host(
             log.warning("recovered_after_crash", transactions=recovered)
         shutdown = trio.Event()
         server = TerminalServer(Dispatcher(host), limits, security=host.security)
-        async with trio.open_nursery() as nursery:
-            for link in host.links.values():
-                await nursery.start(link.run)
-            await nursery.start(saf_worker, host)
-            await nursery.start(host.security.run)
-            if handle_signals:
-                nursery.start_soon(_signals, shutdown)
-            address, port = parse_address(server_cfg["listen"])
-            bound = await nursery.start(server.serve, address, port)
-            if settings["backoffice"]["listen"]:
-                from host.backoffice.api import serve_backoffice
-
-                await nursery.start(serve_backoffice, store, settings["backoffice"]["listen"])
-            task_status.started(RunningHost(host, server, bound, shutdown))
-            await shutdown.wait()
-            log.info("shutting_down", in_flight=server.in_flight, connections=server.active)
-            server.stop_accepting()
-            await server.drain(limits.shutdown_grace)
-            nursery.cancel_scope.cancel()
+        backoffice = None
+        if settings["backoffice"]["listen"]:
+            backoffice = await BackOfficeProcess.start(child_config(settings))
+        try:
+            await _serve(host, server, limits, shutdown, backoffice, handle_signals, task_status)
+        finally:
+            if backoffice is not None:
+                with trio.CancelScope(shield=True):
+                    await backoffice.aclose()
     log.info("stopped")
+
+
+async def _serve(
+    host: Host,
+    server: TerminalServer,
+    limits: Limits,
+    shutdown: trio.Event,
+    backoffice: BackOfficeProcess | None,
+    handle_signals: bool,
+    task_status,
+) -> None:
+    """The host's tasks until shutdown: links, store-and-forward, security monitor, server."""
+    async with trio.open_nursery() as nursery:
+        for link in host.links.values():
+            await nursery.start(link.run)
+        await nursery.start(saf_worker, host)
+        await nursery.start(host.security.run)
+        if handle_signals:
+            nursery.start_soon(_signals, shutdown)
+        address, port = parse_address(host.settings["server"]["listen"])
+        bound = await nursery.start(server.serve, address, port)
+        task_status.started(RunningHost(host, server, bound, shutdown, backoffice))
+        await shutdown.wait()
+        log.info("shutting_down", in_flight=server.in_flight, connections=server.active)
+        server.stop_accepting()
+        await server.drain(limits.shutdown_grace)
+        nursery.cancel_scope.cancel()
 
 
 async def _signals(shutdown: trio.Event) -> None:

@@ -1,9 +1,12 @@
 """The back-office query API: read-only HTTP + JSON over the journal, per-merchant tokens.
 
 Authentication: ``Authorization: Bearer pht_<id>_<secret>`` issued by ``poshost estate token
-issue MID`` and stored scrypt-hashed (``api_tokens``). A verified token is remembered for
-``TOKEN_CACHE_SECONDS`` (keyed by the SHA-256 of the token, never the token) so scrypt is paid
-once a minute, not per request; a revocation takes effect within that time.
+issue MID`` and stored as a SHA-256 digest in ``api_tokens`` (host/backoffice/tokens.py says why
+not scrypt). Every request re-reads its token row (one primary-key read, as cheap as the digest),
+so a revocation or an expiry takes effect at the next request, in every process that shares the
+journal. An unknown token id costs the same digest work as a wrong secret and gets the same
+answer. Failures are throttled per client address and per token id (429 + Retry-After, no
+digest work), and each failure and each throttled request is a security event.
 
 Authorization: every data path names the merchant (``/v1/merchants/{mid}/...``); a token of
 another merchant gets 404 with the same body as a merchant that does not exist, so one
@@ -16,10 +19,9 @@ The OpenAPI description is ``openapi.json`` next to this module, served at ``/op
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
-import secrets
+import time
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,12 +30,22 @@ import structlog
 import trio
 
 from host import recon
-from host.store.passwords import hash_password, verify_password
+from host.backoffice.tokens import (
+    TOKEN_RE,
+    UNKNOWN_ID_DIGEST,
+    FailureLimiter,
+    digest,
+    digest_matches,
+    is_legacy,
+    new_token,
+)
+from host.security import SecurityMonitor, peer_address
+from host.store.passwords import verify_password
 
 log = structlog.get_logger("poshost.backoffice")
 
-TOKEN_CACHE_SECONDS = 60.0
-TOKEN_RE = re.compile(r"pht_(\d{1,12})_([0-9a-f]{32})")
+__all__ = ["BackOffice", "new_token", "serve_backoffice"]
+
 DATE_RE = re.compile(r"\d{8}")
 STATUSES = ("pending", "approved", "declined", "timeout", "reversed", "voided", "error")
 TXN_FIELDS = (
@@ -45,21 +57,16 @@ TXN_FIELDS = (
 Response = tuple[int, str, bytes, list[tuple[str, str]]]
 
 
-def new_token() -> tuple[str, str]:
-    """(secret part, its hash); the full token is ``pht_<id>_<secret>`` once the row exists."""
-    secret = secrets.token_hex(16)
-    return secret, hash_password(secret)
-
-
 def openapi_document() -> bytes:
     return resources.files("host.backoffice").joinpath("openapi.json").read_bytes()
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or []
 
 
 def _json(status: int, value: Any) -> Response:
@@ -72,53 +79,112 @@ def _not_found() -> ApiError:
 
 
 class BackOffice:
-    def __init__(self, store):
-        self.store = store
-        self._tokens: dict[str, tuple[str, float]] = {}
+    """The API's handler. ``monitor`` counts refused and throttled attempts (log only when
+    None); ``fail_burst``/``fail_refill_seconds`` shape the per-address and per-token-id
+    throttles."""
 
-    async def handle(self, method: str, target: str, headers: dict[str, str]) -> Response:
+    def __init__(
+        self,
+        store,
+        *,
+        monitor: SecurityMonitor | None = None,
+        fail_burst: int = 10,
+        fail_refill_seconds: float = 6.0,
+    ):
+        self.store = store
+        self.monitor = monitor if monitor is not None else SecurityMonitor()
+        self._by_address = FailureLimiter(fail_burst, fail_refill_seconds)
+        self._by_token = FailureLimiter(fail_burst, fail_refill_seconds)
+        self._scrypt = trio.CapacityLimiter(1)  # legacy token hashes: one scrypt at a time
+
+    async def handle(
+        self, method: str, target: str, headers: dict[str, str], peer: str | None = None
+    ) -> Response:
         try:
             if method not in ("GET", "HEAD"):
                 raise ApiError(405, "read-only API: GET only")
             url = urlsplit(target)
             if url.path == "/openapi.json":
                 return 200, "application/json", openapi_document(), []
-            mid = await self._authenticate(headers.get("authorization", ""))
-            response = await self._route(mid, url.path, parse_qs(url.query))
+            mid = await self._authenticate(headers.get("authorization", ""), peer)
+            response = await self._route(mid, url.path, parse_qs(url.query), peer)
         except ApiError as exc:
             status, ctype, body, extra = _json(exc.status, {"error": exc.message})
             if exc.status == 401:
                 extra = [("www-authenticate", 'Bearer realm="poshost"')]
-            return status, ctype, body, extra
+            return status, ctype, body, extra + exc.headers
         return response
 
-    async def _authenticate(self, header: str) -> str:
+    async def _authenticate(self, header: str, peer: str | None) -> str:
+        """The merchant of a valid token. The throttles are consulted before anything else, so
+        a throttled request costs no database read and no digest work."""
         scheme, _, token = header.partition(" ")
         match = TOKEN_RE.fullmatch(token.strip()) if scheme.lower() == "bearer" else None
+        token_id = int(match.group(1)) if match else None
+        self._check_throttles(peer, token_id)
         if match is None:
+            if header:
+                self._refused(peer, None, "not a pht_ bearer token")
             raise ApiError(401, "a bearer token is required")
-        key = hashlib.sha256(token.strip().encode()).hexdigest()
-        now = trio.current_time()
-        hit = self._tokens.get(key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        row = await self.store.get_api_token(int(match.group(1)))
-        ok = row is not None and row.revoked_at is None
-        if ok:
-            ok = await trio.to_thread.run_sync(verify_password, match.group(2), row.token_hash)
+        assert token_id is not None
+        secret = match.group(2)
+        row = await self.store.get_api_token(token_id)
+        if row is None:
+            digest_matches(secret, UNKNOWN_ID_DIGEST)  # the same work as for a wrong secret
+            ok = False
+        elif is_legacy(row.token_hash):
+            ok = await self._legacy_check(row, secret, peer)
+        else:
+            ok = digest_matches(secret, row.token_hash)
         if not ok:
-            log.warning("backoffice_token_refused", token_id=match.group(1))
+            self._refused(peer, token_id, "wrong secret or unknown token id")
             raise ApiError(401, "invalid token")
-        self._tokens[key] = (row.mid, now + TOKEN_CACHE_SECONDS)
+        if row.revoked_at is not None:
+            self._refused(peer, token_id, "revoked")
+            raise ApiError(401, "token revoked")
+        if row.expires_at is not None and row.expires_at <= int(time.time() * 1000):
+            self._refused(peer, token_id, "expired")
+            raise ApiError(401, "token expired")
         return row.mid
 
-    async def _route(self, mid: str, path: str, query: dict[str, list[str]]) -> Response:
+    def _check_throttles(self, peer: str | None, token_id: int | None) -> None:
+        now = trio.current_time()
+        wait = self._by_address.retry_after(peer_address(peer), now)
+        if token_id is not None:
+            wait = max(wait, self._by_token.retry_after(token_id, now))
+        if wait:
+            self.monitor.record("api_throttled", peer=peer, detail=f"token id {token_id}")
+            raise ApiError(429, "too many failed attempts", [("retry-after", str(wait))])
+
+    def _refused(self, peer: str | None, token_id: int | None, why: str) -> None:
+        now = trio.current_time()
+        self._by_address.failed(peer_address(peer), now)
+        if token_id is not None:
+            self._by_token.failed(token_id, now)
+        self.monitor.record("api_token_refused", peer=peer, detail=f"token id {token_id}: {why}")
+
+    async def _legacy_check(self, row, secret: str, peer: str | None) -> bool:
+        """A token issued before digests (scrypt): checked the slow way, one at a time, and
+        re-hashed to a digest on its first success so the slow way is paid once. The throttles
+        are asked again once it is this request's turn: requests that queued together must not
+        each get a check after the first ones used up the burst."""
+        async with self._scrypt:
+            self._check_throttles(peer, row.id)
+            ok = await trio.to_thread.run_sync(verify_password, secret, row.token_hash)
+        if ok and await self.store.rehash_api_token(row.id, row.token_hash, digest(secret)):
+            log.info("backoffice_token_rehashed", token_id=row.id)
+        return ok
+
+    async def _route(
+        self, mid: str, path: str, query: dict[str, list[str]], peer: str | None
+    ) -> Response:
         parts = [p for p in path.split("/") if p]
         if len(parts) < 4 or parts[:2] != ["v1", "merchants"]:
             raise _not_found()
         if parts[2] != mid:
             # another merchant's data, or no such merchant: the same answer
-            log.warning("backoffice_other_merchant", token_mid=mid, asked=parts[2][:15])
+            detail = f"token of {mid} asked for {parts[2][:15]}"
+            self.monitor.record("api_other_merchant", peer=peer, detail=detail)
             raise _not_found()
         rest = parts[3:]
         if rest == ["transactions"]:
@@ -200,10 +266,20 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
     return int(value)
 
 
-async def serve_backoffice(store, listen: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve_backoffice(
+    store,
+    listen: str,
+    *,
+    monitor: SecurityMonitor | None = None,
+    fail_burst: int = 10,
+    fail_refill_seconds: float = 6.0,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
     from host.backoffice.http import HttpServer
     from host.config import parse_address
 
     host, port = parse_address(listen)
-    server = HttpServer(BackOffice(store).handle)
-    await server.serve(host, port, task_status=task_status)
+    backoffice = BackOffice(
+        store, monitor=monitor, fail_burst=fail_burst, fail_refill_seconds=fail_refill_seconds
+    )
+    await HttpServer(backoffice.handle).serve(host, port, task_status=task_status)

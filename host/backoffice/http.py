@@ -2,7 +2,8 @@
 
 One task per connection, keep-alive, a read timeout, a cap on the request head size and on
 request bodies (the API is read-only: GET and HEAD only), and a connection limit. A handler is
-``async (method, target, headers) -> (status, content_type, body, extra_headers)``.
+``async (method, target, headers, peer) -> (status, content_type, body, extra_headers)``; the
+peer is ``host:port`` of the client, for throttles and security events.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import trio
 log = structlog.get_logger("poshost.backoffice")
 
 Handler = Callable[
-    [str, str, dict[str, str]], Awaitable[tuple[int, str, bytes, list[tuple[str, str]]]]
+    [str, str, dict[str, str], str | None],
+    Awaitable[tuple[int, str, bytes, list[tuple[str, str]]]],
 ]
 MAX_HEAD = 16 * 1024
 MAX_BODY = 0  # read-only API: a request with a body is refused
@@ -46,6 +48,7 @@ class HttpServer:
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        peer = _peer(stream)
         while True:
             try:
                 event = await self._next_event(conn, stream)
@@ -74,7 +77,7 @@ class HttpServer:
                 if isinstance(ev, h11.EndOfMessage) or ev is None:
                     break
             try:
-                status, ctype, body, extra = await self.handler(method, target, headers)
+                status, ctype, body, extra = await self.handler(method, target, headers, peer)
             except Exception as exc:  # a handler bug answers 500, never kills the server
                 log.exception("backoffice_handler_failed", error=type(exc).__name__)
                 status, ctype, body, extra = 500, "application/json", b'{"error":"internal"}', []
@@ -112,3 +115,11 @@ class HttpServer:
         if body:
             await stream.send_all(conn.send(h11.Data(data=body)))
         await stream.send_all(conn.send(h11.EndOfMessage()))
+
+
+def _peer(stream: trio.SocketStream) -> str | None:
+    try:
+        host, port, *_ = stream.socket.getpeername()
+    except (OSError, ValueError):
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

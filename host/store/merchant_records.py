@@ -188,3 +188,4 @@ class ApiToken:
     label: str | None
     created_at: int
     revoked_at: int | None
+    expires_at: int | None = None

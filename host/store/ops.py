@@ -1312,12 +1312,14 @@ def activate_terminal(
 # Back-office API tokens (host/backoffice)
 
 
-def add_api_token(db: Db, mid: str, token_hash: str, label: str | None = None) -> int:
+def add_api_token(
+    db: Db, mid: str, token_hash: str, label: str | None = None, expires_at: int | None = None
+) -> int:
     get_merchant(db, mid)
     row = db.query_one(
-        "INSERT INTO api_tokens (mid, token_hash, label, created_at)"
-        " VALUES (:mid, :hash, :label, :now) RETURNING id",
-        {"mid": mid, "hash": token_hash, "label": label, "now": db.now()},
+        "INSERT INTO api_tokens (mid, token_hash, label, created_at, expires_at)"
+        " VALUES (:mid, :hash, :label, :now, :exp) RETURNING id",
+        {"mid": mid, "hash": token_hash, "label": label, "now": db.now(), "exp": expires_at},
     )
     assert row is not None
     return row["id"]
@@ -1336,6 +1338,16 @@ def list_api_tokens(db: Db, mid: str | None = None) -> list[Any]:
     where, params = _where(mid=mid)
     rows = db.query(f"SELECT * FROM api_tokens{where} ORDER BY id", params)  # noqa: S608
     return [ApiToken(**r) for r in rows]
+
+
+def rehash_api_token(db: Db, token_id: int, old_hash: str, new_hash: str) -> bool:
+    """Replace a legacy (scrypt) hash with a digest, unless the row changed meanwhile."""
+    return bool(
+        db.execute(
+            "UPDATE api_tokens SET token_hash = :new WHERE id = :id AND token_hash = :old",
+            {"id": token_id, "old": old_hash, "new": new_hash},
+        )
+    )
 
 
 def revoke_api_token(db: Db, token_id: int) -> None:

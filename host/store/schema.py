@@ -297,6 +297,13 @@ V11_TERMINAL_PROFILE = """
 ALTER TABLE terminals ADD COLUMN balance_entries INTEGER
 """
 
+# Back-office API tokens get an optional expiry. Their ``token_hash`` keeps one self-describing
+# string: ``sha256$<hex>`` for tokens issued from now on (a random 128-bit secret needs no slow
+# hash), ``scrypt$...`` for older ones until their first successful use re-hashes them.
+V12_API_EXPIRY = """
+ALTER TABLE api_tokens ADD COLUMN expires_at {bigint}
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -309,6 +316,7 @@ MIGRATIONS: list[Migration] = [
     Migration(9, "security events (counted per kind, peer and terminal)", V9_SECURITY_EVENTS),
     Migration(10, "pending sign-on keys, in force once the terminal proves them", V10_PENDING_KEYS),
     Migration(11, "terminal profile: balance entries in field 54", V11_TERMINAL_PROFILE),
+    Migration(12, "back-office API tokens: optional expiry", V12_API_EXPIRY),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -127,6 +127,7 @@ WRITES = (
     ops.count_activation_try,
     ops.activate_terminal,
     ops.add_api_token,
+    ops.rehash_api_token,
     ops.revoke_api_token,
 )
 READS = (
