@@ -250,7 +250,9 @@ def test_partial_drop_rate_drops_some(config, b):
     run_sim(config, body)
 
 
-def test_a_failing_hook_leaves_that_request_unanswered_and_the_server_serving(tmp_path, config, b):
+def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(
+    tmp_path, config, b, capsys
+):
     script = tmp_path / "bad.py"
     script.write_text(
         "def on_request(request, ctx):\n"
@@ -258,15 +260,25 @@ def test_a_failing_hook_leaves_that_request_unanswered_and_the_server_serving(tm
         "        raise RuntimeError('boom')\n"
         "    if request.get(4) == '000000000014':\n"
         "        return 42\n"
+        "    if request.get(4) == '000000000016':\n"
+        "        return '5 '\n"
+        "    if request.get(4) == '000000000017':\n"
+        "        return request.response('00', extra={99: 'x'})\n"
     )
     config = attrs.evolve(config, script=script)
 
     async def body(sim, port):
         async with await connect(port) as c:
-            for amount in (13, 14):
-                with pytest.raises(trio.TooSlowError):
-                    await c.request(b.purchase(RICH, amount), timeout=0.3)
+            for amount in (13, 14, 16, 17):
+                rsp = await c.request(b.purchase(RICH, amount), timeout=2)
+                assert (rsp.mti, rsp[39]) == ("0210", "96")
             assert (await c.request(b.purchase(RICH, 15)))[39] == "00"
-        assert sim.stats["error"] == 2
+        assert sim.stats["hook_errors"] == 4
+        assert (await sim.card(RICH)).balance == 10_000_000 - 15  # the 96s moved nothing
 
     run_sim(config, body)
+    out = capsys.readouterr().out
+    assert "on_request raised RuntimeError: boom" in out
+    assert "on_request returned 42, not a 2-character response code" in out
+    assert "on_request returned '5 '" in out
+    assert "response cannot be encoded" in out
