@@ -379,18 +379,19 @@ class Ledger:
         if kinds:
             where = f"kind IN ({','.join('?' * len(kinds))})"
             args = list(kinds)
+        # field 90 (original STAN + 7) names one request; an RRN may have been reused
         row = None
-        if req.rrn:
-            row = self._db.execute(
-                f"SELECT * FROM auths WHERE {where} AND tid = ? AND rrn = ?"  # noqa: S608
-                " ORDER BY id DESC LIMIT 1",
-                [*args, req.tid, req.rrn],
-            ).fetchone()
-        if row is None and req.orig_stan:
+        if req.orig_stan:
             row = self._db.execute(
                 f"SELECT * FROM auths WHERE {where} AND tid = ? AND stan = ? AND f7 = ?"  # noqa: S608
                 " ORDER BY id DESC LIMIT 1",
                 [*args, req.tid, req.orig_stan, req.orig_f7],
+            ).fetchone()
+        if row is None and req.rrn:
+            row = self._db.execute(
+                f"SELECT * FROM auths WHERE {where} AND tid = ? AND rrn = ?"  # noqa: S608
+                " ORDER BY id DESC LIMIT 1",
+                [*args, req.tid, req.rrn],
             ).fetchone()
         if row is None:
             return None
