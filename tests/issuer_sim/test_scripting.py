@@ -282,3 +282,22 @@ def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(
     assert "on_request returned 42, not a 2-character response code" in out
     assert "on_request returned '5 '" in out
     assert "response cannot be encoded" in out
+
+
+def test_rules_reload_through_the_control_endpoint(tmp_path, config, b):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "coded"\namount = 111\nresponse = "05"\n')
+    config = attrs.evolve(config, rules=rules, control="127.0.0.1:0")
+
+    async def body(sim, port):
+        async with await connect(port) as c:
+            assert (await c.request(b.purchase(RICH, 111)))[39] == "05"
+            rules.write_text('[[rule]]\nname = "coded"\namount = 111\nresponse = "51"\n')
+            assert await http(sim.control_port, "POST", "/reload") == (200, {"rules": 1})
+            assert (await c.request(b.purchase(RICH, 111)))[39] == "51"
+            rules.write_text('[[rule]]\nname = "typo"\nmti = 200\nresponse = "05"\n')
+            status, answer = await http(sim.control_port, "POST", "/reload")
+            assert status == 400 and answer["error"].startswith(f"{rules}:1: rule 'typo': mti")
+            assert (await c.request(b.purchase(RICH, 111)))[39] == "51"  # old rules in force
+
+    run_sim(config, body)
