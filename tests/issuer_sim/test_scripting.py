@@ -9,6 +9,7 @@ import time
 import attrs
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from tools.issuer_sim.config import SPECS_DIR
 from tools.issuer_sim.rules import Rule, load_rules, parse_rules
@@ -250,9 +251,7 @@ def test_partial_drop_rate_drops_some(config, b):
     run_sim(config, body)
 
 
-def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(
-    tmp_path, config, b, capsys
-):
+def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(tmp_path, config, b):
     script = tmp_path / "bad.py"
     script.write_text(
         "def on_request(request, ctx):\n"
@@ -276,12 +275,13 @@ def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(
         assert sim.stats["hook_errors"] == 4
         assert (await sim.card(RICH)).balance == 10_000_000 - 15  # the 96s moved nothing
 
-    run_sim(config, body)
-    out = capsys.readouterr().out
-    assert "on_request raised RuntimeError: boom" in out
-    assert "on_request returned 42, not a 2-character response code" in out
-    assert "on_request returned '5 '" in out
-    assert "response cannot be encoded" in out
+    with capture_logs() as logs:
+        run_sim(config, body)
+    errors = [e["error"] for e in logs if e["log_level"] == "error"]
+    assert errors[0] == "on_request raised RuntimeError: boom"
+    assert errors[1].startswith("on_request returned 42, not a 2-character response code")
+    assert errors[2].startswith("on_request returned '5 '")
+    assert errors[3].startswith("response cannot be encoded")
 
 
 def test_rules_reload_through_the_control_endpoint(tmp_path, config, b):

@@ -69,6 +69,9 @@ class Connection:
     async def send(self, msg: Message) -> None:
         await self.outbox.send(prefix_length(issuer.encode(msg)))
 
+    async def send_encoded(self, body: bytes) -> None:
+        await self.outbox.send(prefix_length(body))
+
 
 class Simulator:
     """The issuer simulator; ``await nursery.start(sim.serve)`` returns the bound port."""
@@ -301,9 +304,9 @@ class Simulator:
                 if response is None and outcome == "answered":
                     response = await self.process(msg)
             if response is not None:
-                response, problem = self._sendable(msg, response)
+                response, body, problem = self._sendable(msg, response)
                 error = error or problem
-                await conn.send(response)
+                await conn.send_encoded(body)
         except _Close:
             outcome = "closed"
             conn.close()
@@ -338,20 +341,20 @@ class Simulator:
         log.error("hook answer refused, answering 96", conn=conn.number, mti=msg.mti, error=error)
         return self.coded_response(msg, "96"), error
 
-    def _sendable(self, msg: Message, response: Message) -> tuple[Message, str | None]:
-        """The response with ISO 8583:1987's MTI (a repeat 0401 is answered 0410, not 0411),
-        or a 96 when it cannot be encoded (a hook's Message with a bad field)."""
-        mti = answer_mti(msg.mti)
+    def _sendable(self, msg: Message, response: Message) -> tuple[Message, bytes, str | None]:
+        """(response, its encoding, error): the response with ISO 8583:1987's MTI (a repeat
+        0401 is answered 0410, not 0411), or a 96 when it cannot be encoded (a hook's Message
+        with a bad field)."""
         if response.mti == response_mti(msg.mti):
-            response = response.with_mti(mti)
+            response = response.with_mti(answer_mti(msg.mti))
         try:
-            issuer.encode(response)
+            return response, issuer.encode(response), None
         except CodecError as e:
             self.stats["hook_errors"] += 1
             error = f"response cannot be encoded: {e}"
             log.error("unencodable response, answering 96", mti=msg.mti, error=error)
-            return self.coded_response(msg, "96"), error
-        return response, None
+            response = self.coded_response(msg, "96")
+            return response, issuer.encode(response), error
 
     def _log_exchange(
         self, conn, msg, response, outcome, elapsed, rule, used_hook, error=None
