@@ -9,7 +9,6 @@ import time
 import attrs
 import pytest
 import trio
-from structlog.testing import capture_logs
 
 from tools.issuer_sim.config import SPECS_DIR
 from tools.issuer_sim.rules import Rule, load_rules, parse_rules
@@ -264,7 +263,8 @@ def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(tmp
         "    if request.get(4) == '000000000017':\n"
         "        return request.response('00', extra={99: 'x'})\n"
     )
-    config = attrs.evolve(config, script=script)
+    record = tmp_path / "rec.jsonl"
+    config = attrs.evolve(config, script=script, record=record)
 
     async def body(sim, port):
         async with await connect(port) as c:
@@ -275,9 +275,11 @@ def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(tmp
         assert sim.stats["hook_errors"] == 4
         assert (await sim.card(RICH)).balance == 10_000_000 - 15  # the 96s moved nothing
 
-    with capture_logs() as logs:
-        run_sim(config, body)
-    errors = [e["error"] for e in logs if e["log_level"] == "error"]
+    run_sim(config, body)
+    # the same text goes to the log line; the record file shows it whatever logging is set up
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    errors = [line["error"] for line in lines if line.get("error")]
+    assert len(errors) == 4
     assert errors[0] == "on_request raised RuntimeError: boom"
     assert errors[1].startswith("on_request returned 42, not a 2-character response code")
     assert errors[2].startswith("on_request returned '5 '")
