@@ -48,9 +48,10 @@ class LinkLost(OutcomeUnknown):
 
 def match_key(msg: Message) -> tuple[str, str, str]:
     """Request and response share this key: MTI class (first 3 digits, with the function
-    digit folded so 0200 and 0210 match), STAN and terminal."""
+    digit folded so 0200 and 0210 match), STAN and terminal. The repeat digit is ignored, so a
+    0401 is answered by 0410 (ISO 8583:1987) or 0411, a 0421 by 0430 or 0431."""
     mti = msg.mti
-    cls = mti[:2] + str(int(mti[2]) & ~1)  # 0210 -> 020, 0401 (repeat) -> 040
+    cls = mti[:2] + str(int(mti[2]) & ~1)  # 0210 -> 020, 0401 and 0410 -> 040, 0430 -> 042
     return cls, str(msg.get(11, "")), str(msg.get(41, ""))
 
 

@@ -155,3 +155,31 @@ def test_a_connection_lost_after_the_request_left_is_an_unknown_outcome_not_link
         return outcome
 
     assert trio.run(main) == LinkLost.__name__
+
+
+def test_repeats_answered_0410_and_0430_by_the_real_simulator_reach_their_waiters(tmp_path):
+    """ISO 8583:1987 answers a 0401 with 0410 and a 0421 with 0430 (not 0411/0431): the link
+    matches both to the repeat that is waiting."""
+    from tools.issuer_sim.config import SimConfig
+    from tools.issuer_sim.server import Simulator
+
+    async def main():
+        sim = Simulator(SimConfig.demo(state=tmp_path / "sim.sqlite", listen="127.0.0.1:0"))
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(sim.serve)
+            link = IssuerLink("sim", "127.0.0.1", port, timeout=5)
+            await nursery.start(link.run)
+            with trio.fail_after(5):
+                await link.wait_up()
+            sale = purchase("000007", "T0000001").with_fields({7: "1201101010"})
+            assert (await link.request(sale))[39] == "00"
+            original = f"0200000007120110101000000000000{0:011d}"
+            reversal = sale.with_fields({90: original})
+            answers = {}
+            for mti in ("0401", "0421"):
+                answers[mti] = (await link.request(reversal.with_mti(mti))).mti
+            assert answers == {"0401": "0410", "0421": "0430"}
+            assert (await sim.card("6222020000000001")).balance == 10_000_000
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)

@@ -8,7 +8,16 @@ from click.testing import CliRunner
 
 from host.cli import main
 from tools.issuer_sim.server import Simulator
-from tools.issuer_sim.testing import LOST, LOW, PIN, RICH, Builder, connect, run_sim
+from tools.issuer_sim.testing import (
+    LOST,
+    LOW,
+    PIN,
+    RICH,
+    Builder,
+    connect,
+    original_data,
+    run_sim,
+)
 
 
 def test_record_then_replay(tmp_path, config):
@@ -18,7 +27,11 @@ def test_record_then_replay(tmp_path, config):
     async def session(sim, port):
         async with await connect(port) as c:
             await c.request(b.network("301"))
-            await c.request(b.purchase(RICH, 1_000, pin=PIN))
+            purchase = b.purchase(RICH, 1_000, pin=PIN)
+            await c.request(purchase)
+            await c.request(purchase)  # a repeat: same 11 and 41, the first answer again
+            void = b.financial("0200", "200000", RICH, 1_000, extra={90: original_data(purchase)})
+            await c.request(void)  # needs the purchase first: order matters
             await c.request(b.purchase(LOW, 5_000, pin=PIN))  # 51
             await c.request(b.purchase(LOST, 100))  # 41
             await c.request(b.purchase(RICH, 100, pin="9999"))  # 55
@@ -38,7 +51,10 @@ def test_record_then_replay(tmp_path, config):
         return result, sim
 
     result, _ = trio.run(main_)
-    assert result.exit_code == 1, result.output  # the wrong-PIN request replays with the good PIN
-    assert "replayed=5 same=4 different=1 skipped=0" in result.output
-    assert "recorded 55 != replayed 00" in result.output
+    assert result.exit_code == 0, result.output
+    assert "replayed=7 same=7 different=0 skipped=0" in result.output
+    lines = [line for line in result.output.splitlines() if "recorded" in line]
+    stans = [line.split()[1] for line in lines]
+    assert stans == sorted(stans)  # the recorded order
+    assert "recorded 55    replayed 55" in result.output  # its own (wrong) PIN block
     assert RICH not in result.output

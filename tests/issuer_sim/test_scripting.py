@@ -250,7 +250,7 @@ def test_partial_drop_rate_drops_some(config, b):
     run_sim(config, body)
 
 
-def test_a_failing_hook_leaves_that_request_unanswered_and_the_server_serving(tmp_path, config, b):
+def test_a_failing_hook_gets_96_with_a_log_line_and_the_server_keeps_serving(tmp_path, config, b):
     script = tmp_path / "bad.py"
     script.write_text(
         "def on_request(request, ctx):\n"
@@ -258,15 +258,48 @@ def test_a_failing_hook_leaves_that_request_unanswered_and_the_server_serving(tm
         "        raise RuntimeError('boom')\n"
         "    if request.get(4) == '000000000014':\n"
         "        return 42\n"
+        "    if request.get(4) == '000000000016':\n"
+        "        return '5 '\n"
+        "    if request.get(4) == '000000000017':\n"
+        "        return request.response('00', extra={99: 'x'})\n"
     )
-    config = attrs.evolve(config, script=script)
+    record = tmp_path / "rec.jsonl"
+    config = attrs.evolve(config, script=script, record=record)
 
     async def body(sim, port):
         async with await connect(port) as c:
-            for amount in (13, 14):
-                with pytest.raises(trio.TooSlowError):
-                    await c.request(b.purchase(RICH, amount), timeout=0.3)
+            for amount in (13, 14, 16, 17):
+                rsp = await c.request(b.purchase(RICH, amount), timeout=2)
+                assert (rsp.mti, rsp[39]) == ("0210", "96")
             assert (await c.request(b.purchase(RICH, 15)))[39] == "00"
-        assert sim.stats["error"] == 2
+        assert sim.stats["hook_errors"] == 4
+        assert (await sim.card(RICH)).balance == 10_000_000 - 15  # the 96s moved nothing
+
+    run_sim(config, body)
+    # the same text goes to the log line; the record file shows it whatever logging is set up
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    errors = [line["error"] for line in lines if line.get("error")]
+    assert len(errors) == 4
+    assert errors[0] == "on_request raised RuntimeError: boom"
+    assert errors[1].startswith("on_request returned 42, not a 2-character response code")
+    assert errors[2].startswith("on_request returned '5 '")
+    assert errors[3].startswith("response cannot be encoded")
+
+
+def test_rules_reload_through_the_control_endpoint(tmp_path, config, b):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "coded"\namount = 111\nresponse = "05"\n')
+    config = attrs.evolve(config, rules=rules, control="127.0.0.1:0")
+
+    async def body(sim, port):
+        async with await connect(port) as c:
+            assert (await c.request(b.purchase(RICH, 111)))[39] == "05"
+            rules.write_text('[[rule]]\nname = "coded"\namount = 111\nresponse = "51"\n')
+            assert await http(sim.control_port, "POST", "/reload") == (200, {"rules": 1})
+            assert (await c.request(b.purchase(RICH, 111)))[39] == "51"
+            rules.write_text('[[rule]]\nname = "typo"\nmti = 200\nresponse = "05"\n')
+            status, answer = await http(sim.control_port, "POST", "/reload")
+            assert status == 400 and answer["error"].startswith(f"{rules}:1: rule 'typo': mti")
+            assert (await c.request(b.purchase(RICH, 111)))[39] == "51"  # old rules in force
 
     run_sim(config, body)

@@ -10,7 +10,7 @@ import attrs
 import click
 
 from tools.issuer_sim.cards import Card, append_card, load_cards, mask_pan
-from tools.issuer_sim.config import SimConfig
+from tools.issuer_sim.config import KEY_LENGTHS, SimConfig, check_key, positive_seconds
 
 
 def _config(config_path: str | None, overrides: dict) -> SimConfig:
@@ -23,6 +23,15 @@ def _config(config_path: str | None, overrides: dict) -> SimConfig:
     for key in ("state", "cards", "rules", "script", "record"):
         if key in changes:
             changes[key] = Path(changes[key])
+    keys = {name: changes.pop(name) for name in KEY_LENGTHS if name in changes}
+    try:
+        if keys:
+            given = {name: check_key(name, value) for name, value in keys.items()}
+            changes["keys"] = {**config.keys, **given}
+        if "frame_timeout" in changes:
+            changes["frame_timeout"] = positive_seconds(changes["frame_timeout"])
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
     if failure:
         try:
             changes["failure"] = config.failure.updated(failure)
@@ -59,6 +68,13 @@ state_option = click.option(
 @click.option("--drop-rate", type=float, help="Share of requests never answered (0..1).")
 @click.option("--disconnect-rate", type=float, help="Share of requests that close the link.")
 @click.option("--seed", type=int, help="Seed for latency, drops and rule probabilities.")
+@click.option(
+    "--frame-timeout", type=float, help="Seconds a half-sent frame may wait (default 10)."
+)
+@click.option("--zpk", envvar="ISSUER_SIM_ZPK", help="Zone PIN key, hex (or $ISSUER_SIM_ZPK).")
+@click.option("--zmk", envvar="ISSUER_SIM_ZMK", help="Zone master key, hex (or $ISSUER_SIM_ZMK).")
+@click.option("--pvk", envvar="ISSUER_SIM_PVK", help="PIN verification key, hex ($ISSUER_SIM_PVK).")
+@click.option("--lmk", envvar="ISSUER_SIM_LMK", help="SoftHSM master key, hex ($ISSUER_SIM_LMK).")
 @click.pass_context
 def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
     """Run the issuer simulator (ISO 8583 issuer dialect) until Ctrl-C."""
@@ -68,6 +84,7 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
     ctx.obj["cards"] = overrides.get("cards")
     if ctx.invoked_subcommand is not None:
         return
+    import contextlib
     import signal
 
     import trio
@@ -90,8 +107,12 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
     async def run() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sim.serve)
-            with trio.open_signal_receiver(signal.SIGTERM) as signals:
-                async for _ in signals:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:  # reload the rules; a bad file keeps the old
+                        with contextlib.suppress(ValueError):
+                            sim.reload_rules()
+                        continue
                     nursery.cancel_scope.cancel()
                     break
 
@@ -209,6 +230,15 @@ def add_card(ctx: click.Context, pan, pin, config_path, state, card_file, **valu
     click.echo(f"added {mask_pan(pan)} (PVV stored, PIN not kept) to {config.cards}")
 
 
+def _replay_zpk(zpk: str | None, config: SimConfig) -> str:
+    if zpk is None:
+        return config.keys["zpk"]
+    try:
+        return check_key("zpk", zpk)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
 @issuer_sim.command()
 @click.argument("record_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--to", "target", required=True, help="HOST:PORT of the issuer to replay against.")
@@ -218,8 +248,9 @@ def add_card(ctx: click.Context, pan, pin, config_path, state, card_file, **valu
 @click.option("--check", is_flag=True, help="Exit 1 when a replayed code differs.")
 @config_option
 @click.option("--cards", "card_file", type=click.Path(dir_okay=False), help="Resolves masked PANs.")
+@click.option("--zpk", envvar="ISSUER_SIM_ZPK", help="ZPK for fresh PIN blocks (default: config).")
 @click.pass_context
-def replay(ctx, record_file, target, pin, speed, timeout, check, config_path, card_file) -> None:
+def replay(ctx, record_file, target, pin, speed, timeout, check, config_path, card_file, zpk):
     """Resend the requests of a --record file and compare the response codes."""
     import trio
 
@@ -241,7 +272,7 @@ def replay(ctx, record_file, target, pin, speed, timeout, check, config_path, ca
             host,
             port,
             cards=load_cards(config.cards),
-            zpk=bytes.fromhex(config.keys["zpk"]),
+            zpk=bytes.fromhex(_replay_zpk(zpk, config)),
             pin=pin,
             speed=speed,
             timeout=timeout,

@@ -32,6 +32,29 @@ def parse_hostport(s: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+KEY_LENGTHS = {"lmk": (32, 64), "zmk": (32, 48), "zpk": (32, 48), "pvk": (32,)}
+
+
+def check_key(name: str, value: str) -> str:
+    """A key given in hex (config or command line); the error never shows the value."""
+    value = value.strip()
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise ValueError(f"key {name}: not hexadecimal") from None
+    if len(value) not in KEY_LENGTHS[name]:
+        lengths = " or ".join(str(n) for n in KEY_LENGTHS[name])
+        raise ValueError(f"key {name}: {len(value)} hex digits, expected {lengths}")
+    return value.upper()
+
+
+def positive_seconds(value) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError(f"frame_timeout must be more than 0 seconds, not {value!r}")
+    return seconds
+
+
 @attrs.frozen
 class SimConfig:
     listen: str = "127.0.0.1:9583"
@@ -45,6 +68,7 @@ class SimConfig:
     failure: FailureSettings = attrs.field(factory=FailureSettings)
     completion_tolerance_pct: int = 15
     max_frame: int = 4096
+    frame_timeout: float = 10.0  # seconds a begun frame may wait for its next byte
     seed: int | None = None
 
     @classmethod
@@ -71,12 +95,18 @@ class SimConfig:
             if data.get(key):
                 values[key] = Path(data[key])
         if "keys" in data:
-            values["keys"] = {**DEMO_KEYS, **{k: str(v) for k, v in data["keys"].items()}}
+            unknown_keys = set(data["keys"]) - set(KEY_LENGTHS)
+            if unknown_keys:
+                raise ValueError(f"unknown key name(s): {', '.join(sorted(unknown_keys))}")
+            given = {k: check_key(k, str(v)) for k, v in data["keys"].items()}
+            values["keys"] = {**DEMO_KEYS, **given}
         if "failure" in data:
             values["failure"] = FailureSettings().updated(dict(data["failure"]))
         for key in ("completion_tolerance_pct", "max_frame", "seed"):
             if key in data:
                 values[key] = int(data[key])
+        if "frame_timeout" in data:
+            values["frame_timeout"] = positive_seconds(data["frame_timeout"])
         return cls(**values)
 
     @classmethod

@@ -5,6 +5,8 @@
     GET  /stats               counters: connections, requests, answered, dropped, closed, ...
     GET  /cards/<PAN>         status, balance, available, holds, PIN tries (PAN masked)
     POST /reset               reset balances, holds and the ledger to the card file
+    POST /reload              read the rules file again (as SIGHUP does); 400 with file, line
+                              and rule when it has an error, and the old rules stay in force
 
 One request per connection (``Connection: close``); bodies up to 64 KiB.
 """
@@ -102,6 +104,11 @@ async def _route(sim, method: str, path: str, body: bytes) -> tuple[int, dict]:
             except ValueError as e:
                 return 400, {"error": str(e)}
         return 405, {"error": "use GET or PUT"}
+    if path == "/reload" and method == "POST":
+        try:
+            return 200, {"rules": sim.reload_rules()}
+        except ValueError as e:  # RulesError: file, line, rule; the old rules stay in force
+            return 400, {"error": str(e)}
     if path == "/stats" and method == "GET":
         return 200, dict(sim.stats)
     if path == "/reset" and method == "POST":

@@ -45,10 +45,17 @@ class MessageLike(Protocol):
     def get(self, n: int, default=None): ...
 
 
+def base_mti(mti: str) -> str:
+    """The MTI with ISO 8583:1987's repeat flag cleared: 0201 -> 0200, 0221 -> 0220. A repeat
+    is the same request sent again, so it is classified and keyed as the first one."""
+    return mti[:3] + "0" if len(mti) == 4 and mti[3] == "1" else mti
+
+
 def classify(mti: str, proc: str, cond: str) -> str:
     """Transaction kind from MTI, processing code (3) and POS condition code (25)."""
     if mti in REVERSAL_MTIS:
         return REVERSAL
+    mti = base_mti(mti)
     if mti in ("0800", "0820"):
         return NETWORK
     p = proc[:2]
@@ -61,7 +68,7 @@ def classify(mti: str, proc: str, cond: str) -> str:
         if p == "20":
             return COMPLETION_VOID if pre else VOID
     elif mti == "0100":
-        if p == "03":
+        if p in ("03", "00"):  # 00: a plain authorization, which holds funds like a pre-auth
             return PREAUTH
         if p == "20":
             return PREAUTH_CANCEL
@@ -99,19 +106,35 @@ class AuthRequest:
     orig_stan: str = ""
     orig_f7: str = ""
     original_kind: str = ""  # for a reversal: the kind of what it reverses
+    replacement: int | None = None  # a reversal's field 95 actual amount, when not all zeros
 
     @property
     def dedupe_key(self) -> str:
-        """Unique per effect: a repeated request (same kind, terminal, RRN) maps to one row."""
-        kind = self.kind
-        if kind == REVERSAL:
-            kind = f"reversal:{self.original_kind or self.proc + '/' + self.cond}"
-        ref = self.rrn if self.rrn else f"s{self.stan}/{self.f7}"
-        return f"{kind}|{self.tid}|{ref}"
+        """One row per request: the message class (0100, 0200, 0220, or any reversal), terminal
+        (41), STAN (11), transmission time (7) and RRN (37). A repeat of a request carries the
+        same 11, 7 and 37; a new request with a reused 37 (or STAN) is a new request. Whether a
+        same-key request is a true repeat is the ledger's call (same card, amount, code)."""
+        cls = "reversal" if self.kind == REVERSAL else base_mti(self.mti)
+        return f"{cls}|{self.tid}|{self.stan}|{self.f7}|{self.rrn}"
 
     @property
     def account_type(self) -> str:
         return self.proc[2:4] if len(self.proc) >= 4 else "00"
+
+
+def track2_pan(track: str) -> tuple[str, str]:
+    """(PAN, expiry YYMM) from track 2 equivalent data (PAN, '=' or 'D', YYMM, ...)."""
+    pan, sep, rest = track.upper().replace("D", "=").partition("=")
+    return pan, (rest[:4] if sep and rest[:4].isdigit() else "")
+
+
+def _replacement(f95: str) -> int | None:
+    """Field 95's first part (actual transaction amount n12); None when absent or all zeros,
+    which ISO 8583:1987 reads as a full reversal."""
+    head = f95[:12]
+    if len(head) == 12 and head.isdigit() and int(head):
+        return int(head)
+    return None
 
 
 def parse_request(msg: MessageLike) -> AuthRequest:
@@ -130,23 +153,29 @@ def parse_request(msg: MessageLike) -> AuthRequest:
         guess = orig_mti or {"03": "0100"}.get(proc[:2], "0200")
         original_kind = classify(guess, proc, cond)
     amount_s = _s(msg.get(4)).strip()
+    pan = _s(msg.get(2)).strip()
+    expiry = _s(msg.get(14)).strip()
+    if not pan and msg.get(35) is not None:  # track-2-only request
+        pan, track_expiry = track2_pan(_s(msg.get(35)).strip())
+        expiry = expiry or track_expiry
     return AuthRequest(
         kind=kind,
         mti=mti,
         proc=proc,
         cond=cond,
-        pan=_s(msg.get(2)).strip(),
+        pan=pan,
         amount=int(amount_s) if amount_s.isdigit() else 0,
         tid=_s(msg.get(41)).strip(),
         rrn=_s(msg.get(37)).strip(),
         stan=_s(msg.get(11)).strip(),
         f7=_s(msg.get(7)).strip(),
-        expiry=_s(msg.get(14)).strip(),
+        expiry=expiry,
         has_pin=msg.get(52) is not None,
         orig_mti=orig_mti,
         orig_stan=orig_stan,
         orig_f7=orig_f7,
         original_kind=original_kind,
+        replacement=_replacement(_s(msg.get(95))) if kind == REVERSAL else None,
     )
 
 
@@ -387,3 +416,22 @@ def inverse(effect: Effect) -> Effect:
         hold_from=effect.hold_to,
         hold_to=effect.hold_from,
     )
+
+
+PARTIAL_KINDS = frozenset({PURCHASE, PREAUTH, COMPLETION})
+
+
+def partial_reversal(
+    kind: str, effect: Effect, amount: int, replacement: int
+) -> tuple[Effect, Effect] | None:
+    """A partial reversal (field 95: the amount that really happened) of a purchase, a
+    pre-authorization or a completion: (what to apply now, the original's effect from now on).
+    None when the kind has no partial form (its reversal is full). The caller checks
+    ``0 < replacement < amount``."""
+    if kind not in PARTIAL_KINDS:
+        return None
+    delta = amount - replacement
+    if kind == PREAUTH:  # the hold shrinks (the ledger updates its amount); no money moved
+        return Effect(spent=-delta), attrs.evolve(effect, new_hold=replacement, spent=replacement)
+    now = Effect(balance=delta, spent=-delta)
+    return now, attrs.evolve(effect, balance=-replacement, spent=effect.spent - delta)

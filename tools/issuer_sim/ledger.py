@@ -1,14 +1,15 @@
 """SQLite state: cards, holds and the authorization ledger, with exactly-once effects.
 
 Every request that can change state is one row in ``auths`` with a UNIQUE ``dedupe_key``
-(kind | terminal | RRN, or STAN + field 7 without an RRN). Inside one ``BEGIN IMMEDIATE``
-transaction the ledger looks the key up, and either returns the stored answer (a duplicate) or
-decides, applies the effect and stores the answer. A reversal undoes its original's stored
-effect and marks it reversed, in the same transaction, so a repeated reversal, a second
-reversal of the same original, or a reversal for an unknown original has no further effect.
+(message class | terminal | STAN | field 7 | RRN). Inside one ``BEGIN IMMEDIATE`` transaction
+the ledger looks the key up, and either answers a repeat (the stored answer; 94 when the same
+key comes with another card or amount) or decides, applies the effect and stores the answer.
+A reversal undoes its original's stored effect and marks it reversed, in the same transaction,
+so a repeated reversal, a second reversal of the same original, or a reversal for an unknown
+original has no further effect. A partial reversal (field 95) gives back the difference and
+leaves the original's row saying the amount that remains.
 
-The class is synchronous; the server calls it from one worker thread at a time
-(``trio.to_thread.run_sync`` with a capacity limiter of 1).
+The class is synchronous; the server calls it inline on the event loop, one call at a time.
 """
 
 from __future__ import annotations
@@ -239,13 +240,12 @@ class Ledger:
         """Decide and apply one financial request exactly once (see the module docstring)."""
         with self._txn():
             prior = self._db.execute(
-                "SELECT id, code, auth_code, balances FROM auths WHERE dedupe_key = ?",
+                "SELECT id, kind, pan, amount, proc, code, auth_code, balances FROM auths"
+                " WHERE dedupe_key = ?",
                 (req.dedupe_key,),
             ).fetchone()
             if prior is not None:
-                return Outcome(
-                    prior["code"], prior["auth_code"], prior["balances"], True, prior["id"]
-                )
+                return self._repeat(req, prior)
             if req.kind == d.REVERSAL:
                 return self._reverse(req)
             card = self.card(req.pan) if req.pan else None
@@ -283,8 +283,31 @@ class Ledger:
             self._apply(req.pan, effect, auth_id)
             return Outcome(decision.code, auth_code, decision.balances, False, auth_id)
 
+    def _repeat(self, req: d.AuthRequest, prior: sqlite3.Row) -> Outcome:
+        """A request whose key (class, 41, 11, 7, 37) is taken. The same request again gets
+        the first answer and no second effect; a balance inquiry gets today's balance. A
+        different request under the same key (another card, amount or processing code) is a
+        duplicate transaction number: 94, nothing stored, nothing applied."""
+        same = req.kind == prior["kind"] and (
+            req.kind == d.REVERSAL
+            or (req.pan, req.amount, req.proc) == (prior["pan"], prior["amount"], prior["proc"])
+        )
+        if not same:
+            return Outcome("94", duplicate=True)
+        balances = prior["balances"]
+        if req.kind == d.BALANCE_INQUIRY and prior["code"] == "00":
+            card = self.card(req.pan)
+            if card is not None:
+                balances = d.format_balances(card, req.account_type)
+                self._db.execute(
+                    "UPDATE auths SET balances = ? WHERE id = ?", (balances, prior["id"])
+                )
+        return Outcome(prior["code"], prior["auth_code"], balances, True, prior["id"])
+
     def _reverse(self, req: d.AuthRequest) -> Outcome:
         original = self._find_original(req, None)
+        if original is not None and not original.reversed and req.replacement is not None:
+            return self._reverse_partly(req, original, req.replacement)
         auth_id = self._insert_auth(
             req, "00", "", None, d.NO_EFFECT, original.id if original else None
         )
@@ -305,6 +328,35 @@ class Ledger:
                 "UPDATE auths SET reversed_by = ? WHERE id = ?", (auth_id, original.id)
             )
         return Outcome("00", "", None, False, auth_id)
+
+    def _reverse_partly(self, req: d.AuthRequest, original: d.Original, amount: int) -> Outcome:
+        """Field 95 says only ``amount`` of the original happened: give back the rest, and
+        make the original's row say ``amount`` so a later void or full reversal undoes exactly
+        what is left. More than the original is 13 with no effect."""
+        if amount > original.amount:
+            auth_id = self._insert_auth(req, "13", "", None, d.NO_EFFECT, original.id)
+            return Outcome("13", auth_id=auth_id)
+        row = self._db.execute("SELECT effect FROM auths WHERE id = ?", (original.id,)).fetchone()
+        effect = d.Effect.from_json(json.loads(row["effect"]))
+        split = d.partial_reversal(original.kind, effect, original.amount, amount)
+        hold_open = original.hold is not None and original.hold.status == "open"
+        if split is None or (original.kind == d.PREAUTH and not hold_open):
+            now, remaining = d.NO_EFFECT, effect  # nothing partial to give back
+        else:
+            now, remaining = split
+        auth_id = self._insert_auth(req, "00", "", None, now, original.id)
+        if now != d.NO_EFFECT:
+            self._apply(original.pan, now, auth_id)
+            self._db.execute(
+                "UPDATE auths SET amount = ?, effect = ? WHERE id = ?",
+                (amount, json.dumps(remaining.to_json()), original.id),
+            )
+            if original.kind == d.PREAUTH:
+                self._db.execute(
+                    "UPDATE holds SET amount = ? WHERE auth_id = ? AND status = 'open'",
+                    (amount, original.id),
+                )
+        return Outcome("00", auth_id=auth_id)
 
     def _reversal_waiting_for(self, req: d.AuthRequest) -> int | None:
         """A reversal recorded earlier for this very request (it arrived first)."""
@@ -327,18 +379,19 @@ class Ledger:
         if kinds:
             where = f"kind IN ({','.join('?' * len(kinds))})"
             args = list(kinds)
+        # field 90 (original STAN + 7) names one request; an RRN may have been reused
         row = None
-        if req.rrn:
-            row = self._db.execute(
-                f"SELECT * FROM auths WHERE {where} AND tid = ? AND rrn = ?"  # noqa: S608
-                " ORDER BY id DESC LIMIT 1",
-                [*args, req.tid, req.rrn],
-            ).fetchone()
-        if row is None and req.orig_stan:
+        if req.orig_stan:
             row = self._db.execute(
                 f"SELECT * FROM auths WHERE {where} AND tid = ? AND stan = ? AND f7 = ?"  # noqa: S608
                 " ORDER BY id DESC LIMIT 1",
                 [*args, req.tid, req.orig_stan, req.orig_f7],
+            ).fetchone()
+        if row is None and req.rrn:
+            row = self._db.execute(
+                f"SELECT * FROM auths WHERE {where} AND tid = ? AND rrn = ?"  # noqa: S608
+                " ORDER BY id DESC LIMIT 1",
+                [*args, req.tid, req.rrn],
             ).fetchone()
         if row is None:
             return None

@@ -2,10 +2,16 @@
 
 Each line::
 
-    {"ts": 1764036000.123, "conn": 3, "outcome": "answered" | "dropped" | "closed",
+    {"ts": 1764036000.123, "conn": 3,
+     "outcome": "answered" | "dropped" | "closed" | "format error" | "refused" | "unsent",
      "rule": "slow issuer" | null, "hook": true | false, "elapsed_ms": 12.4,
      "request": {"mti": "0200", "2": "622202******0001", ..., "52": "[8 bytes]"},
-     "response": {"mti": "0210", "39": "00", ...} | null}
+     "response": {"mti": "0210", "39": "00", ...} | null,
+     "error": "field 4: not numeric"}          # only when something went wrong
+
+Every frame gets a line, refused ones included: a format error records the fields that could be
+read (``request``) and what was wrong (``error``, which names fields, never their content); a
+frame without a readable MTI records ``{"mti": null}``.
 
 Masking is ``codec.dump.masked_fields`` (issuer dialect): PANs show 6 + 4 digits; 35, 36, 45,
 52, 55 and 48 (key exchange data) never show their content, only their length.
@@ -42,6 +48,7 @@ class Recorder:
         elapsed: float,
         rule: str | None = None,
         hook: bool = False,
+        error: str | None = None,
     ) -> None:
         if self._f is None:
             return
@@ -52,9 +59,11 @@ class Recorder:
             "rule": rule,
             "hook": hook,
             "elapsed_ms": round(elapsed * 1000, 3),
-            "request": masked(request),
+            "request": {"mti": None} if request is None else masked(request),
             "response": None if response is None else masked(response),
         }
+        if error:
+            line["error"] = error
         self._f.write(json.dumps(line, separators=(",", ":")) + "\n")
         self._f.flush()
 

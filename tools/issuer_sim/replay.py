@@ -2,10 +2,11 @@
 
 The record is masked, so a replay rebuilds what it can: a masked PAN (6+4) is resolved against a
 card file (the one card with the same first six and last four digits); a request that carried a
-PIN block gets a fresh one for ``pin`` under the ZPK (or none when no PIN is given); requests
-whose content was hidden (a key exchange's 48) are skipped. Requests go out with their recorded
-spacing divided by ``speed`` (0 = back to back), each waiting for its own answer, and the
-replayed 39 is compared with the recorded one.
+PIN block gets a fresh one for ``pin`` under the ZPK (or none when no PIN is given), and one for
+a wrong PIN when its recorded answer was 55 or 75; requests whose content was hidden (a key
+exchange's 48), format errors and refused frames are skipped. Requests go out one at a time in
+the recorded order, with their recorded spacing divided by ``speed`` (0 = back to back), and
+the replayed 39 is compared with the recorded one.
 """
 
 from __future__ import annotations
@@ -48,7 +49,20 @@ def resolve_pan(masked: str, cards: list[Card]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
+WRONG_PIN_CODES = ("55", "75")  # the recorded answer says the PIN in that request was wrong
+NOT_REPLAYED = ("format error", "refused")  # the record lacks what was wrong with them
+
+
+def wrong_pin(pin: str) -> str:
+    """A PIN that is certainly not ``pin`` (each digit + 1), for requests recorded with a
+    wrong PIN: the record never holds a PIN block, so the replay rebuilds one that fails the
+    same way."""
+    return "".join(str((int(c) + 1) % 10) for c in pin)
+
+
 def rebuild(entry: dict, cards: list[Card], pin: str | None, zpk: bytes) -> Message | None:
+    if entry.get("outcome") in NOT_REPLAYED or not entry["request"].get("mti"):
+        return None
     fields: dict[int, str | bytes] = {}
     for key, value in entry["request"].items():
         if key == "mti":
@@ -69,7 +83,9 @@ def rebuild(entry: dict, cards: list[Card], pin: str | None, zpk: bytes) -> Mess
             return None
         fields[2] = pan
         if pin is not None and "52" in entry["request"]:
-            fields[52] = des.encrypt_ecb(zpk, pinblock.encode(0, pin, pan))
+            recorded = (entry.get("response") or {}).get("39")
+            this_pin = wrong_pin(pin) if recorded in WRONG_PIN_CODES else pin
+            fields[52] = des.encrypt_ecb(zpk, pinblock.encode(0, this_pin, pan))
     return Message(entry["request"]["mti"], fields)
 
 
@@ -85,11 +101,17 @@ async def replay(
     timeout: float = 15.0,
     report: Callable[[ReplayResult], None] = lambda r: None,
 ) -> tuple[list[ReplayResult], int]:
-    """Returns the results (in completion order) and the number of skipped lines."""
+    """Returns the results, in the recorded order, and the number of skipped lines.
+
+    One request at a time, each sent no earlier than its recorded moment (divided by
+    ``speed``) and after the previous one's answer: the issuer sees the recorded order, and a
+    repeat (same 11 and 41 as an earlier request) is matched to its own answer, not to the
+    first one's. A request recorded without an answer (dropped) waits ``timeout``."""
     entries = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    entries.sort(key=lambda e: e["ts"] - _elapsed(e))  # logged at the answer: arrival order
     results: list[ReplayResult] = []
     skipped = 0
-    async with await IssuerClient.connect(host, port) as client, trio.open_nursery() as nursery:
+    async with await IssuerClient.connect(host, port) as client:
         start_ts = entries[0]["ts"] if entries else 0.0
         t0 = trio.current_time()
         for entry in entries:
@@ -98,27 +120,31 @@ async def replay(
                 skipped += 1
                 continue
             if speed > 0:
-                await trio.sleep_until(t0 + (entry["ts"] - start_ts) / speed)
+                await trio.sleep_until(t0 + (entry["ts"] - start_ts - _elapsed(entry)) / speed)
             recorded = (entry.get("response") or {}).get("39")
-            nursery.start_soon(_one, client, msg, recorded, timeout, results, report)
+            results.append(await _one(client, msg, recorded, timeout))
+            report(results[-1])
     return results, skipped
 
 
-async def _one(client, msg, recorded, timeout, results, report) -> None:
+def _elapsed(entry: dict) -> float:
+    """``ts`` is when the answer was recorded; the request arrived this much earlier."""
+    return float(entry.get("elapsed_ms") or 0) / 1000
+
+
+async def _one(client, msg, recorded, timeout) -> ReplayResult:
     try:
         rsp = await client.request(msg, timeout=timeout)
     except trio.TooSlowError:
         rsp = None
     pan = msg.get(2)
-    result = ReplayResult(
+    return ReplayResult(
         msg.mti,
         str(msg.get(11) or ""),
         mask_pan(pan) if isinstance(pan, str) else "",
         recorded,
         None if rsp is None else rsp.get(39),
     )
-    results.append(result)
-    report(result)
 
 
 def summary(results: list[ReplayResult], skipped: int) -> dict:

@@ -26,6 +26,7 @@ A rule with only a delay delays, then processing goes on (Python hook, then the 
 from __future__ import annotations
 
 import random
+import re
 import tomllib
 from pathlib import Path
 
@@ -46,6 +47,10 @@ MATCH_KEYS = {
     "probability",
 }
 ACTION_KEYS = {"response", "delay_ms", "delay", "drop", "close"}
+RULE_HEADER = re.compile(r"\s*\[\[\s*rule\s*\]\]")
+SINGLE_RULE_HEADER = re.compile(r"\s*\[\s*rule\s*\]")
+TEXT_KEYS = ("mti", "processing_code", "pan", "bin", "terminal")
+NUMBER_KEYS = ("amount", "amount_min", "amount_max", "delay_ms", "probability")
 
 
 def _strs(value) -> tuple[str, ...] | None:
@@ -54,6 +59,31 @@ def _strs(value) -> tuple[str, ...] | None:
     if isinstance(value, list | tuple):
         return tuple(str(v) for v in value)
     return (str(value),)
+
+
+def _check_types(name: str, raw: dict) -> None:
+    """Refuse values that would silently never match: ``mti = 200`` is the number 200, which
+    no message's MTI ("0200") equals; a PAN or BIN as a number loses nothing but is refused
+    the same way, so every match on wire text is written as text."""
+    for key in TEXT_KEYS:
+        value = raw.get(key)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v is not None and not isinstance(v, str):
+                raise ValueError(
+                    f"rule {name!r}: {key} = {v!r} must be a string in quotes"
+                    + (', e.g. mti = "0200"' if key == "mti" else "")
+                )
+    for v in _strs(raw.get("mti")) or ():
+        if len(v) != 4 or not v.isdigit():
+            raise ValueError(f'rule {name!r}: mti {v!r} is not 4 digits like "0200"')
+    for key in NUMBER_KEYS:
+        v = raw.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise ValueError(f"rule {name!r}: {key} = {v!r} must be a number")
+    for key in ("drop", "close"):
+        if key in raw and not isinstance(raw[key], bool):
+            raise ValueError(f"rule {name!r}: {key} must be true or false")
 
 
 def _field(msg, n: int) -> str:
@@ -83,12 +113,15 @@ class Rule:
 
     @classmethod
     def from_dict(cls, raw: dict, index: int = 0) -> Rule:
+        if not isinstance(raw, dict):
+            raise ValueError(f"rule {index + 1} is not a table")
         unknown = set(raw) - MATCH_KEYS - ACTION_KEYS - {"name"}
         name = str(raw.get("name", f"rule {index + 1}"))
         if unknown:
-            raise ValueError(f"{name}: unknown key(s) {', '.join(sorted(unknown))}")
+            raise ValueError(f"rule {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
         if not set(raw) & ACTION_KEYS:
-            raise ValueError(f"{name}: no action (response, delay_ms/delay, drop or close)")
+            raise ValueError(f"rule {name!r}: no action (response, delay_ms/delay, drop or close)")
+        _check_types(name, raw)
         delay = None
         if "delay_ms" in raw:
             delay = Latency.parse(float(raw["delay_ms"]))
@@ -96,7 +129,9 @@ class Rule:
             delay = Latency.parse(raw["delay"])
         response = raw.get("response")
         if response is not None and (len(str(response)) != 2 or not str(response).isalnum()):
-            raise ValueError(f"{name}: response must be a 2-character code, not {response!r}")
+            raise ValueError(
+                f"rule {name!r}: response must be a 2-character code, not {response!r}"
+            )
 
         def opt_int(key):
             return None if raw.get(key) is None else int(raw[key])
@@ -155,16 +190,53 @@ class Rule:
         return not (self.probability < 1.0 and rng.random() >= self.probability)
 
 
-def parse_rules(data: dict) -> list[Rule]:
+class RulesError(ValueError):
+    """A rules file that cannot be used, with the file, the line and the rule in the message."""
+
+
+def parse_rules(data: dict, lines: list[int] | None = None, path: str = "rules") -> list[Rule]:
+    """Rules from parsed TOML. ``lines`` holds the line of each ``[[rule]]`` header, so an
+    error can say where the rule is."""
     unknown = set(data) - {"rule"}
     if unknown:
-        raise ValueError(f"rules file: unknown top-level key(s) {', '.join(sorted(unknown))}")
-    return [Rule.from_dict(raw, i) for i, raw in enumerate(data.get("rule", []))]
+        raise RulesError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    raw_rules = data.get("rule", [])
+    if isinstance(raw_rules, dict):
+        raise RulesError(
+            f"{path}: [rule] declares a single table; write each rule as [[rule]] (an array"
+            " of tables, first match wins)"
+        )
+    if not isinstance(raw_rules, list):
+        raise RulesError(f"{path}: 'rule' must be [[rule]] tables")
+    rules = []
+    for i, raw in enumerate(raw_rules):
+        where = f"{path}:{lines[i]}" if lines and i < len(lines) else f"{path}: rule {i + 1}"
+        try:
+            rules.append(Rule.from_dict(raw, i))
+        except (ValueError, TypeError) as e:
+            raise RulesError(f"{where}: {e}") from None
+    return rules
 
 
 def load_rules(path: str | Path) -> list[Rule]:
-    with open(path, "rb") as f:
-        return parse_rules(tomllib.load(f))
+    """Read and check a rules file; RulesError (file, line, rule, reason) on any problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RulesError(f"{path}: cannot read: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RulesError(f"{path}: not valid TOML: {e}") from None
+    numbered = list(enumerate(text.splitlines(), 1))
+    if isinstance(data.get("rule"), dict):
+        at = next((i for i, line in numbered if SINGLE_RULE_HEADER.match(line)), 0)
+        raise RulesError(
+            f"{path}:{at}: [rule] declares a single table; write each rule as [[rule]] (an"
+            " array of tables, first match wins)"
+        )
+    lines = [i for i, line in numbered if RULE_HEADER.match(line)]
+    return parse_rules(data, lines, str(path))
 
 
 def first_match(rules: list[Rule], msg, rng: random.Random) -> Rule | None:

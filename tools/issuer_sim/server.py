@@ -2,7 +2,8 @@
 
 One task per connection; each request in its own task, so a slow rule or hook never holds up
 the others; responses go out in completion order, writes serialized by a per-connection lock.
-A framing or decoding error closes that connection (and is logged); the server keeps serving.
+Bad content in a frame is answered 30 (see tools.issuer_sim.wire); only broken framing (a zero
+or oversize length prefix) or a frame left half-sent for ``frame_timeout`` closes a connection.
 
 Per request: rules (first match) -> injected latency + the rule's delay -> injected disconnect /
 drop -> the rule's action -> the Python hook -> default processing (network management, or the
@@ -12,7 +13,9 @@ ledger). Failure injection applies to every message, 0800s included: it simulate
 from __future__ import annotations
 
 import itertools
+import math
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,16 +24,17 @@ import structlog
 import trio
 
 from codec import issuer
-from codec.errors import CodecError
+from codec.errors import CodecError, FrameError
 from codec.framing import LengthPrefixedDecoder, prefix_length
-from codec.message import Message
+from codec.message import Message, response_mti
 from host.outbox import Outbox
 from tools.issuer_sim import decide as d
+from tools.issuer_sim import wire
 from tools.issuer_sim.cards import load_cards, mask_pan
 from tools.issuer_sim.config import SimConfig, parse_hostport
 from tools.issuer_sim.ledger import Ledger
 from tools.issuer_sim.recorder import Recorder
-from tools.issuer_sim.rules import first_match, load_rules
+from tools.issuer_sim.rules import RulesError, first_match, load_rules
 from tools.issuer_sim.script import CLOSE, DROP, HookContext, load_hook
 from tools.issuer_sim.security import IssuerKeys
 from tools.issuer_sim.settings import FailureSettings
@@ -39,6 +43,7 @@ log = structlog.get_logger("issuer_sim")
 
 ECHO = (2, 3, 4, 7, 11, 32, 37, 41, 42, 49)
 NETWORK_ECHO = (7, 11, 32, 41, 70)
+RESPONSE_CODE = re.compile(r"[0-9A-Z]{2}")
 
 
 def _auth_code(rng: random.Random) -> str:
@@ -63,6 +68,9 @@ class Connection:
 
     async def send(self, msg: Message) -> None:
         await self.outbox.send(prefix_length(issuer.encode(msg)))
+
+    async def send_encoded(self, body: bytes) -> None:
+        await self.outbox.send(prefix_length(body))
 
 
 class Simulator:
@@ -107,6 +115,21 @@ class Simulator:
     async def reset(self) -> None:
         cards = load_cards(self.config.cards)
         await self.db(self.ledger.reset, cards)
+
+    def reload_rules(self) -> int:
+        """Read the rules file again (SIGHUP, ``POST /reload``). A file with an error leaves
+        the rules in force unchanged and raises RulesError saying file, line and rule."""
+        if self.config.rules is None:
+            raise RulesError("no rules file configured (--rules)")
+        try:
+            rules = load_rules(self.config.rules)
+        except RulesError as e:
+            log.error("rules not reloaded, keeping the old ones", error=str(e))
+            raise
+        self.rules = rules
+        self.stats["rule_reloads"] += 1
+        log.info("rules reloaded", file=str(self.config.rules), rules=len(rules))
+        return len(rules)
 
     def update_settings(self, changes: dict) -> FailureSettings:
         self.settings = self.settings.updated(changes)
@@ -157,19 +180,24 @@ class Simulator:
             async with trio.open_nursery() as nursery:
                 conn = Connection(number, stream, nursery.cancel_scope)
                 while True:
-                    data = await stream.receive_some(65536)
+                    data = await self._receive(stream, decoder)
+                    if data is None:
+                        self.stats["frame_timeouts"] += 1
+                        reason = f"half-sent frame: no byte for {self.config.frame_timeout:g} s"
+                        log.warning("half-sent frame timed out, closing", conn=number)
+                        break
                     if not data:
                         break
                     try:
-                        for body in decoder.feed(data):
-                            msg = issuer.decode(body)
-                            self.stats["requests"] += 1
-                            nursery.start_soon(self._request, conn, msg)
-                    except CodecError as e:
+                        bodies = decoder.feed(data)
+                    except FrameError as e:  # the stream is out of step: nothing else to do
                         self.stats["malformed"] += 1
-                        reason = f"malformed input: {e}"
-                        log.warning("malformed input, closing", conn=number, error=str(e))
+                        reason = f"bad framing: {e}"
+                        log.warning("bad framing, closing", conn=number, error=str(e))
                         break
+                    for body in bodies:
+                        self.stats["requests"] += 1
+                        self._accept(conn, nursery, body)
                 nursery.cancel_scope.cancel()
             if conn.closed:
                 reason = "closed by rule or injection"
@@ -183,11 +211,70 @@ class Simulator:
                 await stream.aclose()
             log.info("connection closed", conn=number, reason=reason)
 
+    async def _receive(self, stream: trio.SocketStream, decoder: LengthPrefixedDecoder):
+        """The next bytes; None when a frame was begun and no byte came for frame_timeout
+        (a peer that stopped mid-frame would otherwise hold the connection for ever)."""
+        timeout = self.config.frame_timeout if decoder.buffered else math.inf
+        with trio.move_on_after(timeout):
+            return await stream.receive_some(65536)
+        return None
+
+    def _accept(self, conn: Connection, nursery: trio.Nursery, body: bytes) -> None:
+        """Start the request task for one frame. A frame the codec refuses is read again
+        forgivingly (tools.issuer_sim.wire): ISO-only fields are ignored, bad content is
+        answered 30, and only a frame without a request MTI goes unanswered."""
+        try:
+            msg = issuer.decode(body)
+        except CodecError:
+            frame = wire.read(body)
+            if not frame.answerable:
+                self._refuse(conn, frame)
+                return
+            msg = frame.message
+            if frame.ignored:
+                log.info("fields ignored", conn=conn.number, mti=msg.mti, fields=frame.ignored)
+            if frame.problems:
+                nursery.start_soon(self._format_error, conn, msg, frame.problems)
+                return
+        if not wire.Frame(msg.mti, {}).answerable:
+            self._refuse(conn, wire.Frame(msg.mti, msg.fields, (), ("not a request MTI",)))
+            return
+        nursery.start_soon(self._request, conn, msg)
+
+    def _refuse(self, conn: Connection, frame: wire.Frame) -> None:
+        """No answer is possible (no request MTI to answer): count, log, record; keep serving."""
+        self.stats["refused"] += 1
+        log.warning("frame refused", conn=conn.number, mti=frame.mti, problems=frame.problems)
+        if self.recorder is not None:
+            self.recorder.record(
+                conn=conn.number,
+                request=frame.message,
+                response=None,
+                outcome="refused",
+                elapsed=0.0,
+                error="; ".join(frame.problems),
+            )
+
+    async def _format_error(self, conn: Connection, msg: Message, problems) -> None:
+        """Bad content in a request: 30, echoing what could be read, and nothing else."""
+        t0 = trio.current_time()
+        response, outcome = self.coded_response(msg, "30"), "format error"
+        self.stats["format_errors"] += 1
+        try:
+            await conn.send(response)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            outcome = "unsent"
+        finally:
+            self.stats[outcome] += 1
+            elapsed = trio.current_time() - t0
+            error = "; ".join(problems)
+            self._log_exchange(conn, msg, response, outcome, elapsed, None, False, error)
+
     async def _request(self, conn: Connection, msg: Message) -> None:
         t0 = trio.current_time()
         rule = first_match(self.rules, msg, self.rng) if self.rules else None
         settings = self.settings
-        outcome, response, used_hook = "answered", None, False
+        outcome, response, used_hook, error = "answered", None, False, None
         try:
             delay = settings.latency.sample(self.rng)
             if rule is not None and rule.delay is not None:
@@ -207,36 +294,71 @@ class Simulator:
             else:
                 if self.hook is not None:
                     used_hook = True
-                    result = await self.hook(msg, self._hook_context(conn))
+                    result, error = await self._run_hook(conn, msg)
                     if result is DROP:
                         outcome = "dropped"
                     elif result is CLOSE:
                         raise _Close
-                    elif isinstance(result, str):
-                        response = self.coded_response(msg, result)
                     elif isinstance(result, Message):
                         response = result
-                    elif result is not None:
-                        raise TypeError(f"on_request returned {type(result).__name__}")
                 if response is None and outcome == "answered":
                     response = await self.process(msg)
             if response is not None:
-                await conn.send(response)
+                response, body, problem = self._sendable(msg, response)
+                error = error or problem
+                await conn.send_encoded(body)
         except _Close:
             outcome = "closed"
             conn.close()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             outcome = "unsent"
-        except Exception as e:  # a bad hook or an unencodable response: no answer, keep going
+        except Exception as e:  # a bug of ours: no answer, keep going
             outcome = "error"
             response = None
             log.exception("request failed", conn=conn.number, mti=msg.mti, error=str(e))
         finally:
             self.stats[outcome] += 1
             elapsed = trio.current_time() - t0
-            self._log_exchange(conn, msg, response, outcome, elapsed, rule, used_hook)
+            self._log_exchange(conn, msg, response, outcome, elapsed, rule, used_hook, error)
 
-    def _log_exchange(self, conn, msg, response, outcome, elapsed, rule, used_hook) -> None:
+    async def _run_hook(self, conn: Connection, msg: Message):
+        """(what the hook asked for, an error text). A hook that raises or returns something
+        that is not a response code, a Message, None, DROP or CLOSE gets the request a 96, and
+        one log line saying what it did, so a script's bug is visible, not a silent timeout."""
+        try:
+            result = await self.hook(msg, self._hook_context(conn))
+        except Exception as e:
+            self.stats["hook_errors"] += 1
+            error = f"on_request raised {type(e).__name__}: {e}"
+            log.error("hook failed, answering 96", conn=conn.number, mti=msg.mti, error=error)
+            return self.coded_response(msg, "96"), error
+        if result is None or result is DROP or result is CLOSE or isinstance(result, Message):
+            return result, None
+        if isinstance(result, str) and RESPONSE_CODE.fullmatch(result):
+            return self.coded_response(msg, result), None
+        self.stats["hook_errors"] += 1
+        error = f"on_request returned {result!r}, not a 2-character response code or a Message"
+        log.error("hook answer refused, answering 96", conn=conn.number, mti=msg.mti, error=error)
+        return self.coded_response(msg, "96"), error
+
+    def _sendable(self, msg: Message, response: Message) -> tuple[Message, bytes, str | None]:
+        """(response, its encoding, error): the response with ISO 8583:1987's MTI (a repeat
+        0401 is answered 0410, not 0411), or a 96 when it cannot be encoded (a hook's Message
+        with a bad field)."""
+        if response.mti == response_mti(msg.mti):
+            response = response.with_mti(answer_mti(msg.mti))
+        try:
+            return response, issuer.encode(response), None
+        except CodecError as e:
+            self.stats["hook_errors"] += 1
+            error = f"response cannot be encoded: {e}"
+            log.error("unencodable response, answering 96", mti=msg.mti, error=error)
+            response = self.coded_response(msg, "96")
+            return response, issuer.encode(response), error
+
+    def _log_exchange(
+        self, conn, msg, response, outcome, elapsed, rule, used_hook, error=None
+    ) -> None:
         pan = msg.get(2)
         log.info(
             "exchange",
@@ -251,6 +373,7 @@ class Simulator:
             outcome=outcome,
             rule=rule.name if rule is not None else None,
             hook=used_hook,
+            error=error,
             ms=round(elapsed * 1000, 1),
         )
         if self.recorder is not None:
@@ -262,6 +385,7 @@ class Simulator:
                 elapsed=elapsed,
                 rule=rule.name if rule is not None else None,
                 hook=used_hook,
+                error=error,
             )
 
     def _hook_context(self, conn: Connection) -> HookContext:
@@ -276,7 +400,8 @@ class Simulator:
     # ---- default processing --------------------------------------------------------------
 
     def coded_response(self, msg: Message, code: str) -> Message:
-        """A response with a given code and no ledger effect (rules, hooks)."""
+        """A response with a given code and no ledger effect (rules, hooks, format errors)."""
+        msg = msg.with_mti(base_request_mti(msg.mti))
         if msg.mti[:2] == "08":
             return msg.response(code, echo=NETWORK_ECHO)
         extra = {38: _auth_code(self.rng)} if code == "00" else None
@@ -287,9 +412,10 @@ class Simulator:
         if msg.mti[:2] == "08":
             return self._network(msg)
         req = d.parse_request(msg)
+        msg = msg.with_mti(base_request_mti(msg.mti))  # answers: 0401 -> 0410 (ISO 8583:1987)
         if req.kind == d.NETWORK:
             return msg.response("12", echo=NETWORK_ECHO)
-        if not req.tid or (req.kind != d.REVERSAL and not req.pan):
+        if missing_fields(req):
             return msg.response("30", echo=ECHO)
         pin_block = msg.get(52)
 
@@ -320,6 +446,26 @@ class Simulator:
             log.info("zpk changed", kcv=data[32:].upper())
             return msg.response("00", echo=NETWORK_ECHO, extra={48: data[32:].upper()})
         return msg.response("12", echo=NETWORK_ECHO)
+
+
+def base_request_mti(mti: str) -> str:
+    """The request MTI with the repeat flag cleared (0401 -> 0400): its answer is then the
+    ISO 8583:1987 one (0410), which strict clients expect; other MTIs unchanged."""
+    return mti[:3] + "0" if mti[3:] == "1" and mti[2] in "02468" else mti
+
+
+def answer_mti(mti: str) -> str:
+    """0200 -> 0210, 0401 -> 0410, 0421 -> 0430, 0221 -> 0230."""
+    return response_mti(base_request_mti(mti))
+
+
+def missing_fields(req: d.AuthRequest) -> list[int]:
+    """Mandatory fields a financial request lacks (each makes it a 30): 3, 11 and 41 always;
+    a card number (2, or a track 2 to take it from) unless it is a reversal."""
+    missing = [n for n, v in ((3, req.proc), (11, req.stan), (41, req.tid)) if not v]
+    if req.kind != d.REVERSAL and not req.pan:
+        missing.append(2)
+    return missing
 
 
 def _peer(stream: trio.SocketStream) -> str:
