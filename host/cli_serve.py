@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -46,7 +49,8 @@ def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: boo
         address = settings["links"].get("sim", {}).get("address", "127.0.0.1:9583")
         sim = subprocess.Popen(
             [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim",
-             "--listen", address]
+             "--listen", address],
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
     try:
         trio.run(lambda: run_host(settings, demo=demo, handle_signals=True))
@@ -56,3 +60,10 @@ def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: boo
         if sim is not None:
             sim.terminate()
             sim.wait(timeout=10)
+
+
+def _die_with_parent() -> None:
+    """Runs in the simulator's child before exec: on Linux it gets SIGTERM when serve dies, even
+    by SIGKILL, instead of holding its port for the next `make run`."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -119,8 +119,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "pending_ttl": 86400.0,
         # Sign-ons (and, separately, sign-offs) per terminal: a bucket of `session_burst`
         # tokens, one token back every `session_refill` seconds; excess is refused with 65.
-        "session_burst": 5,
-        "session_refill": 60.0,
+        # 30 and 6 s: a certification suite (one sign-on per case) fits in the burst, while a
+        # flood or an operator-password guesser gets 10 tries a minute per terminal.
+        "session_burst": 30,
+        "session_refill": 6.0,
     },
     # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
     # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate

@@ -1,7 +1,7 @@
 """A short soak: the real `poshost serve` and `poshost issuer-sim` as separate processes,
 purchases from three terminals, fuzzed frames, an idle flood from 127.0.0.2, back-office token
-guessing and one host SIGKILL + restart; afterwards the journal and the issuer's ledger must
-agree on every purchase. (The issuer-kill attack is left out here: see docs/soak.md.)"""
+guessing, a host SIGKILL + restart and an issuer SIGKILL + restart with purchases in flight;
+afterwards the journal and the issuer's ledger must agree on every purchase."""
 
 import pytest
 
@@ -14,12 +14,13 @@ def test_short_soak_keeps_journal_and_issuer_in_agreement(tmp_path):
     config = SoakConfig(
         seconds=12,
         quiet=3,
-        attacks=("fuzz", "flood", "host-kill", "backoffice"),
+        attacks=("fuzz", "flood", "host-kill", "issuer-kill", "backoffice"),
         fuzz_interval=0.1,
         flood_every=6,
         flood_size=100,
         flood_hold=2,
         host_kill_every=4.5,
+        issuer_kill_every=3.5,
         backoffice_interval=0.1,
         drain_timeout=20,
         out=tmp_path,
@@ -28,6 +29,7 @@ def test_short_soak_keeps_journal_and_issuer_in_agreement(tmp_path):
     print("\n".join(lines(result)))
     t = result.tally
     assert t.host_kills >= 1 and t.host_own_deaths == 0
+    assert t.issuer_kills >= 1 and t.issuer_own_deaths == 0
     assert t.purchases["00"] > 20, "purchases went through"
     assert t.latency_quiet and t.latency_attack
     assert sum(v for k, v in t.fuzz.items() if k.startswith("sent ")) > 50

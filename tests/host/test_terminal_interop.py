@@ -179,6 +179,7 @@ def test_serve_starts_the_simulator_where_the_sim_link_points(tmp_path):
     )  # fmt: skip
     try:
         trio.run(wait_port, sim_port)  # the simulator answers on the configured address
+        trio.run(wait_port, host_port)  # and the host is up (its SIGTERM handler installed)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

@@ -161,10 +161,10 @@ def _commit_counts(url, *, delay: float) -> tuple[int, float]:
 def test_commit_delay_makes_bigger_groups_under_load(tmp_path):
     plain, _ = _commit_counts(f"sqlite:///{tmp_path}/a.sqlite", delay=0.0)
     delayed, slowest = _commit_counts(f"sqlite:///{tmp_path}/b.sqlite", delay=0.01)
-    # 12 writers, 10 rounds: with the delay a round is about one group (>= 10 commits). Without
+    # 12 writers, 10 rounds: with the delay a round is one or two groups (>= 10 commits). Without
     # it an idle machine commits most writes alone; a loaded one batches by itself, so the
     # comparison with `plain` is only "never more", and the strength is in the absolute bound.
-    assert delayed <= 20 and delayed <= plain, (delayed, plain)
+    assert delayed <= 30 and delayed <= plain, (delayed, plain)
     assert slowest < 5  # bounded by the delay, not stuck
 
 
@@ -373,7 +373,7 @@ def test_the_event_loop_runs_while_a_write_waits_for_the_database(url):
                         await trio.sleep(0.01)
                         ticks += 1
                 assert not done.is_set()  # still waiting for the lock...
-                assert ticks >= 15  # ...while the loop kept ticking
+                assert ticks >= 5  # ...while the loop kept ticking (a blocked loop: 0 or 1)
                 await trio.to_thread.run_sync(other.commit)
                 with trio.fail_after(5):
                     await done.wait()
