@@ -11,6 +11,13 @@ Field 48 batch-upload layout (ours; DIALECT.md leaves it open), all digits:
   ``organisation n2`` (00 domestic card, 01 foreign card) | ``PAN length n2`` | ``PAN n..19``
   (no pad inside the record) | ``amount n12`` | ``STAN n6`` | ``original type n2`` (the
   original's 60.1, e.g. 22 purchase). A record is at most 43 digits, so up to 7 fit in 322.
+* 0320 with 60.3 = 201, the layout NewPOS-family CUP terminals send: ``count n2`` then
+  ``count`` fixed 40-digit records of ``original type n2`` (60.1) | ``STAN n6`` | ``PAN n20``
+  (right-aligned, zero-filled) | ``amount n12``. No organisation: the host takes the card group
+  from the PAN's BIN, as for its own journal rows.
+  The two layouts are told apart by the record's first two digits: ours starts with the
+  organisation (00 or 01), theirs with a 60.1 type that is uploaded (20, 22, 24, 25...), never
+  00 (management) or 01 (balance inquiry); and theirs is exactly 2 + 40 x count digits.
 * 0320 with 60.3 = 202/207 (end of upload): ``total records uploaded n4``.
 """
 
@@ -329,7 +336,7 @@ def format_field48_settlement(domestic: SettlementTotals, foreign: SettlementTot
 class BatchRecord:
     """One detail record of a batch upload (layout in the module docstring)."""
 
-    organisation: str  # "00" domestic, "01" foreign
+    organisation: str | None  # "00" domestic, "01" foreign; None: not sent (NewPOS layout)
     pan: str
     amount: int
     stan: str
@@ -339,7 +346,7 @@ class BatchRecord:
         if not 1 <= len(self.pan) <= 19 or not self.pan.isdecimal():
             raise CodecError("PAN must be 1..19 digits", field="48")
         return (
-            _digits(self.organisation, 2, "48")
+            _digits(self.organisation or "", 2, "48")
             + f"{len(self.pan):02d}"
             + self.pan
             + _num(self.amount, 12, "48")
@@ -348,8 +355,33 @@ class BatchRecord:
         )
 
 
+NEWPOS_RECORD = 40
+
+
+def is_newpos_layout(s: str) -> bool:
+    """Whether 48 holds NewPOS-type fixed 40-digit records (see the module docstring)."""
+    if len(s) < 2 or not s.isdecimal():
+        return False
+    count = int(s[:2])
+    return count > 0 and len(s) == 2 + NEWPOS_RECORD * count and s[2:4] not in ("00", "01")
+
+
+def _parse_newpos_records(s: str) -> tuple[BatchRecord, ...]:
+    out = []
+    for pos in range(2, len(s), NEWPOS_RECORD):
+        rec = s[pos : pos + NEWPOS_RECORD]
+        pan = rec[8:28].lstrip("0")
+        if not 12 <= len(pan) <= 19:
+            raise CodecError("PAN of a record is not 12..19 digits", field="48", offset=pos + 8)
+        out.append(BatchRecord(None, pan, int(rec[28:40]), rec[2:8], rec[0:2]))
+    return tuple(out)
+
+
 def parse_batch_upload(s: str) -> tuple[BatchRecord, ...]:
+    """Either layout of the module docstring."""
     _need_decimal(s, "48")
+    if is_newpos_layout(s):
+        return _parse_newpos_records(s)
     if len(s) < 2:
         raise CodecError("record count missing", field="48", offset=0)
     count, pos, out = int(s[:2]), 2, []

@@ -73,6 +73,11 @@ FLOWS: dict[str, Flow] = {
     "batch_upload": Flow(
         "batch_upload", (s.identify_terminal, s.require_session, st.batch_upload), (s.respond,)
     ),
+    "batch_upload_detail": Flow(
+        "batch_upload_detail",
+        (s.identify_terminal, s.require_session, st.batch_upload_detail),
+        (s.respond,),
+    ),
     "batch_upload_end": Flow(
         "batch_upload_end",
         (s.identify_terminal, s.require_session, st.batch_upload_end),

@@ -26,7 +26,7 @@ from codec.dump import mask_pan
 from codec.errors import CodecError
 from codec.subfields import SettlementTotals
 from host.flow import Decline, Exchange
-from host.steps import field60
+from host.steps import card_pan, field60
 from host.store.errors import NotFound
 from host.store.records import CREDIT_TYPES, DEBIT_TYPES, BatchTotals, GroupTotals
 
@@ -160,27 +160,47 @@ async def batch_upload(host, ex: Exchange) -> None:
         records = subfields.parse_batch_upload(str(ex.request.get(48, "")))
     except CodecError as exc:
         raise Decline("30", f"field 48: {exc}") from exc
-    tid = ex.terminal.tid
-    verdicts = []
-    for record in records:
-        agrees, host_id = await _agrees(host, tid, stored.batch, record)
-        verdicts.append("1" if agrees else "2")
-        await host.store.add_batch_upload_record(
-            tid,
-            stored.batch,
-            int(record.stan),  # the STAN keys the record: a repeated 0320 replaces, not adds
-            {
-                "organisation": record.organisation,
-                "pan": mask_pan(record.pan),
-                "amount": record.amount,
-                "stan": record.stan,
-                "type": record.original_type,
-                "journal_id": host_id,
-            },
-            agrees,
-        )
+    verdicts = [await _store_record(host, ex.terminal.tid, stored.batch, r) for r in records]
     ex.code = "00"
     ex.response_fields[48] = f"{len(records):02d}" + "".join(verdicts)
+
+
+async def batch_upload_detail(host, ex: Exchange) -> None:
+    """A refund-detail 0320 (3 = 200000, 60.1 = 25, 60.3 = 000), as NewPOS-type terminals send
+    one per refund: the record travels in the usual fields (2 or 35, 4, 11) instead of 48. It
+    counts as one uploaded record, like a record of 48."""
+    stored = await _batch_to_upload(host, ex)
+    if stored.status != "unbalanced":
+        raise Decline("12", f"batch {stored.batch} is {stored.status}: nothing to upload")
+    amount, stan = str(ex.request.get(4, "")), str(ex.request.get(11, ""))
+    if not (amount.isdecimal() and stan.isdecimal()):
+        raise Decline("30", "a detail record needs 4 and 11")
+    record = subfields.BatchRecord(
+        None, card_pan(host, ex), int(amount), stan, field60(ex).txn_type
+    )
+    await _store_record(host, ex.terminal.tid, stored.batch, record)
+    ex.code = "00"
+
+
+async def _store_record(host, tid: str, batch: str, record) -> str:
+    """Keep one uploaded record (PAN masked) with whether it agrees with the journal; the
+    verdict digit for 48: 1 agrees, 2 does not."""
+    agrees, host_id = await _agrees(host, tid, batch, record)
+    await host.store.add_batch_upload_record(
+        tid,
+        batch,
+        int(record.stan),  # the STAN keys the record: a repeated 0320 replaces, not adds
+        {
+            "organisation": record.organisation,
+            "pan": mask_pan(record.pan),
+            "amount": record.amount,
+            "stan": record.stan,
+            "type": record.original_type,
+            "journal_id": host_id,
+        },
+        agrees,
+    )
+    return "1" if agrees else "2"
 
 
 async def _agrees(host, tid: str, batch: str, record) -> tuple[bool, int | None]:
@@ -196,7 +216,8 @@ async def _agrees(host, tid: str, batch: str, record) -> tuple[bool, int | None]
         row.status == "approved"
         and row.txn_type == TYPE_CODES.get(record.original_type)
         and row.amount == record.amount
-        and row.card_group == ORGANISATION.get(record.organisation)
+        # the NewPOS layout carries no organisation: the PAN (its fingerprint) decides alone
+        and (record.organisation is None or row.card_group == ORGANISATION.get(record.organisation))
         and row.pan_fingerprint == host.fingerprint(record.pan)
     )
     return agrees, row.id

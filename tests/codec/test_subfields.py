@@ -162,3 +162,18 @@ def test_fixture_subfields_via_codec():
     f61 = Field61.parse(m[61])
     assert f61.stan == "000120"
     assert Field60.parse(m[60]).txn_type == "23"
+
+
+def test_batch_upload_in_the_newpos_layout_is_told_from_ours():
+    """40-digit records: type n2, STAN n6, PAN n20 right-aligned, amount n12."""
+    s = "02" + "22000139" + "0000" + "6222020000000001" + "000000001000" + (
+        "25000140" + "0" + "4761340000000000019" + "000000000250"
+    )  # fmt: skip
+    recs = parse_batch_upload(s)
+    assert recs == (
+        BatchRecord(None, "6222020000000001", 1000, "000139", "22"),
+        BatchRecord(None, "4761340000000000019", 250, "000140", "25"),
+    )
+    # our layout with a 16-digit PAN is 40 digits too; the organisation (00/01) tells it apart
+    ours = format_batch_upload([BatchRecord("00", "6222020000000001", 1000, "000139", "22")])
+    assert len(ours) == 2 + 40 and parse_batch_upload(ours)[0].organisation == "00"

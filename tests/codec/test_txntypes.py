@@ -11,6 +11,7 @@ CONTRACT_NAMES = {
     "completion_void", "completion_advice", "reversal", "sign_on", "sign_off", "echo",
     "parameter_download", "settlement", "batch_upload", "batch_upload_end",
     "activation",  # merchant operations: 0800 / 60.3 380 (README "Operations")
+    "batch_upload_detail",  # a refund detail 0320 (NewPOS-type terminals)
 }  # fmt: skip
 
 

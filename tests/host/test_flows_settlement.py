@@ -117,3 +117,46 @@ def test_upload_that_disagrees_flags_the_batch(tmp_path):
             assert early[39] == "77"
 
     run(body)
+
+
+def newpos_records(*records: tuple[str, str, str, int]) -> str:
+    """Field 48 as a NewPOS-type terminal builds it: n2 count, then fixed 40-digit records of
+    original type n2, STAN n6, PAN right-aligned n20, amount n12 (no organisation)."""
+    return f"{len(records):02d}" + "".join(
+        f"{kind}{stan}{pan:0>20}{amount:012d}" for kind, stan, pan, amount in records
+    )
+
+
+def test_newpos_layout_and_refund_detail_reconcile_the_batch(tmp_path):
+    """The upload a NewPOS-family terminal sends after an unbalanced settlement: its own record
+    layout for sales, and one refund-detail 0320 (3 = 200000, 60.1 = 25, 60.3 = 000) per refund,
+    then the end message counting both: the batch ends closed, not flagged."""
+    from codec.message import Message
+    from codec.subfields import Field60
+
+    async def body():
+        async with shop(tmp_path) as s:
+            x = await s.sale(1000)
+            y = await s.sale(2500)
+            refund = await s.txn("refund", pan=RICH, amount=400, extra=original(x))
+            assert refund[39] == "00"
+            resp, _ = await s.send(s.settlement_request(totals(debit=(3500, 3), credit=(400, 1))))
+            assert parse_field48_settlement(str(resp[48]))[0].result == "2"
+            field48 = newpos_records(("22", str(x[11]), RICH, 1000), ("22", str(y[11]), RICH, 2500))
+            up, _ = await s.send(s.upload_request("201", field48, "000001"))
+            assert up[39] == "00" and up[48] == "0211"
+            detail = Message("0320", {
+                2: RICH, 3: "200000", 4: "000000000400", 11: str(refund[11]), 25: "00",
+                41: s.device.tid, 42: s.device.mid,
+                60: Field60("25", "000001", "000").format(),
+            })  # fmt: skip
+            answer, _ = await s.send(detail)
+            assert answer.mti == "0330" and answer[39] == "00"
+            end, _ = await s.send(s.upload_request("202", format_batch_end(3), "000001"))
+            assert end[39] == "00"
+            assert (await s.store.get_batch("12345678", "000001")).status == "closed"
+            stored = await s.store.list_batch_upload_records("12345678", "000001")
+            assert sorted(r.record["type"] for r in stored) == ["22", "22", "25"]
+            assert all(r.agrees for r in stored)
+
+    run(body)
