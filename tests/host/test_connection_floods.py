@@ -206,3 +206,34 @@ def test_a_bug_a_peer_can_trigger_logs_one_traceback_per_interval():
     assert isinstance(tracebacks[0]["exc_info"], RuntimeError)
     assert tracebacks[0]["site"].startswith("RuntimeError@")
     assert [e["kind"] for e in logged if e["event"] == "security_event"] == ["connection_crashed"]
+
+
+def test_two_thousand_idle_connections_do_not_lock_a_new_terminal_out(tmp_path):
+    """The issue's measurement as a test: 2,000 idle connections from one address (the old host
+    held them all for 300 s and refused everyone else), then a real terminal from another
+    address signs on and buys, approved, with the default limits."""
+
+    async def body():
+        async with sim_and_host(tmp_path) as (_sim, running):
+            flood: list[trio.SocketStream] = []
+            try:
+                for _ in range(2000):
+                    try:
+                        flood.append(await open_from(FLOOD, running.port))
+                    except OSError:
+                        break  # the host may refuse at once: that is the defence working
+                device = demo_device()
+                with trio.fail_after(10):
+                    async with terminal(running, device) as client:
+                        req = device.financial_request("purchase", pan=RICH, amount=100, pin=PIN)
+                        resp, _ = await client.exchange(req)
+                assert resp[39] == "00"
+                await until(lambda: sum(closed_by_host(s) for s in flood) >= 1800)
+                counts = await journalled_counts(running, FLOOD)
+                assert counts.get("connection_limit", 0) >= 1800 - 1
+            finally:
+                for stream in flood:
+                    with trio.CancelScope(shield=True):
+                        await stream.aclose()
+
+    trio.run(body)
