@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,29 +24,12 @@ from collections import Counter
 from pathlib import Path
 
 import trio
+from bench_host import LMK, free_port, wait_port
 
 from codec.framing import build_envelope, prefix_length
 
-LMK = "00112233445566778899AABBCCDDEEFF0011223344556677"  # TEST ONLY, benchmark data dir
 SUMMARY_WAIT = 11.0  # the security monitor summarises every 10 s
 POSHOST = "import sys; from host.cli import main; sys.argv = ['poshost', *sys.argv[1:]]; main()"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 def bad_frame(kind: int, rng: random.Random) -> bytes:

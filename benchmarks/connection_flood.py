@@ -26,33 +26,16 @@ from collections import Counter
 from pathlib import Path
 
 import trio
+from bench_host import LMK, free_port, wait_port
 
 from specs import demo_estate
 from tools.issuer_sim.testing import PIN, RICH
 from tools.terminal.client import TerminalClient
 from tools.terminal.device import Device
 
-LMK = "00112233445566778899AABBCCDDEEFF0011223344556677"  # TEST ONLY, benchmark data dir
 ZPK = "4CA2161637D0133E5E151AEA45DA2A12"  # TEST ONLY, the simulator's demo zone key
 POSHOST = "import sys; from host.cli import main; sys.argv = ['poshost', *sys.argv[1:]]; main()"
 FLOOD = "127.0.0.2"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 def demo_device() -> Device:

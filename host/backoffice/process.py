@@ -22,13 +22,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from typing import Any
 
 import attrs
 import structlog
 import trio
 
+from host.child import spawn_child
 from host.config import Settings
 
 log = structlog.get_logger("poshost.backoffice")
@@ -60,12 +60,7 @@ class BackOfficeProcess:
 
     @classmethod
     async def start(cls, config: dict[str, Any], timeout: float = 60.0) -> BackOfficeProcess:
-        ours, theirs = socket.socketpair()
-        argv = [sys.executable, "-c", _CHILD, str(theirs.fileno())]
-        try:
-            proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        finally:
-            theirs.close()
+        proc, ours = spawn_child(_CHILD)
         sock = trio.socket.from_stdlib_socket(ours)
         answer = b""
         try:

@@ -31,13 +31,13 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 
 import attrs
 import outcome
 import trio
 
+from host.child import spawn_child
 from host.logs import configure
 from host.store import ops
 from host.store.db import connect
@@ -232,12 +232,7 @@ class WriterProcess:
 
     @classmethod
     async def start(cls, url: str, *, commit_delay: float, batch_cap: int) -> WriterProcess:
-        ours, theirs = socket.socketpair()
-        argv = [sys.executable, "-c", _CHILD, str(theirs.fileno())]
-        try:
-            proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        finally:
-            theirs.close()
+        proc, ours = spawn_child(_CHILD)
         ours.setblocking(False)
         self = cls(proc, ours)
         await self._send_all(frame((url, commit_delay, batch_cap)))

@@ -95,3 +95,31 @@ async def eventually(predicate, timeout: float = 5.0, interval: float = 0.05):
     with trio.fail_after(timeout):
         while not await predicate():
             await trio.sleep(interval)
+
+
+async def one_by_one_issuer(port_box, answer, task_status=trio.TASK_STATUS_IGNORED):
+    """A minimal issuer on its own socket, written from the issuer dialect: it signs the link on
+    (0800 -> 0810 00) and hands every other request to ``answer(msg)``, which returns the
+    response, or None to drop the connection without answering (an issuer killed right after
+    reading the request). ``port_box`` receives the bound port."""
+    from codec import issuer as issuer_codec
+    from codec.framing import LengthPrefixedDecoder, prefix_length
+
+    async def handle(stream):
+        decoder = LengthPrefixedDecoder(8192)
+        while True:
+            data = await stream.receive_some(4096)
+            if not data:
+                return
+            for body in decoder.feed(data):
+                msg = issuer_codec.decode(body)
+                resp = msg.response("00", echo=(7, 11, 70)) if msg.mti == "0800" else answer(msg)
+                if resp is None:
+                    await stream.aclose()
+                    return
+                await stream.send_all(prefix_length(issuer_codec.encode(resp)))
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port_box.append(listeners[0].socket.getsockname()[1])
+    task_status.started()
+    await trio.serve_listeners(handle, listeners)

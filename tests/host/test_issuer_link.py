@@ -6,6 +6,7 @@ from codec import issuer as issuer_codec
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.message import Message
 from host.issuer_link import IssuerLink, LinkDown, LinkLost, LinkTimeout, OutcomeUnknown, match_key
+from tests.host.harness import one_by_one_issuer
 
 
 async def scripted_issuer(listener_port_box, behaviour, task_status=trio.TASK_STATUS_IGNORED):
@@ -111,37 +112,14 @@ def test_timeout_and_link_down():
     assert trio.run(main) == ["LinkTimeout", "LinkDown"]
 
 
-async def issuer_that_dies_after_reading(port_box, task_status=trio.TASK_STATUS_IGNORED):
-    """Signs the link on, reads one request (it may have debited the card), then drops the
-    connection without answering, as an issuer process killed at that moment would."""
-
-    async def handle(stream):
-        decoder = LengthPrefixedDecoder(8192)
-        while True:
-            data = await stream.receive_some(4096)
-            if not data:
-                return
-            for body in decoder.feed(data):
-                msg = issuer_codec.decode(body)
-                if msg.mti != "0800":
-                    await stream.aclose()
-                    return
-                resp = msg.response("00", echo=(7, 11, 70))
-                await stream.send_all(prefix_length(issuer_codec.encode(resp)))
-
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port_box.append(listeners[0].socket.getsockname()[1])
-    task_status.started()
-    await trio.serve_listeners(handle, listeners)
-
-
 def test_a_connection_lost_after_the_request_left_is_an_unknown_outcome_not_link_down():
     """LinkLost is an OutcomeUnknown (98 and a reversal), never LinkDown (91)."""
 
     async def main():
         box = []
         async with trio.open_nursery() as nursery:
-            await nursery.start(issuer_that_dies_after_reading, box)
+            # reads the request (it may have debited the card), then drops the connection
+            await nursery.start(one_by_one_issuer, box, lambda msg: None)
             link = IssuerLink("t", "127.0.0.1", box[0], timeout=5, reconnect_min=5)
             await nursery.start(link.run)
             with trio.fail_after(5):

@@ -11,12 +11,17 @@
 import trio
 from click.testing import CliRunner
 
-from codec import issuer as issuer_codec
 from codec import terminal as terminal_codec
-from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.subfields import Field60
 from host.cli import main
-from tests.host.harness import demo_device, host_settings, running_host, sim_and_host, terminal
+from tests.host.harness import (
+    demo_device,
+    host_settings,
+    one_by_one_issuer,
+    running_host,
+    sim_and_host,
+    terminal,
+)
 from tools.issuer_sim.testing import LOW, PIN, RICH
 
 
@@ -105,38 +110,19 @@ def test_profile_from_the_command_line(tmp_path):
     assert r.exit_code == 2
 
 
-async def ic_issuer(port_box, task_status=trio.TASK_STATUS_IGNORED):
-    """An issuer that approves with issuer authentication data (91) and a script (71) in 55
-    and a card sequence number in 23, as an EMV issuer does."""
-
-    async def handle(stream):
-        decoder = LengthPrefixedDecoder(8192)
-        while True:
-            data = await stream.receive_some(4096)
-            if not data:
-                return
-            for body in decoder.feed(data):
-                msg = issuer_codec.decode(body)
-                if msg.mti == "0800":
-                    resp = msg.response("00", echo=(7, 11, 70))
-                else:
-                    resp = msg.response("00", echo=(2, 3, 4, 7, 11, 37, 41, 42, 49), extra={
-                        38: "A1B2C3", 23: "001",
-                        55: bytes.fromhex("910A0102030405060708303071058601020304"),
-                    })  # fmt: skip
-                await stream.send_all(prefix_length(issuer_codec.encode(resp)))
-
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port_box.append(listeners[0].socket.getsockname()[1])
-    task_status.started()
-    await trio.serve_listeners(handle, listeners)
+def ic_answer(msg):
+    """Approve with issuer authentication data (91) and a script (71) in 55 and a card sequence
+    number in 23, as an EMV issuer does."""
+    return msg.response("00", echo=(2, 3, 4, 7, 11, 37, 41, 42, 49), extra={
+        38: "A1B2C3", 23: "001", 55: bytes.fromhex("910A0102030405060708303071058601020304"),
+    })  # fmt: skip
 
 
 def test_issuer_ic_data_reaches_the_terminal(tmp_path):
     async def body():
         box: list[int] = []
         async with trio.open_nursery() as nursery:
-            await nursery.start(ic_issuer, box)
+            await nursery.start(one_by_one_issuer, box, ic_answer)
             async with running_host(host_settings(tmp_path, box[0])) as running:
                 for link in running.host.links.values():
                     with trio.fail_after(5):
