@@ -131,7 +131,9 @@ def build_spec(table: DialectTable) -> dict[str, dict[str, Any]]:
     return spec
 
 
-def _spec(data_enc: str, len_enc: str, len_type: int, max_len: int, desc: str, **extra: Any):
+def _spec(
+    data_enc: str, len_enc: str, len_type: int, max_len: int, desc: str, **extra: Any
+) -> dict[str, Any]:
     return {
         "data_enc": data_enc,
         "len_enc": len_enc,
@@ -252,13 +254,14 @@ class Codec:
                         offset=_offset_of(enc, k),
                     )
             elif kind == _BIN:
-                v = bytes.fromhex(v)
+                fields[n] = bytes.fromhex(v)
+                continue
             elif kind == _ZBCD:
                 v = v.replace("D", "=")
             fields[n] = v
         return Message(mti, fields)
 
-    def _decode_slow(self, data: bytes, e: DecodeError):
+    def _decode_slow(self, data: bytes, e: DecodeError) -> tuple[dict[str, Any], dict[str, Any]]:
         """Retry with F-pad spec variants while the failure is an F pad; else wrap the error."""
         variant: frozenset[str] = frozenset()
         while True:

@@ -7,6 +7,8 @@ response code 30), so every decode/encode path funnels its failures into ``Codec
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CodecError(ValueError):
     """Any failure to decode or encode; names the field, the byte offset and the reason.
@@ -24,11 +26,13 @@ class CodecError(ValueError):
         at = f" at offset {offset}" if offset >= 0 else ""
         super().__init__(f"{where}{at}: {reason}")
 
-    def __reduce__(self):  # keep it picklable across process pools despite keyword-only args
+    def __reduce__(
+        self,
+    ) -> tuple[Any, ...]:  # keep it picklable across process pools despite keyword-only args
         return (_rebuild, (type(self), self.reason, self.field, self.offset))
 
 
-def _rebuild(cls: type[CodecError], reason: str, field, offset: int) -> CodecError:
+def _rebuild(cls: type[CodecError], reason: str, field: Any, offset: int) -> CodecError:
     return cls(reason, field=field, offset=offset)
 
 

@@ -40,6 +40,9 @@ Encoder = Callable[[Any], bytes]
 # a decoder reads its field at ``pos``, stores the value in ``out`` and returns the end offset
 Decoder = Callable[[bytes, int, dict[int, FieldValue]], int]
 
+# bitmap bytes, the encoders in the message's key order, the reordering to wire order (or None)
+_EncodePlan = tuple[bytes, tuple[Encoder, ...], Callable[[tuple[bytes, ...]], Any] | None]
+
 # Plans are cached per bitmap (decode) / per field-key tuple (encode). Real traffic uses a few
 # dozen shapes; the bound keeps random garbage from growing the caches without limit.
 _PLAN_CACHE_MAX = 4096
@@ -173,7 +176,9 @@ def _nibbles_var(number: int, maxlen: int, digits: int, z: bool) -> tuple[Encode
 # ------------------------------------------------------------- text fields (an, ans; ASCII n, z)
 
 
-def _text_fixed(number: int, length: int, encoding: str, digits_only: bool, space_pad: bool):
+def _text_fixed(
+    number: int, length: int, encoding: str, digits_only: bool, space_pad: bool
+) -> tuple[Encoder, Decoder]:
     """Fixed text: an/ans (latin-1, space-padded on encode when shorter), ASCII-dialect n/z."""
 
     def enc(v: Any) -> bytes:
@@ -183,7 +188,7 @@ def _text_fixed(number: int, length: int, encoding: str, digits_only: bool, spac
             raise Defer
         if space_pad and len(v) < length:
             v = v.ljust(length)
-        b = v.encode(encoding)  # a character outside the encoding raises: defer
+        b: bytes = v.encode(encoding)  # a character outside the encoding raises: defer
         if len(b) != length:
             raise Defer
         return b
@@ -199,7 +204,9 @@ def _text_fixed(number: int, length: int, encoding: str, digits_only: bool, spac
     return enc, dec
 
 
-def _text_var(number: int, maxlen: int, digits: int, bcd: bool, encoding: str, digits_only: bool):
+def _text_var(
+    number: int, maxlen: int, digits: int, bcd: bool, encoding: str, digits_only: bool
+) -> tuple[Encoder, Decoder]:
     """LL/LLL text; the prefix (BCD or ASCII, per dialect) counts bytes."""
     by_len, by_prefix = _prefix_tables(maxlen, digits, bcd)
     limit = len(by_len) - 1
@@ -330,7 +337,7 @@ class FastPath:
             enc, dec = compile_field(fd, self.bcd)
             self._enc[fd.number] = (fd.number, enc)
             self._dec[fd.number] = dec
-        self._enc_plans: dict[tuple[Any, ...], tuple[bytes, tuple, Callable | None]] = {}
+        self._enc_plans: dict[tuple[Any, ...], _EncodePlan] = {}
         self._mti_out: dict[str, bytes] = {}
         self._dec_plans: dict[bytes, tuple[Decoder, ...]] = {}
 
@@ -367,7 +374,7 @@ class FastPath:
         self._mti_out[mti] = out
         return out
 
-    def _encode_plan(self, key: tuple[Any, ...]) -> tuple[bytes, tuple, Callable | None]:
+    def _encode_plan(self, key: tuple[Any, ...]) -> _EncodePlan:
         """Bitmap bytes, the encoders in the message's key order, and the reordering to wire
         (ascending field) order - ``None`` when the message's keys are already ascending."""
         entries = [self._enc[k] for k in key]  # an undefined key raises KeyError: defer

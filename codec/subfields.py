@@ -93,7 +93,7 @@ class Field60:
                 )
             parts.append(part)
             pos += width
-        return cls(*parts, rest=s[pos:])
+        return cls(*parts, rest=s[pos:])  # type: ignore[misc]  # parts fill the six names
 
     def format(self) -> str:
         values = [getattr(self, name) for name, _ in _F60]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from codec.dialect import Codec, load_table
 from codec.errors import CodecError
-from codec.message import Message
+from codec.message import FieldValue, Message
 
 TABLE = load_table("terminal_fields.toml")
 CODEC = Codec(TABLE)
@@ -26,7 +26,7 @@ def decode(payload: bytes) -> Message:
     return CODEC.decode(payload)
 
 
-def readable_fields(payload: bytes) -> dict:
+def readable_fields(payload: bytes) -> dict[int, FieldValue]:
     """What can be read of a malformed message, field by field from the start (never raises):
     the fields a format-error answer echoes."""
     return CODEC.fast.readable_fields(payload)

@@ -6,6 +6,8 @@ checked once at import (duplicate keys are refused). Lookups accept requests and
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from codec.errors import CodecError
@@ -26,13 +28,17 @@ class TxnType:
     management: bool
 
 
-def _load() -> tuple[dict, dict, dict[str, TxnType], frozenset[str]]:
+_Financial = dict[tuple[str, str, str, str], TxnType]
+_Management = dict[tuple[str, str], TxnType]
+
+
+def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]]:
     data = load_toml("transactions.toml")
-    financial: dict[tuple[str, str, str, str], TxnType] = {}
-    management: dict[tuple[str, str], TxnType] = {}
+    financial: _Financial = {}
+    management: _Management = {}
     by_name: dict[str, TxnType] = {}
 
-    def add(table: dict, key: tuple, t: TxnType) -> None:
+    def add(table: dict[Any, TxnType], key: tuple[str, ...], t: TxnType) -> None:
         if key in table:
             raise ValueError(
                 f"transactions.toml: {key} maps to both {table[key].name} and {t.name}"
@@ -90,7 +96,7 @@ def identify(msg: Message) -> TxnType:
     t = _FINANCIAL.get(key)
     if t is None:
         raise UnknownTransaction(
-            f"no transaction type for MTI {msg.mti}, 3={p3}, 25={c25}, 60.1={t1}", field="mti"
+            f"no transaction type for MTI {msg.mti}, 3={p3!s}, 25={c25!s}, 60.1={t1}", field="mti"
         )
     return t
 

@@ -96,7 +96,9 @@ async def run_flow(flow: Flow, host: Any, ex: Exchange) -> None:
     await _run_steps(flow, flow.always, host, ex, stop_at_decline=False)
 
 
-async def _run_steps(flow: Flow, steps, host: Any, ex: Exchange, *, stop_at_decline: bool):
+async def _run_steps(
+    flow: Flow, steps: tuple[Step, ...], host: Any, ex: Exchange, *, stop_at_decline: bool
+) -> None:
     for step in steps:
         try:
             await step(host, ex)
