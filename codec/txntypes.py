@@ -1,11 +1,16 @@
-"""Transaction-type lookup: a table (``specs/transactions.toml``), not an if-chain.
+"""The transaction registry (``specs/transactions.toml``): how a type is identified on the wire,
+and every other fact about it that the host needs (reversible, journalled, settlement bucket,
+what it undoes, risk and velocity classes).
 
 Flows are chosen by name, so the mapping from wire fields to a name lives in data and is
 checked once at import (duplicate keys are refused). Lookups accept requests and responses.
+Modules never keep their own lists of type names: they ask this one (``names``, the sets
+below), and SQL gets its ``IN (...)`` lists from ``sql_list``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -26,6 +31,14 @@ class TxnType:
     response_mti: str
     reversible: bool
     management: bool
+    type_code: str = ""  # 60.1 of a financial type ("22" purchase)
+    journal: bool = False
+    settles: str | None = None  # "debit" | "credit"
+    undoes: str | None = None
+    completes: str | None = None
+    risk: bool = False
+    velocity: bool = False
+    card_debit: bool = False
 
 
 _Financial = dict[tuple[str, str, str, str], TxnType]
@@ -47,7 +60,15 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
         by_name[t.name] = t
 
     for row in data["financial"]:
-        t = TxnType(row["name"], row["mti"][0], row["mti"][1], row["reversible"], False)
+        if row.get("settles") not in (None, "debit", "credit"):
+            raise ValueError(f"transactions.toml: {row['name']}: settles is debit or credit")
+        t = TxnType(
+            row["name"], row["mti"][0], row["mti"][1], row["reversible"], False,
+            type_code=row["type"], journal=row.get("journal", False),
+            settles=row.get("settles"), undoes=row.get("undoes"), completes=row.get("completes"),
+            risk=row.get("risk", False),
+            velocity=row.get("velocity", False), card_debit=row.get("card_debit", False),
+        )  # fmt: skip
         add(financial, (t.request_mti, row["processing"], row["condition"], row["type"]), t)
     for row in data["management"]:
         t = TxnType(row["name"], row["mti"][0], row["mti"][1], False, True)
@@ -67,6 +88,35 @@ REQUEST_MTIS = frozenset(t.request_mti for t in TYPES.values()) | _REVERSAL_MTIS
 """The MTIs a terminal may send as a request; anything else (a response such as 0210, an
 unknown class such as 9999) never reaches a flow."""
 _BY_FIELDS = {(k[1], k[2], k[3]): t for k, t in _FINANCIAL.items()}
+
+
+def names(predicate: Callable[[TxnType], bool]) -> tuple[str, ...]:
+    """The names of the types a predicate selects, in the registry's order."""
+    return tuple(t.name for t in TYPES.values() if predicate(t))
+
+
+def sql_list(type_names: Iterable[str]) -> str:
+    """``('a', 'b')`` for an SQL ``IN``: only names of this registry, never user input."""
+    chosen = tuple(type_names)
+    unknown = [n for n in chosen if n not in TYPES]
+    if unknown or not chosen:
+        raise ValueError(f"not registry type names: {unknown or chosen}")
+    return "(" + ", ".join(f"'{n}'" for n in chosen) + ")"
+
+
+JOURNALLED = names(lambda t: t.journal)  # rows of the transaction journal
+REVERSIBLE = names(lambda t: t.reversible)
+DEBITS = names(lambda t: t.settles == "debit")  # approved ones count as debits
+CREDITS = names(lambda t: t.settles == "credit")
+SETTLED = DEBITS + CREDITS
+UNDOING = names(lambda t: t.undoes is not None)  # approval marks the original 'voided'
+COMPLETING = names(lambda t: t.completes == "preauth")  # what completes a pre-authorization
+PREAUTH_ENDS = names(lambda t: t.undoes == "preauth") + COMPLETING
+RISK_CHECKED = names(lambda t: t.risk)
+VELOCITY = names(lambda t: t.velocity)
+CARD_DEBITS = names(lambda t: t.card_debit)
+BY_TYPE_CODE = {t.type_code: t.name for t in TYPES.values() if t.settles}
+"""60.1 of an uploaded batch record -> the journal type it names."""
 
 
 def _request_mti(mti: str) -> str:

@@ -20,6 +20,7 @@ import datetime as dt
 
 import structlog
 
+from codec import txntypes
 from codec.issuer import original_data
 from codec.subfields import Field61
 from codec.txntypes import UnknownTransaction, identify_original
@@ -37,8 +38,8 @@ from host.store.errors import DuplicateTransaction
 
 log = structlog.get_logger("poshost.originals")
 
-SALES = ("purchase", "completion", "completion_advice")  # what a refund may name
-PREAUTH_ENDS = ("preauth_cancel", "completion", "completion_advice")
+SALES = txntypes.DEBITS  # what a refund may name
+PREAUTH_ENDS = txntypes.PREAUTH_ENDS
 ACTIVE = ("pending", "approved", "timeout")
 FINAL = ("approved", "declined")
 
@@ -211,10 +212,7 @@ async def _open_preauth(host, ex: Exchange):
         for c in await host.store.find_by_original(original.id)
         if retry is None or c.id != retry.id
     ]
-    if any(
-        c.txn_type in ("completion", "completion_advice") and c.status in (*ACTIVE, "voided")
-        for c in children
-    ):
+    if any(c.txn_type in txntypes.COMPLETING and c.status in (*ACTIVE, "voided") for c in children):
         raise Decline("12", "pre-authorization already completed")
     days = int(host.settings.get("flows.preauth_expiry_days"))
     if _age_days(host, original) > days:

@@ -34,10 +34,11 @@ import io
 from pathlib import Path
 from typing import Any
 
+from codec import txntypes
 from host.store.errors import NotFound
 from host.store.merchant_records import DayTotals, fee_for, yuan
 
-DEBITS = ("purchase", "completion", "completion_advice")
+DEBITS = txntypes.DEBITS
 
 DETAIL_HEADER = [
     "business_date",

@@ -40,6 +40,7 @@ import attrs
 import structlog
 import trio
 
+from codec import txntypes
 from codec.dump import mask_pan
 from host.flow import Decline, Exchange
 from host.steps import card_fingerprint, card_pan, moment
@@ -47,9 +48,9 @@ from host.store.merchant_records import LIMIT_FIELDS
 
 log = structlog.get_logger("poshost.risk")
 
-DEBITS = ("purchase", "completion", "completion_advice")
-VELOCITY_TYPES = ("purchase", "completion", "preauth")
-CHECKED = ("purchase", "completion", "preauth", "refund")
+DEBITS = txntypes.DEBITS  # count in the day's and month's sales
+VELOCITY_TYPES = txntypes.VELOCITY
+CHECKED = txntypes.RISK_CHECKED
 
 
 @attrs.frozen

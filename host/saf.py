@@ -13,6 +13,7 @@ import structlog
 import trio
 
 from codec import issuer as issuer_codec
+from codec import txntypes
 from codec.errors import CodecError
 from host.clock import parse_date
 from host.issuer_link import LinkDown, OutcomeUnknown
@@ -21,7 +22,6 @@ from host.steps import reversal_message
 log = structlog.get_logger("poshost.saf")
 
 MAX_BACKOFF_MS = 5 * 60 * 1000
-REVERSIBLE = {"purchase", "void", "preauth", "preauth_cancel", "completion", "completion_void"}
 
 
 def backoff_ms(attempts: int, base_s: float) -> int:
@@ -80,7 +80,7 @@ async def recover_pending(host) -> int:
         if not pending:
             return recovered
         for txn in pending:
-            if txn.txn_type in REVERSIBLE and txn.issuer_link:
+            if txn.txn_type in txntypes.REVERSIBLE and txn.issuer_link:
                 rrn = txn.rrn or host.rrn_for(txn.id, parse_date(txn.business_date))
                 payload = issuer_codec.encode(reversal_message(host, txn, rrn))
                 await host.store.record_reversal(

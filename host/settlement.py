@@ -21,21 +21,21 @@ from __future__ import annotations
 
 import structlog
 
-from codec import subfields
+from codec import subfields, txntypes
 from codec.dump import mask_pan
 from codec.errors import CodecError
 from codec.subfields import SettlementTotals
 from host.flow import Decline, Exchange
 from host.steps import card_pan, field60
 from host.store.errors import NotFound
-from host.store.records import CREDIT_TYPES, DEBIT_TYPES, BatchTotals, GroupTotals
+from host.store.records import BatchTotals, GroupTotals
 
 log = structlog.get_logger("poshost.settlement")
 
 GROUPS = ("domestic", "foreign")
 ORGANISATION = {"00": "domestic", "01": "foreign"}
 # 60.1 of the original in a batch-upload record -> journal type
-TYPE_CODES = {"22": "purchase", "20": "completion", "24": "completion_advice", "25": "refund"}
+TYPE_CODES = txntypes.BY_TYPE_CODE
 
 
 def next_batch(batch: str) -> str:
@@ -207,7 +207,7 @@ async def _agrees(host, tid: str, batch: str, record) -> tuple[bool, int | None]
     rows = [
         r
         for r in await host.store.find_in_batch(tid, batch, record.stan)
-        if r.txn_type in (*DEBIT_TYPES, *CREDIT_TYPES)
+        if r.txn_type in txntypes.SETTLED
     ]
     if not rows:
         return False, None
@@ -239,7 +239,7 @@ async def batch_upload_end(host, ex: Exchange) -> None:
         for r in await host.store.list_transactions(
             tid=tid, batch=stored.batch, status="approved", limit=100_000
         )
-        if r.txn_type in (*DEBIT_TYPES, *CREDIT_TYPES)
+        if r.txn_type in txntypes.SETTLED
     }
     matched = {u.record.get("journal_id") for u in uploaded if u.agrees}
     reconciled = (

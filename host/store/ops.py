@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from codec import txntypes
+from codec.txntypes import sql_list
 from host.store.db import Db
 from host.store.errors import (
     AlreadyExists,
@@ -530,20 +532,20 @@ def list_transactions(
     return [Transaction(**r) for r in rows]
 
 
-# Debits: approved purchases, completions and completion advices (records.DEBIT_TYPES);
-# credits: approved refunds (records.CREDIT_TYPES). Voided/reversed rows are not 'approved'.
-_TOTALS_SQL = """
+# Debits and credits as the registry says (approved ones only: voided/reversed rows are not
+# 'approved'). The IN lists are the registry's own names, never input.
+_DEBITS, _CREDITS = sql_list(txntypes.DEBITS), sql_list(txntypes.CREDITS)
+_SETTLED, _CARD_DEBITS = sql_list(txntypes.SETTLED), sql_list(txntypes.CARD_DEBITS)
+_TOTALS_SQL = f"""
 SELECT card_group,
-  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice')
-      THEN amount ELSE 0 END) AS debit_amount,
-  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice')
-      THEN 1 ELSE 0 END) AS debit_count,
-  SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END) AS credit_amount,
-  SUM(CASE WHEN txn_type = 'refund' THEN 1 ELSE 0 END) AS credit_count
+  SUM(CASE WHEN txn_type IN {_DEBITS} THEN amount ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type IN {_DEBITS} THEN 1 ELSE 0 END) AS debit_count,
+  SUM(CASE WHEN txn_type IN {_CREDITS} THEN amount ELSE 0 END) AS credit_amount,
+  SUM(CASE WHEN txn_type IN {_CREDITS} THEN 1 ELSE 0 END) AS credit_count
 FROM transactions
 WHERE tid = :tid AND batch = :batch AND status = 'approved'
 GROUP BY card_group
-"""
+"""  # noqa: S608 (registry type names, never input)
 
 
 def batch_totals(db: Db, tid: str, batch: str) -> BatchTotals:
@@ -561,7 +563,7 @@ def batch_totals(db: Db, tid: str, batch: str) -> BatchTotals:
 # Reversals and store-and-forward
 
 # Types whose approval marks their original 'voided' (and whose reversal restores it).
-UNDO_TYPES = ("void", "preauth_cancel", "completion_void")
+UNDO_TYPES = txntypes.UNDOING
 
 
 def record_reversal(
@@ -942,12 +944,12 @@ def merchant_risk_totals(db: Db, mid: str, business_date: str, month_start: str)
     """One aggregate over the merchant's approved rows this month: sales of the day, sales of
     the month, refunds of the month (debits: purchase, completion, completion advice)."""
     row = db.query_one(
-        "SELECT"
+        "SELECT"  # noqa: S608 (registry type names, never input)
         " COALESCE(SUM(CASE WHEN business_date = :d AND txn_type IN"
-        "   ('purchase', 'completion', 'completion_advice') THEN amount ELSE 0 END), 0) AS day,"
-        " COALESCE(SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice')"
+        f"   {_DEBITS} THEN amount ELSE 0 END), 0) AS day,"
+        f" COALESCE(SUM(CASE WHEN txn_type IN {_DEBITS}"
         "   THEN amount ELSE 0 END), 0) AS month,"
-        " COALESCE(SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END), 0) AS refunds"
+        f" COALESCE(SUM(CASE WHEN txn_type IN {_CREDITS} THEN amount ELSE 0 END), 0) AS refunds"
         " FROM transactions WHERE mid = :mid AND status = 'approved'"
         " AND business_date >= :m AND business_date <= :d",
         {"mid": mid, "d": business_date, "m": month_start},
@@ -959,10 +961,10 @@ def recent_card_debits(db: Db, since_ms: int) -> list[tuple[str, int, int]]:
     """(pan_fingerprint, requested_at, amount) of approved or pending debits since ``since_ms``:
     the seed of the in-memory per-card velocity windows."""
     rows = db.query(
-        "SELECT pan_fingerprint, requested_at, amount FROM transactions"
+        "SELECT pan_fingerprint, requested_at, amount FROM transactions"  # noqa: S608 (registry type names, never input)
         " WHERE requested_at >= :since AND pan_fingerprint IS NOT NULL"
         " AND status IN ('approved', 'pending')"
-        " AND txn_type IN ('purchase', 'completion', 'completion_advice', 'preauth')",
+        f" AND txn_type IN {_CARD_DEBITS}",
         {"since": since_ms},
     )
     return [(r["pan_fingerprint"], int(r["requested_at"]), int(r["amount"])) for r in rows]
@@ -1092,19 +1094,17 @@ def get_merchant_terms(db: Db, mid: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Merchant settlement (host/merchant_settlement.py) and reconciliation (host/recon.py)
 
-_DAY_TOTALS_SQL = """
+_DAY_TOTALS_SQL = f"""
 SELECT mid,
-  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice') THEN 1 ELSE 0 END)
-    AS debit_count,
-  SUM(CASE WHEN txn_type IN ('purchase', 'completion', 'completion_advice') THEN amount
-    ELSE 0 END) AS debit_amount,
-  SUM(CASE WHEN txn_type = 'refund' THEN 1 ELSE 0 END) AS credit_count,
-  SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END) AS credit_amount
+  SUM(CASE WHEN txn_type IN {_DEBITS} THEN 1 ELSE 0 END) AS debit_count,
+  SUM(CASE WHEN txn_type IN {_DEBITS} THEN amount ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type IN {_CREDITS} THEN 1 ELSE 0 END) AS credit_count,
+  SUM(CASE WHEN txn_type IN {_CREDITS} THEN amount ELSE 0 END) AS credit_amount
 FROM transactions
 WHERE business_date = :d AND status = 'approved'
-  AND txn_type IN ('purchase', 'completion', 'completion_advice', 'refund'){extra}
+  AND txn_type IN {_SETTLED}{{extra}}
 GROUP BY mid
-"""
+"""  # noqa: S608 (registry type names, never input)
 
 
 def merchant_day_totals(db: Db, business_date: str, mid: str | None = None) -> dict[str, Any]:
@@ -1224,9 +1224,9 @@ def counted_transactions(db: Db, mid: str, business_date: str) -> list[Transacti
     """The journal rows a merchant's settlement counts for a date (approved debits and
     credits), in journal order: the transaction detail file."""
     rows = db.query(
-        "SELECT * FROM transactions WHERE mid = :mid AND business_date = :d"
+        "SELECT * FROM transactions WHERE mid = :mid AND business_date = :d"  # noqa: S608 (registry type names, never input)
         " AND status = 'approved'"
-        " AND txn_type IN ('purchase', 'completion', 'completion_advice', 'refund')"
+        f" AND txn_type IN {_SETTLED}"
         " ORDER BY id",
         {"mid": mid, "d": business_date},
     )

@@ -13,17 +13,10 @@ from typing import Any
 
 import attrs
 
-TXN_TYPES = (
-    "balance_inquiry",
-    "purchase",
-    "void",
-    "refund",
-    "preauth",
-    "preauth_cancel",
-    "completion",
-    "completion_void",
-    "completion_advice",
-)
+from codec import txntypes
+
+# The journal's transaction types and settlement buckets come from the registry.
+TXN_TYPES = txntypes.JOURNALLED
 TXN_STATUSES = ("pending", "approved", "declined", "timeout", "reversed", "voided", "error")
 KEY_MODES = ("001", "003", "004", "dukpt")
 ROLES = ("operator", "supervisor")
@@ -31,8 +24,8 @@ CARD_GROUPS = ("domestic", "foreign")
 BATCH_STATUSES = ("open", "closed", "unbalanced", "flagged")
 
 # Settlement: which approved transactions count as debits and which as credits.
-DEBIT_TYPES = ("purchase", "completion", "completion_advice")
-CREDIT_TYPES = ("refund",)
+DEBIT_TYPES = txntypes.DEBITS
+CREDIT_TYPES = txntypes.CREDITS
 
 
 def pan_fingerprint(pan: str, key: bytes) -> str:

@@ -161,10 +161,10 @@ def _commit_counts(url, *, delay: float) -> tuple[int, float]:
 def test_commit_delay_makes_bigger_groups_under_load(tmp_path):
     plain, _ = _commit_counts(f"sqlite:///{tmp_path}/a.sqlite", delay=0.0)
     delayed, slowest = _commit_counts(f"sqlite:///{tmp_path}/b.sqlite", delay=0.01)
-    # 12 writers, 10 rounds: with the delay a round is one or two groups (>= 10 commits). Without
-    # it an idle machine commits most writes alone; a loaded one batches by itself, so the
-    # comparison with `plain` is only "never more", and the strength is in the absolute bound.
-    assert delayed <= 30 and delayed <= plain, (delayed, plain)
+    # 12 writers, 10 rounds: with the delay a round is one or two groups (>= 10 commits), where
+    # an idle machine without it commits most of the 120 writes alone. A loaded machine batches
+    # by itself too (measured: plain 13 to 38 under load), so only the delayed count is bounded.
+    assert delayed <= 30, (delayed, plain)
     assert slowest < 5  # bounded by the delay, not stuck
 
 
