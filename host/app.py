@@ -20,6 +20,7 @@ from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import ConfigError, Settings, parse_address
 from host.flow import FlowTable
 from host.issuer_link import IssuerLink
+from host.issuer_protocol import PROTOCOLS
 from host.router import Router
 from host.security import SecurityMonitor
 from host.store import Store
@@ -240,5 +241,6 @@ def build_links(settings: Settings) -> dict[str, IssuerLink]:
             echo_interval=float(issuer["echo_interval"]),
             reconnect_min=float(issuer["reconnect_min"]),
             reconnect_max=float(issuer["reconnect_max"]),
+            protocol=PROTOCOLS[cfg.get("protocol", "iso8583")],
         )
     return links

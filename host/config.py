@@ -69,7 +69,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "reconnect_max": 15.0,
         "saf_interval": 5.0,  # seconds between store-and-forward retries
     },
-    # Issuer links: name -> {address, zmk, zpk, ...}; routes: list of {prefix, link}.
+    # Issuer links: name -> {address, protocol, zpk, ...}; routes: list of {prefix, link}.
+    # protocol: how the issuer speaks (host/issuer_protocol.py); "iso8583" (ISO 8583:1987,
+    # docs/issuer-contract.md) when not given.
     "links": {
         "sim": {
             "address": "127.0.0.1:9583",
@@ -143,6 +145,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 SOURCE_DEFAULT = "default"
+LINK_PROTOCOLS = ("iso8583",)  # the keys of host.issuer_protocol.PROTOCOLS (a test holds them)
 
 
 @attrs.frozen
@@ -296,6 +299,11 @@ def _validate(values: Mapping[str, Any]) -> None:
         if "address" not in link:
             raise ConfigError(f"links.{name}: missing address")
         parse_address(link["address"])
+        protocol = link.get("protocol", LINK_PROTOCOLS[0])
+        if protocol not in LINK_PROTOCOLS:
+            raise ConfigError(
+                f"links.{name}.protocol: {protocol!r} is not one of {', '.join(LINK_PROTOCOLS)}"
+            )
     for route in values["routes"]:
         if route.get("link") not in values["links"]:
             raise ConfigError(f"routes: link {route.get('link')!r} is not defined in [links]")

@@ -1,26 +1,25 @@
-"""A persistent TCP link to one issuer in the issuer dialect.
+"""A persistent TCP link to one issuer.
 
-One connection carries many requests at once. Requests are matched to responses by MTI class,
-STAN (11) and terminal (41) — never by STAN alone, because two terminals may use the same STAN at
-the same moment. The link signs on when it connects, sends echo tests when idle, reconnects with
-exponential backoff, and reports itself down so the host can answer 91 at once instead of
-waiting for a timeout.
+One connection carries many requests at once. The link keeps the socket, reconnects with
+exponential backoff, pairs answers with the tasks waiting for them, sends echo tests when idle
+and reports itself down so the host can answer 91 at once instead of waiting for a timeout.
+How the issuer speaks (framing, encoding, which answer belongs to which request, sign-on and
+echo messages) is its protocol object (``host.issuer_protocol``); ISO 8583:1987 by default.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import attrs
 import structlog
 import trio
 
-from codec import issuer as issuer_codec
 from codec.errors import CodecError
-from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.message import Message
+from host.issuer_protocol import ISO8583, IssuerProtocol
 from host.outbox import Outbox
 
 log = structlog.get_logger("poshost.link")
@@ -46,13 +45,10 @@ class LinkLost(OutcomeUnknown):
     handed to it and before its answer arrived."""
 
 
-def match_key(msg: Message) -> tuple[str, str, str]:
-    """Request and response share this key: MTI class (first 3 digits, with the function
-    digit folded so 0200 and 0210 match), STAN and terminal. The repeat digit is ignored, so a
-    0401 is answered by 0410 (ISO 8583:1987) or 0411, a 0421 by 0430 or 0431."""
-    mti = msg.mti
-    cls = mti[:2] + str(int(mti[2]) & ~1)  # 0210 -> 020, 0401 and 0410 -> 040, 0430 -> 042
-    return cls, str(msg.get(11, "")), str(msg.get(41, ""))
+def match_key(msg: Message) -> Hashable:
+    """The ISO 8583:1987 pairing key (MTI class, STAN, terminal); kept for callers of the
+    link's former function."""
+    return ISO8583.match_key(msg)
 
 
 @attrs.define
@@ -73,11 +69,12 @@ class IssuerLink:
     reconnect_max: float = 15.0
     max_frame: int = 8192
     stan_source: Callable[[], str] | None = None  # STANs for the link's own 0800s
+    protocol: IssuerProtocol = ISO8583
 
     _stream: trio.SocketStream | None = attrs.field(default=None, init=False)
     _outbox: Outbox | None = attrs.field(default=None, init=False)
     _connection: trio.CancelScope | None = attrs.field(default=None, init=False)
-    _waiters: dict[tuple[str, str, str], _Waiter] = attrs.field(factory=dict, init=False)
+    _waiters: dict[Hashable, _Waiter] = attrs.field(factory=dict, init=False)
     _up: trio.Event = attrs.field(factory=trio.Event, init=False)
     _last_traffic: float = attrs.field(default=0.0, init=False)
     _mgmt_stan: int = attrs.field(default=0, init=False)
@@ -131,7 +128,7 @@ class IssuerLink:
             self._connection = nursery.cancel_scope
             nursery.start_soon(self._reader, stream, nursery.cancel_scope)
             signed_on = await self._management("001")
-            if signed_on is None or signed_on.get(39) != "00":
+            if signed_on is None or not self.protocol.accepted(signed_on):
                 log.warning("link_sign_on_refused", link=self.name)
                 nursery.cancel_scope.cancel()
                 return
@@ -140,7 +137,7 @@ class IssuerLink:
             nursery.start_soon(self._echo_loop, nursery.cancel_scope)
 
     async def _reader(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
-        decoder = LengthPrefixedDecoder(self.max_frame)
+        decoder = self.protocol.decoder(self.max_frame)
         try:
             while True:
                 data = await stream.receive_some(65536)
@@ -156,12 +153,12 @@ class IssuerLink:
 
     def _deliver(self, body: bytes) -> None:
         try:
-            msg = issuer_codec.decode(body)
+            msg = self.protocol.decode(body)
         except CodecError as exc:
             log.warning("link_bad_message", link=self.name, error=str(exc))
             return
         self.stats["received"] += 1
-        waiter = self._waiters.get(match_key(msg))
+        waiter = self._waiters.get(self.protocol.match_key(msg))
         if waiter is None or waiter.response is not None:
             self.stats["late"] += 1
             log.info("link_unmatched_response", link=self.name, mti=msg.mti, stan=msg.get(11))
@@ -186,7 +183,7 @@ class IssuerLink:
         return f"{self._mgmt_stan:06d}"
 
     async def _management(self, code: str) -> Message | None:
-        msg = Message("0800", {7: _transmission_time(), 11: self._next_mgmt_stan(), 70: code})
+        msg = self.protocol.management(code, self._next_mgmt_stan(), _transmission_time())
         try:
             return await self._exchange(msg, require_up=False, timeout=self.management_timeout)
         except (LinkDown, OutcomeUnknown):
@@ -201,13 +198,13 @@ class IssuerLink:
         outbox = self._outbox
         if outbox is None or (require_up and not self._up.is_set()):
             raise LinkDown(self.name)
-        key = match_key(msg)
+        key = self.protocol.match_key(msg)
         if key in self._waiters:
             raise LinkDown(f"{self.name}: request {key} already in flight")
         waiter = _Waiter()
         self._waiters[key] = waiter
         try:
-            frame = prefix_length(issuer_codec.encode(msg))
+            frame = self.protocol.frame(msg)
             try:
                 await outbox.send(frame)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:

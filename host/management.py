@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import structlog
 
-from codec import issuer as issuer_codec
 from codec import subfields
 from codec.subfields import Field60, SignOnKeys
 from host.clock import parse_date
 from host.flow import Decline, Exchange
+from host.issuer_protocol import protocol_for
 from host.session_guard import may_sign_off, now_ms, refuse_sign_off
-from host.steps import field60, reversal_message
+from host.steps import field60
 from host.store.errors import AlreadyReversed
 from keys.errors import KeysError
 from keys.tokens import KeyToken, KeyType
@@ -172,7 +172,8 @@ async def reverse_original(host, ex: Exchange) -> None:
     payload = None
     if needs_issuer:
         rrn = original.rrn or host.rrn_for(original.id, parse_date(original.business_date))
-        payload = issuer_codec.encode(reversal_message(host, original, rrn))
+        protocol = protocol_for(host, original.issuer_link)
+        payload = protocol.encode(protocol.reversal_for(host, original, rrn))
     try:
         await host.store.record_reversal(
             original.id,

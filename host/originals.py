@@ -26,13 +26,13 @@ from codec.subfields import Field61
 from codec.txntypes import UnknownTransaction, identify_original
 from host.clock import parse_date
 from host.flow import Decline, Exchange
+from host.issuer_protocol import original_f7
 from host.steps import (
     card_fingerprint,
     card_pan,
     field60,
     insert_transaction,
     new_transaction,
-    original_f7,
 )
 from host.store.errors import DuplicateTransaction
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import structlog
 import trio
 
-from codec import issuer as issuer_codec
 from codec import txntypes
 from codec.errors import CodecError
 from host.clock import parse_date
 from host.issuer_link import LinkDown, OutcomeUnknown
-from host.steps import reversal_message
+from host.issuer_protocol import protocol_for
 
 log = structlog.get_logger("poshost.saf")
 
@@ -50,12 +49,12 @@ async def drain_once(host, base_backoff: float) -> int:
             )
             continue
         try:
-            msg = issuer_codec.decode(item.payload)
+            msg = link.protocol.decode(item.payload)
         except CodecError as exc:
             await host.store.saf_fail(item.id, f"undecodable payload: {exc}")
             continue
         if item.attempts:
-            msg = msg.with_mti(msg.mti[:3] + "1")  # 0421: repeat
+            msg = link.protocol.repeat(msg)  # 0421
         try:
             resp = await link.request(msg)
         except (LinkDown, OutcomeUnknown) as exc:
@@ -82,7 +81,8 @@ async def recover_pending(host) -> int:
         for txn in pending:
             if txn.txn_type in txntypes.REVERSIBLE and txn.issuer_link:
                 rrn = txn.rrn or host.rrn_for(txn.id, parse_date(txn.business_date))
-                payload = issuer_codec.encode(reversal_message(host, txn, rrn))
+                protocol = protocol_for(host, txn.issuer_link)
+                payload = protocol.encode(protocol.reversal_for(host, txn, rrn))
                 await host.store.record_reversal(
                     txn.id, "host restart with outcome unknown", link=txn.issuer_link,
                     payload=payload,

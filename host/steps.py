@@ -8,15 +8,11 @@ Response codes used here (DIALECT.md): 03 merchant, 13 amount, 14 card, 15 no ro
 
 from __future__ import annotations
 
-import datetime as dt
-
 import structlog
 import trio
 
-from codec import issuer as issuer_codec
 from codec import terminal as terminal_codec
 from codec.dump import mask_pan
-from codec.issuer import original_data
 from codec.message import FieldValue, Message
 from codec.subfields import Field60
 from host.flow import Decline, Exchange
@@ -279,55 +275,16 @@ async def journal_outcome(host, ex: Exchange) -> None:
 # -- the issuer ------------------------------------------------------------------------------
 
 
-def issuer_request(host, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None = None):
-    """The issuer-dialect request for this exchange (CONTRACTS: issuer dialect)."""
-    req = ex.request
-    now = moment(host, ex)
-    fields: dict[int, FieldValue] = {
-        2: card_pan(host, ex),
-        3: str(req.get(3, "000000")),
-        7: ex.notes.get("f7") or now.transmission,
-        11: str(req[11]),
-        12: now.hhmmss,
-        13: now.mmdd,
-        18: ex.merchant.mcc if ex.merchant is not None else "0000",
-        22: str(req.get(22, "000"))[:3],
-        25: str(req.get(25, "00")),
-        32: host.acquirer_id,
-        37: ex.rrn,
-        41: ex.terminal.tid,
-        42: ex.terminal.mid,
-        43: f"{ex.merchant.name[:40]:<40}",
-        49: str(req.get(49, "156")),
-    }
-    if 4 in req:
-        fields[4] = str(req[4])
-    if 14 in req:
-        fields[14] = str(req[14])
-    if 23 in req:
-        fields[23] = str(req[23])
-    track = ex.notes.get("track2")
-    if track:
-        fields[35] = track
-    if ex.translated_pin is not None:
-        fields[52] = ex.translated_pin
-        fields[53] = "2600000000000000"
-    if 55 in req:
-        fields[55] = req[55]
-    fields.update(extra or {})
-    return Message(mti, fields)
-
-
 async def authorize(host, ex: Exchange) -> None:
     """Send to the issuer and wait. 91 only when the request certainly never left (link down).
     Once any byte may have left, every outcome but a matched answer is unknown: the issuer may
     have debited the card, so the answer is 98 and a reversal is queued (store-and-forward),
     whether the link timed out, broke, failed, or the host is stopping during the wait."""
-    msg = issuer_request(
+    link = host.links[ex.link]
+    msg = link.protocol.request_for(
         host, ex, ex.notes.get("issuer_mti", ex.request.mti), ex.notes.get("issuer_extra")
     )
     ex.issuer_request = msg
-    link = host.links[ex.link]
     try:
         resp = await link.request(msg)
     except LinkDown as exc:
@@ -380,41 +337,11 @@ def balances_for_terminal(balances: str, terminal) -> str:
     return (available or entries)[0] if entries else balances
 
 
-def reversal_message(host, original, rrn: str, link_mti: str = "0420") -> Message:
-    """The 0420 advice that undoes `original` at the issuer. It carries no PAN or track: the
-    issuer finds the original by terminal + RRN (or 90), and the SAF queue never stores card
-    data."""
-    f7 = original_f7(original)
-    fields: dict[int, FieldValue] = {
-        3: original.processing_code or "000000",
-        4: f"{original.amount:012d}",
-        7: f7,
-        11: original.stan,
-        25: original.condition_code or "00",
-        32: host.acquirer_id,
-        37: rrn,
-        41: original.tid,
-        42: original.mid,
-        49: original.currency,
-        90: original_data(original.mti, original.stan, f7, host.acquirer_id),
-    }
-    return Message(link_mti, fields)
-
-
-def original_f7(original) -> str:
-    """Field 7 the host sent with a journalled request (kept in ``extra``; older rows: their
-    request time)."""
-    f7 = (original.extra or {}).get("f7")
-    if f7:
-        return str(f7)
-    transmission = dt.datetime.fromtimestamp(original.requested_at / 1000, dt.UTC)
-    return transmission.strftime("%m%d%H%M%S")
-
-
 async def queue_reversal(host, ex: Exchange, reason: str) -> None:
     """Record the unknown outcome and queue the reversal, exactly once, in one transaction."""
     original = await host.store.get_transaction(ex.journal_id)
-    payload = issuer_codec.encode(reversal_message(host, original, ex.rrn))
+    protocol = host.links[ex.link].protocol
+    payload = protocol.encode(protocol.reversal_for(host, original, ex.rrn))
     await host.store.record_unknown_outcome(
         ex.journal_id, reason, link=ex.link, payload=payload, rrn=ex.rrn,
         settlement_date=ex.business_date,

@@ -161,3 +161,20 @@ def test_repeats_answered_0410_and_0430_by_the_real_simulator_reach_their_waiter
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_links_name_their_protocol_and_a_wrong_one_is_refused():
+    import pytest
+
+    from host.app import build_links
+    from host.config import LINK_PROTOCOLS, ConfigError, load_settings
+    from host.issuer_protocol import PROTOCOLS
+
+    assert set(LINK_PROTOCOLS) == set(PROTOCOLS)
+    settings = load_settings(environ={}, overrides={
+        "links.visa": {"address": "127.0.0.1:1", "protocol": "iso8583"},
+    })  # fmt: skip
+    assert build_links(settings)["visa"].protocol is PROTOCOLS["iso8583"]
+    with pytest.raises(ConfigError, match=r"links\.visa\.protocol"):
+        load_settings(environ={}, overrides={"links.visa": {"address": "1.2.3.4:1",
+                                                            "protocol": "x25"}})  # fmt: skip
