@@ -30,7 +30,7 @@ a plain spec); the fast path implements the same rules field by field:
 
 * packed BCD numerics: pyiso8583 ``data_enc="b"`` + ``len_count="nibbles"``; fixed odd fields
   are right-aligned with ``left_pad="0"``, field 22 (left-aligned) uses ``right_pad="0"``;
-  variable n/z use ``right_pad="0"``, so we *send* pad 0 (DIALECT.md's choice).
+  variable n/z use ``right_pad="0"``, so we *send* pad 0 (the terminal dialect's choice).
 * LL/LLL BCD prefixes: ``len_enc="bcd"`` with ``len_type`` 1/2; n/z count nibbles, an/b bytes.
 * pad F accepted on decode: pyiso8583 accepts one pad character per field. When it reports a
   pad error on a field whose last nibble is F, we decode again with a spec variant that has

@@ -1,6 +1,6 @@
 """Issuer dialect: ISO 8583:1987, ASCII MTI/numerics, binary primary + secondary bitmaps.
 
-The table is ``specs/issuer_fields.toml`` (binding: CONTRACTS.md). The 2-byte length prefix
+The table is ``specs/issuer_fields.toml`` (docs/issuer-contract.md). The 2-byte length prefix
 is framing (``codec.framing``); ``decode``/``encode`` see the message from the MTI on.
 """
 

@@ -4,7 +4,7 @@ They work on the field *values* the dialect codec returns (str of digits/text, o
 flow decodes only the subfields it needs. Errors are ``CodecError`` naming the subfield (e.g.
 ``"60.3"``); ``offset`` is the character (or byte, for 62) index inside the field value.
 
-Field 48 batch-upload layout (ours; DIALECT.md leaves it open), all digits:
+Field 48 batch-upload layout (ours; the dialect leaves it open), all digits:
 
 * 0320 with 60.3 = 201 (detail records):
   ``count n2`` then ``count`` records of

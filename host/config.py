@@ -11,6 +11,7 @@ values when they parse (numbers, booleans, arrays), else taken as strings.
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -252,11 +253,15 @@ def load_settings(
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: [{section}] must be a table")
             if section not in values:
-                raise ConfigError(f"{path}: unknown section [{section}]")
+                raise ConfigError(f"{path}: unknown section [{section}]{_nearest(section, values)}")
             if section in ("links",):
                 # Links are a set the operator defines: the file replaces the default set.
                 values[section] = {}
             for key, value in table.items():
+                if section != "links" and key not in values[section]:
+                    raise ConfigError(
+                        f"{path}: unknown setting {section}.{key}{_nearest(key, values[section])}"
+                    )
                 values[section][key] = value
                 sources[f"{section}.{key}"] = f"file:{path}"
 
@@ -270,7 +275,9 @@ def load_settings(
         if section in ("links", "routes"):
             continue  # structured sections are configured in the file only
         if key not in values[section]:
-            raise ConfigError(f"{name}: unknown setting {section}.{key}")
+            raise ConfigError(
+                f"{name}: unknown setting {section}.{key}{_nearest(key, values[section])}"
+            )
         values[section][key] = _parse_env_value(raw)
         sources[f"{section}.{key}"] = f"env:{name}"
 
@@ -284,6 +291,12 @@ def load_settings(
 
     _validate(values)
     return Settings(values=values, sources=sources)
+
+
+def _nearest(name: str, valid: Mapping[str, Any]) -> str:
+    """``; did you mean "idle_timeout"?`` for a misspelt name, else nothing."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -1,7 +1,7 @@
 """Operators at sign-on, the supervisor role, and a merchant's terms.
 
 Sign-on field 63 (request): the operator number an3, then the operator's password (ans, up to
-12 characters; our extension — DIALECT.md has only the number). The host checks it against the
+12 characters; our extension — the dialect has only the number). The host checks it against the
 scrypt hash in ``operators`` (``poshost estate operator add``):
 
 * 55 — unknown operator or wrong password (one code for both, so a caller learns nothing about

@@ -6,7 +6,7 @@ Each ``find_*`` step sets ``ex.original`` and leaves three notes for the shared 
 * ``guard``: the limit ``journal_request`` enforces against the original's other children in
   the same database transaction as the insert (a second void, a refund beyond the original);
 * ``original_status``: what ``journal_outcome`` marks the original when approved ('voided');
-* ``issuer_extra``: field 90 naming the original for the issuer (CONTRACTS: issuer dialect).
+* ``issuer_extra``: field 90 naming the original for the issuer (docs/issuer-contract.md).
 
 Response codes (README "Transactions"): 12 already voided / cancelled / completed, 22 original
 too old (refund age, pre-authorization expiry), 25 original not found (or not approved, or

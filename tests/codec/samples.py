@@ -1,4 +1,5 @@
-"""One terminal-dialect message of every transaction type and management message in DIALECT.md.
+"""One terminal-dialect message of every transaction and management message type
+(docs/terminal-dialect.md).
 
 Shared by the round-trip, transaction-type and dump tests so they all cover the same rows.
 """

@@ -113,7 +113,7 @@ def test_public_dumps_fast_decode_and_re_encode(fx):
     assert m.mti == fx["expect"]["mti"]
     again = codec.fast.encode(m)
     assert again is not None and again == codec.reference_encode(m)
-    # byte for byte, except that an F pad nibble received is sent back as 0 (DIALECT.md)
+    # byte for byte, except that an F pad nibble received is sent back as 0 (the dialect's choice)
     assert len(again) == len(payload)
     assert all(
         a == b or (b ^ a == 0x0F and a & 0x0F == 0) for a, b in zip(again, payload, strict=True)

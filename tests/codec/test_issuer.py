@@ -33,7 +33,7 @@ BASE = {
 
 ORIG = issuer.original_data("0200", "000042", "1125093015", "48615840")
 
-# one message of every issuer-link transaction type and management message (CONTRACTS.md)
+# one message of every issuer-link transaction type and management message (docs/issuer-contract.md)
 CASES = {
     "balance_inquiry": ("0200", {**BASE, 3: "310000", 4: None}),
     "purchase": ("0200", BASE),

@@ -84,3 +84,19 @@ def test_print_config_shows_no_secret_in_any_section(tmp_path):
     assert "<set>" in lines["links.visa.zpk_clear_test_key"]
     assert "127.0.0.1:1" in lines["links.visa.address"]  # what is not secret stays readable
     assert "postgresql://app:***@127.0.0.1:5432/test" in lines["journal.url"]
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "fragment"),
+    [
+        ("[server]\nidel_timeout = 5\n", {}, 'server.idel_timeout; did you mean "idle_timeout"?'),
+        ("[sever]\nmax_frame = 1\n", {}, 'section [sever]; did you mean "server"?'),
+        ("", {"POSHOST_ISSUER_TIMEOUTS": "3"}, 'did you mean "timeout"?'),
+    ],
+)
+def test_a_misspelt_setting_is_refused_with_the_nearest_name(tmp_path, text, env, fragment):
+    cfg = tmp_path / "poshost.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ=env)
+    assert fragment in str(info.value)

@@ -97,7 +97,7 @@ def test_sign_on_keys_field62_layout(mode, length):
     pik_kcv = re.search(r"TPK token: TPK:T:(\w+):", r.output).group(1)
     pik_len = 8 if mode == "001" else 16
     pik = des.decrypt_ecb(bytes.fromhex(tmk), field[:pik_len])
-    # DIALECT.md: each key under the TMK followed by its 4-byte check value
+    # docs/terminal-dialect.md: each key under the TMK followed by its 4-byte check value
     assert field[pik_len : pik_len + 4] == kcv(pik, 4)
     assert kcv(pik).hex().upper() == pik_kcv
     mak_at = pik_len + 4

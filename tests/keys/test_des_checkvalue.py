@@ -13,7 +13,7 @@ K1 = bytes.fromhex("0123456789ABCDEF")
 
 
 def test_kk_key_falls_back_to_single_des():
-    # DESIGN.md "Known pitfalls": pycryptodome refuses K||K; TDES-EDE(K,K) == DES(K).
+    # docs/design.md "Known pitfalls": pycryptodome refuses K||K; TDES-EDE(K,K) == DES(K).
     kk = K1 + K1
     block = bytes.fromhex("4E6F772069732074")
     assert des.encrypt_ecb(kk, block) == DES.new(K1, DES.MODE_ECB).encrypt(block)

@@ -149,7 +149,7 @@ def test_ipek_x924_annex_a():
     # ANSI X9.24-1-2009 Annex A: BDK 0123456789ABCDEFFEDCBA9876543210, KSN
     # FFFF9876543210E00000 -> IPEK 6AC292FAA1315B4D858AB3A3D7D5933A.
     assert dukpt.derive_ipek(BDK, bytes.fromhex(IKSN + "E00000")) == IPEK
-    # The IPEK ignores the counter bits (the PyPI `dukpt` 1.0.1 pitfall of DESIGN.md).
+    # The IPEK ignores the counter bits (the PyPI `dukpt` 1.0.1 gets this wrong).
     assert dukpt.derive_ipek(BDK, bytes.fromhex(IKSN + "EFF800")) == IPEK
 
 

@@ -64,8 +64,9 @@ def test_unionpay_xor_step_matches_published_walkthrough():
 
 
 def test_unionpay_ecb_mac_steps():
-    # DIALECT.md "Keys, MAC, PIN": hex of the XOR, encrypt the first 8 chars, XOR the last 8,
-    # encrypt again, first 8 hex chars. Spelled out with raw DES for the walkthrough data/TAK.
+    # docs/terminal-dialect.md "Keys, MAC, PIN": hex of the XOR, encrypt the first 8 chars,
+    # XOR the last 8, encrypt again, first 8 hex chars. Spelled out with raw DES for the
+    # walkthrough data/TAK.
     data = bytes.fromhex(
         "0200302004C020C0981100000000000000005100183402100006324392260009942820D1312101"
         "120084393136363838303134303030303030303030303030303031313536ACF46E73838A82F926"

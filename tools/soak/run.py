@@ -152,15 +152,13 @@ class Soak:
     async def kill_host_every(self, every: float) -> None:
         while True:
             await trio.sleep(every)
-            await self.kill_and_restart(self.host, 0.5)
-            self.tally.host_kills += 1
+            await self.kill_and_restart(self.host, 0.5, "host_kills")
 
     async def kill_issuer_every(self, every: float) -> None:
         while True:
             await trio.sleep(every)
             await self.purchases_in_flight()
-            await self.kill_and_restart(self.sim, self.config.issuer_down)
-            self.tally.issuer_kills += 1
+            await self.kill_and_restart(self.sim, self.config.issuer_down, "issuer_kills")
 
     async def purchases_in_flight(self, older_than: float = 0.03, within: float = 2.0) -> None:
         """Wait (at most ``within`` s) until two purchases have been out for ``older_than`` s:
@@ -172,10 +170,13 @@ class Soak:
                     return
                 await trio.sleep(0.001)
 
-    async def kill_and_restart(self, program: st.Program, down: float) -> None:
+    async def kill_and_restart(self, program: st.Program, down: float, counter: str) -> None:
+        """SIGKILL, count it at once (a restart still under way when the run ends must not hide
+        the kill), wait ``down`` seconds, start again."""
         self.killing.add(program.name)
         try:
             await trio.to_thread.run_sync(program.kill)
+            setattr(self.tally, counter, getattr(self.tally, counter) + 1)
             await trio.sleep(down)
             await trio.to_thread.run_sync(program.start)
         finally:
