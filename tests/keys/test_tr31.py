@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys import tr31
+from keys import des, tr31
 from keys.errors import KeyUsageError, TR31Error
 from keys.hsm import SoftHSM
 from keys.tokens import Algorithm, KeyType
@@ -105,7 +105,7 @@ def test_altered_header_fails_mac():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"version": "A", "usage": "P0", "algorithm": "T", "mode": "E"},
+        {"version": "E", "usage": "P0", "algorithm": "T", "mode": "E"},
         {"version": "B", "usage": "Z9", "algorithm": "T", "mode": "E"},
         {"version": "B", "usage": "P0", "algorithm": "Q", "mode": "E"},
         {"version": "B", "usage": "P0", "algorithm": "T", "mode": "G"},  # PIN key cannot MAC
@@ -147,7 +147,7 @@ def test_round_trip_b(key):
 
 
 def test_hsm_tr31_export_import_and_exportability():
-    hsm = SoftHSM(SoftHSM.generate_lmk())
+    hsm = SoftHSM(SoftHSM.generate_lmk(), clear_test_keys=True)
     kbpk = hsm.import_clear(KeyType.KBPK, KBPK_D, Algorithm.AES)
     bdk = hsm.import_clear(KeyType.BDK, bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"))
     block = hsm.export_tr31(bdk, kbpk)
@@ -156,7 +156,8 @@ def test_hsm_tr31_export_import_and_exportability():
     with pytest.raises(KeyUsageError, match="B0"):
         hsm.import_tr31(KeyType.ZPK, block, kbpk)
     # the published version D block arrives as a non-exportable ZPK when marked N
-    pinblock_key = tr31.wrap(KBPK_D, tr31.Header("D", "P0", "T", "E", exportability="N"), KEY)
+    odd = des.adjust_parity(KEY)  # imports refuse keys without odd parity
+    pinblock_key = tr31.wrap(KBPK_D, tr31.Header("D", "P0", "T", "E", exportability="N"), odd)
     zpk = hsm.import_tr31(KeyType.ZPK, pinblock_key, kbpk)
     assert not zpk.exportable and "non-exportable" in repr(zpk)
     zmk = hsm.generate_key(KeyType.ZMK)
