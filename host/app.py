@@ -229,7 +229,7 @@ def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
     """Each link's ZPK: a token under the LMK (`zpk`), or a clear key flagged as a test key.
 
     ``hsm`` imports the test keys: the start-up's short-lived test-key HSM (see
-    :func:`test_key_hsm`), never the one the running host serves with.
+    :func:`startup_test_key_hsm`), never the one the running host serves with.
     """
     zpks: dict[str, KeyToken] = {}
     for name, link in settings["links"].items():
@@ -241,7 +241,7 @@ def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
     return zpks
 
 
-def test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
+def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
     """A second HSM on the same LMK that takes the configuration's clear TEST keys
     (``links.*.zpk_clear_test_key``, the demo estate's ``*_clear_test_key``) at start-up and is
     then dropped, so the HSM the running host serves with never takes a clear key."""

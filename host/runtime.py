@@ -14,7 +14,7 @@ from host.app import (
     hsm_options,
     load_fingerprint_key,
     load_lmk,
-    test_key_hsm,
+    startup_test_key_hsm,
     zone_pin_keys,
 )
 from host.backoffice.process import BackOfficeProcess, child_config
@@ -55,7 +55,7 @@ async def run_host(
     journal after its last write is durable."""
     lmk, lmk_source = load_lmk(settings)
     hsm = SoftHSM(lmk, **hsm_options(settings))
-    test_keys = test_key_hsm(lmk, settings)  # start-up only: the configured clear TEST keys
+    test_keys = startup_test_key_hsm(lmk, settings)  # start-up only: configured TEST keys
     del lmk
     log.info("lmk_loaded", source=lmk_source, kcv=hsm.lmk_check_value)
     server_cfg = settings["server"]

@@ -591,16 +591,13 @@ class SoftHSM:
         bdk_id = token_id(src.bdk)
         if src.bdk.key_type is T.BDK:
             fmt = 0 if src.fmt is None else src.fmt
-            ck = ("DUKPT-PIN", bdk_id, ksn)
-            pin_eng = self._engines.get(ck)
-            if pin_eng is None:
-                ipek = self._ipek(eng.key, bdk_id, ksn)
-                tk = dukpt.derive_transaction_key(
-                    ipek, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, _tdes_base(ksn))
-                )
-                pin_eng = _Engine(dukpt.pin_key(tk), Algorithm.TDES)
-                self._engines.put(ck, pin_eng)
-            return pin_eng, fmt
+            # No per-KSN engine is kept: a KSN serves one transaction (a repeat is a replay),
+            # so caching its PIN key would only keep one more clear key in memory.
+            ipek = self._ipek(eng.key, bdk_id, ksn)
+            tk = dukpt.derive_transaction_key(
+                ipek, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, _tdes_base(ksn))
+            )
+            return _Engine(dukpt.pin_key(tk), Algorithm.TDES), fmt
         try:
             wkt = dukpt.DerivedKeyType[src.working_key.upper()]
         except KeyError:
@@ -612,18 +609,13 @@ class SoftHSM:
         ):
             raise KeyUsageError("only AES working keys are supported for AES DUKPT PIN blocks")
         fmt = 4 if src.fmt is None else src.fmt
-        ck = ("DUKPT-PIN", bdk_id, ksn, wkt)
-        pin_eng = self._engines.get(ck)
-        if pin_eng is None:
-            ikid, _ = dukpt.aes_ksn(ksn)
-            ik = self._aes_ik(eng.key, bdk_id, ikid)
-            dk = dukpt.derive_aes_derivation_key(
-                ik, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, ikid)
-            )
-            pk = dukpt.derive_working_key(dk, ksn, dukpt.KeyUsage.PIN_ENCRYPTION, wkt)
-            pin_eng = _Engine(pk, Algorithm.AES)
-            self._engines.put(ck, pin_eng)
-        return pin_eng, fmt
+        ikid, _ = dukpt.aes_ksn(ksn)
+        ik = self._aes_ik(eng.key, bdk_id, ikid)
+        dk = dukpt.derive_aes_derivation_key(
+            ik, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, ikid)
+        )
+        pk = dukpt.derive_working_key(dk, ksn, dukpt.KeyUsage.PIN_ENCRYPTION, wkt)
+        return _Engine(pk, Algorithm.AES), fmt
 
     def _ipek(self, bdk: bytes, bdk_id: bytes, ksn: bytes) -> bytes:
         iksn = _tdes_base(ksn)

@@ -413,3 +413,42 @@ def test_caches_are_bounded():
         assert des.decrypt_ecb(K2, out) == pinblock.encode(0, "1234", PAN)
     assert len(small.dukpt_cache) <= 5
     assert small.generate_mac(tak, b"x") == mac.unionpay_ecb_mac(K2, b"x")  # evicted, rebuilt
+
+
+def _cache_key_bytes(key) -> list[bytes]:
+    if isinstance(key, bytes | bytearray):
+        return [bytes(key)]
+    if isinstance(key, tuple):
+        return [b for part in key for b in _cache_key_bytes(part)]
+    return []
+
+
+def test_caches_are_keyed_by_token_identity_not_clear_keys():
+    # After DUKPT translations (TDES and AES) and a MAC, no cache key holds (or contains) the
+    # clear BDK, IPEK, initial key or working keys: they are named by token digests and KSNs.
+    h = SoftHSM(LMK, clear_test_keys=True)
+    aes_bdk = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+    bdk, abdk = h.import_clear(KeyType.BDK, K2), h.import_clear(KeyType.BDK_AES, aes_bdk)
+    zpk, tak = h.import_clear(KeyType.ZPK, K2), h.import_clear(KeyType.TAK, K2)
+    h.translate_pin(
+        bytes.fromhex("1B9C1845EB993A7A"),
+        PAN,
+        DukptSource(bdk, bytes.fromhex("FFFF9876543210E00001")),
+        zpk,
+    )
+    h.translate_pin(
+        bytes.fromhex("A912150391AB65A67E52883D81CE2D15"),
+        "4111111111111111",
+        DukptSource(abdk, bytes.fromhex("123456789012345600000001")),
+        zpk,
+    )
+    h.generate_mac(tak, b"data")
+    ipek = bytes.fromhex("6AC292FAA1315B4D858AB3A3D7D5933A")
+    ik = bytes.fromhex("1273671EA26AC29AFA4D1084127652A1")
+    secrets_ = [K2, K2[:8], K2[8:], aes_bdk, ipek, ik]
+    keys_seen = list(h._engines._d) + list(h.dukpt_cache._d)
+    assert keys_seen
+    for key in keys_seen:
+        for blob in _cache_key_bytes(key):
+            for secret in secrets_:
+                assert secret not in blob

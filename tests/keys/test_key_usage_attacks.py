@@ -132,7 +132,7 @@ def test_tmk_never_becomes_a_track_key(hsm, keys):
 
 @pytest.mark.parametrize("key_type", [T.KEK, T.KBPK, T.ZMK, T.TMK, T.ZPK])
 def test_no_clear_key_enters_the_running_hsm(hsm, key_type):
-    with pytest.raises(KeyUsageError, match="clear key import .* refused"):
+    with pytest.raises(KeyUsageError, match=r"clear key import .* refused"):
         hsm.import_clear(key_type, KNOWN)
     with pytest.raises(KeyUsageError, match="ceremony"):
         hsm.import_components(key_type, [C1, C2])
