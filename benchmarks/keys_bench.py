@@ -56,7 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
     args = ap.parse_args()
-    hsm = SoftHSM(SoftHSM.generate_lmk())
+    hsm = SoftHSM(SoftHSM.generate_lmk(), clear_test_keys=True)  # published test keys
     data = bytes(range(200))
 
     tak = hsm.import_clear(KeyType.TAK, K2[:8])

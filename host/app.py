@@ -28,7 +28,7 @@ from host.store.errors import NotFound
 from host.store.records import pan_fingerprint
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
-from keys.tokens import KeyToken, KeyType
+from keys.tokens import KeyToken, KeyType, parse_key_type
 
 log = structlog.get_logger("poshost.host")
 
@@ -178,6 +178,16 @@ class Host:
         return str(self.settings.get("acquirer.institution_id"))
 
 
+def hsm_options(settings: Settings) -> dict[str, Any]:
+    """The SoftHSM's usage settings from [hsm]: single-length types, legacy TR-31, K0 type."""
+    cfg = settings["hsm"]
+    return {
+        "single_length": frozenset(parse_key_type(t) for t in cfg["single_length_types"]),
+        "legacy_tr31": bool(cfg["legacy_tr31"]),
+        "tr31_k0_type": parse_key_type(cfg["tr31_k0_type"]),
+    }
+
+
 def load_lmk(settings: Settings) -> tuple[bytes, str]:
     """The LMK and where it came from. A new installation gets a fresh random LMK in its data
     directory (mode 0600), like an HSM commissioned for the first time."""
@@ -217,7 +227,11 @@ def load_fingerprint_key(settings: Settings) -> bytes:
 
 
 def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
-    """Each link's ZPK: a token under the LMK (`zpk`), or a clear key flagged as a test key."""
+    """Each link's ZPK: a token under the LMK (`zpk`), or a clear key flagged as a test key.
+
+    ``hsm`` imports the test keys: the start-up's short-lived test-key HSM (see
+    :func:`startup_test_key_hsm`), never the one the running host serves with.
+    """
     zpks: dict[str, KeyToken] = {}
     for name, link in settings["links"].items():
         if link.get("zpk"):
@@ -226,6 +240,13 @@ def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
             zpks[name] = hsm.import_clear(KeyType.ZPK, bytes.fromhex(link["zpk_clear_test_key"]))
             log.warning("link_test_zpk", link=name, kcv=zpks[name].check_value)
     return zpks
+
+
+def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
+    """A second HSM on the same LMK that takes the configuration's clear TEST keys
+    (``links.*.zpk_clear_test_key``, the demo estate's ``*_clear_test_key``) at start-up and is
+    then dropped, so the HSM the running host serves with never takes a clear key."""
+    return SoftHSM(lmk, clear_test_keys=True, **hsm_options(settings))
 
 
 def build_links(settings: Settings) -> dict[str, IssuerLink]:

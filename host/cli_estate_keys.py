@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from host.app import load_lmk
+from host.app import hsm_options, load_lmk
 from host.cli_estate import terminal
 from host.cli_journal import opened
 from host.config import ConfigError, load_settings
@@ -63,7 +63,8 @@ def set_key(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     lmk, _source = load_lmk(settings)
-    hsm = SoftHSM(lmk)
+    # An offline estate tool: ceremony mode for components; clear keys only with the test flag.
+    hsm = SoftHSM(lmk, ceremony=True, clear_test_keys=test_ok, **hsm_options(settings))
     key_type = KeyType.TMK if kind == "tmk" else KeyType.BDK
     try:
         if components:

@@ -181,7 +181,7 @@ def device() -> None:
 def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace, config_path):
     """Enroll a device's transport key: components, a token, or derived from a test KDK."""
     from host.activation import derive_transport_key
-    from host.app import load_lmk
+    from host.app import hsm_options, load_lmk
     from keys.checkvalue import kcv
     from keys.errors import KeysError
     from keys.hsm import SoftHSM
@@ -196,7 +196,8 @@ def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     lmk, _source = load_lmk(settings)
-    hsm = SoftHSM(lmk)
+    # An offline estate tool: ceremony mode for components; clear keys only with the test flag.
+    hsm = SoftHSM(lmk, ceremony=True, clear_test_keys=test_ok, **hsm_options(settings))
     try:
         if components:
             parts = [bytes.fromhex(c) for c in components]

@@ -67,7 +67,9 @@ def _show_token(tok: KeyToken) -> None:
 
 
 def _hsm(lmk: str) -> SoftHSM:
-    hsm = SoftHSM.from_hex(lmk)
+    # An offline operator tool, never a running host: it takes the clear (test) keys and
+    # components an operator types, and single-length keys for mode-001 terminals.
+    hsm = SoftHSM.from_hex(lmk, ceremony=True, clear_test_keys=True, single_length=True)
     click.echo(f"LMK check value: {hsm.lmk_check_value}", err=True)
     return hsm
 

@@ -54,6 +54,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "lmk": "",
         "lmk_components": [],
         "lmk_file": "",
+        # Key types that may be single-length (56-bit) DES keys. The terminal dialect's MAK is
+        # single-length in every key mode and the PIK in key mode 001; any other type (and
+        # these, once removed) is refused at 8 bytes on generation and import.
+        "single_length_types": ["TAK", "TPK"],
+        # Accept TR-31 key blocks of the deprecated versions A and C (key variant binding) on
+        # import. They are never produced; B (TDES) and D (AES) blocks always work.
+        "legacy_tr31": False,
+        # The one key type a foreign TR-31 K0 block (one without poshost's type block) becomes:
+        # TMK, ZMK or KEK. poshost's own K0 exports name their type and come back as it only.
+        "tr31_k0_type": "TMK",
     },
     "acquirer": {
         "institution_id": "48615840",  # field 32

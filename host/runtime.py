@@ -8,7 +8,15 @@ import attrs
 import structlog
 import trio
 
-from host.app import Host, build_links, load_fingerprint_key, load_lmk, zone_pin_keys
+from host.app import (
+    Host,
+    build_links,
+    hsm_options,
+    load_fingerprint_key,
+    load_lmk,
+    startup_test_key_hsm,
+    zone_pin_keys,
+)
 from host.backoffice.process import BackOfficeProcess, child_config
 from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import Settings, parse_address
@@ -46,7 +54,8 @@ async def run_host(
     connections, lets requests in flight finish within server.shutdown_grace, then closes the
     journal after its last write is durable."""
     lmk, lmk_source = load_lmk(settings)
-    hsm = SoftHSM(lmk)
+    hsm = SoftHSM(lmk, **hsm_options(settings))
+    test_keys = startup_test_key_hsm(lmk, settings)  # start-up only: configured TEST keys
     del lmk
     log.info("lmk_loaded", source=lmk_source, kcv=hsm.lmk_check_value)
     server_cfg = settings["server"]
@@ -71,7 +80,7 @@ async def run_host(
             store=store,
             hsm=hsm,
             links=build_links(settings),
-            zpks=zone_pin_keys(settings, hsm),
+            zpks=zone_pin_keys(settings, test_keys),
             router=Router.from_table(settings["routes"]),
             calendar=BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"]),
             flows=FLOWS,
@@ -79,7 +88,8 @@ async def run_host(
             clock=clock or SystemClock(),
         )
         if demo:
-            await seed_demo_estate(store, hsm)
+            await seed_demo_estate(store, test_keys)
+        del test_keys  # the serving HSM is `hsm`, which takes no clear key
         recovered = await recover_pending(host)
         if recovered:
             log.warning("recovered_after_crash", transactions=recovered)

@@ -9,6 +9,7 @@ consecutive counters of one device share all but their last steps.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Hashable
 from typing import Any
 
@@ -123,8 +124,23 @@ def _walk(
     return key
 
 
-def derive_transaction_key(ipek: bytes, ksn: bytes, *, cache: DukptCache | None = None) -> bytes:
-    """The transaction ('current') key for a KSN from its IPEK, X9.24-1-2009 A.2/A.3."""
+def _key_id(key: bytes) -> bytes:
+    """A cache identity for a key given in clear: its digest, so no cache key holds the key."""
+    return hashlib.sha256(b"poshost-dukpt-cache|" + key).digest()[:16]
+
+
+def derive_transaction_key(
+    ipek: bytes,
+    ksn: bytes,
+    *,
+    cache: DukptCache | None = None,
+    cache_id: Hashable | None = None,
+) -> bytes:
+    """The transaction ('current') key for a KSN from its IPEK, X9.24-1-2009 A.2/A.3.
+
+    ``cache_id`` names the IPEK and KSN base in the cache (an HSM passes the BDK token's
+    identity); without it a digest of the IPEK is used.
+    """
     if len(ipek) != 16:
         raise DukptError("a TDES DUKPT IPEK is 16 bytes")
     base, counter = tdes_ksn(ksn)
@@ -133,7 +149,8 @@ def derive_transaction_key(ipek: bytes, ksn: bytes, *, cache: DukptCache | None 
     def step(key: bytes, cumulative: int) -> bytes:
         return _nrkgp(key, (base8 | cumulative).to_bytes(8, "big"))
 
-    return _walk(ipek, _path(counter, TDES_COUNTER_BITS), step, cache, ("T", ipek, base8))
+    tag = ("T", cache_id) if cache_id is not None else ("T", _key_id(ipek), base8)
+    return _walk(ipek, _path(counter, TDES_COUNTER_BITS), step, cache, tag)
 
 
 def pin_key(transaction_key: bytes) -> bytes:
@@ -182,13 +199,20 @@ AES_MAX_ONE_BITS = 16
 
 
 class DerivedKeyType(enum.Enum):
-    """Key types of X9.24-3-2017 table 3: (algorithm indicator, length in bits)."""
+    """Key types of X9.24-3-2017 (6.2.1, 6.2.2): (algorithm indicator, length in bits).
+
+    The HMAC keys share one algorithm indicator (0005) and differ by length; like every
+    working key they may not be longer than the derivation key (6.1.3).
+    """
 
     TDES2 = (0x0000, 128)
     TDES3 = (0x0001, 192)
     AES128 = (0x0002, 128)
     AES192 = (0x0003, 192)
     AES256 = (0x0004, 256)
+    HMAC128 = (0x0005, 128)
+    HMAC192 = (0x0005, 192)
+    HMAC256 = (0x0005, 256)
 
     @property
     def indicator(self) -> int:
@@ -259,7 +283,11 @@ def derive_initial_key(bdk: bytes, initial_key_id: bytes) -> bytes:
 
 
 def derive_aes_derivation_key(
-    initial_key: bytes, ksn: bytes, *, cache: DukptCache | None = None
+    initial_key: bytes,
+    ksn: bytes,
+    *,
+    cache: DukptCache | None = None,
+    cache_id: Hashable | None = None,
 ) -> bytes:
     """The intermediate derivation key for a KSN's counter (X9.24-3-2017 6.3.5, host side)."""
     kt = DerivedKeyType.for_aes_key(initial_key)
@@ -270,7 +298,7 @@ def derive_aes_derivation_key(
         data = _derivation_data(KeyUsage.KEY_DERIVATION, kt, tail4 + cumulative.to_bytes(4, "big"))
         return _aes_derive(AES.new(key, AES.MODE_ECB), data, kt)
 
-    tag = ("A", initial_key, ikid)
+    tag = ("A", cache_id) if cache_id is not None else ("A", _key_id(initial_key), ikid)
     return _walk(initial_key, _path(counter, AES_COUNTER_BITS), step, cache, tag)
 
 

@@ -5,12 +5,14 @@ method here, and only translated PIN blocks, MACs, verdicts and key cryptograms 
 keys leave. A payShield-style adapter can implement :class:`HSM` with the same signatures.
 
 Performance: building a pycryptodome cipher costs more than using it, so :class:`SoftHSM`
-keeps one prepared engine per token (bounded LRU keyed by type, algorithm and cryptogram) and a
-DUKPT cache of initial keys and counter-path keys.
+keeps one prepared engine per token and a DUKPT cache of initial keys and counter-path keys.
+Both caches are keyed by token identity (a digest of the token text) and KSN, never by clear
+key bytes. The usage rules live in :mod:`keys.rules`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -18,7 +20,7 @@ from typing import Any, Protocol
 import attrs
 from Crypto.Cipher import AES
 
-from keys import des, dukpt, pinblock, tr31
+from keys import des, dukpt, pinblock, rules, tr31
 from keys import mac as macs
 from keys.checkvalue import kcv, kcv_aes
 from keys.errors import KeyError_, KeysError, KeyUsageError, MacError, PinError
@@ -33,14 +35,16 @@ PIN_SOURCE_KEYS = frozenset({T.TPK, T.ZPK})
 PIN_DEST_KEYS = frozenset({T.ZPK})
 DUKPT_BASE_KEYS = frozenset({T.BDK, T.BDK_AES})
 
-# Which key-encryption key may carry which key across the boundary (export and import).
+# Which key-encryption key may carry which key across the boundary (see keys.rules).
 EXPORT_RULES: dict[KeyType, frozenset[KeyType]] = {
-    T.TMK: frozenset({T.TPK, T.TAK, T.TDK}),
-    T.ZMK: frozenset({T.ZPK, T.ZAK, T.ZEK}),
-    T.KEK: frozenset(
-        {T.TMK, T.TPK, T.TAK, T.TDK, T.ZMK, T.ZPK, T.ZAK, T.ZEK, T.PVK, T.IPEK, T.IK_AES}
-    ),
+    k: frozenset(v) for k, v in rules.EXPORT_UNDER.items()
 }
+IMPORT_RULES: dict[KeyType, frozenset[KeyType]] = {
+    k: frozenset(v) for k, v in rules.IMPORT_UNDER.items()
+}
+# The key types a K0 (key-encryption) block may become; the block itself must say which.
+K0_TYPES = frozenset({T.TMK, T.ZMK, T.KEK})
+TR31_TYPE_BLOCK = "10"  # proprietary optional block (numeric ID, X9.143): the poshost key type
 
 # TR-31 key usage of each key type, and the mode of use given when exporting.
 TR31_USAGE: dict[KeyType, str] = {
@@ -199,13 +203,47 @@ def _names(types: Iterable[KeyType]) -> str:
     return "/".join(sorted(t.name for t in types))
 
 
-class SoftHSM:
-    """The embedded software HSM: tokens wrapped under an LMK held in this process."""
+def token_id(token: KeyToken) -> bytes:
+    """A token's identity for cache keys: a digest of its text, never its clear key."""
+    return hashlib.sha256(token.to_text().encode("ascii")).digest()[:16]
 
-    def __init__(self, lmk: bytes, *, cache_size: int = 4096, dukpt_cache_size: int = 65536):
+
+class SoftHSM:
+    """The embedded software HSM: tokens wrapped under an LMK held in this process.
+
+    The modes are fixed at construction, so a running host cannot switch them on:
+    ``ceremony`` allows :meth:`import_components` (two or more custodians' components);
+    ``clear_test_keys`` allows :meth:`import_clear` of published test keys (demo, tests);
+    ``single_length`` names the key types that may be 8-byte DES keys (the terminal dialect's
+    MAK, the PIK of key mode 001); ``True`` allows every type (offline tools);
+    ``legacy_tr31`` accepts TR-31 versions A and C on import (never produced);
+    ``tr31_k0_type`` is the one type a foreign K0 block (without poshost's type block) becomes.
+    """
+
+    def __init__(
+        self,
+        lmk: bytes,
+        *,
+        cache_size: int = 4096,
+        dukpt_cache_size: int = 65536,
+        ceremony: bool = False,
+        clear_test_keys: bool = False,
+        single_length: Iterable[KeyType] | bool = (),
+        legacy_tr31: bool = False,
+        tr31_k0_type: KeyType = T.TMK,
+    ):
         self._lmk = LocalMasterKey(lmk)
         self._engines = LRU(cache_size)
         self.dukpt_cache = dukpt.DukptCache(dukpt_cache_size)
+        self.ceremony = ceremony
+        self.clear_test_keys = clear_test_keys
+        if single_length is True:
+            single_length = tuple(KeyType)
+        self.single_length = frozenset(single_length or ())
+        self.legacy_tr31 = legacy_tr31
+        if tr31_k0_type not in K0_TYPES:
+            raise KeyUsageError(f"a K0 block cannot default to a {tr31_k0_type.name}")
+        self.tr31_k0_type = tr31_k0_type
 
     # -- construction ------------------------------------------------------------------
 
@@ -249,6 +287,7 @@ class SoftHSM:
         algorithm: Algorithm | None,
         clear: bytes,
         exportable: bool = True,
+        mode: str = "",
     ) -> KeyToken:
         algorithm = algorithm or key_type.default_algorithm
         if algorithm not in key_type.algorithms:
@@ -258,11 +297,21 @@ class SoftHSM:
             cv = kcv_aes(clear).hex().upper()
         else:
             cv = kcv(clear).hex().upper()
-        crypt = self._lmk.wrap(key_type, algorithm, clear, exportable)
-        return KeyToken(key_type, crypt, cv, algorithm, exportable)
+        crypt = self._lmk.wrap(key_type, algorithm, clear, exportable, mode)
+        return KeyToken(key_type, crypt, cv, algorithm, exportable, mode)
 
-    def _engine(self, token: KeyToken, allowed: frozenset[KeyType], operation: str) -> _Engine:
-        """The engine of a token permitted for ``operation``; unwraps (and checks) on first use."""
+    def _engine(
+        self,
+        token: KeyToken,
+        allowed: frozenset[KeyType],
+        operation: str,
+        direction: str | None = None,
+    ) -> _Engine:
+        """The engine of a token permitted for ``operation``; unwraps (and checks) on first use.
+
+        ``direction`` (encrypt, decrypt, generate, verify, derive) is checked against the
+        token's TR-31 mode of use, which the LMK wrapping authenticates.
+        """
         if not isinstance(token, KeyToken):
             raise KeyUsageError(f"{operation} needs a key token")
         if token.key_type not in allowed:
@@ -270,11 +319,15 @@ class SoftHSM:
                 f"{operation} needs a {_names(allowed)} key, not a {token.key_type.name} "
                 f"(kcv {token.check_value})"
             )
-        ck = (token.key_type, token.algorithm, token.exportable, token.cryptogram)
+        if direction is not None:
+            rules.check_direction(token, direction, operation)
+        # The token's own fields are its identity (the cryptogram is wrapped, not clear);
+        # hashing them as they are is cheaper on the hot path than a digest of the text.
+        ck = (token.key_type, token.algorithm, token.exportable, token.mode, token.cryptogram)
         eng = self._engines.get(ck)
         if eng is None:
             clear = self._lmk.unwrap(
-                token.key_type, token.algorithm, token.cryptogram, token.exportable
+                token.key_type, token.algorithm, token.cryptogram, token.exportable, token.mode
             )
             eng = _Engine(clear, token.algorithm)
             # The check value is not covered by the wrapping; confirm it once, reusing the
@@ -292,6 +345,7 @@ class SoftHSM:
         """A random key (TDES keys with odd parity and distinct halves)."""
         algorithm = algorithm or key_type.default_algorithm
         check_key_length(algorithm, length)
+        rules.check_single_length(key_type, algorithm, length, self.single_length)
         while True:
             clear = secrets.token_bytes(length)
             if algorithm is Algorithm.AES:
@@ -304,27 +358,58 @@ class SoftHSM:
     def import_clear(
         self, key_type: KeyType, clear: bytes, algorithm: Algorithm | None = None
     ) -> KeyToken:
-        """Wrap a clear key (ceremonies and tests; production keys arrive under a KEK)."""
+        """Wrap a clear TEST key: only on an HSM built with ``clear_test_keys=True``.
+
+        A key whose value a caller knows makes every key wrapped under it known, so a running
+        host never takes one; real keys arrive as components (ceremony), under a KEK or in a
+        key block. Test keys are taken as published (no parity or halves check).
+        """
+        if not self.clear_test_keys:
+            raise KeyUsageError(
+                f"clear key import of a {key_type.name} is refused: only an HSM built for "
+                "test keys takes a clear key; real keys come as two or more components in a "
+                "ceremony, under a KEK or in a TR-31 block"
+            )
         return self._make_token(key_type, algorithm, bytes(clear))
 
     def import_components(
         self, key_type: KeyType, components: Sequence[bytes], algorithm: Algorithm | None = None
     ) -> KeyToken:
-        """Wrap the XOR of two or more clear components."""
-        return self._make_token(key_type, algorithm, xor_components(components))
+        """Wrap the XOR of two or more clear components: only in ceremony mode."""
+        if not self.ceremony:
+            raise KeyUsageError(
+                f"component import of a {key_type.name} needs an HSM in ceremony mode"
+            )
+        clear = xor_components(components)
+        algorithm = algorithm or key_type.default_algorithm
+        check_key_length(algorithm, len(clear))
+        rules.check_material(key_type, algorithm, clear, single_length=self.single_length)
+        return self._make_token(key_type, algorithm, clear)
 
-    def _kek_engine(self, key_type: KeyType, kek: KeyToken, operation: str) -> _Engine:
-        keks = frozenset(k for k, carried in EXPORT_RULES.items() if key_type in carried)
-        if not keks:
-            raise KeyUsageError(f"a {key_type.name} cannot be {operation}ed under a KEK")
-        eng = self._engine(kek, keks, f"{operation} of a {key_type.name}")
+    def _wrapper_engine(
+        self,
+        table: dict[KeyType, dict[KeyType, int]],
+        key_type: KeyType,
+        kek: KeyToken,
+        operation: str,
+    ) -> tuple[_Engine, bytes]:
+        """The wrapping key's engine and the (variant) key that carries ``key_type``."""
+        if not isinstance(kek, KeyToken):
+            raise KeyUsageError(f"{operation} needs a key token")
+        variant = rules.carried(table, kek.key_type, key_type)
+        direction = "encrypt" if operation == "export" else "decrypt"
+        eng = self._engine(
+            kek, frozenset({kek.key_type}), f"{operation} of a {key_type.name}", direction
+        )
         if eng.algorithm is not Algorithm.TDES:
             raise KeyUsageError("ECB key export/import needs a TDES KEK; use TR-31 for AES")
-        return eng
+        return eng, rules.variant_key(eng.key, variant)
 
     def export_key(self, token: KeyToken, kek: KeyToken) -> tuple[bytes, bytes]:
         """(key under the KEK in ECB, 4-byte check value), as sign-on field 62 carries it."""
-        kek_eng = self._kek_engine(token.key_type, kek, "export")
+        if not isinstance(token, KeyToken):
+            raise KeyUsageError("export needs a key token")
+        kek_eng, wrap_key = self._wrapper_engine(rules.EXPORT_UNDER, token.key_type, kek, "export")
         if not token.exportable:
             raise KeyUsageError(
                 f"the {token.key_type.name} (kcv {token.check_value}) is not exportable"
@@ -332,7 +417,9 @@ class SoftHSM:
         eng = self._engine(token, frozenset({token.key_type}), "export")
         if eng.algorithm is not Algorithm.TDES:
             raise KeyUsageError("ECB export is for TDES keys; use TR-31 for AES keys")
-        return kek_eng.ecb.encrypt(eng.key), kcv(eng.key, 4)
+        rules.check_strength(kek_eng.algorithm, len(wrap_key), eng.algorithm, len(eng.key))
+        ecb = kek_eng.ecb if wrap_key == kek_eng.key else des.new_ecb(wrap_key)
+        return ecb.encrypt(eng.key), kcv(eng.key, 4)
 
     def import_key(
         self,
@@ -341,15 +428,27 @@ class SoftHSM:
         kek: KeyToken,
         check_value: bytes | None = None,
     ) -> KeyToken:
-        """A token for a TDES key received under a KEK; refuses a wrong check value."""
-        kek_eng = self._kek_engine(key_type, kek, "import")
-        if len(cryptogram) not in (8, 16, 24):
+        """A token for a TDES key received under a KEK.
+
+        The check value is required (at least 3 bytes, compared over its full length), the
+        wrapping key must carry ``key_type`` and be at least as strong, and the key must have
+        odd parity and distinct halves.
+        """
+        kek_eng, wrap_key = self._wrapper_engine(rules.IMPORT_UNDER, key_type, kek, "import")
+        if not isinstance(cryptogram, bytes | bytearray) or len(cryptogram) not in (8, 16, 24):
             raise KeyError_("a TDES key cryptogram is 8, 16 or 24 bytes")
-        clear = kek_eng.ecb.decrypt(cryptogram)
-        if check_value is not None:
-            cv = kcv(clear, len(check_value))
-            if not macs.verify(cv, bytes(check_value)):
-                raise KeyError_(f"the imported {key_type.name} does not match its check value")
+        if check_value is None or len(check_value) < rules.MIN_CHECK_VALUE:
+            raise KeyError_(
+                f"importing a {key_type.name} needs its check value "
+                f"({rules.MIN_CHECK_VALUE} bytes or more)"
+            )
+        rules.check_strength(kek_eng.algorithm, len(wrap_key), Algorithm.TDES, len(cryptogram))
+        ecb = kek_eng.ecb if wrap_key == kek_eng.key else des.new_ecb(wrap_key)
+        clear = ecb.decrypt(bytes(cryptogram))
+        cv = kcv(clear, len(check_value))
+        if len(cv) != len(check_value) or not macs.verify(cv, bytes(check_value)):
+            raise KeyError_(f"the imported {key_type.name} does not match its check value")
+        rules.check_material(key_type, Algorithm.TDES, clear, single_length=self.single_length)
         return self._make_token(key_type, Algorithm.TDES, clear)
 
     # -- TR-31 ---------------------------------------------------------------------------
@@ -363,21 +462,36 @@ class SoftHSM:
         key_version: str = "00",
         exportability: str = "E",
     ) -> str:
-        """The key as a TR-31 block under a KBPK: version B for a TDES KBPK, D for AES."""
+        """The key as a TR-31 block under a KBPK: version B for a TDES KBPK, D for AES.
+
+        A key narrowed to one mode of use leaves with that mode; a K0 block names the key type
+        in a proprietary optional block so it can come back as that type only.
+        """
+        if not isinstance(token, KeyToken):
+            raise KeyUsageError("TR-31 export needs a key token")
         if not token.exportable:
             raise KeyUsageError(
                 f"the {token.key_type.name} (kcv {token.check_value}) is not exportable"
             )
-        kb = self._engine(kbpk, frozenset({T.KBPK}), "TR-31 export")
+        kb = self._engine(kbpk, frozenset({T.KBPK}), "TR-31 export", "encrypt")
         eng = self._engine(token, frozenset({token.key_type}), "TR-31 export")
+        rules.check_strength(kb.algorithm, len(kb.key), eng.algorithm, len(eng.key))
         usage = TR31_USAGE[token.key_type]
+        mode = mode or token.mode or TR31_DEFAULT_MODE[usage]
+        if token.mode and mode != token.mode:
+            raise KeyUsageError(
+                f"the {token.key_type.name} has mode of use {token.mode}; it cannot leave "
+                f"with mode {mode}"
+            )
+        blocks = ((TR31_TYPE_BLOCK, token.key_type.value),) if usage == "K0" else ()
         header = tr31.Header(
             version="B" if kb.algorithm is Algorithm.TDES else "D",
             usage=usage,
             algorithm="A" if eng.algorithm is Algorithm.AES else "T",
-            mode=mode or TR31_DEFAULT_MODE[usage],
+            mode=mode,
             key_version=key_version,
             exportability=exportability,
+            optional_blocks=blocks,
         )
         return tr31.wrap(kb.key, header, eng.key)
 
@@ -385,27 +499,50 @@ class SoftHSM:
         """A token from a TR-31 block; its usage must be the one ``key_type`` has.
 
         Exportability 'N' (never) and 'S' (sensitive) make a non-exportable token, since this
-        HSM's only other exports are ECB cryptograms, which are not key blocks.
+        HSM's only other exports are ECB cryptograms, which are not key blocks. A one-way mode
+        of use (E, D, G, V) stays bound to the token. A K0 block becomes the type its poshost
+        type block names, or (a foreign block without one) the configured ``tr31_k0_type``.
         """
-        kb = self._engine(kbpk, frozenset({T.KBPK}), "TR-31 import")
-        header, clear = tr31.unwrap(kb.key, block)
+        kb = self._engine(kbpk, frozenset({T.KBPK}), "TR-31 import", "decrypt")
+        header, clear = tr31.unwrap(kb.key, block, legacy=self.legacy_tr31)
         expected = TR31_USAGE[key_type]
         if header.usage != expected:
             raise KeyUsageError(
                 f"the key block holds a {header.usage} key; a {key_type.name} needs {expected}"
             )
+        if header.usage == "K0":
+            self._check_k0_type(header, key_type)
         algorithm = Algorithm.AES if header.algorithm == "A" else Algorithm.TDES
-        return self._make_token(key_type, algorithm, clear, header.exportability == "E")
+        if algorithm not in key_type.algorithms:
+            raise KeyUsageError(f"a {key_type.name} cannot be an {algorithm.name} key")
+        rules.check_strength(kb.algorithm, len(kb.key), algorithm, len(clear))
+        rules.check_material(key_type, algorithm, clear, single_length=self.single_length)
+        mode = header.mode if header.mode in rules.RESTRICTING_MODES else ""
+        return self._make_token(key_type, algorithm, clear, header.exportability == "E", mode)
+
+    def _check_k0_type(self, header: tr31.Header, key_type: KeyType) -> None:
+        named = dict(header.optional_blocks).get(TR31_TYPE_BLOCK)
+        wanted = self.tr31_k0_type.value if named is None else named
+        if key_type.value != wanted:
+            raise KeyUsageError(
+                f"this K0 key block is a {wanted} key; it cannot be imported as a {key_type.name}"
+            )
 
     # -- MAC -----------------------------------------------------------------------------
 
     def _mac(
-        self, mak: KeyToken, data: bytes, algorithm: str, padding: int, allowed=MAC_KEYS
+        self,
+        mak: KeyToken,
+        data: bytes,
+        algorithm: str,
+        padding: int,
+        allowed=MAC_KEYS,
+        direction: str = "generate",
     ) -> bytes:
         name = MAC_ALGORITHMS.get(algorithm.lower())
         if name is None:
             raise MacError(f"unknown MAC algorithm {algorithm!r}")
-        eng = self._engine(mak, allowed, f"{name} MAC")
+        eng = self._engine(mak, allowed, f"{name} MAC", direction)
         if name == "cmac":
             alg = "aes" if eng.algorithm is Algorithm.AES else "tdes"
             return macs.cmac(eng.key, data, alg)
@@ -432,7 +569,7 @@ class SoftHSM:
         padding: int = 1,
     ) -> bool:
         """Constant-time check; a truncated binary MAC (4 bytes or more) is compared as sent."""
-        expected = self._mac(mak, data, algorithm, padding)
+        expected = self._mac(mak, data, algorithm, padding, direction="verify")
         if isinstance(mac, str):
             try:
                 mac = mac.encode("ascii")
@@ -449,20 +586,20 @@ class SoftHSM:
 
     def _dukpt_pin_key(self, src: DukptSource) -> tuple[_Engine, int]:
         """An engine for the DUKPT PIN key of a KSN, and the device's PIN block format."""
-        eng = self._engine(src.bdk, DUKPT_BASE_KEYS, "DUKPT derivation")
+        eng = self._engine(src.bdk, DUKPT_BASE_KEYS, "DUKPT derivation", "derive")
         if not isinstance(src.ksn, bytes | bytearray):
             raise dukpt.DukptError("the KSN must be bytes")
         ksn = bytes(src.ksn)
+        bdk_id = token_id(src.bdk)
         if src.bdk.key_type is T.BDK:
             fmt = 0 if src.fmt is None else src.fmt
-            ck = ("DUKPT-PIN", src.bdk.cryptogram, ksn)
-            pin_eng = self._engines.get(ck)
-            if pin_eng is None:
-                ipek = self._ipek(eng.key, ksn)
-                tk = dukpt.derive_transaction_key(ipek, ksn, cache=self.dukpt_cache)
-                pin_eng = _Engine(dukpt.pin_key(tk), Algorithm.TDES)
-                self._engines.put(ck, pin_eng)
-            return pin_eng, fmt
+            # No per-KSN engine is kept: a KSN serves one transaction (a repeat is a replay),
+            # so caching its PIN key would only keep one more clear key in memory.
+            ipek = self._ipek(eng.key, bdk_id, ksn)
+            tk = dukpt.derive_transaction_key(
+                ipek, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, _tdes_base(ksn))
+            )
+            return _Engine(dukpt.pin_key(tk), Algorithm.TDES), fmt
         try:
             wkt = dukpt.DerivedKeyType[src.working_key.upper()]
         except KeyError:
@@ -474,28 +611,25 @@ class SoftHSM:
         ):
             raise KeyUsageError("only AES working keys are supported for AES DUKPT PIN blocks")
         fmt = 4 if src.fmt is None else src.fmt
-        ck = ("DUKPT-PIN", src.bdk.cryptogram, ksn, wkt)
-        pin_eng = self._engines.get(ck)
-        if pin_eng is None:
-            ikid, _ = dukpt.aes_ksn(ksn)
-            ik = self._aes_ik(eng.key, ikid)
-            dk = dukpt.derive_aes_derivation_key(ik, ksn, cache=self.dukpt_cache)
-            pk = dukpt.derive_working_key(dk, ksn, dukpt.KeyUsage.PIN_ENCRYPTION, wkt)
-            pin_eng = _Engine(pk, Algorithm.AES)
-            self._engines.put(ck, pin_eng)
-        return pin_eng, fmt
+        ikid, _ = dukpt.aes_ksn(ksn)
+        ik = self._aes_ik(eng.key, bdk_id, ikid)
+        dk = dukpt.derive_aes_derivation_key(
+            ik, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, ikid)
+        )
+        pk = dukpt.derive_working_key(dk, ksn, dukpt.KeyUsage.PIN_ENCRYPTION, wkt)
+        return _Engine(pk, Algorithm.AES), fmt
 
-    def _ipek(self, bdk: bytes, ksn: bytes) -> bytes:
-        iksn = (int.from_bytes(ksn, "big") & ~dukpt.TDES_COUNTER_MASK).to_bytes(10, "big")
-        ck = ("IPEK", bdk, iksn)
+    def _ipek(self, bdk: bytes, bdk_id: bytes, ksn: bytes) -> bytes:
+        iksn = _tdes_base(ksn)
+        ck = ("IPEK", bdk_id, iksn)
         ipek = self.dukpt_cache.get(ck)
         if ipek is None:
             ipek = dukpt.derive_ipek(bdk, ksn)
             self.dukpt_cache.put(ck, ipek)
         return ipek
 
-    def _aes_ik(self, bdk: bytes, ikid: bytes) -> bytes:
-        ck = ("IK", bdk, ikid)
+    def _aes_ik(self, bdk: bytes, bdk_id: bytes, ikid: bytes) -> bytes:
+        ck = ("IK", bdk_id, ikid)
         ik = self.dukpt_cache.get(ck)
         if ik is None:
             ik = dukpt.derive_initial_key(bdk, ikid)
@@ -506,6 +640,8 @@ class SoftHSM:
     def _decode(eng: _Engine, block: bytes, pan: str, fmt: int) -> str:
         if not isinstance(block, bytes | bytearray):
             raise PinError("a PIN block must be bytes")
+        if fmt not in pinblock.FORMATS:
+            raise PinError(f"unsupported PIN block format {fmt!r} for an HSM")
         block = bytes(block)
         if fmt == 4:
             if eng.algorithm is not Algorithm.AES:
@@ -545,11 +681,13 @@ class SoftHSM:
             src_eng, default_fmt = self._dukpt_pin_key(source)
             src_fmt = default_fmt if source_format is None else source_format
         else:
-            src_eng = self._engine(source, PIN_SOURCE_KEYS, "PIN translation (source)")
+            src_eng = self._engine(source, PIN_SOURCE_KEYS, "PIN translation (source)", "decrypt")
             default_fmt = 4 if src_eng.algorithm is Algorithm.AES else 0
             src_fmt = default_fmt if source_format is None else source_format
-        dst_eng = self._engine(dest, PIN_DEST_KEYS, "PIN translation (destination)")
+        dst_eng = self._engine(dest, PIN_DEST_KEYS, "PIN translation (destination)", "encrypt")
         for f in (src_fmt, dest_format):
+            if f == pinblock.ICC_FORMAT:
+                raise PinError("format 2 PIN blocks go only to a chip card (offline PIN)")
             if f not in pinblock.FORMATS:
                 raise PinError(f"unsupported PIN block format {f!r}")
         if src_fmt in pinblock.PAN_BOUND and dest_format == 1:
@@ -573,7 +711,8 @@ class SoftHSM:
 
     def generate_pvv(self, pvk: KeyToken, pan: str, pin: str, pvki: int = 1) -> str:
         """The Visa PVV (4 digits) of a PIN, for provisioning a test card."""
-        return self._pvv(self._engine(pvk, frozenset({T.PVK}), "PVV generation"), pan, pin, pvki)
+        eng = self._engine(pvk, frozenset({T.PVK}), "PVV generation", "generate")
+        return self._pvv(eng, pan, pin, pvki)
 
     def verify_pin_pvv(
         self,
@@ -586,8 +725,8 @@ class SoftHSM:
         fmt: int = 0,
     ) -> bool:
         """Decrypt the PIN block under the ZPK and compare its Visa PVV; the PIN stays inside."""
-        zeng = self._engine(zpk, PIN_DEST_KEYS | PIN_SOURCE_KEYS, "PIN verification")
-        peng = self._engine(pvk, frozenset({T.PVK}), "PVV verification")
+        zeng = self._engine(zpk, PIN_DEST_KEYS | PIN_SOURCE_KEYS, "PIN verification", "decrypt")
+        peng = self._engine(pvk, frozenset({T.PVK}), "PVV verification", "verify")
         pin = self._decode(zeng, block, pan, fmt)
         computed = self._pvv(peng, pan, pin, pvki)
         return macs.verify(computed.encode(), str(pvv).encode("ascii", "replace"))
@@ -597,14 +736,14 @@ class SoftHSM:
     def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str:
         """Undo the terminal's track encryption (DIALECT.md: the 8 bytes ending one byte
         before the end of the packed track are TDES-ECB encrypted with the TDK)."""
-        eng = self._engine(tdk, frozenset({T.TDK}), "track decryption")
+        eng = self._engine(tdk, frozenset({T.TDK}), "track decryption", "decrypt")
         return _track_transform(eng.ecb.decrypt, track_nibbles)
 
     # -- DUKPT -------------------------------------------------------------------------
 
     def derive_ipek(self, bdk: KeyToken, ksn: bytes) -> KeyToken:
         """The device's initial key as a token: IPEK (TDES BDK) or IK_AES (AES BDK)."""
-        eng = self._engine(bdk, DUKPT_BASE_KEYS, "initial key derivation")
+        eng = self._engine(bdk, DUKPT_BASE_KEYS, "initial key derivation", "derive")
         if bdk.key_type is T.BDK:
             if len(ksn) != dukpt.TDES_KSN_LEN:
                 raise KeysError("a TDES DUKPT KSN is 10 bytes")
@@ -613,6 +752,11 @@ class SoftHSM:
             raise KeysError("an AES DUKPT KSN is 12 bytes (or the 8-byte initial key ID)")
         ik = dukpt.derive_initial_key(eng.key, bytes(ksn[:8]))
         return self._make_token(T.IK_AES, Algorithm.AES, ik)
+
+
+def _tdes_base(ksn: bytes) -> bytes:
+    """The TDES KSN with its counter cleared: with the BDK, it names the IPEK."""
+    return (int.from_bytes(ksn, "big") & ~dukpt.TDES_COUNTER_MASK).to_bytes(10, "big")
 
 
 def _track_transform(op: Any, track: str) -> str:

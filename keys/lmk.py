@@ -2,7 +2,8 @@
 
 Choice: an authenticated key block rather than TDES LMK variants. A key is wrapped with
 AES-SIV (RFC 5297) under a 512-bit key derived from the LMK, with the associated data
-``poshost-lmk-1|<type>|<algorithm>[|N]`` (N: non-exportable). So a token's type, algorithm
+``poshost-lmk-1|<type>|<algorithm>[|N][|M<mode>]`` (N: non-exportable; M: a TR-31 mode of
+use that narrows the key to one direction). So a token's type, algorithm
 and exportability are authenticated:
 using a ZPK token as a TPK, or editing the type in a stored token, fails to unwrap. SIV is
 deterministic, which makes the cryptogram a stable cache key. The LMK itself is an AES key
@@ -68,29 +69,41 @@ class LocalMasterKey:
         return f"LocalMasterKey(kcv={self.check_value})"
 
     @staticmethod
-    def _ad(key_type: KeyType, algorithm: Algorithm, exportable: bool) -> bytes:
+    def _ad(key_type: KeyType, algorithm: Algorithm, exportable: bool, mode: str = "") -> bytes:
         parts = [_LABEL, key_type.value.encode(), algorithm.value.encode()]
         if not exportable:
             parts.append(b"N")
+        if mode:
+            parts.append(b"M" + mode.encode("ascii"))
         return b"|".join(parts)
 
     def wrap(
-        self, key_type: KeyType, algorithm: Algorithm, clear: bytes, exportable: bool = True
+        self,
+        key_type: KeyType,
+        algorithm: Algorithm,
+        clear: bytes,
+        exportable: bool = True,
+        mode: str = "",
     ) -> bytes:
-        """Tag (16 bytes) || ciphertext of the clear key, bound to type and algorithm."""
+        """Tag (16 bytes) || ciphertext of the clear key, bound to type, algorithm and use."""
         siv = AES.new(self._siv_key, AES.MODE_SIV)
-        siv.update(self._ad(key_type, algorithm, exportable))
+        siv.update(self._ad(key_type, algorithm, exportable, mode))
         ct, tag = siv.encrypt_and_digest(clear)
         return tag + ct
 
     def unwrap(
-        self, key_type: KeyType, algorithm: Algorithm, cryptogram: bytes, exportable: bool = True
+        self,
+        key_type: KeyType,
+        algorithm: Algorithm,
+        cryptogram: bytes,
+        exportable: bool = True,
+        mode: str = "",
     ) -> bytes:
         """The clear key, or :class:`KeyUsageError` if the cryptogram is not of this type."""
         if len(cryptogram) < 17:
             raise KeyUsageError("the token's cryptogram is too short to be a wrapped key")
         siv = AES.new(self._siv_key, AES.MODE_SIV)
-        siv.update(self._ad(key_type, algorithm, exportable))
+        siv.update(self._ad(key_type, algorithm, exportable, mode))
         try:
             return siv.decrypt_and_verify(cryptogram[16:], cryptogram[:16])
         except ValueError:

@@ -1,4 +1,8 @@
-"""ISO 9564-1 PIN blocks: formats 0, 1, 3 (8 bytes, TDES) and 4 (16 bytes, AES).
+"""ISO 9564-1 PIN blocks: formats 0, 1, 2, 3 (8 bytes, TDES) and 4 (16 bytes, AES).
+
+Format 2 (control 2, PIN length, PIN, fill F; no PAN) exists only between a terminal and an
+ICC for offline PIN (ISO 9564-1, EMV Book 3 "VERIFY"): it is encoded and decoded here but is
+not one of the interchange :data:`FORMATS` an HSM translates.
 
 Every failure raises :class:`PinError` whose message never contains the PIN, the PAN or the
 block, because decoders see attacker-chosen bytes and their errors get logged.
@@ -12,7 +16,8 @@ from Crypto.Cipher import AES
 
 from keys.errors import PinError
 
-FORMATS = (0, 1, 3, 4)
+FORMATS = (0, 1, 3, 4)  # interchange formats (what an HSM translates)
+ICC_FORMAT = 2  # offline PIN to the chip card only
 PAN_BOUND = frozenset({0, 3, 4})
 
 
@@ -65,6 +70,8 @@ def encode(fmt: int, pin: str, pan: str | None = None, *, key: bytes | None = No
     if fmt == 1:
         field = "1" + format(len(pin), "X") + pin
         return bytes.fromhex(field + _random_nibbles(16 - len(field), "0123456789ABCDEF"))
+    if fmt == ICC_FORMAT:
+        return bytes.fromhex(("2" + format(len(pin), "X") + pin).ljust(16, "F"))
     if fmt == 3:
         field = "3" + format(len(pin), "X") + pin
         field += _random_nibbles(16 - len(field), "ABCDEF")
@@ -84,10 +91,10 @@ def decode(fmt: int, block: bytes, pan: str | None = None, *, key: bytes | None 
         if key is None:
             raise PinError("format 4 PIN blocks are enciphered: give the AES key")
         return decipher_format4(key, bytes(block), pan or "")
-    if fmt not in (0, 1, 3):
+    if fmt not in (0, 1, 2, 3):
         raise PinError(f"unsupported PIN block format {fmt!r}")
     if len(block) != 8:
-        raise PinError("a format 0/1/3 PIN block is 8 bytes")
+        raise PinError("a format 0/1/2/3 PIN block is 8 bytes")
     if fmt in (0, 3):
         block = _xor8(bytes(block), _pan_field_0(pan or ""))
     nibbles = bytes(block).hex().upper()
@@ -99,8 +106,8 @@ def decode(fmt: int, block: bytes, pan: str | None = None, *, key: bytes | None 
     pin, fill = nibbles[2 : 2 + n], nibbles[2 + n :]
     if not pin.isdigit():
         raise PinError("the PIN block holds a non-decimal PIN digit")
-    if fmt == 0 and fill != "F" * len(fill):
-        raise PinError("the format 0 PIN block has a fill other than F")
+    if fmt in (0, ICC_FORMAT) and fill != "F" * len(fill):
+        raise PinError(f"the format {fmt} PIN block has a fill other than F")
     if fmt == 3 and any(c not in "ABCDEF" for c in fill):
         raise PinError("the format 3 PIN block has a fill outside A-F")
     return pin

@@ -118,9 +118,14 @@ class KeyToken:
     check_value: str
     algorithm: Algorithm = Algorithm.TDES
     exportable: bool = True  # bound into the wrapping too: a TR-31 'N'/'S' key stays inside
+    # TR-31 mode of use kept from an imported key block, bound into the wrapping: "" (no
+    # restriction beyond the type), "E"/"D" (encrypt/decrypt only), "G"/"V" (generate/verify).
+    mode: str = ""
 
     def __repr__(self) -> str:
         flag = "" if self.exportable else ", non-exportable"
+        if self.mode:
+            flag += f", mode {self.mode}"
         return (
             f"KeyToken({self.key_type.name}, {self.algorithm.name}, kcv={self.check_value}{flag})"
         )
@@ -128,7 +133,7 @@ class KeyToken:
     __str__ = __repr__
 
     def to_text(self) -> str:
-        """``TYPE:ALG:KCV:CRYPTOGRAM[:N]`` for a database column or a config file."""
+        """``TYPE:ALG:KCV:CRYPTOGRAM[:N][:M<mode>]`` for a database column or a config file."""
         parts = [
             self.key_type.value,
             self.algorithm.value,
@@ -137,6 +142,8 @@ class KeyToken:
         ]
         if not self.exportable:
             parts.append("N")
+        if self.mode:
+            parts.append("M" + self.mode)
         return ":".join(parts)
 
     @classmethod
@@ -144,12 +151,17 @@ class KeyToken:
         """Inverse of :meth:`to_text`; authenticity is checked when the HSM first uses it."""
         try:
             parts = text.strip().split(":")
-            if len(parts) == 5 and parts[4] == "N":
-                exportable = False
-                parts = parts[:4]
-            else:
-                exportable = True
-            t, a, kcv, crypt = parts
-            return cls(KeyType(t), bytes.fromhex(crypt), kcv.upper(), Algorithm(a), exportable)
+            flags = parts[4:]
+            exportable = "N" not in flags
+            modes = [f[1:] for f in flags if f.startswith("M") and len(f) == 2]
+            if len(flags) != (not exportable) + len(modes) or len(modes) > 1:
+                raise ValueError("unknown token flags")
+            t, a, kcv, crypt = parts[:4]
+            mode = modes[0] if modes else ""
+            return cls(
+                KeyType(t), bytes.fromhex(crypt), kcv.upper(), Algorithm(a), exportable, mode
+            )
         except ValueError:
-            raise KeyError_("not a key token text (TYPE:ALG:KCV:CRYPTOGRAM[:N])") from None
+            raise KeyError_(
+                "not a key token text (TYPE:ALG:KCV:CRYPTOGRAM[:N][:M<mode>])"
+            ) from None

@@ -4,7 +4,9 @@ Both versions derive a key-block encryption key (KBEK) and MAC key (KBMK) from t
 the CMAC counter-mode KDF of TR-31 (NIST SP 800-108), MAC the clear header and payload with
 CMAC, and encrypt the payload in CBC mode with the MAC as the IV. So the header (usage,
 algorithm, mode of use, exportability) is authenticated: editing it breaks the MAC.
-Versions A and C (variant binding) are deprecated and not produced or accepted.
+Versions A and C (key variant binding, TR-31:2010: KBEK = KBPK xor 45, KBMK = KBPK xor 4D,
+TDES-CBC with the header's first 8 characters as IV, 4-byte TDES CBC-MAC) are deprecated: they
+are never produced, and accepted on import only when the caller asks for ``legacy``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ _USAGE_MODES = {
     "V2": "CGV",
 }
 _ALG_LENGTHS = {"T": (8, 16, 24), "D": (8,), "A": (16, 24, 32)}
+LEGACY_VERSIONS = frozenset("AC")
 
 
 @attrs.frozen
@@ -80,7 +83,7 @@ class Header:
     optional_blocks: tuple[tuple[str, str], ...] = ()
 
     def __attrs_post_init__(self) -> None:
-        if self.version not in ("B", "D"):
+        if self.version not in ("A", "B", "C", "D"):
             raise TR31Error(f"key block version {self.version!r} is not supported (B or D)")
         if self.usage not in USAGES:
             raise TR31Error(f"unknown key usage {self.usage!r}")
@@ -100,7 +103,12 @@ class Header:
 
     @property
     def block_size(self) -> int:
-        return 8 if self.version == "B" else 16
+        return 16 if self.version == "D" else 8
+
+    @property
+    def legacy(self) -> bool:
+        """Versions A and C: the deprecated key variant binding method."""
+        return self.version in LEGACY_VERSIONS
 
     def _optional_text(self) -> str:
         blocks = [b for b in self.optional_blocks if b[0] != "PB"]
@@ -199,6 +207,8 @@ def _cbc(version: str, key: bytes, iv: bytes):
 
 def wrap(kbpk: bytes, header: Header, key: bytes, *, padding: bytes | None = None) -> str:
     """A key block protecting ``key`` under ``kbpk``; ``padding`` only for reproducing examples."""
+    if header.legacy:
+        raise TR31Error(f"key block version {header.version} is deprecated and never produced")
     lengths = _ALG_LENGTHS[header.algorithm]
     if len(key) not in lengths:
         raise TR31Error(f"a key of algorithm {header.algorithm} cannot be {len(key)} bytes long")
@@ -220,9 +230,38 @@ def wrap(kbpk: bytes, header: Header, key: bytes, *, padding: bytes | None = Non
     return head + enc.hex().upper() + tag.hex().upper()
 
 
-def unwrap(kbpk: bytes, block: str) -> tuple[Header, bytes]:
-    """(header, key) of a key block; any malformation or MAC failure is a :class:`TR31Error`."""
+def _unwrap_variant(kbpk: bytes, block: str, header: Header, hlen: int) -> bytes:
+    """The payload of a version A/C block (key variant binding), after checking its MAC."""
+    if len(kbpk) not in (16, 24):
+        raise TR31Error("a version A/C KBPK is a double- or triple-length TDES key")
+    try:
+        raw = bytes.fromhex(block[hlen:])
+    except ValueError:
+        raise TR31Error("the key block body is not hex") from None
+    if len(raw) < 4 + 8 or (len(raw) - 4) % 8:
+        raise TR31Error("the encrypted key data is not a whole number of cipher blocks")
+    enc, tag = raw[:-4], raw[-4:]
+    kbek = bytes(b ^ 0x45 for b in kbpk)
+    kbmk = bytes(b ^ 0x4D for b in kbpk)
+    expected = des.new_cbc(kbmk, bytes(8)).encrypt(block[:hlen].encode("ascii") + enc)[-8:][:4]
+    if not verify(expected, tag):
+        raise TR31Error("the key block MAC does not verify (wrong KBPK or altered block)")
+    return des.new_cbc(kbek, block[:8].encode("ascii")).decrypt(enc)
+
+
+def unwrap(kbpk: bytes, block: str, *, legacy: bool = False) -> tuple[Header, bytes]:
+    """(header, key) of a key block; any malformation or MAC failure is a :class:`TR31Error`.
+
+    ``legacy`` admits versions A and C; without it they are refused before any decryption.
+    """
     header, hlen = parse_header(block)
+    if header.legacy:
+        if not legacy:
+            raise TR31Error(
+                f"key block version {header.version} (key variant binding) is deprecated; "
+                "it is accepted only with the legacy TR-31 setting"
+            )
+        return header, _payload_key(header, _unwrap_variant(kbpk, block, header, hlen))
     mac_len = 8 if header.version == "B" else 16
     body = block[hlen:]
     try:
@@ -238,10 +277,15 @@ def unwrap(kbpk: bytes, block: str) -> tuple[Header, bytes]:
     expected = cmac(kbmk, block[:hlen].encode("ascii") + payload, cipher)[:mac_len]
     if not verify(expected, tag):
         raise TR31Error("the key block MAC does not verify (wrong KBPK or altered block)")
+    return header, _payload_key(header, payload)
+
+
+def _payload_key(header: Header, payload: bytes) -> bytes:
+    """The key from a decrypted payload: 2-byte length in bits, key, padding."""
     bits = int.from_bytes(payload[:2], "big")
     if bits % 8 or 2 + bits // 8 > len(payload):
         raise TR31Error("the key length inside the key block is invalid")
     key = payload[2 : 2 + bits // 8]
     if len(key) not in _ALG_LENGTHS[header.algorithm]:
         raise TR31Error("the key length does not fit the header's algorithm")
-    return header, key
+    return key

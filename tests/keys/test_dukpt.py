@@ -357,3 +357,51 @@ def test_aes256_working_key_lengths():
         dukpt.derive_working_key(
             small, _ksn(1), dukpt.KeyUsage.PIN_ENCRYPTION, dukpt.DerivedKeyType.AES256
         )
+
+
+# --- HMAC key types (X9.24-3-2017 6.2.1/6.2.2) ------------------------------------------------
+# No published HMAC working-key vector was found (the X9 supplement and the public reference
+# implementations in the corpus publish AES working keys only; openemv/dukpt tests its HMAC keys
+# by generate-then-verify). So these are property tests against the derivation-data layout of
+# X9.24-3-2017 table 4: version 01, block counter, usage, algorithm 0005, length, 8 data bytes.
+
+
+@pytest.mark.parametrize(
+    ("key_type", "bits"),
+    [
+        (dukpt.DerivedKeyType.HMAC128, 128),
+        (dukpt.DerivedKeyType.HMAC192, 192),
+        (dukpt.DerivedKeyType.HMAC256, 256),
+    ],
+)
+def test_hmac_working_keys_follow_the_table_4_layout(key_type, bits):
+    from Crypto.Cipher import AES
+
+    ik = dukpt.derive_initial_key(AES_BDK + AES_BDK, IKID)
+    ksn = _ksn(5)
+    dk = dukpt.derive_aes_derivation_key(ik, ksn)
+    usage = dukpt.KeyUsage.MAC_GENERATION
+    key = dukpt.derive_working_key(dk, ksn, usage, key_type)
+    assert key_type.indicator == 0x0005 and len(key) == bits // 8
+    ecb = AES.new(dk, AES.MODE_ECB)
+    blocks = b""
+    for counter in range(1, (bits + 127) // 128 + 1):
+        data = bytes([1, counter]) + (0x2000).to_bytes(2, "big") + bytes.fromhex("0005")
+        data += bits.to_bytes(2, "big") + IKID[4:] + (5).to_bytes(4, "big")
+        blocks += ecb.encrypt(data)
+    assert key == blocks[: bits // 8]
+    aes_same_length = {128: "AES128", 192: "AES192", 256: "AES256"}[bits]
+    other = dukpt.derive_working_key(dk, ksn, usage, dukpt.DerivedKeyType[aes_same_length])
+    assert other != key  # the algorithm indicator separates an HMAC key from an AES key
+
+
+def test_hmac_key_not_longer_than_its_derivation_key():
+    dk = dukpt.derive_aes_derivation_key(dukpt.derive_initial_key(AES_BDK, IKID), _ksn(1))
+    with pytest.raises(DukptError):
+        dukpt.derive_working_key(
+            dk, _ksn(1), dukpt.KeyUsage.MAC_BOTH_WAYS, dukpt.DerivedKeyType.HMAC256
+        )
+    for usage in dukpt.KeyUsage:
+        for kt in dukpt.DerivedKeyType:
+            if kt.bits <= 128:
+                assert len(dukpt.derive_working_key(dk, _ksn(1), usage, kt)) == kt.bits // 8

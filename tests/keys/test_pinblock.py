@@ -116,3 +116,24 @@ def test_any_bytes_decode_cleanly(block, fmt, pan):
     except PinError:
         return
     assert pin.isdigit() and 4 <= len(pin) <= 12
+
+
+def test_format_2_published_example():
+    # IBM 4758 CCA Basic Services, Release 2.54 (February 2005), appendix E, figure E-5
+    # "ISO-2 PIN-block format": PIN 123456 -> X'26123456FFFFFFFF'.
+    assert pinblock.encode(2, "123456") == bytes.fromhex("26123456FFFFFFFF")
+    assert pinblock.decode(2, bytes.fromhex("26123456FFFFFFFF")) == "123456"
+    assert 2 not in pinblock.FORMATS  # offline PIN to the card only, never translated
+
+
+@given(st.text("0123456789", min_size=4, max_size=12))
+def test_format_2_round_trip_without_pan(pin):
+    block = pinblock.encode(2, pin)
+    assert block.hex().upper().startswith("2" + format(len(pin), "X") + pin)
+    assert pinblock.decode(2, block) == pin
+
+
+@pytest.mark.parametrize("text", ["2612345FFFFFFFF0", "3612345FFFFFFFFF", "2312FFFFFFFFFFFF"])
+def test_format_2_malformed_refused(text):
+    with pytest.raises(PinError):
+        pinblock.decode(2, bytes.fromhex(text))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys import tr31
+from keys import des, tr31
 from keys.errors import KeyUsageError, TR31Error
 from keys.hsm import SoftHSM
 from keys.tokens import Algorithm, KeyType
@@ -105,7 +105,7 @@ def test_altered_header_fails_mac():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"version": "A", "usage": "P0", "algorithm": "T", "mode": "E"},
+        {"version": "E", "usage": "P0", "algorithm": "T", "mode": "E"},
         {"version": "B", "usage": "Z9", "algorithm": "T", "mode": "E"},
         {"version": "B", "usage": "P0", "algorithm": "Q", "mode": "E"},
         {"version": "B", "usage": "P0", "algorithm": "T", "mode": "G"},  # PIN key cannot MAC
@@ -147,7 +147,7 @@ def test_round_trip_b(key):
 
 
 def test_hsm_tr31_export_import_and_exportability():
-    hsm = SoftHSM(SoftHSM.generate_lmk())
+    hsm = SoftHSM(SoftHSM.generate_lmk(), clear_test_keys=True)
     kbpk = hsm.import_clear(KeyType.KBPK, KBPK_D, Algorithm.AES)
     bdk = hsm.import_clear(KeyType.BDK, bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"))
     block = hsm.export_tr31(bdk, kbpk)
@@ -156,7 +156,8 @@ def test_hsm_tr31_export_import_and_exportability():
     with pytest.raises(KeyUsageError, match="B0"):
         hsm.import_tr31(KeyType.ZPK, block, kbpk)
     # the published version D block arrives as a non-exportable ZPK when marked N
-    pinblock_key = tr31.wrap(KBPK_D, tr31.Header("D", "P0", "T", "E", exportability="N"), KEY)
+    odd = des.adjust_parity(KEY)  # imports refuse keys without odd parity
+    pinblock_key = tr31.wrap(KBPK_D, tr31.Header("D", "P0", "T", "E", exportability="N"), odd)
     zpk = hsm.import_tr31(KeyType.ZPK, pinblock_key, kbpk)
     assert not zpk.exportable and "non-exportable" in repr(zpk)
     zmk = hsm.generate_key(KeyType.ZMK)
@@ -172,3 +173,68 @@ def test_hsm_tr31_export_import_and_exportability():
         hsm.translate_pin(bytes(8), "4012345678909", forged, forged)
     with pytest.raises(KeyUsageError):
         hsm.export_tr31(bdk, zmk)  # a ZMK is not a KBPK
+
+
+# --- versions A and C (key variant binding): import only, behind the legacy setting ----------
+# TR-31:2018 annex A.7.2.1 (version A example, also in chhil/TR31Keyblock and openemv/tr31
+# tests), and the payShield 10k examples published in openemv/tr31 test/tr31_decrypt_test.c
+# (one K0 key as versions A, B and C under one KBPK).
+LEGACY = [
+    (
+        "89E88CF7931444F334BD7547FC3F380C",
+        "A0072P0TE00E0000F5161ED902807AF26F1D62263644BD24D52C8D44AAEDA6D81752022B",
+        "F039121BEC83D26B169BDCD5B22AAF8F",
+    ),
+    (
+        "89E88CF7931444F334BD7547FC3F380C",
+        "A0072P0TE00E0000F5161ED902807AF26F1D62263644BD24192FDB3193C730301CEE8701",
+        "F039121BEC83D26B169BDCD5B22AAF8F",
+    ),
+    (
+        "EFE0853B256B583D868F251CE99EA1D9",
+        "A0072K0TN00N0000F40D5672C6D0EC86F860BA88D44D00F0CA9A8CE8CD2F640287A9A9EB",
+        "5DB50B454F8389ADCE573BE50861F2BF",
+    ),
+    (
+        "EFE0853B256B583D868F251CE99EA1D9",
+        "C0072K0TN00N0000C9B875FF7A5316BF221C09ED52080DE0B45632A4EA9CE87699CB565E",
+        "5DB50B454F8389ADCE573BE50861F2BF",
+    ),
+    (
+        "EFE0853B256B583D868F251CE99EA1D9",
+        "B0080K0TN00N00001C414014375212C24995E405B5EE052CB92B67F455EA2680F6751088F9F1C228",
+        "5DB50B454F8389ADCE573BE50861F2BF",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kbpk", "block", "key"), LEGACY)
+def test_legacy_versions_published_examples(kbpk, block, key):
+    header, clear = tr31.unwrap(bytes.fromhex(kbpk), block, legacy=True)
+    assert clear.hex().upper() == key and header.version == block[0]
+    if header.legacy:
+        with pytest.raises(TR31Error, match="legacy"):
+            tr31.unwrap(bytes.fromhex(kbpk), block)
+        forged = block[:-1] + ("0" if block[-1] != "0" else "1")
+        with pytest.raises(TR31Error, match="MAC"):
+            tr31.unwrap(bytes.fromhex(kbpk), forged, legacy=True)
+
+
+def test_legacy_versions_never_produced():
+    for version in "AC":
+        with pytest.raises(TR31Error, match="never produced"):
+            tr31.wrap(KBPK_B, tr31.Header(version, "P0", "T", "E"), KEY)
+
+
+def test_hsm_accepts_legacy_blocks_only_with_the_setting():
+    lmk = SoftHSM.generate_lmk()
+    kbpk_clear = bytes.fromhex("EFE0853B256B583D868F251CE99EA1D9")
+    block = LEGACY[3][1]
+    strict = SoftHSM(lmk, clear_test_keys=True)
+    kbpk = strict.import_clear(KeyType.KBPK, kbpk_clear)
+    with pytest.raises(TR31Error, match="legacy"):
+        strict.import_tr31(KeyType.TMK, block, kbpk)
+    legacy = SoftHSM(lmk, legacy_tr31=True)
+    tmk = legacy.import_tr31(KeyType.TMK, block, kbpk)  # foreign K0: the configured type
+    assert tmk.check_value == "5C9405"  # the payShield example's published check value
+    assert not tmk.exportable  # exportability N

@@ -8,6 +8,7 @@ import trio
 from click.testing import CliRunner
 
 from host.activation import derive_transport_key, hash_code
+from host.app import load_lmk, startup_test_key_hsm
 from host.cli import main
 from host.clock import FixedClock
 from keys.tokens import KeyType
@@ -51,7 +52,9 @@ class Bench:
 
     async def enroll(self, tusn=TUSN):
         tk = transport_key(DEMO_TEST_KDK, tusn)
-        await self.store.enroll_device(tusn, self.host.hsm.import_clear(KeyType.KEK, tk).to_text())
+        # the running host's HSM takes no clear key; the start-up's test-key HSM does
+        hsm = startup_test_key_hsm(load_lmk(self.host.settings)[0], self.host.settings)
+        await self.store.enroll_device(tusn, hsm.import_clear(KeyType.KEK, tk).to_text())
 
     async def activate(self, code=CODE, tusn=TUSN, *, raw62=None):
         device = Device(TID, MID, bytes(16), "003")

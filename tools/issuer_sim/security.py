@@ -15,7 +15,7 @@ from keys.tokens import KeyType
 
 class IssuerKeys:
     def __init__(self, keys: dict[str, str]):
-        self.hsm = SoftHSM.from_hex(keys["lmk"])
+        self.hsm = SoftHSM.from_hex(keys["lmk"], clear_test_keys=True)  # a simulator's test keys
         self.zmk = self.hsm.import_clear(KeyType.ZMK, bytes.fromhex(keys["zmk"]))
         self.zpk = self.hsm.import_clear(KeyType.ZPK, bytes.fromhex(keys["zpk"]))
         self.pvk = self.hsm.import_clear(KeyType.PVK, bytes.fromhex(keys["pvk"]))

@@ -27,7 +27,7 @@ def specs(count: int, prefix: str = "LT", tmk: str = LOAD_TMK) -> list[TerminalS
 def provision(settings: Settings, count: int, prefix: str = "LT", tmk: str = LOAD_TMK) -> int:
     """Add the missing load terminals; returns how many were added."""
     lmk, _ = load_lmk(settings)
-    hsm = SoftHSM(lmk)
+    hsm = SoftHSM(lmk, clear_test_keys=True)  # load terminals share a published test TMK
     added = 0
     with SyncStore.open(settings.journal_url) as store:
         try:
