@@ -51,7 +51,9 @@ class Bench:
 
     async def enroll(self, tusn=TUSN):
         tk = transport_key(DEMO_TEST_KDK, tusn)
-        await self.store.enroll_device(tusn, self.host.hsm.import_clear(KeyType.KEK, tk).to_text())
+        await self.store.enroll_device(
+            tusn, self.host.local_hsm.import_clear(KeyType.KEK, tk).to_text()
+        )
 
     async def activate(self, code=CODE, tusn=TUSN, *, raw62=None):
         device = Device(TID, MID, bytes(16), "003")
