@@ -85,7 +85,11 @@ async def sign_off(host, ex: Exchange) -> None:
     """End the session, only for the terminal itself: an 0820 carries no MAC, so a sign-off
     from a connection that never proved the terminal's keys could come from anyone."""
     terminal = ex.terminal
-    if terminal.signed_on and not await may_sign_off(host, ex):
+    try:
+        allowed = not terminal.signed_on or await may_sign_off(host, ex)
+    except HsmUnavailable as exc:
+        raise Decline("96", f"HSM unavailable: {exc}") from exc
+    if not allowed:
         refuse_sign_off(host, ex)
     await host.store.sign_off(terminal.tid)
     host.estate.forget_terminal(terminal.tid)
