@@ -66,15 +66,9 @@ def _free_port() -> int:
 
 async def _start_hsm_sim(port: int) -> subprocess.Popen:
     """`poshost hsm-sim` in its own process, once it accepts connections."""
-    proc = subprocess.Popen(  # noqa: S603 - our own CLI
-        [
-            sys.executable,
-            "-c",
-            "from host.cli import main; main()",
-            "hsm-sim",
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],  # fmt: skip
+    argv = [sys.executable, "-c", "from host.cli import main; main()", "hsm-sim"]
+    proc = subprocess.Popen(
+        [*argv, "--listen", f"127.0.0.1:{port}"],
         env={**os.environ, "HSM_SIM_LMK": TEST_LMK},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -98,8 +92,8 @@ def test_killed_hsm_sim_gives_clean_96_and_a_restarted_one_approvals(tmp_path):
         try:
             device = demo_device()
             async with terminal(running, device) as client:
-                ok, _ = await client.exchange(device.financial_request("purchase", pan=RICH,
-                                                                       amount=500, pin=PIN))  # fmt: skip
+                first = device.financial_request("purchase", pan=RICH, amount=500, pin=PIN)
+                ok, _ = await client.exchange(first)
                 assert ok[39] == "00"
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
@@ -145,7 +139,7 @@ def test_commands_in_flight_share_one_connection_and_get_their_own_answers():
     messages = [f"message {i}".encode() for i in range(40)]
 
     async def main():
-        async with hsm_sim() as (sim, port), trio.open_nursery() as nursery:
+        async with hsm_sim() as (_, port), trio.open_nursery() as nursery:
             client = NetworkHSM("127.0.0.1", port, connections=1)
             await nursery.start(client.run)
             results: dict[int, bytes] = {}
