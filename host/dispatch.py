@@ -21,6 +21,7 @@ from host.flow import Exchange, run_flow
 from host.hsm import HsmUnavailable
 from host.server import CloseConnection, Connection
 from host.steps import encode_response, queue_reversal
+from keys.errors import KeysError
 
 log = structlog.get_logger("poshost.txn")
 
@@ -66,7 +67,7 @@ class Dispatcher:
         await run_flow(flow, self.host, ex)
         try:
             payload = await encode_response(self.host, ex)
-        except (CodecError, ValueError, KeyError, HsmUnavailable) as exc:
+        except (CodecError, ValueError, KeyError, KeysError, HsmUnavailable) as exc:
             return await self._unanswerable(envelope, request, ex, exc, started)
         response: Message = ex.notes["response"]
         log.info(

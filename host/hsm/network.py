@@ -228,7 +228,7 @@ class NetworkHSM:
             conn.waiters[header] = send
             try:
                 async with conn.send_lock:
-                    await conn.stream.send_all(wire.frame(header, command))
+                    await self._send(conn, wire.frame(header, command))
                 try:
                     return await receive.receive()
                 except trio.EndOfChannel:
@@ -240,6 +240,18 @@ class NetworkHSM:
                 conn.waiters.pop(header, None)
         assert scope.cancelled_caught
         raise HsmUnavailable(f"no answer within {self.timeout} s")
+
+    @staticmethod
+    async def _send(conn: _Connection, data: bytes) -> None:
+        """A send interrupted halfway (timeout, cancelled caller) leaves a partial frame on the
+        stream that would garble every later command: such a connection is dropped."""
+        try:
+            await conn.stream.send_all(data)
+        except BaseException:
+            conn.fail_all()
+            with trio.CancelScope(shield=True):
+                await conn.stream.aclose()
+            raise
 
     async def _ok(self, command: str) -> wire.Fields:
         error, fields = await self._call(command)

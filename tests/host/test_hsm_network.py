@@ -130,6 +130,31 @@ def test_killed_hsm_sim_gives_clean_96_and_a_restarted_one_approvals(tmp_path):
     trio.run(main)
 
 
+def test_an_hsm_failing_after_the_approval_gets_96_and_the_debit_is_reversed(tmp_path):
+    def failing(fields):
+        raise RuntimeError("simulated HSM fault")  # answered as error 41
+
+    async def main():
+        async with hsm_sim() as (hsm, port):
+            overrides = network_hsm_settings(port)
+            async with sim_and_host(tmp_path, **overrides) as (sim, running):
+                device = demo_device()
+                async with terminal(running, device) as client:
+                    hsm.handlers["M6"] = failing  # the answer's MAC cannot be made
+                    req = device.financial_request("purchase", pan=RICH, amount=4321, pin=PIN)
+                    resp, _ = await client.exchange(req)
+                    assert resp[39] == "96" and 64 not in resp
+
+                async def reversed_at_issuer() -> bool:
+                    return (await sim.card(RICH)).balance == 10_000_000
+
+                await eventually(reversed_at_issuer, timeout=10)
+                rows = await running.host.store.list_transactions(tid=device.tid)
+                assert [(r.status, r.amount) for r in rows] == [("reversed", 4321)]
+
+    trio.run(main)
+
+
 # -- the client and the simulator on their own ------------------------------------------------
 
 
