@@ -68,6 +68,10 @@ class Breaker:
         self._count = 0
         self._probing = False
 
+    def release(self) -> None:
+        """A probe that ended without a verdict (its caller was cancelled): let another try."""
+        self._probing = False
+
     def failure(self, why: str) -> None:
         was_open = self.is_open
         self._count += 1
@@ -208,19 +212,26 @@ class NetworkHSM:
         code = command[:2]
         if not self.breaker.admit():
             raise HsmUnavailable("circuit breaker open")
+        judged = False
         try:
             body = await self._exchange(command)
             error, fields = wire.parse_answer(code, body)
         except HsmUnavailable as exc:
+            judged = True
             self.breaker.failure(str(exc))
             raise
         except wire.WireError as exc:
+            judged = True
             self.breaker.failure(str(exc))
             raise HsmUnavailable(f"unreadable answer: {exc}") from None
+        finally:
+            if not judged:
+                self.breaker.release()
         self.breaker.success()
         return error, fields
 
     async def _exchange(self, command: str) -> str:
+        conn: _Connection | None = None
         with trio.move_on_after(self.timeout) as scope:
             conn = await self._connection()
             header = conn.next_header()
@@ -239,6 +250,10 @@ class NetworkHSM:
             finally:
                 conn.waiters.pop(header, None)
         assert scope.cancelled_caught
+        if conn is not None:  # a hung HSM or a black-holed path: the next try reconnects
+            conn.fail_all()
+            with trio.CancelScope(shield=True):
+                await conn.stream.aclose()
         raise HsmUnavailable(f"no answer within {self.timeout} s")
 
     @staticmethod

@@ -217,6 +217,31 @@ def test_a_silent_hsm_times_out_then_the_breaker_fails_calls_at_once():
     trio.run(main)
 
 
+def test_a_cancelled_probe_does_not_leave_the_breaker_stuck_open():
+    soft = SoftHSM.from_hex(TEST_LMK)
+    mak = soft.generate_key(KeyType.TAK, 8)
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(trio.serve_tcp, silent, 0)
+            port = listeners[0].socket.getsockname()[1]
+            client = NetworkHSM("127.0.0.1", port, timeout=0.3, breaker_failures=1,
+                                breaker_cooldown=0)  # fmt: skip
+            await nursery.start(client.run)
+            await trio.sleep(0.5)  # the start-up NC check failed: the breaker is open
+            assert client.breaker.is_open
+            with trio.move_on_after(0.05):  # the half-open probe's caller gives up
+                await client.generate_mac(mak, b"data")
+            with pytest.raises(HsmUnavailable, match="no answer"):  # admitted as the next probe
+                await client.generate_mac(mak, b"data")
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
 def test_the_simulator_answers_bad_commands_with_payshield_error_codes():
     from tools.hsm_sim.server import HsmSim
 
