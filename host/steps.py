@@ -461,15 +461,22 @@ async def respond(host, ex: Exchange) -> None:
 
 async def encode_response(host, ex: Exchange) -> bytes:
     """The answer's bytes, MACed under the terminal's MAK when its class carries a MAC. The MAC
-    is computed over the encoded message, so encode first, then await the HSM, then append;
-    HsmUnavailable reaches the dispatcher, which answers 96 (and reverses an approval)."""
+    is computed over the encoded message, so encode first, then await the HSM, then append.
+    With the HSM unreachable an approval raises HsmUnavailable (the dispatcher answers 96 and
+    reverses it); a decline goes without a MAC."""
     resp: Message = ex.notes["response"]
     terminal = ex.terminal
     needs_mac = resp.mti[:2] in MAC_MTI_CLASSES
     if needs_mac and terminal is not None and terminal.mak_token and terminal.signed_on:
         mak = host.token(terminal.mak_token)
         head = terminal_codec.mac_head(resp)
-        return terminal_codec.with_mac(head, await host.hsm.generate_mac(mak, head))
+        try:
+            return terminal_codec.with_mac(head, await host.hsm.generate_mac(mak, head))
+        except HsmUnavailable:
+            if ex.approved:
+                raise
+            # A decline may go without a MAC (the terminal accepts that, as for a MAC error):
+            # during an outage the terminal gets its 96 without another error line per answer.
     return terminal_codec.encode(resp.without(64))
 
 
