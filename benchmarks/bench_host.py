@@ -10,11 +10,13 @@ with PIN through ``tools.load``:
   (b) throughput at full speed (closed loop)
   (c) p50/p99 latency at fixed offered rates (open loop, latency from the scheduled send)
 
-next to baselines measured in the same run and driven the same way: a bare Trio length-prefixed
-echo server (one socket leg), and the floor (``floor_server.py``): a relay to an upstream echo
-server (the two socket legs of every authorization), then the same relay with the host's two
-durable journal writes (the I/O no purchase can avoid). Then a sampling profile of the host
-under load (py-spy, while holding the GIL: where its Python CPU goes), by thread and function.
+then the same host with ``hsm.kind = "network"`` against ``poshost hsm-sim`` on loopback (its
+CPU per purchase shown apart), next to baselines measured in the same run and driven the same
+way: a bare Trio length-prefixed echo server (one socket leg), and the floor
+(``floor_server.py``): a relay to an upstream echo server (the two socket legs of every
+authorization), then the same relay with the host's two durable journal writes (the I/O no
+purchase can avoid). Then a sampling profile of the host under load (py-spy, while holding the
+GIL: where its Python CPU goes), by thread and function.
 
     python benchmarks/bench_host.py [--duration 8] [--terminals 20] [--log-level info]
 """
@@ -42,6 +44,7 @@ LMK = "00112233445566778899AABBCCDDEEFF0011223344556677"  # TEST ONLY, benchmark
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 THREAD = "thread writer"  # the rows of the host run with journal.writer = "thread"
+NETHSM = "network hsm"  # the rows of the host run with hsm.kind = "network" (poshost hsm-sim)
 
 
 def free_port() -> int:
@@ -181,7 +184,14 @@ class Proc:
 
 
 def drive(
-    port: int, terminals, rate: float, duration: float, echo: bool, pid: int, sim_pid: int = 0
+    port: int,
+    terminals,
+    rate: float,
+    duration: float,
+    echo: bool,
+    pid: int,
+    sim_pid: int = 0,
+    hsm_pid: int = 0,
 ) -> dict:
     config = LoadConfig(
         "127.0.0.1", port, tuple(terminals), duration=duration, rate=rate,
@@ -189,6 +199,7 @@ def drive(
     )  # fmt: skip
     cpu0, threads0 = cpu_seconds(pid) + children_cpu(pid), thread_cpu(pid)
     sim0 = cpu_seconds(sim_pid) if sim_pid else 0.0
+    hsm0 = cpu_seconds(hsm_pid) if hsm_pid else 0.0
     report = run_processes(config, workers=1)
     cpu, threads = cpu_seconds(pid) + children_cpu(pid) - cpu0, thread_cpu(pid)
     n = max(report.completed, 1)
@@ -200,6 +211,8 @@ def drive(
     }
     if sim_pid:
         s["simulator_cpu_us_per_msg"] = round((cpu_seconds(sim_pid) - sim0) / n * 1e6, 1)
+    if hsm_pid:
+        s["hsm_cpu_us_per_msg"] = round((cpu_seconds(hsm_pid) - hsm0) / n * 1e6, 1)
     s["stans"] = report.stans
     return s
 
@@ -216,7 +229,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="poshost-bench-"))
-    sim_port, host_port, echo_port = free_port(), free_port(), free_port()
+    sim_port, host_port, echo_port, hsm_port = free_port(), free_port(), free_port(), free_port()
     cfg = tmp / "host.toml"
     cfg.write_text(
         f'[server]\nlisten = "127.0.0.1:{host_port}"\n[data]\ndir = "{tmp / "host"}"\n'
@@ -243,7 +256,9 @@ def main() -> None:
     try:
         wait_port(sim_port)
 
-        def host_phase(label: str, phases=(), samples: Path | None = None, env=None):
+        def host_phase(
+            label: str, phases=(), samples: Path | None = None, env=None, hsm: Proc | None = None
+        ):
             host = Proc(poshost("serve", "--config", str(cfg), "--demo"),
                         tmp / f"host-{label}.log", env={**os.environ, **(env or {})})  # fmt: skip
             try:
@@ -252,9 +267,8 @@ def main() -> None:
                 for name, rate, duration in phases:
                     print(f"  {label}: {name} ...", flush=True)
                     spy = start_sampling(host.p.pid, duration, samples) if samples else None
-                    r = drive(
-                        host_port, fresh_terminals(), rate, duration, False, host.p.pid, sim.p.pid
-                    )
+                    r = drive(host_port, fresh_terminals(), rate, duration, False, host.p.pid,
+                              sim.p.pid, hsm.p.pid if hsm else 0)  # fmt: skip
                     if spy is not None:
                         _, err = spy.communicate(timeout=60)
                         if spy.returncode:
@@ -274,6 +288,19 @@ def main() -> None:
         phases = [("host warm-up", 300, 2.0), (f"{THREAD} full speed", 0, args.duration)]
         phases += [(f"{THREAD} {r:g}/s", r, args.duration) for r in rates[:1]]
         host_phase("thread", phases=phases, env=thread)
+        # The HSM as a network peer: `poshost hsm-sim` on loopback holding the same LMK; every
+        # MAC and PIN operation is a payShield-style command on a pooled, pipelined connection.
+        hsm = Proc(poshost("hsm-sim", "--listen", f"127.0.0.1:{hsm_port}", "--lmk", LMK),
+                   tmp / "hsm-sim.log")  # fmt: skip
+        try:
+            wait_port(hsm_port)
+            address = f"127.0.0.1:{hsm_port}"
+            network = {"POSHOST_HSM_KIND": "network", "POSHOST_HSM_ADDRESS": address}
+            phases = [("host warm-up", 300, 2.0), (f"{NETHSM} full speed", 0, args.duration)]
+            phases += [(f"{NETHSM} {r:g}/s", r, args.duration) for r in rates]
+            host_phase("nethsm", phases=phases, env=network, hsm=hsm)
+        finally:
+            hsm.stop()
 
         echo = Proc([sys.executable, str(HERE / "echo_server.py"), str(echo_port)],
                     tmp / "echo.log")  # fmt: skip
@@ -350,6 +377,8 @@ def print_table(results: dict[str, dict], rates) -> None:
         print(row(name))
     for name in [f"{THREAD} full speed", *(f"{THREAD} {r:g}/s" for r in rates[:1])]:
         print(row(name))
+    for name in [f"{NETHSM} full speed", *(f"{NETHSM} {r:g}/s" for r in rates)]:
+        print(row(name))
     for label in ("echo", "relay", "journal", "journal-thread"):
         for name in [f"{label} full speed", *(f"{label} {r:g}/s" for r in rates)]:
             print(row(name))
@@ -360,6 +389,13 @@ def print_table(results: dict[str, dict], rates) -> None:
             f"\nhost CPU per purchase {host['server_cpu_us_per_msg']:.0f} us = {ratio:.1f}x the "
             f"echo server's {echo['server_cpu_us_per_msg']:.0f} us per message "
             f"(target: <= 200 us; p99 at 2,000/s target < 20 ms)"
+        )
+    net = results.get(f"{NETHSM} full speed")
+    if host and net:
+        print(
+            f"with the network HSM: host {net['server_cpu_us_per_msg']:.0f} us per purchase "
+            f"(in-process HSM: {host['server_cpu_us_per_msg']:.0f} us), plus hsm-sim's "
+            f"{net.get('hsm_cpu_us_per_msg', 0):.0f} us in its own process"
         )
     floors = [(name, results.get(f"{name} full speed")) for name in ("journal", "journal-thread")]
     shown = [f"{name} {r['server_cpu_us_per_msg']:.0f} us" for name, r in floors if r]

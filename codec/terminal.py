@@ -43,9 +43,18 @@ def encode_with_mac(msg: Message, mac: Callable[[bytes], str]) -> bytes:
     Field 64 is the last field of the primary bitmap, so the MAC input is everything before
     the last 8 bytes of a message encoded with a placeholder: one encode, no second pass.
     """
-    wire = CODEC.encode(msg.with_fields({64: _MAC_PLACEHOLDER}))
-    head = wire[:-8]
-    value = mac(head)
+    head = mac_head(msg)
+    return with_mac(head, mac(head))
+
+
+def mac_head(msg: Message) -> bytes:
+    """The message encoded with bit 64 set, up to (not including) field 64: the MAC input, for
+    a caller that computes the MAC asynchronously and then calls :func:`with_mac`."""
+    return CODEC.encode(msg.with_fields({64: _MAC_PLACEHOLDER}))[:-8]
+
+
+def with_mac(head: bytes, value: str | bytes) -> bytes:
+    """``head`` (from :func:`mac_head`) completed with the 8 hex characters of the MAC."""
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("ascii", "replace")
     if len(value) != 8 or not _HEX.issuperset(value.upper()):

@@ -41,6 +41,7 @@ import trio
 
 from codec import subfields
 from host.flow import Decline, Exchange
+from host.hsm import HsmUnavailable
 from host.store.passwords import hash_password, verify_password
 from keys import des
 from keys.errors import KeysError
@@ -98,8 +99,9 @@ async def activate(host, ex: Exchange) -> None:
         _refuse(terminal.tid, tusn, "A7", "no transport key enrolled for this serial")
     try:
         transport = KeyToken.from_text(device.transport_token)
-        tmk = host.hsm.generate_key(KeyType.TMK, 16)
-        cryptogram, check_value = host.hsm.export_key(tmk, transport)
+        tmk, cryptogram, check_value = await host.hsm.generate_exported(KeyType.TMK, 16, transport)
+    except HsmUnavailable as exc:
+        raise Decline("96", f"HSM unavailable: {exc}") from exc
     except (KeysError, ValueError) as exc:
         raise Decline("A7", f"activation key operation failed: {type(exc).__name__}") from exc
     done = await host.store.activate_terminal(

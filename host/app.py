@@ -19,6 +19,7 @@ import trio
 from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import ConfigError, Settings, parse_address
 from host.flow import FlowTable
+from host.hsm import AsyncHSM
 from host.issuer_link import IssuerLink
 from host.issuer_protocol import PROTOCOLS
 from host.router import Router
@@ -89,7 +90,8 @@ class Moment:
 class Host:
     settings: Settings
     store: Store
-    hsm: SoftHSM
+    hsm: AsyncHSM  # what the flows await: in-process or network (hsm.kind)
+    local_hsm: SoftHSM  # in-process, same LMK: setup-time key wrapping and track decryption
     links: dict[str, IssuerLink]
     zpks: dict[str, KeyToken]
     router: Router

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "host.cli_serve:serve",
     "settle": "host.cli_settle:settle",
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
+    "hsm-sim": "tools.hsm_sim.cli:hsm_sim",
     "keys": "host.cli_keys:keys",
     "terminal": "tools.terminal.cli:terminal",
     "risk": "host.cli_risk:risk",

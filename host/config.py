@@ -54,6 +54,18 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "lmk": "",
         "lmk_components": [],
         "lmk_file": "",
+        # "soft": the software HSM inside this process. "network": a payShield-style HSM over
+        # TCP at `address` holding the same LMK (e.g. `poshost hsm-sim`; docs/hsm.md).
+        "kind": "soft",
+        "address": "127.0.0.1:1500",
+        "connections": 2,  # pooled TCP connections; each carries many commands at once
+        "timeout": 2.0,  # seconds a command may take (connect included), else 96
+        "connect_timeout": 1.0,  # seconds to open a connection
+        # Commands failing in a row (no answer, refused, broken) that open the circuit breaker:
+        # then every HSM call fails at once (96) for `breaker_cooldown` seconds, after which one
+        # command probes the HSM and its success closes the breaker.
+        "breaker_failures": 3,
+        "breaker_cooldown": 2.0,
         # Key types that may be single-length (56-bit) DES keys. The terminal dialect's MAK is
         # single-length in every key mode and the PIK in key mode 001; any other type (and
         # these, once removed) is refused at 8 bytes on generation and import.
@@ -318,6 +330,9 @@ def parse_address(text: str) -> tuple[str, int]:
 
 def _validate(values: Mapping[str, Any]) -> None:
     parse_address(values["server"]["listen"])
+    if values["hsm"]["kind"] not in ("soft", "network"):
+        raise ConfigError(f'hsm.kind must be "soft" or "network", not {values["hsm"]["kind"]!r}')
+    parse_address(values["hsm"]["address"])
     for name, link in values["links"].items():
         if "address" not in link:
             raise ConfigError(f"links.{name}: missing address")

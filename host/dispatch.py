@@ -18,8 +18,10 @@ from codec.framing import Envelope
 from codec.message import Message, response_mti
 from codec.txntypes import REQUEST_MTIS, UnknownTransaction, identify
 from host.flow import Exchange, run_flow
+from host.hsm import HsmUnavailable
 from host.server import CloseConnection, Connection
 from host.steps import encode_response, queue_reversal
+from keys.errors import KeysError
 
 log = structlog.get_logger("poshost.txn")
 
@@ -64,8 +66,8 @@ class Dispatcher:
         ex = Exchange(envelope=envelope, request=request, txn=txn, conn=conn, started=started)
         await run_flow(flow, self.host, ex)
         try:
-            payload = encode_response(self.host, ex)
-        except (CodecError, ValueError, KeyError) as exc:
+            payload = await encode_response(self.host, ex)
+        except (CodecError, ValueError, KeyError, KeysError, HsmUnavailable) as exc:
             return await self._unanswerable(envelope, request, ex, exc, started)
         response: Message = ex.notes["response"]
         log.info(

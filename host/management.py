@@ -10,6 +10,7 @@ from codec import subfields
 from codec.subfields import Field60, SignOnKeys
 from host.clock import parse_date
 from host.flow import Decline, Exchange
+from host.hsm import HsmUnavailable
 from host.issuer_protocol import protocol_for
 from host.session_guard import may_sign_off, now_ms, refuse_sign_off
 from host.steps import field60
@@ -42,12 +43,15 @@ async def sign_on(host, ex: Exchange) -> None:
     hsm = host.hsm
     try:
         tmk = KeyToken.from_text(terminal.tmk_token)
-        pik = hsm.generate_key(KeyType.TPK, 8 if mode == "001" else 16)
-        mak = hsm.generate_key(KeyType.TAK, 8)
-        tdk = hsm.generate_key(KeyType.TDK, 16) if mode == "004" else None
-        pik_c, pik_cv = hsm.export_key(pik, tmk)
-        mak_c, mak_cv = hsm.export_key(mak, tmk)
-        tdk_c, tdk_cv = hsm.export_key(tdk, tmk) if tdk is not None else (None, None)
+        pik, pik_c, pik_cv = await hsm.generate_exported(
+            KeyType.TPK, 8 if mode == "001" else 16, tmk
+        )
+        mak, mak_c, mak_cv = await hsm.generate_exported(KeyType.TAK, 8, tmk)
+        tdk, tdk_c, tdk_cv = None, None, None
+        if mode == "004":
+            tdk, tdk_c, tdk_cv = await hsm.generate_exported(KeyType.TDK, 16, tmk)
+    except HsmUnavailable as exc:
+        raise Decline("96", f"HSM unavailable: {exc}") from exc
     except KeysError as exc:
         raise Decline("A7", f"sign-on key generation failed: {type(exc).__name__}") from exc
     field62 = subfields.format_signon_keys(
@@ -81,7 +85,11 @@ async def sign_off(host, ex: Exchange) -> None:
     """End the session, only for the terminal itself: an 0820 carries no MAC, so a sign-off
     from a connection that never proved the terminal's keys could come from anyone."""
     terminal = ex.terminal
-    if terminal.signed_on and not may_sign_off(host, ex):
+    try:
+        allowed = not terminal.signed_on or await may_sign_off(host, ex)
+    except HsmUnavailable as exc:
+        raise Decline("96", f"HSM unavailable: {exc}") from exc
+    if not allowed:
         refuse_sign_off(host, ex)
     await host.store.sign_off(terminal.tid)
     host.estate.forget_terminal(terminal.tid)

@@ -23,6 +23,7 @@ from host.config import Settings, parse_address
 from host.demo import seed_demo_estate
 from host.dispatch import Dispatcher
 from host.flows import FLOWS
+from host.hsm import build_hsm
 from host.router import Router
 from host.saf import recover_pending, saf_worker
 from host.server import Limits, TerminalServer
@@ -54,10 +55,11 @@ async def run_host(
     connections, lets requests in flight finish within server.shutdown_grace, then closes the
     journal after its last write is durable."""
     lmk, lmk_source = load_lmk(settings)
-    hsm = SoftHSM(lmk, **hsm_options(settings))
+    local_hsm = SoftHSM(lmk, **hsm_options(settings))
     test_keys = startup_test_key_hsm(lmk, settings)  # start-up only: configured TEST keys
     del lmk
-    log.info("lmk_loaded", source=lmk_source, kcv=hsm.lmk_check_value)
+    log.info("lmk_loaded", source=lmk_source, kcv=local_hsm.lmk_check_value)
+    hsm = build_hsm(settings, local_hsm)
     server_cfg = settings["server"]
     limits = Limits(
         max_connections=int(server_cfg["max_connections"]),
@@ -79,6 +81,7 @@ async def run_host(
             settings=settings,
             store=store,
             hsm=hsm,
+            local_hsm=local_hsm,
             links=build_links(settings),
             zpks=zone_pin_keys(settings, test_keys),
             router=Router.from_table(settings["routes"]),
@@ -89,7 +92,7 @@ async def run_host(
         )
         if demo:
             await seed_demo_estate(store, test_keys)
-        del test_keys  # the serving HSM is `hsm`, which takes no clear key
+        del test_keys  # the serving HSMs take no clear key
         recovered = await recover_pending(host)
         if recovered:
             log.warning("recovered_after_crash", transactions=recovered)
@@ -118,6 +121,7 @@ async def _serve(
 ) -> None:
     """The host's tasks until shutdown: links, store-and-forward, security monitor, server."""
     async with trio.open_nursery() as nursery:
+        await nursery.start(host.hsm.run)
         for link in host.links.values():
             await nursery.start(link.run)
         await nursery.start(saf_worker, host)

@@ -85,11 +85,13 @@ async def limit_sign_off(host, ex: Exchange) -> None:
 # -- keys ------------------------------------------------------------------------------------
 
 
-def mac_matches(host, mak_token: str | None, data: bytes, mac) -> bool:
+async def mac_matches(host, mak_token: str | None, data: bytes, mac) -> bool:
+    """Does the MAC verify? HsmUnavailable is not a "no": it propagates (the step answers 96)
+    so an HSM outage is never counted as a terminal's MAC failure."""
     if not mak_token or not mac:
         return False
     try:
-        return host.hsm.verify_mac(host.token(mak_token), data, str(mac).encode("ascii"))
+        return await host.hsm.verify_mac(host.token(mak_token), data, str(mac).encode("ascii"))
     except (KeysError, UnicodeEncodeError):
         return False
 
@@ -118,7 +120,7 @@ async def try_pending_keys(host, ex: Exchange, data: bytes, mac) -> bool:
         await host.store.drop_pending_keys(terminal.tid, pending)
         host.estate.forget_terminal(terminal.tid)
         return False
-    if not mac_matches(host, pending, data, mac):
+    if not await mac_matches(host, pending, data, mac):
         return False
     if not await host.store.promote_keys(terminal.tid, pending):
         return False  # a later sign-on replaced them, or the terminal signed off meanwhile
@@ -143,7 +145,7 @@ async def try_pending_keys(host, ex: Exchange, data: bytes, mac) -> bool:
 # -- sign-off --------------------------------------------------------------------------------
 
 
-def may_sign_off(host, ex: Exchange) -> bool:
+async def may_sign_off(host, ex: Exchange) -> bool:
     """A sign-off is honoured from the connection that holds the session (it proved the
     current MAK), or when it carries a MAC (field 64, our extension for terminals that open a
     connection per message) under the current MAK or the unexpired pending one."""
@@ -154,10 +156,10 @@ def may_sign_off(host, ex: Exchange) -> bool:
     if not mac:
         return False
     data = terminal_codec.mac_data(ex.envelope.payload)
-    if mac_matches(host, terminal.mak_token, data, mac):
+    if await mac_matches(host, terminal.mak_token, data, mac):
         return True
     pending = terminal.pending_mak_token
-    return not pending_expired(host, terminal) and mac_matches(host, pending, data, mac)
+    return not pending_expired(host, terminal) and await mac_matches(host, pending, data, mac)
 
 
 def refuse_sign_off(host, ex: Exchange) -> None:

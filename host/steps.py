@@ -16,6 +16,7 @@ from codec.dump import mask_pan
 from codec.message import FieldValue, Message
 from codec.subfields import Field60
 from host.flow import Decline, Exchange
+from host.hsm import HsmUnavailable
 from host.issuer_link import LinkDown, OutcomeUnknown
 from host.session_guard import mac_matches, try_pending_keys
 from host.store.errors import DuplicateTransaction, OriginalConflict
@@ -60,14 +61,17 @@ async def verify_mac(host, ex: Exchange) -> None:
     terminal = ex.terminal
     if mac:
         data = terminal_codec.mac_data(ex.envelope.payload)
-        if mac_matches(host, terminal.mak_token, data, mac):
-            ex.conn.proven_mak = terminal.mak_token
-            ex.mac_ok = True
-            return
-        if terminal.pending_mak_token and await try_pending_keys(host, ex, data, mac):
-            ex.conn.proven_mak = ex.terminal.mak_token
-            ex.mac_ok = True
-            return
+        try:
+            if await mac_matches(host, terminal.mak_token, data, mac):
+                ex.conn.proven_mak = terminal.mak_token
+                ex.mac_ok = True
+                return
+            if terminal.pending_mak_token and await try_pending_keys(host, ex, data, mac):
+                ex.conn.proven_mak = ex.terminal.mak_token
+                ex.mac_ok = True
+                return
+        except HsmUnavailable as exc:
+            raise Decline("96", f"HSM unavailable: {exc}") from exc
     why = "MAC verification failed" if mac else "no MAC"
     host.security.record("mac_failed", peer=ex.conn.peer, tid=terminal.tid, detail=why)
     raise Decline("A0", why, processing=SIGN_ON_AGAIN)
@@ -138,7 +142,7 @@ def _clear_track2(host, ex: Exchange) -> str | None:
         if not ex.terminal.tdk_token:
             raise Decline("A7", "encrypted track but no TDK")
         try:
-            track = host.hsm.decrypt_track(host.token(ex.terminal.tdk_token), str(track))
+            track = host.local_hsm.decrypt_track(host.token(ex.terminal.tdk_token), str(track))
         except KeysError as exc:
             raise Decline("A7", "track decryption failed") from exc
     ex.notes["track2"] = str(track)
@@ -172,9 +176,11 @@ async def translate_pin(host, ex: Exchange) -> None:
             if not terminal.pik_token:
                 raise Decline("A7", "no PIK: sign on first", processing=SIGN_ON_AGAIN)
             source = host.token(terminal.pik_token)
-        ex.translated_pin = host.hsm.translate_pin(bytes(block), pan, source, zpk)
+        ex.translated_pin = await host.hsm.translate_pin(bytes(block), pan, source, zpk)
     except Decline:
         raise
+    except HsmUnavailable as exc:
+        raise Decline("96", f"HSM unavailable: {exc}") from exc
     except KeysError as exc:
         code = "99" if "PIN" in type(exc).__name__ or "pin" in str(exc).lower() else "A7"
         raise Decline(code, f"PIN translation failed: {type(exc).__name__}") from exc
@@ -380,17 +386,24 @@ async def respond(host, ex: Exchange) -> None:
     ex.notes["response"] = req.response(code, extra=extra)
 
 
-def encode_response(host, ex: Exchange) -> bytes:
+async def encode_response(host, ex: Exchange) -> bytes:
+    """The answer's bytes, MACed under the terminal's MAK when its class carries a MAC. The MAC
+    is computed over the encoded message, so encode first, then await the HSM, then append.
+    With the HSM unreachable an approval raises HsmUnavailable (the dispatcher answers 96 and
+    reverses it); a decline goes without a MAC."""
     resp: Message = ex.notes["response"]
     terminal = ex.terminal
     needs_mac = resp.mti[:2] in MAC_MTI_CLASSES
     if needs_mac and terminal is not None and terminal.mak_token and terminal.signed_on:
         mak = host.token(terminal.mak_token)
-
-        def mac(data: bytes) -> str:
-            return host.hsm.generate_mac(mak, data).decode("ascii")
-
-        return terminal_codec.encode_with_mac(resp, mac)
+        head = terminal_codec.mac_head(resp)
+        try:
+            return terminal_codec.with_mac(head, await host.hsm.generate_mac(mak, head))
+        except HsmUnavailable:
+            if ex.approved:
+                raise
+            # A decline may go without a MAC (the terminal accepts that, as for a MAC error):
+            # during an outage the terminal gets its 96 without another error line per answer.
     return terminal_codec.encode(resp.without(64))
 
 

@@ -14,7 +14,14 @@ from codec.message import Message
 from codec.subfields import Field60, Field61
 from host.clock import FixedClock
 from host.runtime import RunningHost
-from tests.host.harness import demo_device, host_settings, running_host, terminal, wait_links_up
+from tests.host.harness import (
+    demo_device,
+    host_settings,
+    maybe_hsm_sim,
+    running_host,
+    terminal,
+    wait_links_up,
+)
 from tools.issuer_sim.config import SimConfig
 from tools.issuer_sim.server import Simulator
 from tools.issuer_sim.testing import PIN, RICH
@@ -102,12 +109,19 @@ def original(resp: Message, *, batch: str | None = None, date: bool = True) -> d
 
 
 @contextlib.asynccontextmanager
-async def shop(tmp_path, *, clock: FixedClock | None = None, tid: str = "12345678", **overrides):
+async def shop(
+    tmp_path,
+    *,
+    clock: FixedClock | None = None,
+    tid: str = "12345678",
+    hsm: str = "soft",
+    **overrides,
+):
     clock = clock or FixedClock(MORNING)
     sim = Simulator(SimConfig.demo(state=tmp_path / "sim.sqlite", listen="127.0.0.1:0"))
-    async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery, maybe_hsm_sim(hsm) as (_, hsm_overrides):
         port = await nursery.start(sim.serve)
-        settings = host_settings(tmp_path, port, **overrides)
+        settings = host_settings(tmp_path, port, **{**hsm_overrides, **overrides})
         async with running_host(settings, clock=clock) as running:
             await wait_links_up(running)
             device = demo_device(tid)

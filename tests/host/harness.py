@@ -13,6 +13,8 @@ from tools.terminal.client import TerminalClient
 from tools.terminal.device import Device
 
 DEMO = demo_estate()
+# The LMK a host shares with its hsm-sim in tests that run hsm.kind = "network".
+TEST_LMK = "0123456789ABCDEFFEDCBA98765432100011223344556677" + "8899AABBCCDDEEFF"
 
 
 def demo_device(tid: str = "12345678") -> Device:
@@ -71,8 +73,36 @@ async def wait_links_up(running: RunningHost, timeout: float = 5.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def sim_and_host(tmp_path, *, sim_overrides=None, clock=None, **host_overrides):
-    """The real issuer simulator on its own socket and a host linked to it, both up."""
+async def hsm_sim(lmk_hex: str = TEST_LMK):
+    """The real network HSM simulator on its own loopback socket: (HsmSim, port)."""
+    from tools.hsm_sim.server import HsmSim, serve_hsm, sim_hsm
+
+    sim = HsmSim(sim_hsm(lmk_hex))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_hsm, sim, "127.0.0.1", 0)
+        yield sim, port
+        nursery.cancel_scope.cancel()
+
+
+def network_hsm_settings(port: int, **more) -> dict:
+    """Host overrides for hsm.kind = "network" against an hsm-sim holding TEST_LMK."""
+    return {"hsm.kind": "network", "hsm.address": f"127.0.0.1:{port}", "hsm.lmk": TEST_LMK, **more}
+
+
+@contextlib.asynccontextmanager
+async def maybe_hsm_sim(kind: str):
+    """For ``kind`` "network": an hsm-sim and the host overrides to use it; else nothing."""
+    if kind == "soft":
+        yield None, {}
+        return
+    async with hsm_sim() as (sim, port):
+        yield sim, network_hsm_settings(port)
+
+
+@contextlib.asynccontextmanager
+async def sim_and_host(tmp_path, *, sim_overrides=None, clock=None, hsm="soft", **host_overrides):
+    """The real issuer simulator on its own socket and a host linked to it, both up; with
+    hsm="network" the host's HSM is a real hsm-sim on its own socket too."""
     from tools.issuer_sim.config import SimConfig
     from tools.issuer_sim.server import Simulator
 
@@ -80,8 +110,9 @@ async def sim_and_host(tmp_path, *, sim_overrides=None, clock=None, **host_overr
         state=tmp_path / "sim.sqlite", listen="127.0.0.1:0", **(sim_overrides or {})
     )
     sim = Simulator(config)
-    async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery, maybe_hsm_sim(hsm) as (_, hsm_overrides):
         sim_port = await nursery.start(sim.serve)
+        host_overrides = {**hsm_overrides, **host_overrides}
         settings = host_settings(tmp_path, sim_port, **host_overrides)
         async with running_host(settings, clock=clock) as running:
             await wait_links_up(running)

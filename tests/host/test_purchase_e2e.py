@@ -1,6 +1,7 @@
 """Purchases, balance inquiries and reversals end to end: test terminal -> host (real socket,
 real SQLite journal) -> issuer simulator (its own socket, its own ledger)."""
 
+import pytest
 import trio
 
 from codec.subfields import parse_field54
@@ -8,6 +9,12 @@ from tests.host.harness import demo_device, eventually, sim_and_host, terminal
 from tools.issuer_sim.testing import FOREIGN, LOST, LOW, PIN, RICH
 
 RICH_BALANCE = 10_000_000
+
+
+@pytest.fixture(params=["soft", "network"])
+def hsm_kind(request) -> str:
+    """The host's HSM: in-process, or `poshost hsm-sim` on its own loopback socket."""
+    return request.param
 
 
 def run(tmp_path, body, **kw):
@@ -18,7 +25,7 @@ def run(tmp_path, body, **kw):
     trio.run(main)
 
 
-def test_purchase_approved_debits_the_card_and_is_journalled(tmp_path, journal_url):
+def test_purchase_approved_debits_the_card_and_is_journalled(tmp_path, journal_url, hsm_kind):
     async def body(sim, running):
         device = demo_device()
         async with terminal(running, device) as client:
@@ -34,10 +41,10 @@ def test_purchase_approved_debits_the_card_and_is_journalled(tmp_path, journal_u
         ]
         assert rows[0].pan_masked == "622202******0001"
 
-    run(tmp_path, body, journal_url=journal_url)
+    run(tmp_path, body, journal_url=journal_url, hsm=hsm_kind)
 
 
-def test_declines_from_the_issuer_reach_the_terminal(tmp_path):
+def test_declines_from_the_issuer_reach_the_terminal(tmp_path, hsm_kind):
     async def body(sim, running):
         device = demo_device()
         async with terminal(running, device) as client:
@@ -55,7 +62,7 @@ def test_declines_from_the_issuer_reach_the_terminal(tmp_path):
         statuses = {r.status for r in await running.host.store.list_transactions()}
         assert statuses == {"declined"}
 
-    run(tmp_path, body)
+    run(tmp_path, body, hsm=hsm_kind)
 
 
 def test_balance_inquiry_returns_54(tmp_path):

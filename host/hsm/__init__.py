@@ -1,0 +1,110 @@
+"""The HSM as the flows see it: an async interface with two implementations.
+
+``soft``: the software HSM of ``keys/`` inside this process. Its operations take microseconds,
+so they run on the event loop directly; a thread hop would cost more than the work.
+``network``: a payShield-style HSM over TCP (host/hsm/network.py); an unreachable HSM raises
+:class:`HsmUnavailable`, which the steps turn into a 96 instead of waiting.
+
+Both take and return the host's key tokens (keys under the LMK); the network HSM holds the same
+LMK. Setup-time work (wrapping the demo and test keys, decrypting track data) still uses the
+in-process ``SoftHSM`` on ``Host.local_hsm``; see docs/hsm.md.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import trio
+
+from keys.hsm import DukptSource, SoftHSM
+from keys.tokens import KeyToken, KeyType
+
+
+class HsmUnavailable(Exception):
+    """The HSM did not answer (down, unreachable, too slow, or the breaker is open).
+
+    Not a ``KeysError``: nothing is wrong with the key or the request, so a MAC that could not
+    be checked is not a MAC failure and raises no security event.
+    """
+
+
+class AsyncHSM(Protocol):
+    """What the flows await. Tokens in; tokens, blocks, MACs and verdicts out."""
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None: ...
+    async def translate_pin(
+        self, block: bytes, pan: str, source: KeyToken | DukptSource, dest: KeyToken
+    ) -> bytes: ...
+    async def generate_mac(self, mak: KeyToken, data: bytes) -> bytes: ...
+    async def verify_mac(self, mak: KeyToken, data: bytes, mac: bytes) -> bool: ...
+    async def generate_key(self, key_type: KeyType, length: int = 16) -> KeyToken: ...
+    async def export_key(self, token: KeyToken, kek: KeyToken) -> tuple[bytes, bytes]: ...
+    async def generate_exported(
+        self, key_type: KeyType, length: int, kek: KeyToken
+    ) -> tuple[KeyToken, bytes, bytes]: ...
+    async def diagnostics(self) -> str: ...
+
+
+class SoftAsyncHSM:
+    """The in-process software HSM behind the async interface (its public methods only)."""
+
+    def __init__(self, soft: SoftHSM) -> None:
+        self.soft = soft
+
+    def __repr__(self) -> str:
+        return f"SoftAsyncHSM({self.soft!r})"
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Nothing to run: present so the host starts either kind the same way."""
+        task_status.started()
+
+    async def translate_pin(
+        self, block: bytes, pan: str, source: KeyToken | DukptSource, dest: KeyToken
+    ) -> bytes:
+        return self.soft.translate_pin(block, pan, source, dest)
+
+    async def generate_mac(self, mak: KeyToken, data: bytes) -> bytes:
+        return self.soft.generate_mac(mak, data)
+
+    async def verify_mac(self, mak: KeyToken, data: bytes, mac: bytes) -> bool:
+        return self.soft.verify_mac(mak, data, mac)
+
+    async def generate_key(self, key_type: KeyType, length: int = 16) -> KeyToken:
+        return self.soft.generate_key(key_type, length)
+
+    async def export_key(self, token: KeyToken, kek: KeyToken) -> tuple[bytes, bytes]:
+        return self.soft.export_key(token, kek)
+
+    async def generate_exported(
+        self, key_type: KeyType, length: int, kek: KeyToken
+    ) -> tuple[KeyToken, bytes, bytes]:
+        token = self.soft.generate_key(key_type, length)
+        cryptogram, check_value = self.soft.export_key(token, kek)
+        return token, cryptogram, check_value
+
+    async def diagnostics(self) -> str:
+        return self.soft.lmk_check_value
+
+
+def build_hsm(settings, soft: SoftHSM) -> AsyncHSM:
+    """The HSM the settings ask for (``hsm.kind``)."""
+    from host.config import ConfigError, parse_address
+
+    kind = settings.get("hsm.kind")
+    if kind == "soft":
+        return SoftAsyncHSM(soft)
+    if kind == "network":
+        from host.hsm.network import NetworkHSM
+
+        address, port = parse_address(settings.get("hsm.address"))
+        return NetworkHSM(
+            address,
+            port,
+            connections=int(settings.get("hsm.connections")),
+            timeout=float(settings.get("hsm.timeout")),
+            connect_timeout=float(settings.get("hsm.connect_timeout")),
+            breaker_failures=int(settings.get("hsm.breaker_failures")),
+            breaker_cooldown=float(settings.get("hsm.breaker_cooldown")),
+            expected_lmk=soft.lmk_check_value,
+        )
+    raise ConfigError(f'hsm.kind must be "soft" or "network", not {kind!r}')
