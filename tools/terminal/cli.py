@@ -21,28 +21,51 @@ import trio
 from codec import subfields
 from tools.terminal.device import TerminalError
 from tools.terminal.pos import Outcome, Pos, receipt, response_text
-from tools.terminal.state import DEFAULT_STATE, LogEntry, StateError, TerminalState, from_profile
+from tools.terminal.state import (
+    LogEntry,
+    StateError,
+    TerminalState,
+    current_state_path,
+    from_profile,
+    remember_current,
+    state_path_for,
+)
 
 
 class Ctx:
-    def __init__(self, state_path: Path, host: str | None, trace: bool, timeout: float, profile):
+    def __init__(self, state_path: Path | None, host: str | None, trace: bool, timeout: float,
+                 profile: str | None):  # fmt: skip
         self.state_path = state_path
         self.host = host
         self.trace = trace
         self.timeout = timeout
         self.profile = profile
 
-    def pos(self) -> Pos:
-        path = self.state_path
+    def resolve_path(self) -> Path:
+        """--state when given; else the profile's own file; else the terminal last named."""
+        if self.state_path is not None:
+            return self.state_path
         if self.profile:
-            state = None
-            if path.exists():
-                state = TerminalState.load(path)
-                if state.profile != self.profile:
-                    state = None
+            tid = self.profile.partition(":")[2]
+            if not tid.isalnum():
+                raise StateError(f"unknown profile {self.profile!r}: use demo:TID")
+            return state_path_for(tid)
+        return current_state_path()
+
+    def pos(self) -> Pos:
+        path = self.resolve_path()
+        if self.profile:
+            state = TerminalState.load(path) if path.exists() else None
+            if state is not None and state.profile != self.profile:
+                raise StateError(
+                    f"{path} holds terminal {state.tid} ({state.profile}), not {self.profile}: "
+                    "drop --state (each terminal gets its own file) or name another file"
+                )
             if state is None:
                 state = from_profile(self.profile, self.host)
                 state.save(path)
+            if self.state_path is None:
+                remember_current(state.tid)
         else:
             state = TerminalState.load(path)
         if self.host:
@@ -70,9 +93,8 @@ def _run(fn):
     "--state",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_STATE,
-    show_default=True,
-    help="The terminal's state file (JSON; TEST keys in clear).",
+    help="The terminal's state file (JSON; TEST keys in clear). Default: var/terminals/TID.json "
+    "of the --profile's terminal, else of the terminal last named with --profile.",
 )
 @click.option("--profile", help="Initialise the state from a profile, e.g. demo:12345678.")
 @click.option("--host", help="HOST:PORT of the acquiring host (default: the state's, :8583).")
@@ -112,11 +134,15 @@ async def sign_on(pos: Pos, operator: str, password: str, mode: str | None) -> N
     """Sign on: receive new PIK/MAK (and TDK) under the TMK, adopt the host's batch."""
     if mode:
         pos.device.key_mode = pos.state.key_mode = mode
-    out = await pos.exchange(pos.device.sign_on_request(f"{operator:<3}"[:3] + password[:12]))
-    if out.response is not None and out.code == "00":
-        pos.device.accept_sign_on(out.response)
-        pos.save()
+    request = pos.device.sign_on_request(f"{operator:<3}"[:3] + password[:12])
+    out, reversal = await pos.sign_on(request)
+    if out.code == "00":
         click.echo(f"signed on: batch {pos.device.batch}, key mode {pos.device.key_mode}")
+    if reversal is not None:
+        code = reversal.code
+        click.echo(
+            f"pending reversal of STAN {reversal.request[11]} sent: {code} {response_text(code)}"
+        )
     _finish(pos, "management", out, receipts=False)
 
 
@@ -414,6 +440,9 @@ def activate(ctx: Ctx, code, serial, tid, mid, key_mode, kdk_hex, tk_hex) -> Non
         raise click.ClickException(str(exc)) from exc
     state = TerminalState(f"activated:{tid}", tid, mid, tmk, key_mode=key_mode, host=address)
     state.device()  # validates the key material
-    state.save(ctx.state_path)
+    path = ctx.state_path or state_path_for(tid)
+    state.save(path)
+    if ctx.state_path is None:
+        remember_current(tid)
     click.echo(f"activated {tid}: TMK received (kcv {bytes(resp[62][16:19]).hex().upper()}),"
-               f" state in {ctx.state_path}; now sign on")  # fmt: skip
+               f" state in {path}; now sign on")  # fmt: skip

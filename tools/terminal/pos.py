@@ -163,6 +163,30 @@ class Pos:
             await client.aclose()
             self.save()
 
+    async def sign_on(self, request: Message) -> tuple[Outcome, Outcome | None]:
+        """Sign on first, then send what is pending. A pending reversal MACed under a MAK the
+        host has since replaced (another tool re-keyed this TID) can never be answered with a
+        MAC this terminal trusts; sent before the 0800 it would block the only way out."""
+        client = await self._connect()
+        try:
+            resp, processing, payload = await self._exchange(client, request)
+            if resp is None:
+                return Outcome(request, None, error="no response in time"), None
+            self._trace("response", resp)
+            out = Outcome(request, self.device.check_response(request, payload), processing)
+            if out.code != "00":
+                return out, None
+            self.device.accept_sign_on(out.response)
+            self.save()
+            try:
+                return out, await self._flush_reversal(client)
+            except TerminalError as exc:
+                out.error = f"signed on, but the pending reversal is still pending: {exc}"
+                return out, None
+        finally:
+            await client.aclose()
+            self.save()
+
     # -- reversals -------------------------------------------------------------------------
     async def _flush_reversal(self, client: TerminalClient) -> Outcome | None:
         """Send the pending reversal (if any) before anything else, as terminals must."""
