@@ -8,13 +8,15 @@ poshost load --terminals 50 --rate 2000 --duration 30 --workers 2 --html var/loa
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import click
 
+from host.exitcodes import Unreachable
 from specs import demo_estate
 from tools.load import report
-from tools.load.engine import LoadConfig, TerminalSpec, parse_mix
+from tools.load.engine import LoadConfig, LoadError, TerminalSpec, parse_mix
 from tools.load.provision import specs as load_specs
 
 DEFAULT_STATE = Path("var/load_state.json")
@@ -65,9 +67,11 @@ def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> l
     help="The terminals' STAN counters (a host refuses a STAN twice in a batch).",
 )
 @click.option("--quiet", is_flag=True, help="No live progress display.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=5.0,
+              show_default=True, help="Seconds to reach the host (else exit 4).")  # fmt: skip
 @click.pass_context
 def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, workers, json_path,
-         html_path, state_path: Path, quiet) -> None:  # fmt: skip
+         html_path, state_path: Path, quiet, connect_timeout: float) -> None:  # fmt: skip
     """Drive a host with emulated terminals; report throughput, latency and response codes."""
     if ctx.invoked_subcommand is not None:
         return
@@ -87,7 +91,11 @@ def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, worker
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    result = run_with_progress(config, workers, quiet)
+    probe(config.host, config.port, connect_timeout)
+    try:
+        result = run_with_progress(config, workers, quiet)
+    except LoadError as exc:
+        raise click.ClickException(str(exc)) from exc
     stans.update(result.stans)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(stans))
@@ -97,6 +105,15 @@ def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, worker
     if html_path:
         Path(html_path).write_text(report.html_page(result))
         click.echo(f"histogram: {html_path}")
+
+
+def probe(host: str, port: int, timeout: float) -> None:
+    """Fail in one line (exit 4) when nothing listens, before any worker process starts."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise Unreachable(f"cannot reach the host at {host}:{port}: {reason}") from exc
 
 
 def run_with_progress(config: LoadConfig, workers: int, quiet: bool):

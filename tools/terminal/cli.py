@@ -19,7 +19,8 @@ import click
 import trio
 
 from codec import subfields
-from tools.terminal.device import TerminalError
+from host.exitcodes import DECLINED, Unreachable
+from tools.terminal.device import HostUnreachable, TerminalError
 from tools.terminal.pos import Outcome, Pos, receipt, response_text
 from tools.terminal.state import (
     LogEntry,
@@ -82,6 +83,8 @@ def _run(fn):
         try:
             pos = ctx.pos()
             trio.run(functools.partial(fn, pos, **kwargs))
+        except HostUnreachable as exc:
+            raise Unreachable(str(exc)) from exc
         except (TerminalError, StateError) as exc:
             raise click.ClickException(str(exc)) from exc
 
@@ -119,7 +122,7 @@ def _finish(pos: Pos, txn_type: str, out: Outcome, *, receipts: bool = True) -> 
             click.echo(receipt(pos.state, txn_type, out, "merchant"))
         raise click.ClickException(out.error)
     if out.code != "00":
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
 
 
 # -- management ------------------------------------------------------------------------------
@@ -325,7 +328,7 @@ async def reverse(pos: Pos, reason: str) -> None:
     out = await pos.reverse_last(reason)
     click.echo(f"reversal of STAN {out.request[11]}: {out.code} {response_text(out.code)}")
     if out.code != "00":
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
 
 
 @terminal.command()
@@ -346,7 +349,7 @@ async def settle(pos: Pos) -> None:
         raise click.ClickException(out.error or "no response")
     if out.code != "00":
         click.echo(f"settlement refused: {out.code} {response_text(out.code)}")
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
     dom, forn = subfields.parse_field48_settlement(str(out.response[48]))
     words = {"1": "balanced", "2": "NOT balanced", "3": "error"}
     click.echo(f"domestic: {words.get(dom.result, dom.result)}; foreign: {words.get(forn.result)}")
@@ -433,7 +436,7 @@ def activate(ctx: Ctx, code, serial, tid, mid, key_mode, kdk_hex, tk_hex) -> Non
     result = str(resp.get(39, ""))
     if result != "00":
         click.echo(f"{result} {response_text(result)}")
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
     try:
         tmk = open_tmk(transport, bytes(resp[62]))
     except ActivationError as exc:

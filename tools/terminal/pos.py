@@ -21,7 +21,7 @@ from codec.dump import format_message, mask_pan
 from codec.framing import parse_envelope
 from codec.message import Message
 from tools.terminal.client import TerminalClient
-from tools.terminal.device import TYPES, BadResponseMac, Device, TerminalError
+from tools.terminal.device import TYPES, BadResponseMac, Device, HostUnreachable, TerminalError
 from tools.terminal.state import LogEntry, StateError, TerminalState
 
 REVERSIBLE = {"purchase", "void", "preauth", "preauth_cancel", "completion", "completion_void"}
@@ -123,8 +123,8 @@ class Pos:
         host, port = self._address()
         try:
             return await TerminalClient.connect(host, port, self.device, timeout=self.timeout)
-        except OSError as exc:
-            raise TerminalError(f"cannot reach the host at {self.state.host}: {exc}") from exc
+        except (OSError, trio.TooSlowError) as exc:
+            raise HostUnreachable(f"cannot reach the host at {self.state.host}: {exc}") from exc
 
     def _trace(self, title: str, msg: Message) -> None:
         if self.trace is not None:
