@@ -14,7 +14,7 @@ import click
 import trio
 
 from host import logs
-from host.config import ConfigError, load_settings
+from host.config import ConfigError, config_file, load_settings
 
 
 @click.command()
@@ -30,7 +30,7 @@ from host.config import ConfigError, load_settings
 def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: bool) -> None:
     """Run the host: terminals connect over TCP; authorizations go to the issuer links."""
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_config:

@@ -81,3 +81,34 @@ def test_each_terminal_keeps_its_own_state_file(stack, tmp_path, monkeypatch):
     )
     assert clash.exit_code != 0 and "holds terminal 12345679" in clash.output
     assert TerminalState.load(Path("var/terminals/12345679.json")).log
+
+
+def test_load_uses_its_own_terminals_and_leaves_the_emulator_alone(stack, tmp_path):
+    """The first `load` run got 29 x 94 and re-keyed a demo terminal under the emulator. Now load
+    provisions LT terminals in the host's journal (through the root --config) and uses them."""
+    from host.cli import main
+
+    mine = tmp_path / "mine.json"
+    profile = ["--state", str(mine), "--profile", "demo:12345680"]
+    card = ["--pan", RICH, "--expiry", "3012", "--pin", "1234"]
+    assert run(stack, *profile, "sign-on").exit_code == 0
+    assert run(stack, *profile, "purchase", "--amount", "100", *card).exit_code == 0
+
+    config = tmp_path / "host.toml"
+    config.write_text(f'[data]\ndir = "{stack.data_dir / "host"}"\n')
+    loaded = CliRunner().invoke(
+        main,
+        ["--config", str(config), "load", "--host", stack.address, "--terminals", "2",
+         "--rate", "20", "--duration", "1", "--quiet", "--state", str(tmp_path / "stans.json"),
+         "--json", str(tmp_path / "load.json")],
+    )  # fmt: skip
+    assert loaded.exit_code == 0, loaded.output
+    assert "added 2 load terminal(s)" in loaded.output
+    summary = json.loads((tmp_path / "load.json").read_text())
+    assert summary["response_codes"] == {"00": 20} and not summary["errors"]
+    stans = json.loads((tmp_path / "stans.json").read_text())
+    assert sorted(stans) == ["LT000001", "LT000002"]
+    # The emulator's keys and STANs are still its own: the next purchase is approved.
+    again = run(stack, *profile, "purchase", "--amount", "100", *card)
+    assert again.exit_code == 0, again.output
+    assert TerminalState.load(mine).log[-1].code == "00"
