@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from tools.certify.stack import ThreadedStack
 from tools.terminal.cli import terminal
 from tools.terminal.state import TerminalState
 
@@ -112,3 +113,63 @@ def test_load_uses_its_own_terminals_and_leaves_the_emulator_alone(stack, tmp_pa
     again = run(stack, *profile, "purchase", "--amount", "100", *card)
     assert again.exit_code == 0, again.output
     assert TerminalState.load(mine).log[-1].code == "00"
+
+
+CERT_SUITE = """[suite]
+name = "mini"
+[[case]]
+id = "purchase"
+profile = "demo:12345679"
+[[case.step]]
+send = "purchase"
+pan = "6222020000000001"
+amount = 100
+pin = "1234"
+expect = { code = "00" }
+"""
+
+
+def test_certify_against_a_running_host_uses_its_own_terminals(tmp_path):
+    """certify --host re-keyed the demo terminal under the emulator. Now it adds a twin
+    (C2345679: same merchant, key mode, TEST TMK) to the host's journal and runs on that."""
+    with ThreadedStack(tmp_path / "stack") as own:  # the emulator starts at STAN 1 here
+        _certify_beside_the_emulator(own, tmp_path)
+
+
+def _certify_beside_the_emulator(stack, tmp_path):
+    from host.cli import main
+    from host.store import SyncStore
+
+    mine = tmp_path / "mine.json"
+    profile = ["--state", str(mine), "--profile", "demo:12345679"]
+    card = ["--pan", RICH, "--expiry", "3012", "--pin", "1234"]
+    assert run(stack, *profile, "sign-on").exit_code == 0
+    suite = tmp_path / "mini.toml"
+    suite.write_text(CERT_SUITE)
+    config = tmp_path / "host.toml"
+    config.write_text(f'[data]\ndir = "{stack.data_dir / "host"}"\n')
+    out = tmp_path / "out"
+    certified = CliRunner().invoke(
+        main,
+        ["--config", str(config), "certify", str(suite), "--host", stack.address,
+         "--out", str(out)],
+    )  # fmt: skip
+    assert certified.exit_code == 0, certified.output
+    assert json.loads((out / "stans.json").read_text()).keys() == {"C2345679"}
+    with SyncStore.open(f"sqlite:///{stack.data_dir / 'host' / 'poshost.sqlite'}") as store:
+        twin = store.get_terminal("C2345679")
+        assert twin.mid == "123456789012345" and twin.key_mode == "001"
+    again = run(stack, *profile, "purchase", "--amount", "100", *card)
+    assert again.exit_code == 0, again.output
+
+
+def test_certify_host_without_a_reachable_journal_says_so(tmp_path, monkeypatch):
+    from host.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "mini.toml"
+    suite.write_text(CERT_SUITE)
+    r = CliRunner().invoke(main, ["certify", str(suite), "--host", "127.0.0.1:9"],
+                           env={"POSHOST_CONFIG": None})  # fmt: skip
+    assert r.exit_code == 4 and "--demo-terminals" in r.output
+    assert not (tmp_path / "var" / "poshost.sqlite").exists()
