@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
     from host import logs
     from tools.issuer_sim.server import Simulator
 
-    logs.configure("auto", "info")
+    # `serve --issuer-sim` relays these lines and says which format its own lines use.
+    logs.configure(os.environ.get("POSHOST_SIM_LOG_FORMAT", "auto"), "info")
     config = _config(config_path, overrides)
     try:
         sim = Simulator(config)
