@@ -377,7 +377,12 @@ def status(ctx: Ctx, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"terminal {state.tid} merchant {state.mid} host {state.host}")
-    click.echo(f"batch {state.batch} stan {state.stan:06d} signed on: {state.mak is not None}")
+    loaded = [name.upper() for name, value in data["keys"].items() if value and name != "ksn"]
+    click.echo(
+        f"batch {state.batch} stan {state.stan:06d} "
+        f"signed on: {'yes' if state.mak is not None else 'no'} "
+        f"keys loaded: {' '.join(loaded) or 'none'}"
+    )
     if state.pending_reversal:
         click.echo(f"pending reversal (reason {state.pending_reversal['reason']})")
     for e in data["log"]:
