@@ -215,6 +215,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     previous = load_previous(out / "bench.json")
+    began = time.monotonic()
     minutes = planned_seconds(args.duration, rates) / 60
     print(
         f"make bench: about {minutes:.0f} minutes on an idle machine (--duration "
@@ -337,6 +338,7 @@ def main() -> None:
     results["_when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     (out / "bench.json").write_text(json.dumps(results, indent=2))
     print(f"\nraw results: {out / 'bench.json'}; samples: {samples}; logs in {tmp}")
+    print(f"took {(time.monotonic() - began) / 60:.1f} minutes")
 
 
 def planned_seconds(duration: float, rates: list[float]) -> float:
