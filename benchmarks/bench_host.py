@@ -30,7 +30,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -228,7 +227,20 @@ def main() -> None:
     rates = [float(r) for r in args.rates.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="poshost-bench-"))
+    previous = load_previous(out / "bench.json")
+    began = time.monotonic()
+    minutes = planned_seconds(args.duration, rates) / 60
+    print(
+        f"make bench: about {minutes:.0f} minutes on an idle machine (--duration "
+        f"{args.duration:g} s per phase); logs and data in {out / 'run'}",
+        flush=True,
+    )
+    # Logs, journals and simulator state of this run only: the last run's are replaced, so
+    # runs do not pile up (they were 133 MB in /tmp each).
+    tmp = out / "run"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tmp = tmp.resolve()
     sim_port, host_port, echo_port, hsm_port = free_port(), free_port(), free_port(), free_port()
     cfg = tmp / "host.toml"
     cfg.write_text(
@@ -345,8 +357,58 @@ def main() -> None:
     if samples.exists():
         print("\nhost profile under load (py-spy samples of the thread holding the GIL):")
         print_samples(samples)
+    lines = compare(previous, results)
+    if lines:
+        print("\ncompared with the previous run (" + previous.get("_when", "date unknown") + "):")
+        for line in lines:
+            print("  " + line)
+    results["_when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     (out / "bench.json").write_text(json.dumps(results, indent=2))
     print(f"\nraw results: {out / 'bench.json'}; samples: {samples}; logs in {tmp}")
+    print(f"took {(time.monotonic() - began) / 60:.1f} minutes")
+
+
+def planned_seconds(duration: float, rates: list[float]) -> float:
+    """The run's length told up front: every phase's load time plus the start-ups measured on
+    the 2-core development machine (a process start, the link coming up, sign-ons)."""
+    n = len(rates)
+    load = (2 + duration + n * duration) + (2 + duration + duration)  # host, thread writer
+    load += 2 + duration + n * duration  # the host again with the network HSM
+    load += 4 * (1 + n) * duration + 8.0  # echo and the three floors; the profile
+    start_ups = 4 * 6.0 + 4 * 2.0 + (3 + 4 * (1 + n)) * 1.5
+    return load + start_ups
+
+
+def load_previous(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+COMPARED = ("host full speed", "host 1000/s", "host 2000/s", "echo full speed")
+
+
+def compare(previous: dict, current: dict) -> list[str]:
+    """One line per headline row present in both runs: throughput, p99, CPU per message."""
+
+    def change(old: float, new: float) -> str:
+        return f"{(new - old) / old:+.0%}" if old else "n/a"
+
+    lines = []
+    for name in COMPARED:
+        old, new = previous.get(name), current.get(name)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            continue
+        lines.append(
+            f"{name:18} {new['throughput_per_s']:>8,.0f}/s "
+            f"({change(old['throughput_per_s'], new['throughput_per_s'])}), "
+            f"p99 {new['latency_ms']['p99']:.2f} ms "
+            f"({change(old['latency_ms']['p99'], new['latency_ms']['p99'])}), "
+            f"CPU {new['server_cpu_us_per_msg']:.0f} us "
+            f"({change(old['server_cpu_us_per_msg'], new['server_cpu_us_per_msg'])})"
+        )
+    return lines
 
 
 def print_table(results: dict[str, dict], rates) -> None:

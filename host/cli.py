@@ -50,6 +50,18 @@ class LazyGroup(click.Group):
 @click.group(
     cls=LazyGroup, lazy=SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="POSHOST_CONFIG",
+    show_envvar=True,
+    help="The host's TOML config, for every subcommand (journal, data dir, LMK).",
+)
 @click.version_option(package_name="poshost")
-def main() -> None:
-    """poshost: an ISO 8583 acquiring host for POS terminals, and its peers."""
+def main(config_path: str | None) -> None:
+    """poshost: an ISO 8583 acquiring host for POS terminals, and its peers.
+
+    \b
+    Exit codes: 0 done; 1 error; 2 usage error; 3 declined or a failed check;
+    4 host or journal unreachable."""

@@ -9,27 +9,29 @@ import signal
 
 import click
 
-from host.cli_journal import journal_option
+from host.cli_journal import journal_option, journal_url, require_existing
 
 
 @click.command()
 @journal_option
 @click.option("--listen", default="127.0.0.1:8580", show_default=True, help="HOST:PORT.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
-def backoffice(url: str, listen: str, config_path: str | None) -> None:
+def backoffice(url: str | None, listen: str, config_path: str | None) -> None:
     """Serve the back-office query API (HTTP + JSON, per-merchant bearer tokens)."""
     import trio
 
     from host.backoffice.api import serve_backoffice
-    from host.config import ConfigError, load_settings
+    from host.config import ConfigError, config_file, load_settings
     from host.logs import configure
     from host.security import SecurityMonitor
     from host.store import open_store
 
     try:
-        office = load_settings(config_path)["backoffice"]
+        office = load_settings(config_file(config_path))["backoffice"]
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    url = journal_url(url, config_path)
+    require_existing(url)
     configure("auto", "info")
 
     async def main() -> None:

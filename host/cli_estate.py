@@ -9,7 +9,7 @@ import re
 
 import click
 
-from host.cli_journal import iso, journal_option, opened, print_json, print_table
+from host.cli_journal import iso, journal_option, opened, print_json, print_table, store_context
 from host.store import hash_password
 
 
@@ -31,9 +31,9 @@ OPERATOR_NO = _matching(r"[0-9A-Za-z ]{1,3}", "an operator number is 1-3 letters
 @click.group()
 @journal_option
 @click.pass_context
-def estate(ctx: click.Context, url: str) -> None:
+def estate(ctx: click.Context, url: str | None) -> None:
     """Manage the merchant estate: merchants, terminals, operators."""
-    ctx.obj = {"url": url}
+    ctx.obj = store_context(url, must_exist=False)
 
 
 # -- merchants --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import click
 from host.app import hsm_options, load_lmk
 from host.cli_estate import terminal
 from host.cli_journal import opened
-from host.config import ConfigError, load_settings
+from host.config import ConfigError, config_file, load_settings
 from keys.checkvalue import kcv
 from keys.errors import KeysError
 from keys.hsm import SoftHSM
@@ -59,7 +59,7 @@ def set_key(
     if clear_hex and not test_ok:
         raise click.UsageError(f"a clear key is for test estates only: add {TEST_KEY_FLAG}")
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     lmk, _source = load_lmk(settings)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import click
 
 from host.cli_estate import MCC, MID, estate
+from host.cli_inputs import hex_values
 from host.cli_journal import opened, print_json, print_table
-from host.config import ConfigError, load_settings
+from host.config import ConfigError, config_file, load_settings
 from host.risk import resolve_limits
 from host.store.merchant_records import LIMIT_FIELDS
 
@@ -75,7 +76,7 @@ def limits_show(ctx: click.Context, mid: str | None, config_path, as_json: bool)
             rows = store.list_risk_limits()
     if mid:
         try:
-            settings = load_settings(config_path)
+            settings = load_settings(config_file(config_path))
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
         import attrs
@@ -149,7 +150,7 @@ def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None
     with opened(ctx) as store:
         row = store.get_merchant_terms(mid)
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     data = attrs.asdict(effective_terms(settings, row))
@@ -169,10 +170,14 @@ def device() -> None:
 
 @device.command("enroll")
 @click.argument("serial")
-@click.option("--component", "components", multiple=True, help="Transport key component (hex).")
+@click.option("--component", "components", multiple=True, callback=hex_values,
+              help="Transport key component (hex).")  # fmt: skip
 @click.option("--token", "token_text", help="An LMK token of the transport key (a KEK).")
 @click.option(
-    "--kdk-clear-test-key", "kdk_hex", help="Derive from a TEST KDK (README); needs the flag."
+    "--kdk-clear-test-key",
+    "kdk_hex",
+    callback=hex_values,
+    help="Derive from a TEST KDK (README); needs the flag.",
 )
 @click.option("--i-know-this-is-a-clear-test-key", "test_ok", is_flag=True)
 @click.option("--replace", is_flag=True, help="Replace an enrolled key.")
@@ -192,7 +197,7 @@ def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace
     if kdk_hex and not test_ok:
         raise click.UsageError("a clear KDK is for test estates only: add the flag")
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     lmk, _source = load_lmk(settings)
@@ -239,7 +244,7 @@ def activation_code_issue(ctx, tid, serial, ttl, config_path) -> None:
     from host.activation import hash_code, new_code
 
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     ttl = ttl or int(settings.get("activation.code_ttl"))

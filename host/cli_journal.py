@@ -6,14 +6,20 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 import structlog
 
-from host.store import DEFAULT_URL, StoreError, SyncStore
+from host.cli_inputs import yyyymmdd
+from host.exitcodes import Unreachable
+from host.store import StoreError, SyncStore
+from host.store.db import Url
+from host.store.records import TXN_STATUSES
 
 JOURNAL_OPTION_HELP = "Store URL: sqlite:///path/file.sqlite or postgresql://host:port/db."
 
@@ -39,17 +45,52 @@ def journal_option(fn):
     return click.option(
         "--journal",
         "url",
-        envvar="POSHOST_JOURNAL",
-        default=DEFAULT_URL,
-        show_default=True,
-        show_envvar=True,
-        help=JOURNAL_OPTION_HELP,
+        default=None,
+        help=JOURNAL_OPTION_HELP + " Default: journal.url of the config ($POSHOST_JOURNAL_URL), "
+        "else <data.dir>/poshost.sqlite, the journal `serve` uses.",
     )(fn)
+
+
+def journal_url(url: str | None, config_path: str | None = None) -> str:
+    """The journal a store command opens: --journal, else the one `serve` would open with the
+    same config and environment (one variable, POSHOST_JOURNAL_URL, for both)."""
+    if os.environ.get("POSHOST_JOURNAL") and not os.environ.get("POSHOST_JOURNAL_URL"):
+        raise click.UsageError(
+            "POSHOST_JOURNAL is no longer read: set POSHOST_JOURNAL_URL (the one `serve` reads)"
+        )
+    if url:
+        return url
+    from host.config import ConfigError, config_file, load_settings
+
+    try:
+        return load_settings(config_file(config_path)).journal_url
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def store_context(url: str | None, *, must_exist: bool) -> dict[str, Any]:
+    """The group's ctx.obj. ``must_exist``: a command that reads a journal never creates an
+    empty one (it would answer "no rows" from the wrong folder instead of saying so)."""
+    return {"url": journal_url(url), "must_exist": must_exist}
+
+
+def require_existing(url: str) -> None:
+    try:
+        parsed = Url.parse(url)
+    except StoreError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--journal'") from exc
+    if parsed.backend == "sqlite" and not Path(parsed.target).exists():
+        raise Unreachable(
+            f"no journal at {parsed.target}: start the host once (make run), or point at its "
+            "journal with `poshost --config FILE`, POSHOST_CONFIG or --journal"
+        )
 
 
 @contextlib.contextmanager
 def opened(ctx: click.Context) -> Iterator[SyncStore]:
     """The store named by the group's --journal; store errors become clean CLI errors."""
+    if ctx.obj.get("must_exist"):
+        require_existing(ctx.obj["url"])
     try:
         with quiet_logs(), SyncStore.open(ctx.obj["url"]) as store:
             yield store
@@ -79,16 +120,16 @@ def print_json(value: Any) -> None:
 @click.group()
 @journal_option
 @click.pass_context
-def journal(ctx: click.Context, url: str) -> None:
+def journal(ctx: click.Context, url: str | None) -> None:
     """Query the transaction journal."""
-    ctx.obj = {"url": url}
+    ctx.obj = store_context(url, must_exist=True)
 
 
 @journal.command("list")
 @click.option("--tid", help="Terminal id.")
 @click.option("--mid", help="Merchant id.")
-@click.option("--date", "business_date", help="Business date YYYYMMDD.")
-@click.option("--status", help="pending, approved, declined, timeout, reversed, voided, error.")
+@click.option("--date", "business_date", callback=yyyymmdd, help="Business date YYYYMMDD.")
+@click.option("--status", type=click.Choice(TXN_STATUSES), help="Transaction status.")
 @click.option("--rrn", help="Retrieval reference number.")
 @click.option("--type", "txn_type", help="Transaction type, e.g. purchase.")
 @click.option("--batch", help="Batch number.")

@@ -328,13 +328,41 @@ def tr31_unwrap(block: str, kbpk: str | None, show_clear: bool) -> None:
 
 
 @keys.command("lmk-kcv")
-@_lmk_option
-def lmk_kcv(lmk: str) -> None:
-    """Show the check value of the configured LMK."""
+@click.option(
+    "--lmk", envvar="POSHOST_LMK", help="An LMK in hex (default: the host's, from its config)."
+)
+def lmk_kcv(lmk: str | None) -> None:
+    """Show the check value of an LMK: by default the one the host uses (hsm.lmk,
+    hsm.lmk_components, hsm.lmk_file or <data.dir>/lmk.hex of the config), never creating one."""
     try:
-        click.echo(SoftHSM.from_hex(lmk).lmk_check_value)
+        hsm = SoftHSM.from_hex(lmk) if lmk else SoftHSM(_configured_lmk())
+        click.echo(hsm.lmk_check_value)
     except KeysError as exc:
         _fail(exc)
+
+
+def _configured_lmk() -> bytes:
+    from pathlib import Path
+
+    from host.config import ConfigError, config_file, load_settings
+    from keys.lmk import xor_components
+
+    try:
+        settings = load_settings(config_file())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    hsm_cfg = settings["hsm"]
+    if hsm_cfg.get("lmk"):
+        return _hex(hsm_cfg["lmk"], "hsm.lmk")
+    if hsm_cfg.get("lmk_components"):
+        return xor_components(hsm_cfg["lmk_components"])
+    path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
+    if not path.exists():
+        raise click.ClickException(
+            f"no LMK at {path}: the host generates one on its first start (make run); "
+            "or use `poshost --config FILE` / --lmk"
+        )
+    return _hex(path.read_text().strip(), str(path))
 
 
 if __name__ == "__main__":  # pragma: no cover

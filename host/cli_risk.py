@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import click
 
-from host.cli_journal import iso, journal_option, opened, print_json, print_table
+from host.cli_inputs import yyyymmdd
+from host.cli_journal import iso, journal_option, opened, print_json, print_table, store_context
 
 
 @click.group()
 @journal_option
 @click.pass_context
-def risk(ctx: click.Context, url: str) -> None:
+def risk(ctx: click.Context, url: str | None) -> None:
     """Risk limits: the events they raised."""
-    ctx.obj = {"url": url}
+    ctx.obj = store_context(url, must_exist=True)
 
 
 @risk.command("events")
 @click.option("--mid", help="Only this merchant.")
 @click.option("--tid", help="Only this terminal.")
-@click.option("--date", "business_date", help="Business date YYYYMMDD.")
+@click.option("--date", "business_date", callback=yyyymmdd, help="Business date YYYYMMDD.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @click.pass_context

@@ -9,12 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import click
 import trio
 
 from host import logs
-from host.config import ConfigError, load_settings
+from host.config import ConfigError, config_file, load_settings
 
 
 @click.command()
@@ -30,7 +31,7 @@ from host.config import ConfigError, load_settings
 def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: bool) -> None:
     """Run the host: terminals connect over TCP; authorizations go to the issuer links."""
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_config:
@@ -41,25 +42,76 @@ def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: boo
     # Everything the host creates (journal, its WAL, LMK, recon files) is the owner's alone.
     os.umask(0o077)
     logs.configure(settings.get("log.format"), settings.get("log.level"))
-    from host.runtime import run_host
 
     sim = None
     if with_sim:
-        # the simulator listens where the demo link points, so the two always meet
-        address = settings["links"].get("sim", {}).get("address", "127.0.0.1:9583")
-        sim = subprocess.Popen(
-            [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim",
-             "--listen", address],
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
+        sim = _start_simulator(settings)
     try:
-        trio.run(lambda: run_host(settings, demo=demo, handle_signals=True))
+        trio.run(_run, settings, demo)
     except KeyboardInterrupt:
         pass
     finally:
         if sim is not None:
+            # The host has closed its issuer link by now: the simulator goes last, so Ctrl-C
+            # does not show up as a spurious link_closed_by_peer.
             sim.terminate()
             sim.wait(timeout=10)
+
+
+async def _run(settings, demo: bool) -> None:
+    from host.runtime import run_host
+
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(
+            lambda task_status: run_host(
+                settings, demo=demo, handle_signals=True, task_status=task_status
+            )
+        )
+        logs.write_line(banner(settings, running.port, demo))
+
+
+def banner(settings, port: int, demo: bool) -> str:
+    """What to try next, once the host listens: the first commands of the README."""
+    lines = [f"poshost is listening on port {port}; journal {settings.journal_url}."]
+    if demo:
+        lines += [
+            "Try this next, in another shell:",
+            "  poshost terminal --profile demo:12345678 sign-on",
+            "  poshost terminal purchase --amount 1000 --pan 6222020000000001 --expiry 3012 "
+            "--pin 1234",
+            "  poshost journal list",
+            "Stop with Ctrl-C.",
+        ]
+    return "\n".join(lines)
+
+
+def _start_simulator(settings) -> subprocess.Popen:
+    """The bundled issuer simulator in its own process group (Ctrl-C reaches serve only, which
+    stops the host first), its lines relayed whole and marked ``issuer-sim |``."""
+    # the simulator listens where the demo link points, so the two always meet
+    address = settings["links"].get("sim", {}).get("address", "127.0.0.1:9583")
+    env = dict(os.environ)
+    env["POSHOST_SIM_LOG_FORMAT"] = logs.resolved_format(settings.get("log.format"))
+    sim = subprocess.Popen(
+        [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim",
+         "--listen", address],
+        preexec_fn=_own_group_and_die_with_parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )  # fmt: skip
+    threading.Thread(target=_relay, args=(sim.stdout,), daemon=True).start()
+    return sim
+
+
+def _relay(pipe) -> None:
+    for raw in iter(pipe.readline, b""):
+        logs.write_line("issuer-sim | " + raw.decode(errors="replace"))
+
+
+def _own_group_and_die_with_parent() -> None:
+    os.setpgrp()
+    _die_with_parent()
 
 
 def _die_with_parent() -> None:

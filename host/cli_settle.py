@@ -12,16 +12,16 @@ from typing import Any
 
 import click
 
-from host.cli_journal import iso, journal_option, opened, print_json, print_table
+from host.cli_journal import iso, journal_option, opened, print_json, print_table, store_context
 from host.store.errors import NotFound
 
 
 @click.group()
 @journal_option
 @click.pass_context
-def settle(ctx: click.Context, url: str) -> None:
+def settle(ctx: click.Context, url: str | None) -> None:
     """Batch settlement (status) and merchant settlement (run, show, files, check)."""
-    ctx.obj = {"url": url}
+    ctx.obj = store_context(url, must_exist=True)
 
 
 def _totals_text(totals: dict[str, Any] | None) -> str:
@@ -105,10 +105,10 @@ def status(ctx: click.Context, tid: str | None, history: int, as_json: bool) -> 
 
 
 def _settings(config_path):
-    from host.config import ConfigError, load_settings
+    from host.config import ConfigError, config_file, load_settings
 
     try:
-        return load_settings(config_path)
+        return load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -247,6 +247,22 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
+def config_file(explicit: str | os.PathLike[str] | None = None) -> str | None:
+    """The config file a command reads: its own --config, else the root command's
+    (``poshost --config FILE ...``), else $POSHOST_CONFIG. One answer for every subcommand, so
+    `journal list` run from another folder finds the same journal, data dir and LMK as `serve`."""
+    if explicit:
+        return os.fspath(explicit)
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        root = ctx.find_root().params.get("config_path")
+        if root:
+            return os.fspath(root)
+    return os.environ.get("POSHOST_CONFIG") or None
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,

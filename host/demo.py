@@ -15,15 +15,17 @@ log = structlog.get_logger("poshost.demo")
 
 
 async def seed_demo_estate(store, hsm) -> int:
-    """Adds what is missing; never overwrites an existing merchant or terminal."""
+    """Adds what is missing; never overwrites an existing merchant or terminal. Each record is
+    read before it is written: a refused insert counts as a failed journal write, and a normal
+    restart must not report failed_ops=3 at shutdown."""
     estate = demo_estate()
     added = 0
     for m in estate.get("merchants", []):
-        try:
+        if await _exists(store.get_merchant, m["mid"]):
+            continue
+        with contextlib.suppress(AlreadyExists):  # another host seeding the same journal
             await store.add_merchant(m["mid"], m["name"], m["mcc"])
             added += 1
-        except AlreadyExists:
-            pass
     for t in estate.get("terminals", []):
         try:
             await store.get_terminal(t["tid"])
@@ -40,6 +42,8 @@ async def seed_demo_estate(store, hsm) -> int:
         )
         added += 1
     for o in estate.get("operators", []):
+        if await _exists(store.get_operator, o["tid"], o["operator_no"]):
+            continue
         with contextlib.suppress(AlreadyExists):
             await store.add_operator(
                 o["tid"], o["operator_no"], hash_password(o["password"]), o["role"]
@@ -47,3 +51,11 @@ async def seed_demo_estate(store, hsm) -> int:
     if added:
         log.info("demo_estate_loaded", added=added)
     return added
+
+
+async def _exists(get, *key: str) -> bool:
+    try:
+        await get(*key)
+    except NotFound:
+        return False
+    return True

@@ -8,11 +8,43 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 import orjson
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_WRITE_LOCK = threading.Lock()
+
+
+def write_line(text: str, stream=None) -> None:
+    """One whole line, in one write, under the lock every log line takes: lines relayed from a
+    child (the issuer simulator under `serve`) never land in the middle of a host line."""
+    stream = stream or sys.stderr
+    with _WRITE_LOCK:
+        stream.write(text.rstrip("\n") + "\n")
+        stream.flush()
+
+
+class _LineLogger:
+    """structlog's PrintLogger writes a message and its newline separately; this writes the
+    line at once, under the shared lock (see write_line)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        write_line(message, self._stream)
+
+    log = debug = info = warn = warning = error = err = critical = exception = fatal = msg
+
+
+def resolved_format(fmt: str, stream=None) -> str:
+    """ "auto" made concrete: readable lines on a terminal, JSON lines elsewhere."""
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        return "console" if stream.isatty() else "json"
+    return fmt
 
 
 def _orjson_text(obj, **_kwargs) -> str:
@@ -24,8 +56,7 @@ def _orjson_text(obj, **_kwargs) -> str:
 
 def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
     stream = stream or sys.stderr
-    if fmt == "auto":
-        fmt = "console" if stream.isatty() else "json"
+    fmt = resolved_format(fmt, stream)
     renderer = (
         structlog.processors.JSONRenderer(serializer=_orjson_text)
         if fmt == "json"
@@ -44,6 +75,6 @@ def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=lambda *_args: _LineLogger(stream),
         cache_logger_on_first_use=True,
     )

@@ -37,8 +37,9 @@ log = structlog.get_logger(__name__)
 
 
 def default_url() -> str:
-    """``$POSHOST_JOURNAL``, else ``sqlite:///var/poshost.sqlite`` (relative to the cwd)."""
-    return os.environ.get("POSHOST_JOURNAL") or DEFAULT_URL
+    """``$POSHOST_JOURNAL_URL`` (the variable the host's config reads), else
+    ``sqlite:///var/poshost.sqlite`` (relative to the cwd)."""
+    return os.environ.get("POSHOST_JOURNAL_URL") or DEFAULT_URL
 
 
 # -- method builders: each facade method is one function of ops, run the facade's way --------

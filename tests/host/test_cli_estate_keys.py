@@ -8,7 +8,7 @@ from keys.checkvalue import kcv
 
 def invoke(tmp_path, *args):
     journal = f"sqlite:///{tmp_path}/j.sqlite"
-    env = {"POSHOST_DATA_DIR": str(tmp_path / "data"), "POSHOST_JOURNAL": journal}
+    env = {"POSHOST_DATA_DIR": str(tmp_path / "data"), "POSHOST_JOURNAL_URL": journal}
     return CliRunner().invoke(main, ["estate", *args], env=env, catch_exceptions=False)
 
 

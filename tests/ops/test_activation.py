@@ -185,7 +185,7 @@ def test_activation_from_the_command_lines(tmp_path):
                     f"127.0.0.1:{running.port}", "activate", code, "--serial", TUSN,
                     "--tid", TID, "--mid", MID,
                 )  # fmt: skip
-                assert r.exit_code == 2 and "94 DUPLICATE" in r.output
+                assert r.exit_code == 3 and "94 DUPLICATE" in r.output
             nursery.cancel_scope.cancel()
         sim.close()
 

@@ -110,10 +110,11 @@ def test_journal_list_and_show(url):
 def test_journal_url_from_environment_and_default(tmp_path, monkeypatch, url):
     with SyncStore.open(url) as store:
         store.add_merchant(MID, "From env", "5411")
-    r = run("estate", "merchant", "list", env={"POSHOST_JOURNAL": url})
+    r = run("estate", "merchant", "list", env={"POSHOST_JOURNAL_URL": url})
     assert "From env" in r.output
 
     monkeypatch.chdir(tmp_path)
-    r = run("journal", "list", env={"POSHOST_JOURNAL": None})
-    assert r.exit_code == 0, r.output
-    assert (tmp_path / "var" / "poshost.sqlite").exists()  # default: relative to the cwd
+    r = run("journal", "list", env={"POSHOST_JOURNAL_URL": None, "POSHOST_JOURNAL": None})
+    # default: <data.dir>/poshost.sqlite relative to the cwd; a query never creates it
+    assert r.exit_code == 4 and "no journal at var/poshost.sqlite" in r.output
+    assert not (tmp_path / "var" / "poshost.sqlite").exists()

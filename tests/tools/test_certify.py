@@ -134,14 +134,14 @@ def test_bundled_suite_passes_wherever_the_host_serves_the_flows(tmp_path):
         assert case.status == "passed", (case.case.id, report.console([result]))
 
 
-def test_cli_writes_junit_and_html_and_exits_1_on_failure(tmp_path, monkeypatch):
+def test_cli_writes_junit_and_html_and_exits_3_on_failure(tmp_path, monkeypatch):
     suite = tmp_path / "mini.toml"
     suite.write_text(
         '[suite]\nname = "mini"\n[[case]]\nid = "echo.bad"\n[[case.step]]\nsend = "echo"\n'
         'expect = { code = "05" }\n'
     )
     r = CliRunner().invoke(certify, [str(suite), "--out", str(tmp_path / "out")])
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 3, r.output
     assert "0 passed, 1 failed" in r.output
     ET.parse(tmp_path / "out" / "junit.xml")
     assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")

@@ -105,7 +105,7 @@ def test_purchase_with_pin_prints_both_copies_and_debits_the_card(stack, pos):
 
 def test_wrong_pin_is_declined_55(pos):
     r = pos("purchase", "--amount", "100", "--pan", RICH, "--pin", "9999", ok=False)
-    assert r.exit_code == 2 and "55 INCORRECT PIN" in r.output
+    assert r.exit_code == 3 and "55 INCORRECT PIN" in r.output
     assert pos.last().status == "declined" and pos.state.pending_reversal is None
 
 

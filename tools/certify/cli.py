@@ -13,15 +13,17 @@ from pathlib import Path
 import click
 import trio
 
+from host.exitcodes import DECLINED
 from tools.certify import report
+from tools.certify.provision import own_terminals
 from tools.certify.runner import Runner, SuiteResult
 from tools.certify.suite import SuiteError, available, load
 
 
-async def run_suites(suites, host: str | None, data_dir: Path, timeout: float, stans):
+async def run_suites(suites, host: str | None, data_dir: Path, timeout: float, stans, tids=None):
     if host:
         address, _, port = host.rpartition(":")
-        runner = Runner(address or "127.0.0.1", int(port), timeout=timeout, stans=stans)
+        runner = Runner(address or "127.0.0.1", int(port), timeout=timeout, stans=stans, tids=tids)
         return [await runner.run_suite(s) for s in suites]
     from tools.certify.stack import local_stack
 
@@ -42,7 +44,9 @@ async def run_suites(suites, host: str | None, data_dir: Path, timeout: float, s
 )
 @click.option("--timeout", type=float, default=15.0, show_default=True)
 @click.option("--list", "list_only", is_flag=True, help="List the bundled suites and exit.")
-def certify(suites, host, out: Path, timeout: float, list_only: bool) -> None:
+@click.option("--demo-terminals", is_flag=True,
+              help="With --host: use the demo terminals, not certify's own.")  # fmt: skip
+def certify(suites, host, out: Path, timeout: float, list_only: bool, demo_terminals) -> None:
     """Run certification suites (default: all in specs/certification/)."""
     if list_only:
         for name in available():
@@ -57,12 +61,15 @@ def certify(suites, host, out: Path, timeout: float, list_only: bool) -> None:
     # The terminals' STAN counters persist across runs: a host rejects a reused STAN (94).
     stan_file = out / "stans.json"
     stans = json.loads(stan_file.read_text()) if stan_file.exists() and host else {}
+    tids = own_terminals(loaded) if host and not demo_terminals else None
     with tempfile.TemporaryDirectory(prefix="poshost-certify-") as tmp:
-        results: list[SuiteResult] = trio.run(run_suites, loaded, host, Path(tmp), timeout, stans)
+        results: list[SuiteResult] = trio.run(
+            run_suites, loaded, host, Path(tmp), timeout, stans, tids
+        )
     stan_file.write_text(json.dumps(stans))
     (out / "junit.xml").write_bytes(report.junit(results))
     (out / "report.html").write_text(report.html_report(results))
     click.echo(report.console(results))
     click.echo(f"JUnit: {out / 'junit.xml'}  HTML: {out / 'report.html'}")
     if any(r.count("failed") or r.count("error") for r in results):
-        raise SystemExit(1)
+        raise SystemExit(DECLINED)

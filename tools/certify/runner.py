@@ -75,10 +75,12 @@ class SuiteResult:
 class Runner:
     """``sim`` (optional) is an in-process issuer simulator for issuer-side expectations."""
 
-    def __init__(self, host: str, port: int, *, sim=None, timeout: float = 15.0, stans=None):
+    def __init__(self, host: str, port: int, *, sim=None, timeout: float = 15.0, stans=None,
+                 tids: dict[str, str] | None = None):  # fmt: skip
         self.host, self.port, self.sim, self.timeout = host, port, sim, timeout
         self.devices: dict[str, Device] = {}
         self.stans: dict[str, int] = stans if stans is not None else {}
+        self.tids = tids or {}  # demo TID -> the TID this run uses for it (certify's own)
 
     def device_for(self, case: Case) -> Device:
         key = case.tid or case.profile
@@ -86,6 +88,8 @@ class Runner:
             device = from_profile(case.profile).device()
             if case.tid:
                 device.tid = case.tid
+            else:
+                device.tid = self.tids.get(device.tid, device.tid)
             device.stan = self.stans.get(device.tid, 0)
             self.devices[key] = device
         return self.devices[key]

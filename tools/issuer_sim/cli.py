@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
     from host import logs
     from tools.issuer_sim.server import Simulator
 
-    logs.configure("auto", "info")
+    # `serve --issuer-sim` relays these lines and says which format its own lines use.
+    logs.configure(os.environ.get("POSHOST_SIM_LOG_FORMAT", "auto"), "info")
     config = _config(config_path, overrides)
     try:
         sim = Simulator(config)
@@ -204,30 +206,54 @@ def list_cards(ctx: click.Context, config_path, state, from_file) -> None:
 @config_option
 @state_option
 @click.option(
-    "--file", "card_file", type=click.Path(dir_okay=False), help="Card file to append to."
+    "--file",
+    "card_file",
+    type=click.Path(dir_okay=False),
+    help="Also append the card to this card file of yours (never the shipped specs).",
 )
 @click.pass_context
 def add_card(ctx: click.Context, pan, pin, config_path, state, card_file, **values) -> None:
-    """Add a card to the card file (and to the state file, when it exists)."""
+    """Add a card to the simulator's state (seeded from the card file first when new), and to
+    --file when given. The shipped specs/issuer_sim/cards.toml is never edited: the tests and
+    every fresh clone rely on it. `reset` drops cards that live only in the state."""
+    from tools.issuer_sim.ledger import Ledger
     from tools.issuer_sim.security import IssuerKeys
 
-    config = _sub_config(ctx, config_path, state, card_file)
+    config = _sub_config(ctx, config_path, state)
+    named = card_file or (ctx.find_object(dict) or {}).get("cards")  # a file the user named
+    if named and _is_shipped(Path(named)):
+        raise click.BadParameter(
+            "that is the shipped card file; name a file of your own", param_hint="'--file'"
+        )
     if pin is None:
         pin = click.prompt("PIN", hide_input=True, confirmation_prompt=True)
     try:
         pvv = IssuerKeys(config.keys).generate_pvv(pan, pin, values["pvki"])
         card = Card(pan=pan, pvv=pvv, **values)
-        append_card(config.cards, card)
-    except Exception as e:  # bad PAN/PIN/field, duplicate card: one message
+    except Exception as e:  # bad PAN/PIN/field: one message
         raise click.ClickException(str(e)) from e
-    if Path(config.state).exists():
-        from tools.issuer_sim.ledger import Ledger
-
-        ledger = Ledger(config.state)
-        if ledger.card(pan) is None:
-            ledger.add_card(card)
+    ledger = Ledger(config.state)
+    try:
+        if ledger.is_empty() and Path(config.cards).exists():  # as the simulator's first start
+            ledger.reset(load_cards(config.cards))
+        if ledger.card(pan) is not None:
+            raise click.ClickException(f"card {mask_pan(pan)} already in {config.state}")
+        if named:
+            try:
+                append_card(named, card)
+            except ValueError as e:
+                raise click.ClickException(str(e)) from e
+        ledger.add_card(card)
+    finally:
         ledger.close()
-    click.echo(f"added {mask_pan(pan)} (PVV stored, PIN not kept) to {config.cards}")
+    where = f"{config.state}" + (f" and {named}" if named else "")
+    click.echo(f"added {mask_pan(pan)} (PVV stored, PIN not kept) to {where}")
+
+
+def _is_shipped(path: Path) -> bool:
+    """The card file that ships with poshost (specs/issuer_sim/cards.toml)."""
+    shipped = SimConfig().cards
+    return path.resolve() == Path(shipped).resolve()
 
 
 def _replay_zpk(zpk: str | None, config: SimConfig) -> str:

@@ -1,20 +1,25 @@
 """``poshost load``: N emulated terminals against a host, a transaction mix, a rate, a duration.
 
-poshost load --terminals 3 --rate 200 --duration 10            # the demo terminals
-poshost load provision --count 50                              # once: LT000001..LT000050
+poshost load --terminals 3 --rate 200 --duration 10     # LT000001..LT000003, added if missing
+poshost load provision --count 50                       # on a remote host's machine, once
 poshost load --terminals 50 --rate 2000 --duration 30 --workers 2 --html var/load.html
+
+The load terminals are its own (never the demo terminals the emulator and certify use). Before
+a run it adds the missing ones to the journal of the host the root --config describes.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import click
 
+from host.exitcodes import Unreachable
 from specs import demo_estate
 from tools.load import report
-from tools.load.engine import LoadConfig, TerminalSpec, parse_mix
+from tools.load.engine import LoadConfig, LoadError, TerminalSpec, parse_mix
 from tools.load.provision import specs as load_specs
 
 DEFAULT_STATE = Path("var/load_state.json")
@@ -29,7 +34,10 @@ def demo_terminals() -> list[TerminalSpec]:
 
 
 def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> list[TerminalSpec]:
-    pool = demo_terminals() if prefix is None and count <= 3 else load_specs(count, prefix or "LT")
+    """Load terminals of its own (LT000001..), never the demo terminals the emulator and
+    certify use: sharing a TID means sharing its keys and STANs, and every tool then sees the
+    others' sign-ons as wrong MACs and their STANs as duplicates (94)."""
+    pool = load_specs(count, prefix or "LT")
     out = []
     for spec in pool[:count]:
         out.append(
@@ -41,7 +49,10 @@ def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> l
 @click.group(invoke_without_command=True)
 @click.option("--host", default="127.0.0.1:8583", show_default=True, help="HOST:PORT.")
 @click.option("--terminals", "count", type=int, default=3, show_default=True)
-@click.option("--prefix", help="TID prefix of provisioned load terminals (default LT when >3).")
+@click.option("--prefix", default="LT", show_default=True, help="TID prefix of the load terminals.")
+@click.option("--no-provision", is_flag=True,
+              help="Do not add missing load terminals to the host's journal first (a remote "
+              "host: run `poshost load provision` on its machine).")  # fmt: skip
 @click.option("--rate", type=float, default=0.0, help="Requests/s in total (0: max speed).")
 @click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds.")
 @click.option(
@@ -65,9 +76,11 @@ def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> l
     help="The terminals' STAN counters (a host refuses a STAN twice in a batch).",
 )
 @click.option("--quiet", is_flag=True, help="No live progress display.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=5.0,
+              show_default=True, help="Seconds to reach the host (else exit 4).")  # fmt: skip
 @click.pass_context
-def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, workers, json_path,
-         html_path, state_path: Path, quiet) -> None:  # fmt: skip
+def load(ctx, host, count, prefix, no_provision, rate, duration, mix, amount, pan, pin, workers,
+         json_path, html_path, state_path: Path, quiet, connect_timeout) -> None:  # fmt: skip
     """Drive a host with emulated terminals; report throughput, latency and response codes."""
     if ctx.invoked_subcommand is not None:
         return
@@ -87,7 +100,15 @@ def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, worker
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    result = run_with_progress(config, workers, quiet)
+    probe(config.host, config.port, connect_timeout)
+    if not no_provision:
+        added = provision_local(count, prefix)
+        if added:
+            click.echo(f"added {added} load terminal(s) to the host's estate", err=True)
+    try:
+        result = run_with_progress(config, workers, quiet)
+    except LoadError as exc:
+        raise click.ClickException(str(exc)) from exc
     stans.update(result.stans)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(stans))
@@ -97,6 +118,36 @@ def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, worker
     if html_path:
         Path(html_path).write_text(report.html_page(result))
         click.echo(f"histogram: {html_path}")
+
+
+def provision_local(count: int, prefix: str) -> int:
+    """Add the missing load terminals to the journal of the host this config describes (the
+    root --config / POSHOST_CONFIG). A query never creates a journal: none there, say so."""
+    from host.cli_journal import require_existing
+    from host.config import ConfigError, config_file, load_settings
+    from tools.load.provision import provision as do_provision
+
+    try:
+        settings = load_settings(config_file())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        require_existing(settings.journal_url)
+    except Unreachable as exc:
+        raise Unreachable(
+            f"{exc.message}; for a host on another machine run `poshost load provision` there "
+            "and add --no-provision here"
+        ) from exc
+    return do_provision(settings, count, prefix)
+
+
+def probe(host: str, port: int, timeout: float) -> None:
+    """Fail in one line (exit 4) when nothing listens, before any worker process starts."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise Unreachable(f"cannot reach the host at {host}:{port}: {reason}") from exc
 
 
 def run_with_progress(config: LoadConfig, workers: int, quiet: bool):
@@ -126,8 +177,8 @@ def run_with_progress(config: LoadConfig, workers: int, quiet: bool):
 @click.option("--prefix", default="LT", show_default=True)
 def provision(config_path, count: int, prefix: str) -> None:
     """Add load terminals (PREFIX000001...) to the host's estate, with a TEST TMK."""
-    from host.config import load_settings
+    from host.config import config_file, load_settings
     from tools.load.provision import provision as do_provision
 
-    added = do_provision(load_settings(config_path), count, prefix)
+    added = do_provision(load_settings(config_file(config_path)), count, prefix)
     click.echo(f"{added} terminal(s) added; {count} load terminals available ({prefix}000001..)")

@@ -31,6 +31,17 @@ DEFAULT_CARD = "6222020000000001"  # the simulator's demo card with a large bala
 KINDS = ("purchase_pin", "purchase", "balance")
 
 
+class LoadError(RuntimeError):
+    """The load cannot run (a terminal cannot connect or sign on): one line says why."""
+
+
+def first_cause(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups: what a person needs to read."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 @attrs.frozen
 class TerminalSpec:
     tid: str
@@ -152,9 +163,15 @@ async def run_worker(
     result = WorkerResult()
     cpu0 = time.process_time()
     terms = [_Term(spec, config) for spec in config.terminals]
-    async with trio.open_nursery() as nursery:
-        for t in terms:
-            nursery.start_soon(t.connect)
+    try:
+        async with trio.open_nursery() as nursery:
+            for t in terms:
+                nursery.start_soon(t.connect)
+    except Exception as exc:  # ExceptionGroup of connect/sign-on failures
+        cause = first_cause(exc)
+        where = f"{config.host}:{config.port}"
+        why = str(cause) or type(cause).__name__
+        raise LoadError(f"cannot connect and sign on at {where}: {why}") from None
     rate = config.rate if rate_share is None else rate_share
     plan: list[tuple[_Term, bytes, bytes]] = []
     if rate > 0:  # open loop: every frame built before the clock starts

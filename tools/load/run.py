@@ -10,7 +10,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from tools.load.engine import LoadConfig, WorkerResult, run_worker
+from tools.load.engine import LoadConfig, LoadError, WorkerResult, first_cause, run_worker
 
 
 @attrs.define
@@ -105,17 +105,42 @@ def _child(config: LoadConfig, rate_share: float, conn, counter) -> None:
     def start_at() -> float:
         return conn.recv()
 
-    result = trio.run(
-        lambda: run_worker(
-            config,
-            rate_share=rate_share,
-            on_progress=progress,
-            on_ready=lambda: conn.send("ready"),
-            start_at_wall=start_at,
+    try:
+        result = trio.run(
+            lambda: run_worker(
+                config,
+                rate_share=rate_share,
+                on_progress=progress,
+                on_ready=lambda: conn.send("ready"),
+                start_at_wall=start_at,
+            )
         )
-    )
-    conn.send(result)
+    except Exception as exc:  # told to the parent in one line, not as a traceback
+        conn.send(("error", str(first_cause(exc))))
+    else:
+        conn.send(result)
     conn.close()
+
+
+def _receive(conn, proc) -> object:
+    """The worker's next message; a worker that died without a word is an error, not a hang."""
+    while not conn.poll(0.25):
+        if not proc.is_alive() and not conn.poll(0):
+            raise LoadError(f"a load worker exited (code {proc.exitcode}) before reporting")
+    try:
+        msg = conn.recv()
+    except EOFError as exc:
+        raise LoadError("a load worker exited before reporting") from exc
+    if isinstance(msg, tuple) and msg[0] == "error":
+        raise LoadError(msg[1])
+    return msg
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+        p.join(timeout=5)
 
 
 def run_processes(
@@ -137,26 +162,37 @@ def run_processes(
             daemon=True,
         )
         p.start()
+        child.close()  # the worker holds its end: its death now reaches us as EOF
         procs.append(p)
         conns.append(parent)
         counters.append(counter)
-    for c in conns:  # every worker signed on and built its frames
-        if c.recv() != "ready":
-            raise RuntimeError("a load worker failed to start")
+    try:
+        results = _drive(conns, procs, counters, on_progress)
+    except BaseException:
+        _stop(procs)
+        raise
+    for p in procs:
+        p.join(timeout=10)
+    cpu = time.process_time() - cpu0
+    return merge(config, results, workers, cpu)
+
+
+def _drive(conns, procs, counters, on_progress) -> list[WorkerResult]:
+    """Wait until every worker signed on and built its frames, start them together, collect."""
+    for c, p in zip(conns, procs, strict=True):
+        if _receive(c, p) != "ready":
+            raise LoadError("a load worker failed to start")
     start = time.time() + 0.3
     for c in conns:
         c.send(start)
     t0 = time.monotonic()
     results: list[WorkerResult] = []
-    pending = list(conns)
+    pending = dict(zip(conns, procs, strict=True))
     while pending:
-        for c in list(pending):
-            if c.poll(0.25):
-                results.append(c.recv())
-                pending.remove(c)
+        for c, p in list(pending.items()):
+            if c.poll(0.25) or not p.is_alive():
+                results.append(_receive(c, p))
+                del pending[c]
         if on_progress is not None:
             on_progress(sum(x.value for x in counters), time.monotonic() - t0)
-    for p in procs:
-        p.join(timeout=10)
-    cpu = time.process_time() - cpu0
-    return merge(config, results, workers, cpu)
+    return results

@@ -19,30 +19,54 @@ import click
 import trio
 
 from codec import subfields
-from tools.terminal.device import TerminalError
+from host.exitcodes import DECLINED, Unreachable
+from tools.terminal.device import HostUnreachable, TerminalError
 from tools.terminal.pos import Outcome, Pos, receipt, response_text
-from tools.terminal.state import DEFAULT_STATE, LogEntry, StateError, TerminalState, from_profile
+from tools.terminal.state import (
+    LogEntry,
+    StateError,
+    TerminalState,
+    current_state_path,
+    from_profile,
+    remember_current,
+    state_path_for,
+)
 
 
 class Ctx:
-    def __init__(self, state_path: Path, host: str | None, trace: bool, timeout: float, profile):
+    def __init__(self, state_path: Path | None, host: str | None, trace: bool, timeout: float,
+                 profile: str | None):  # fmt: skip
         self.state_path = state_path
         self.host = host
         self.trace = trace
         self.timeout = timeout
         self.profile = profile
 
-    def pos(self) -> Pos:
-        path = self.state_path
+    def resolve_path(self) -> Path:
+        """--state when given; else the profile's own file; else the terminal last named."""
+        if self.state_path is not None:
+            return self.state_path
         if self.profile:
-            state = None
-            if path.exists():
-                state = TerminalState.load(path)
-                if state.profile != self.profile:
-                    state = None
+            tid = self.profile.partition(":")[2]
+            if not tid.isalnum():
+                raise StateError(f"unknown profile {self.profile!r}: use demo:TID")
+            return state_path_for(tid)
+        return current_state_path()
+
+    def pos(self) -> Pos:
+        path = self.resolve_path()
+        if self.profile:
+            state = TerminalState.load(path) if path.exists() else None
+            if state is not None and state.profile != self.profile:
+                raise StateError(
+                    f"{path} holds terminal {state.tid} ({state.profile}), not {self.profile}: "
+                    "drop --state (each terminal gets its own file) or name another file"
+                )
             if state is None:
                 state = from_profile(self.profile, self.host)
                 state.save(path)
+            if self.state_path is None:
+                remember_current(state.tid)
         else:
             state = TerminalState.load(path)
         if self.host:
@@ -59,6 +83,8 @@ def _run(fn):
         try:
             pos = ctx.pos()
             trio.run(functools.partial(fn, pos, **kwargs))
+        except HostUnreachable as exc:
+            raise Unreachable(str(exc)) from exc
         except (TerminalError, StateError) as exc:
             raise click.ClickException(str(exc)) from exc
 
@@ -70,9 +96,8 @@ def _run(fn):
     "--state",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_STATE,
-    show_default=True,
-    help="The terminal's state file (JSON; TEST keys in clear).",
+    help="The terminal's state file (JSON; TEST keys in clear). Default: var/terminals/TID.json "
+    "of the --profile's terminal, else of the terminal last named with --profile.",
 )
 @click.option("--profile", help="Initialise the state from a profile, e.g. demo:12345678.")
 @click.option("--host", help="HOST:PORT of the acquiring host (default: the state's, :8583).")
@@ -97,7 +122,7 @@ def _finish(pos: Pos, txn_type: str, out: Outcome, *, receipts: bool = True) -> 
             click.echo(receipt(pos.state, txn_type, out, "merchant"))
         raise click.ClickException(out.error)
     if out.code != "00":
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
 
 
 # -- management ------------------------------------------------------------------------------
@@ -112,11 +137,15 @@ async def sign_on(pos: Pos, operator: str, password: str, mode: str | None) -> N
     """Sign on: receive new PIK/MAK (and TDK) under the TMK, adopt the host's batch."""
     if mode:
         pos.device.key_mode = pos.state.key_mode = mode
-    out = await pos.exchange(pos.device.sign_on_request(f"{operator:<3}"[:3] + password[:12]))
-    if out.response is not None and out.code == "00":
-        pos.device.accept_sign_on(out.response)
-        pos.save()
+    request = pos.device.sign_on_request(f"{operator:<3}"[:3] + password[:12])
+    out, reversal = await pos.sign_on(request)
+    if out.code == "00":
         click.echo(f"signed on: batch {pos.device.batch}, key mode {pos.device.key_mode}")
+    if reversal is not None:
+        code = reversal.code
+        click.echo(
+            f"pending reversal of STAN {reversal.request[11]} sent: {code} {response_text(code)}"
+        )
     _finish(pos, "management", out, receipts=False)
 
 
@@ -299,7 +328,7 @@ async def reverse(pos: Pos, reason: str) -> None:
     out = await pos.reverse_last(reason)
     click.echo(f"reversal of STAN {out.request[11]}: {out.code} {response_text(out.code)}")
     if out.code != "00":
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
 
 
 @terminal.command()
@@ -320,7 +349,7 @@ async def settle(pos: Pos) -> None:
         raise click.ClickException(out.error or "no response")
     if out.code != "00":
         click.echo(f"settlement refused: {out.code} {response_text(out.code)}")
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
     dom, forn = subfields.parse_field48_settlement(str(out.response[48]))
     words = {"1": "balanced", "2": "NOT balanced", "3": "error"}
     click.echo(f"domestic: {words.get(dom.result, dom.result)}; foreign: {words.get(forn.result)}")
@@ -348,7 +377,12 @@ def status(ctx: Ctx, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"terminal {state.tid} merchant {state.mid} host {state.host}")
-    click.echo(f"batch {state.batch} stan {state.stan:06d} signed on: {state.mak is not None}")
+    loaded = [name.upper() for name, value in data["keys"].items() if value and name != "ksn"]
+    click.echo(
+        f"batch {state.batch} stan {state.stan:06d} "
+        f"signed on: {'yes' if state.mak is not None else 'no'} "
+        f"keys loaded: {' '.join(loaded) or 'none'}"
+    )
     if state.pending_reversal:
         click.echo(f"pending reversal (reason {state.pending_reversal['reason']})")
     for e in data["log"]:
@@ -407,13 +441,16 @@ def activate(ctx: Ctx, code, serial, tid, mid, key_mode, kdk_hex, tk_hex) -> Non
     result = str(resp.get(39, ""))
     if result != "00":
         click.echo(f"{result} {response_text(result)}")
-        raise SystemExit(2)
+        raise SystemExit(DECLINED)
     try:
         tmk = open_tmk(transport, bytes(resp[62]))
     except ActivationError as exc:
         raise click.ClickException(str(exc)) from exc
     state = TerminalState(f"activated:{tid}", tid, mid, tmk, key_mode=key_mode, host=address)
     state.device()  # validates the key material
-    state.save(ctx.state_path)
+    path = ctx.state_path or state_path_for(tid)
+    state.save(path)
+    if ctx.state_path is None:
+        remember_current(tid)
     click.echo(f"activated {tid}: TMK received (kcv {bytes(resp[62][16:19]).hex().upper()}),"
-               f" state in {ctx.state_path}; now sign on")  # fmt: skip
+               f" state in {path}; now sign on")  # fmt: skip

@@ -8,6 +8,8 @@ from codec.framing import LengthPrefixedDecoder, parse_envelope
 from codec.message import Message
 from tools.terminal.device import Device
 
+CONNECT_TIMEOUT = 5.0  # seconds to open the TCP connection
+
 
 class TerminalClient:
     def __init__(self, stream: trio.SocketStream, device: Device, timeout: float = 30.0):
@@ -19,7 +21,10 @@ class TerminalClient:
 
     @classmethod
     async def connect(cls, host: str, port: int, device: Device, timeout: float = 30.0):
-        return cls(await trio.open_tcp_stream(host, port), device, timeout)
+        # A host that is down answers at once (refused) or never (filtered): bound the wait.
+        with trio.fail_after(min(timeout, CONNECT_TIMEOUT)):
+            stream = await trio.open_tcp_stream(host, port)
+        return cls(stream, device, timeout)
 
     async def aclose(self) -> None:
         await self.stream.aclose()

@@ -27,6 +27,10 @@ class TerminalError(Exception):
     """The host's answer is not acceptable to a terminal (bad MAC, wrong echo, bad keys)."""
 
 
+class HostUnreachable(TerminalError):
+    """No TCP connection to the host (refused, timed out): nothing was sent."""
+
+
 class BadResponseMac(TerminalError):
     """The response's MAC does not verify: the terminal must not trust it (and reverses)."""
 

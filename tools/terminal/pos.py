@@ -21,7 +21,7 @@ from codec.dump import format_message, mask_pan
 from codec.framing import parse_envelope
 from codec.message import Message
 from tools.terminal.client import TerminalClient
-from tools.terminal.device import TYPES, BadResponseMac, Device, TerminalError
+from tools.terminal.device import TYPES, BadResponseMac, Device, HostUnreachable, TerminalError
 from tools.terminal.state import LogEntry, StateError, TerminalState
 
 REVERSIBLE = {"purchase", "void", "preauth", "preauth_cancel", "completion", "completion_void"}
@@ -123,8 +123,8 @@ class Pos:
         host, port = self._address()
         try:
             return await TerminalClient.connect(host, port, self.device, timeout=self.timeout)
-        except OSError as exc:
-            raise TerminalError(f"cannot reach the host at {self.state.host}: {exc}") from exc
+        except (OSError, trio.TooSlowError) as exc:
+            raise HostUnreachable(f"cannot reach the host at {self.state.host}: {exc}") from exc
 
     def _trace(self, title: str, msg: Message) -> None:
         if self.trace is not None:
@@ -159,6 +159,30 @@ class Pos:
             self._trace("response", resp)
             checked = self.device.check_response(request, payload)
             return Outcome(request, checked, processing)
+        finally:
+            await client.aclose()
+            self.save()
+
+    async def sign_on(self, request: Message) -> tuple[Outcome, Outcome | None]:
+        """Sign on first, then send what is pending. A pending reversal MACed under a MAK the
+        host has since replaced (another tool re-keyed this TID) can never be answered with a
+        MAC this terminal trusts; sent before the 0800 it would block the only way out."""
+        client = await self._connect()
+        try:
+            resp, processing, payload = await self._exchange(client, request)
+            if resp is None:
+                return Outcome(request, None, error="no response in time"), None
+            self._trace("response", resp)
+            out = Outcome(request, self.device.check_response(request, payload), processing)
+            if out.code != "00":
+                return out, None
+            self.device.accept_sign_on(out.response)
+            self.save()
+            try:
+                return out, await self._flush_reversal(client)
+            except TerminalError as exc:
+                out.error = f"signed on, but the pending reversal is still pending: {exc}"
+                return out, None
         finally:
             await client.aclose()
             self.save()

@@ -24,7 +24,8 @@ from specs import demo_estate
 from tools.terminal.device import DEMO_INITIAL_KSN, Device
 
 STATE_VERSION = 1
-DEFAULT_STATE = Path("var/terminal.json")
+STATE_DIR = Path("var/terminals")  # one file per terminal: var/terminals/<TID>.json
+LEGACY_STATE = Path("var/terminal.json")  # the single file of earlier versions
 
 
 class StateError(ValueError):
@@ -199,6 +200,27 @@ class TerminalState:
             ) from exc
         except (json.JSONDecodeError, KeyError, ValueError) as exc:
             raise StateError(f"unreadable terminal state {path}: {exc}") from exc
+
+
+def state_path_for(tid: str, state_dir: Path = STATE_DIR) -> Path:
+    return Path(state_dir) / f"{tid}.json"
+
+
+def remember_current(tid: str, state_dir: Path = STATE_DIR) -> None:
+    """The terminal the next command without --profile talks to (the one last named)."""
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    (Path(state_dir) / "current").write_text(tid + "\n")
+
+
+def current_state_path(state_dir: Path = STATE_DIR) -> Path:
+    """The state file of the terminal last named with --profile. Each terminal has its own
+    file, so naming another one never overwrites this one's batch or pending reversal."""
+    marker = Path(state_dir) / "current"
+    if marker.exists():
+        return state_path_for(marker.read_text().strip(), state_dir)
+    if LEGACY_STATE.exists():
+        return LEGACY_STATE
+    raise StateError("no terminal yet: name one with --profile demo:TID (e.g. demo:12345678)")
 
 
 def from_profile(profile: str, host: str | None = None) -> TerminalState:
