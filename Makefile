@@ -30,7 +30,7 @@ test: install lint
 
 # Host CPU per purchase, full-speed throughput, p50/p99 at 1,000/s and 2,000/s, next to a bare
 # Trio echo server measured the same way, and a sampling profile (py-spy) of the host under load.
-# About 3 minutes (it says so first); logs and data in var/bench/run/ (replaced each run); the
+# About 4 minutes (it says so first); logs and data in var/bench/run/ (replaced each run); the
 # headline rows are compared with the previous var/bench/bench.json.
 bench: install
 	$(BIN)/python benchmarks/bench_host.py
