@@ -12,7 +12,7 @@ from keys.hsm import SoftHSM
 
 def test_seeding_the_demo_estate_again_fails_no_journal_write(tmp_path):
     url = f"sqlite:///{tmp_path / 'j.sqlite'}"
-    hsm = SoftHSM(SoftHSM.generate_lmk(32))
+    hsm = SoftHSM(SoftHSM.generate_lmk(32), clear_test_keys=True)  # the demo estate's test keys
 
     async def start_once() -> tuple[int, int]:
         async with open_store(url) as store:

@@ -26,7 +26,7 @@ def twin_tid(tid: str) -> str:
 
 def provision(settings: Settings, tids: set[str]) -> int:
     """Add the missing twins of these demo terminals; returns how many were added."""
-    hsm = SoftHSM(load_lmk(settings)[0])
+    hsm = SoftHSM(load_lmk(settings)[0], clear_test_keys=True)  # the twins take published test TMKs
     estate = demo_estate()
     added = 0
     with SyncStore.open(settings.journal_url) as store:
