@@ -93,6 +93,9 @@ def load(ctx, host, count, prefix, rate, duration, mix, amount, pan, pin, worker
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(stans))
     click.echo(report.text(result))
+    for path in (json_path, html_path):
+        if path:  # a run is not lost for want of its output directory
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     if json_path:
         Path(json_path).write_text(report.as_json(result))
     if html_path:

@@ -25,6 +25,13 @@ def _ms(v: float | None) -> str:
     return "-" if v is None or v != v else f"{v:,.2f} ms"
 
 
+def _tick(v: float) -> str:
+    """An axis label without e-notation: 0.25, 3.2, 40, 1,300."""
+    if v >= 100:
+        return f"{float(f'{v:.2g}'):,.0f}"
+    return f"{float(f'{v:.2g}'):g}"
+
+
 def _codes(codes: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v:,}" for k, v in sorted(codes.items())) or "none"
 
@@ -158,18 +165,20 @@ def _histogram_svg(r: LoadReport) -> str:
             f"<rect x='{x:.1f}' y='{height - h:.1f}' width='{max(bw - 1, 1):.1f}' "
             f"height='{h:.1f}' fill='#3b82f6'><title>{lo:.2f}-{hi:.2f} ms: {c}</title></rect>"
         )
-        if i % max(1, len(bars) // 10) == 0:
-            svg.append(f"<text x='{x:.1f}' y='{height + 15}' font-size='10'>{lo:.2g}</text>")
+        if i % max(1, math.ceil(len(bars) / 8)) == 0:
+            svg.append(f"<text x='{x:.1f}' y='{height + 15}' font-size='10'>{_tick(lo)}</text>")
     first = math.floor(math.log10(max(bars[0][0], 0.1) / 0.1) * 10 + 1e-9) if bars else 0
     marks = [("p50", r.percentile(50), "#2e7d32"), ("p95", r.percentile(95), "#ef6c00"),
              ("p99", r.percentile(99), "#c62828")]  # fmt: skip
     for n, (name, v, colour) in enumerate(marks):
         if bars and v == v:  # not NaN
             x = pad + (math.log10(max(v, 0.1) / 0.1) * 10 - first) * bw
+            # labels of lines near the right edge go on their left, so none is cut off
+            anchor, dx = ("end", -3) if x > width - 160 else ("start", 3)
             svg.append(
                 f"<line x1='{x:.1f}' y1='10' x2='{x:.1f}' y2='{height}' stroke='{colour}' "
-                f"stroke-dasharray='4'/><text x='{x + 3:.1f}' y='{14 + 13 * n}' "
-                f"font-size='11' fill='{colour}'>{name} {v:.2f} ms</text>"
+                f"stroke-dasharray='4'/><text x='{x + dx:.1f}' y='{14 + 13 * n}' "
+                f"text-anchor='{anchor}' font-size='11' fill='{colour}'>{name} {_ms(v)}</text>"
             )
     svg.append(
         f"<text x='{width / 2 - 120}' y='{height + 38}' font-size='12'>latency, ms (log "
@@ -199,7 +208,7 @@ def _line_svg(points: list[list[tuple[float, float]]], labels, colours, unit: st
         f"role='img' aria-label='{html.escape(unit)} over time'>",
         f"<line x1='{pad}' y1='{height - 20}' x2='{width - pad}' y2='{height - 20}' "
         f"stroke='#444'/><line x1='{pad}' y1='20' x2='{pad}' y2='{height - 20}' stroke='#444'/>",
-        f"<text x='5' y='25' font-size='10'>{y_max:,.3g}</text>",
+        f"<text x='5' y='25' font-size='10'>{_tick(y_max)}</text>",
         f"<text x='5' y='{height - 20}' font-size='10'>0</text>",
         f"<text x='{width - pad - 20}' y='{height + 2}' font-size='10'>{x_max:g} s</text>",
         f"<text x='{pad}' y='{height + 2}' font-size='10'>0 s</text>",
@@ -241,9 +250,10 @@ def html_page(r: LoadReport, png_name: str | None = None) -> str:
             ["#3b82f6", "#c62828"],
             "answers per second",
         ),
-        "<figcaption>per second of scheduled send time</figcaption></figure>",
+        "<figcaption>answers counted by the second they arrived</figcaption></figure>",
         "<h2>Latency over time</h2><figure>",
         _line_svg([p50, p95], ["p50 ms", "p95 ms"], ["#2e7d32", "#ef6c00"], "latency"),
+        "<figcaption>of the requests sent in each second</figcaption>",
         "</figure><h2>Latency histogram</h2>",
         _histogram_svg(r),
     ]
@@ -279,7 +289,7 @@ def write_png(r: LoadReport, path: Path) -> None:
     )
     ax1.plot(t, [row["per_s"] for row in timeline], color="#3b82f6", label="answers/s")
     ax1.plot(t, [row["not_00"] for row in timeline], color="#c62828", label="not 00")
-    ax1.set_title("throughput over time")
+    ax1.set_title("throughput over time (answers by arrival second)")
     ax1.set_xlabel("s")
     ax1.legend(loc="lower right")
     rows = [row for row in timeline if row["p50_ms"] is not None]
@@ -287,7 +297,7 @@ def write_png(r: LoadReport, path: Path) -> None:
              label="p50")  # fmt: skip
     ax2.plot([row["t_s"] for row in rows], [row["p95_ms"] for row in rows], color="#ef6c00",
              label="p95")  # fmt: skip
-    ax2.set_title("latency over time (ms)")
+    ax2.set_title("latency over time (ms, by send second)")
     ax2.set_xlabel("s")
     ax2.legend(loc="upper right")
     if r.latencies_ms:

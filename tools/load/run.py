@@ -54,22 +54,25 @@ class LoadReport:
         return out
 
     def timeline(self, step: float = 1.0) -> list[dict]:
-        """Per ``step`` seconds of send time: answers per second, p50 and p95 latency (ms) and
-        answers other than 00, so a slowdown or a burst of declines shows when it began."""
-        buckets: dict[int, list[tuple[float, str]]] = {}
-        for sent, latency, _, code in self.samples:
-            buckets.setdefault(max(0, int(sent // step)), []).append((latency * 1000, code))
+        """Per ``step`` seconds since the start: answers per second and answers other than 00
+        by the time they arrived (a host falling behind shows as a dip, then a tail), and p50
+        and p95 latency (ms) of the requests sent in that second (when the slowdown began)."""
+        answered: dict[int, list[str]] = {}
+        sent: dict[int, list[float]] = {}
+        for at, latency, _, code in self.samples:
+            answered.setdefault(max(0, int((at + latency) // step)), []).append(code)
+            sent.setdefault(max(0, int(at // step)), []).append(latency * 1000)
         rows = []
-        for i in range(max(buckets, default=-1) + 1):
-            items = buckets.get(i, [])
-            lat = sorted(x for x, _ in items)
+        for i in range(max([*answered, *sent], default=-1) + 1):
+            codes = answered.get(i, [])
+            lat = sorted(sent.get(i, []))
             rows.append(
                 {
                     "t_s": round(i * step, 3),
-                    "per_s": round(len(items) / step, 1),
+                    "per_s": round(len(codes) / step, 1),
+                    "not_00": sum(1 for c in codes if c not in ("00", "echo")),
                     "p50_ms": round(_pick(lat, 50), 3) if lat else None,
                     "p95_ms": round(_pick(lat, 95), 3) if lat else None,
-                    "not_00": sum(1 for _, c in items if c not in ("00", "echo")),
                 }
             )
         return rows
