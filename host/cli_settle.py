@@ -35,7 +35,7 @@ def _totals_text(totals: dict[str, Any] | None) -> str:
         if any(t.values()):
             parts.append(
                 f"{group[:3]} debits {t['debit_count']}/{money(t['debit_amount'])}"
-                f" credits {t['credit_count']}/{money(-t['credit_amount'])}"
+                f" credits {t['credit_count']}/{money(t['credit_amount'])}"
             )
     return "; ".join(parts) or "empty"
 
