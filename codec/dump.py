@@ -10,6 +10,7 @@ under the ZMK during key exchange and is shown as a length only.
 from __future__ import annotations
 
 import contextlib
+import re
 
 from codec.dialect import DialectTable
 from codec.errors import CodecError
@@ -108,4 +109,52 @@ def format_message(msg: Message, dialect: str = "terminal") -> str:
             continue
         n = int(key)
         lines.append(f"  {n:>3}  {desc.get(n, ''):<34} {value}")
+    return "\n".join(lines)
+
+
+def _hex_hidden(msg: Message, n: int, v: FieldValue) -> bool:
+    """Fields whose bytes never appear in a hex dump: tracks, PIN block, IC data, keys or a TUSN
+    in 62, a sign-on password in 63 and batch-upload records (clear PANs) in 48."""
+    if n in HIDDEN or n == 62:
+        return True
+    if n == 48:
+        return msg.mti in ("0320", "0330")
+    return n == 63 and msg.mti.startswith("08") and len(str(v).strip()) > 3
+
+
+def _encodings(v: FieldValue) -> list[str]:
+    """How a field value can show up in the hex of a payload: as binary, as packed BCD (track 2
+    separators become D) or as ASCII."""
+    if isinstance(v, bytes):
+        return [v.hex().upper()]
+    text = str(v)
+    out = [text.encode("latin-1", "replace").hex().upper()]
+    bcd = text.upper().replace("=", "D")
+    if bcd and all(c in "0123456789D" for c in bcd):
+        out.append(bcd)
+    return out
+
+
+def masked_hex(payload: bytes, msg: Message | None, width: int = 32) -> str:
+    """The payload as offset-prefixed hex lines, for someone comparing bytes with a terminal
+    vendor's trace, with the bytes of the PAN (all but first 6 and last 4 digits), tracks, PIN
+    block, IC data, keys and passwords replaced by asterisks. Without a decoded message (a
+    frame that did not decode) every run of 13 or more decimal nibbles, which could be a packed
+    PAN, is masked the same way."""
+    text = payload.hex().upper()
+    if msg is None:
+        text = re.sub(r"\d{13,}", lambda m: mask_pan(m.group()), text)
+    else:
+        for n, v in msg.fields.items():
+            if n == 2 and isinstance(v, str) and len(v) >= 13:
+                for enc in _encodings(v):
+                    if enc == v:  # packed BCD: keep the digits a masked PAN shows
+                        text = text.replace(enc, v[:6] + "*" * (len(v) - 10) + v[-4:])
+                    elif len(enc) >= 8:
+                        text = text.replace(enc, "*" * len(enc))
+            elif v not in (None, "", b"") and _hex_hidden(msg, n, v):
+                for enc in _encodings(v):
+                    if len(enc) >= 4:
+                        text = text.replace(enc, "*" * len(enc))
+    lines = [f"{i // 2:04X}  {text[i : i + width]}" for i in range(0, len(text), width)]
     return "\n".join(lines)

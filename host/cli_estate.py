@@ -9,7 +9,7 @@ import re
 
 import click
 
-from host.cli_journal import iso, journal_option, opened, print_json, print_table, store_context
+from host.cli_journal import journal_option, opened, print_json, print_table, store_context, when
 from host.store import hash_password
 
 
@@ -68,8 +68,8 @@ def merchant_list(ctx: click.Context, status: str | None, as_json: bool) -> None
         print_json([{"mid": m.mid, "name": m.name, "mcc": m.mcc, "status": m.status} for m in rows])
         return
     print_table(
-        ["MID", "NAME", "MCC", "STATUS", "CREATED (UTC)"],
-        [[m.mid, m.name, m.mcc, m.status, iso(m.created_at)] for m in rows],
+        ["MID", "NAME", "MCC", "STATUS", "CREATED"],
+        [[m.mid, m.name, m.mcc, m.status, when(m.created_at)] for m in rows],
     )
 
 

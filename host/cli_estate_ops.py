@@ -157,7 +157,12 @@ def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None
     if as_json:
         print_json(data)
         return
-    print_table(["TERM", "VALUE"], [[k, v] for k, v in data.items()])
+    from host.formatting import format_amount
+
+    print_table(
+        ["TERM", "VALUE"],
+        [[k, format_amount(v) if k == "min_payout" else v] for k, v in data.items()],
+    )
 
 
 # -- activation: devices' transport keys and one-time codes (host/activation.py) -------------
@@ -302,7 +307,7 @@ def token_list(ctx: click.Context, mid: str | None) -> None:
     import time
 
     from host.backoffice.tokens import is_legacy
-    from host.cli_journal import iso
+    from host.cli_journal import when
 
     with opened(ctx) as store:
         rows = store.list_api_tokens(mid)
@@ -316,8 +321,8 @@ def token_list(ctx: click.Context, mid: str | None) -> None:
         return "active (legacy hash)" if is_legacy(t.token_hash) else "active"
 
     print_table(
-        ["ID", "MID", "LABEL", "CREATED (UTC)", "EXPIRES (UTC)", "REVOKED (UTC)", "STATE"],
-        [[t.id, t.mid, t.label, iso(t.created_at), iso(t.expires_at), iso(t.revoked_at),
+        ["ID", "MID", "LABEL", "CREATED", "EXPIRES", "REVOKED", "STATE"],
+        [[t.id, t.mid, t.label, when(t.created_at), when(t.expires_at), when(t.revoked_at),
           state(t)] for t in rows],
     )  # fmt: skip
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ import structlog
 
 from host.cli_inputs import yyyymmdd
 from host.exitcodes import Unreachable
+from host.formatting import format_amount, local_time, plain, signed_amount
 from host.store import StoreError, SyncStore
 from host.store.db import Url
 from host.store.records import TXN_STATUSES
@@ -98,16 +98,13 @@ def opened(ctx: click.Context) -> Iterator[SyncStore]:
         raise click.ClickException(str(exc)) from exc
 
 
-def iso(ms: int | None) -> str:
-    """Epoch milliseconds as an ISO-8601 UTC time."""
-    if ms is None:
-        return ""
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def when(ms: int | None) -> str:
+    """Epoch milliseconds as local time with the year (the JSON output keeps the raw ms)."""
+    return "" if ms is None else local_time(ms)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    cells = [[("" if v is None else plain(v)) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     for row in [list(headers), *cells]:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -145,16 +142,16 @@ def list_(ctx: click.Context, as_json: bool, **filters: Any) -> None:
         print_json([t.to_dict() for t in rows])
         return
     print_table(
-        ["ID", "REQUESTED (UTC)", "TID", "BATCH", "STAN", "TYPE", "AMOUNT", "PAN", "RC", "STATUS"],
+        ["ID", "REQUESTED", "TID", "BATCH", "STAN", "TYPE", "AMOUNT", "PAN", "RC", "STATUS"],
         [
             [
                 t.id,
-                iso(t.requested_at),
+                when(t.requested_at),
                 t.tid,
                 t.batch,
                 t.stan,
                 t.txn_type,
-                t.amount,
+                format_amount(signed_amount(t.amount, t.txn_type), t.currency),
                 t.pan_masked,
                 t.response_code,
                 t.status,
@@ -186,7 +183,9 @@ def show(ctx: click.Context, txn_id: int, as_json: bool) -> None:
         return
     for key, value in data.items():
         if key.endswith("_at") and isinstance(value, int):
-            value = f"{iso(value)} ({value})"
+            value = f"{when(value)} ({value})"
+        elif key == "amount" and isinstance(value, int):
+            value = f"{format_amount(value, data.get('currency'))} ({value})"
         elif key in ("extra", "reversal", "referred_by") and value:
             value = json.dumps(value, sort_keys=True)
-        click.echo(f"{key:16} {'' if value is None else value}")
+        click.echo(f"{key:16} {plain(value)}")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import click
 
 from host.cli_inputs import yyyymmdd
-from host.cli_journal import iso, journal_option, opened, print_json, print_table, store_context
+from host.cli_journal import journal_option, opened, print_json, print_table, store_context, when
+from host.formatting import business_date as day
+from host.formatting import format_amount as money
 
 
 @click.group()
@@ -32,10 +34,10 @@ def events(ctx, mid, tid, business_date, limit, as_json) -> None:
         print_json([e.to_dict() for e in rows])
         return
     print_table(
-        ["ID", "AT (UTC)", "DATE", "MID", "TID", "TYPE", "AMOUNT", "RULE", "CODE", "PAN", "DETAIL"],
+        ["ID", "AT", "DATE", "MID", "TID", "TYPE", "AMOUNT", "RULE", "CODE", "PAN", "DETAIL"],
         [
-            [e.id, iso(e.created_at), e.business_date, e.mid, e.tid, e.txn_type, e.amount,
-             e.rule, e.response_code, e.pan_masked, e.detail]
+            [e.id, when(e.created_at), day(e.business_date), e.mid, e.tid, e.txn_type,
+             money(e.amount), e.rule, e.response_code, e.pan_masked, e.detail]
             for e in rows
         ],
     )  # fmt: skip
@@ -57,9 +59,9 @@ def security_events(ctx, kind, tid, peer, limit, as_json) -> None:
         print_json([e.to_dict() for e in rows])
         return
     print_table(
-        ["ID", "FIRST (UTC)", "LAST (UTC)", "KIND", "PEER", "TID", "COUNT", "DETAIL"],
+        ["ID", "FIRST", "LAST", "KIND", "PEER", "TID", "COUNT", "DETAIL"],
         [
-            [e.id, iso(e.first_at), iso(e.last_at), e.kind, e.peer, e.tid, e.count, e.detail]
+            [e.id, when(e.first_at), when(e.last_at), e.kind, e.peer, e.tid, e.count, e.detail]
             for e in rows
         ],
     )

@@ -12,7 +12,9 @@ from typing import Any
 
 import click
 
-from host.cli_journal import iso, journal_option, opened, print_json, print_table, store_context
+from host.cli_journal import journal_option, opened, print_json, print_table, store_context, when
+from host.formatting import business_date as day
+from host.formatting import format_amount as money
 from host.store.errors import NotFound
 
 
@@ -32,8 +34,8 @@ def _totals_text(totals: dict[str, Any] | None) -> str:
         t = totals.get(group) or {}
         if any(t.values()):
             parts.append(
-                f"{group[:3]} D{t['debit_count']}/{t['debit_amount']}"
-                f" C{t['credit_count']}/{t['credit_amount']}"
+                f"{group[:3]} debits {t['debit_count']}/{money(t['debit_amount'])}"
+                f" credits {t['credit_count']}/{money(t['credit_amount'])}"
             )
     return "; ".join(parts) or "empty"
 
@@ -85,14 +87,14 @@ def status(ctx: click.Context, tid: str | None, history: int, as_json: bool) -> 
         print_json(data)
         return
     print_table(
-        ["TID", "BATCH", "STATUS", "OPENED", "CLOSED (UTC)", "HOST TOTALS", "TERMINAL TOTALS"],
+        ["TID", "BATCH", "STATUS", "BUSINESS DATE", "CLOSED", "HOST TOTALS", "TERMINAL TOTALS"],
         [
             [
                 d["tid"],
                 d["batch"],
                 d["status"],
-                d["business_date"],
-                iso(d["closed_at"]),
+                day(d["business_date"]),
+                when(d["closed_at"]),
                 _totals_text(d["host_totals"]),
                 _totals_text(d["terminal_totals"]),
             ]
@@ -143,7 +145,6 @@ def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
     from host.clock import BusinessCalendar, SystemClock
     from host.merchant_settlement import SettlementRefused, run_settlement
     from host.recon import write_files
-    from host.store.merchant_records import yuan
 
     settings = _settings(config_path)
     acquirer = settings["acquirer"]
@@ -157,8 +158,8 @@ def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
         paths = write_files(store, business_date, Path(out_dir)) if out_dir else []
     print_table(
         ["MID", "CYCLE", "PAYOUT DATE", "GROSS", "FEE", "NET", "CARRIED IN", "PAYOUT", "CARRIED"],
-        [[r.mid, r.cycle, r.payout_date, yuan(r.gross), yuan(r.fee), yuan(r.net),
-          yuan(r.carried_in), yuan(r.payout), yuan(r.carried_out)] for r in records],
+        [[r.mid, r.cycle, day(r.payout_date), money(r.gross), money(r.fee), money(r.net),
+          money(r.carried_in), money(r.payout), money(r.carried_out)] for r in records],
     )  # fmt: skip
     for path in paths:
         click.echo(f"wrote {path}")
@@ -171,7 +172,6 @@ def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
 @click.pass_context
 def show(ctx, business_date, mid, as_json) -> None:
     """Merchant settlement records (amounts formatted; --json gives fen)."""
-    from host.store.merchant_records import yuan
 
     with opened(ctx) as store:
         records = store.list_merchant_settlements(mid=mid, business_date=business_date)
@@ -181,9 +181,10 @@ def show(ctx, business_date, mid, as_json) -> None:
     print_table(
         ["DATE", "MID", "CYCLE", "PAYOUT DATE", "DEBITS", "CREDITS", "GROSS", "RATE %", "FEE",
          "NET", "CARRIED IN", "PAYOUT", "CARRIED", "STATUS"],
-        [[r.business_date, r.mid, r.cycle, r.payout_date, f"{r.debit_count}/{yuan(r.debit_amount)}",
-          f"{r.credit_count}/{yuan(r.credit_amount)}", yuan(r.gross), r.fee_rate, yuan(r.fee),
-          yuan(r.net), yuan(r.carried_in), yuan(r.payout), yuan(r.carried_out), r.status]
+        [[day(r.business_date), r.mid, r.cycle, day(r.payout_date),
+          f"{r.debit_count}/{money(r.debit_amount)}",
+          f"{r.credit_count}/{money(r.credit_amount)}", money(r.gross), r.fee_rate, money(r.fee),
+          money(r.net), money(r.carried_in), money(r.payout), money(r.carried_out), r.status]
          for r in records],
     )  # fmt: skip
 

@@ -179,6 +179,13 @@ def test_activation_from_the_command_lines(tmp_path):
                     invoke, "terminal", "--state", str(state), "sign-on"
                 )
                 assert r.exit_code == 0, r.output
+                # the slip names the merchant of the activated terminal, not "MERCHANT"
+                r = await trio.to_thread.run_sync(
+                    invoke, "terminal", "--state", str(state), "purchase", "--amount", "100",
+                    "--pan", "6222020000000001", "--pin", "1234",
+                )  # fmt: skip
+                assert r.exit_code == 0, r.output
+                assert r.output.count("POSHOST DEMO SHOP") == 2 and "1.00 CNY" in r.output
                 # the code is single use
                 r = await trio.to_thread.run_sync(
                     invoke, "terminal", "--state", str(tmp_path / "u.json"), "--host",

@@ -1,6 +1,7 @@
 """The estate commands of merchant operations: terms, API tokens; the API inside serve."""
 
 import json
+import re
 import socket
 
 import trio
@@ -29,6 +30,12 @@ def test_terms_and_tokens_from_the_command_line(tmp_path):
     assert terms["cycle"] == "D0" and terms["d0_fee_rate"] == "0.65"
     assert terms["fee_rate"] == "0.60" and terms["min_payout"] == 5000  # default kept
     assert terms["supervisor_types"] == ["void", "refund"]
+    text = _cli(url, "terms", "show", MID).output  # for people: no Python spelling
+    assert re.search(r"supervisor_types\s+void, refund\n", text), text
+    assert re.search(r"require_operator\s+no\n", text) and re.search(
+        r"min_payout\s+50.00 CNY", text
+    )
+    assert "True" not in text and "False" not in text and "(" not in text
     assert _cli(url, "terms", "set", MID, "--fee-rate", "abc").exit_code != 0
     r = _cli(url, "token", "issue", MID, "--label", "office")
     assert r.exit_code == 0 and r.output.startswith("pht_1_")

@@ -43,14 +43,14 @@ def test_a_merchants_day_from_sales_to_payout(tmp_path):
     assert r.exit_code == 0, r.output
     print(r.output)
     # 12,345 + 88,800 - 2,345 = 98,800 (the voided sale does not count); 0.6 % = 592.8 -> 593
-    assert "988.00" in r.output and "5.93" in r.output and "982.07" in r.output
+    assert "988.00 CNY" in r.output and "5.93 CNY" in r.output and "982.07 CNY" in r.output
     r = cli.invoke(
         main, ["settle", "--journal", url, "check", "--date", "20250310", "--dir", str(out)]
     )
     assert r.exit_code == 0, r.output
     assert "agree" in r.output
     r = cli.invoke(main, ["settle", "--journal", url, "show", "--mid", MID])
-    assert r.exit_code == 0 and "20250311" in r.output  # T+1 payout date
+    assert r.exit_code == 0 and "2025-03-11" in r.output  # T+1 payout date, with the year
     print(r.output)
     with (out / f"20250310_{MID}_transactions.csv").open() as fh:
         rows = list(csv.DictReader(fh))

@@ -1,4 +1,5 @@
 import json
+import re
 
 from click.testing import CliRunner
 
@@ -86,10 +87,12 @@ def test_journal_list_and_show(url):
     lines = r.output.splitlines()
     assert lines[0].split()[:2] == ["ID", "REQUESTED"] and len(lines) == 3
     assert "622848******1234" in r.output
+    assert "12.34 CNY" in r.output and re.search(r"  20\d\d-\d\d-\d\d \d\d:\d\d:\d\d  ", r.output)
 
     r = journal(url, "list", "--status", "reversed", "--json")
     rows = json.loads(r.output)
     assert [row["id"] for row in rows] == [ids[0]]
+    assert rows[0]["amount"] == 1234  # raw minor units for scripts
     assert "secret-fingerprint" not in r.output
 
     r = journal(url, "list", "--rrn", "RRN000003", "--limit", "1")

@@ -145,3 +145,80 @@ def test_cli_writes_junit_and_html_and_exits_3_on_failure(tmp_path, monkeypatch)
     assert "0 passed, 1 failed" in r.output
     ET.parse(tmp_path / "out" / "junit.xml")
     assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_against_a_host_that_is_down_says_so_once_and_exits_4(tmp_path):
+    port = _free_port()  # nothing listens there any more
+    r = CliRunner().invoke(certify, ["core", "--host", f"127.0.0.1:{port}", "--out",
+                                     str(tmp_path / "out")])  # fmt: skip
+    assert r.exit_code == 4, r.output
+    assert r.stdout == ""
+    assert r.stderr.count("cannot reach the host") == 1 and len(r.stderr.splitlines()) == 1
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_cli_report_names_the_target_hides_passes_on_demand_and_masks_raw_hex(tmp_path):
+    suite = tmp_path / "mini.toml"
+    suite.write_text(
+        '[suite]\nname = "mini"\n[[case]]\nid = "echo.ok"\n[[case.step]]\nsend = "echo"\n'
+        '[[case]]\nid = "buy.bad"\n[[case.step]]\nsend = "sign_on"\n[[case.step]]\n'
+        'send = "purchase"\npan = "6222020000000001"\namount = 5\nexpect = { code = "05" }\n'
+    )
+    r = CliRunner().invoke(certify, [str(suite), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 3, r.output  # a failed check (host/exitcodes.py)
+    # stdout is the summary only: the host's and simulator's logs went to stderr, warnings up
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("target    poshost ") and "started by this run" in lines[0]
+    assert not any("[info" in line or '"event"' in line for line in lines), r.stdout
+    assert "[info" not in r.stderr
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "started by this run" in page and "demo estate" in page and "commit" in page
+    assert "show failures only" in page and "case-passed" in page and "case-failed" in page
+    assert "raw frames (hex, PAN/PIN/keys masked)" in page and "622202******0001" in page
+    assert "6222020000000001" not in page
+
+    r = CliRunner().invoke(certify, [str(suite), "--out", str(tmp_path / "f"), "--failures-only"])
+    page = (tmp_path / "f" / "report.html").read_text()
+    assert "buy.bad" in page and "echo.ok" not in page and "1 passed cases left out" in page
+
+
+def test_cli_against_a_running_host_reports_skipped_issuer_checks_once(tmp_path):
+    from tools.certify.stack import ThreadedStack
+
+    suite = tmp_path / "mini.toml"
+    suite.write_text(
+        '[suite]\nname = "mini"\n'
+        + "".join(
+            f'[[case]]\nid = "buy.{i}"\n[[case.step]]\nsend = "sign_on"\n[[case.step]]\n'
+            'send = "purchase"\npan = "6222020000000001"\namount = 5\n'
+            'expect = { code = "00", issuer = { pan = "6222020000000001", delta = -5 } }\n'
+            for i in range(3)
+        )
+    )
+    with ThreadedStack(tmp_path / "stack") as stack:
+        r = CliRunner().invoke(
+            certify,
+            [
+                str(suite),
+                "--host",
+                stack.address,
+                "--out",
+                str(tmp_path / "out"),
+                "--demo-terminals",
+            ],
+        )
+    assert r.exit_code == 0, r.output
+    # The host under test runs in this process (another thread) and may still log a
+    # connection's close after the command has put logging back: leave its lines out.
+    report_lines = [line for line in r.stdout.splitlines() if " [debug " not in line]
+    assert "\n".join(report_lines).count("skipped") == 1, r.stdout
+    assert "3 issuer-side check(s) in 3 case(s) skipped: no simulator attached" in r.stdout
+    assert "not started by this run" in r.stdout

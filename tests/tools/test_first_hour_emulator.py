@@ -169,7 +169,13 @@ def test_certify_host_without_a_reachable_journal_says_so(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     suite = tmp_path / "mini.toml"
     suite.write_text(CERT_SUITE)
-    r = CliRunner().invoke(main, ["certify", str(suite), "--host", "127.0.0.1:9"],
-                           env={"POSHOST_CONFIG": None})  # fmt: skip
+    import socket
+
+    with socket.socket() as listener:  # a host that answers the connect, but no journal here
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        host = f"127.0.0.1:{listener.getsockname()[1]}"
+        r = CliRunner().invoke(main, ["certify", str(suite), "--host", host],
+                               env={"POSHOST_CONFIG": None})  # fmt: skip
     assert r.exit_code == 4 and "--demo-terminals" in r.output
     assert not (tmp_path / "var" / "poshost.sqlite").exists()

@@ -12,7 +12,7 @@ from tools.load import report
 from tools.load.cli import demo_terminals
 from tools.load.engine import LoadConfig, parse_mix
 from tools.load.provision import provision, specs
-from tools.load.run import run_in_process
+from tools.load.run import LoadReport, run_in_process
 
 
 def test_short_open_loop_run_matches_the_journal(tmp_path):
@@ -44,9 +44,17 @@ def test_short_open_loop_run_matches_the_journal(tmp_path):
 
     s = json.loads(report.as_json(r))
     assert s["completed"] == 300 and s["response_codes"] == {"00": 300}
-    assert "p99" in report.text(r)
+    # the mix breaks down by type, and the timeline accounts for every answer
+    assert {k: v["completed"] for k, v in s["by_type"].items()} == {
+        "purchase_pin": 210, "purchase": 60, "balance": 30}  # fmt: skip
+    assert all(v["response_codes"] == {"00": v["completed"]} for v in s["by_type"].values())
+    assert sum(row["per_s"] for row in s["timeline"]) == 300 and len(s["timeline"]) >= 2
+    assert "p99" in report.text(r) and "balance inquiry" in report.text(r)
     page = report.html_page(r)
     assert page.count("<rect") >= 1 and "<script" not in page
+    assert "By transaction type" in page and "purchase with PIN" in page
+    assert "Throughput over time" in page and "Latency over time" in page and "p95" in page
+    assert "{" not in page.split("<table>")[1].split("</table>")[0]  # no raw JSON in cells
 
 
 def test_histogram_buckets_cover_every_sample():
@@ -54,3 +62,31 @@ def test_histogram_buckets_cover_every_sample():
     bars = report.histogram(xs)
     assert sum(c for _, _, c in bars) == len(xs)
     assert all(lo < hi for lo, hi, _ in bars)
+
+
+def _report(codes: dict[str, int]) -> LoadReport:
+    samples, t = [], 0.0
+    for code, n in codes.items():
+        for i in range(n):
+            samples.append((t, 0.002 + i * 1e-5, "purchase_pin" if i % 2 else "balance", code))
+            t += 0.01
+    lat = sorted(x[1] * 1000 for x in samples)
+    return LoadReport("127.0.0.1:8583", "open loop at 100/s", 3, 1, 2.0, len(samples),
+                      len(samples), t, codes, {"timeout": 2}, lat, 0.5, samples=samples,
+                      started=1_800_000_000.0)  # fmt: skip
+
+
+def test_report_highlights_codes_other_than_00_and_writes_a_png(tmp_path):
+    r = _report({"00": 150, "51": 7})
+    page = report.html_page(r, "load.png")
+    assert "<span class='bad'>51: 7</span>" in page and "<span class='ok'>00: 150</span>" in page
+    assert "<span class='bad'>timeout: 2</span>" in page
+    assert "p95" in page and "load.png" in page
+    assert "2027-" in page  # the start time in local time, with the year
+    assert [row["not_00"] for row in r.timeline()] == [0, 7]  # the 51s arrived in second 1
+    png = tmp_path / "load.png"
+    report.write_png(r, png)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (900, 900)

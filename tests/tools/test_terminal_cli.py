@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -95,7 +96,11 @@ def test_purchase_with_pin_prints_both_copies_and_debits_the_card(stack, pos):
               "--pin", "1234").output  # fmt: skip
     assert out.count("MERCHANT COPY") == 1 and out.count("CARDHOLDER COPY") == 1
     assert "622202******0001" in out and RICH not in out  # masked in receipts and dumps
-    assert "CNY 12.34" in out and "00 APPROVED" in out and "POSHOST DEMO SHOP" in out
+    assert "AMOUNT       12.34 CNY" in out and "00 APPROVED" in out and "POSHOST DEMO SHOP" in out
+    assert out.count("ENTRY MODE   MANUAL + PIN") == 2
+    # A PIN was verified: no signature line on either copy; the date carries the year.
+    assert out.count("PIN VERIFIED") == 2 and "SIGNATURE" not in out
+    assert re.search(r"DATE/TIME    20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", out)
     assert "0200 purchase" in out and "0210 purchase" in out  # --trace: both messages
     entry = pos.last()
     assert entry.status == "approved" and len(entry.rrn) == 12 and entry.auth_code
@@ -117,7 +122,8 @@ def test_balance_by_track2_prompts_for_the_pin(pos):
         input="1234\n",
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "AVAILABLE    CNY" in r.output and "BALANCE INQUIRY" in r.output
+    assert re.search(r"AVAILABLE    -?[\d,]+\.\d\d CNY", r.output), r.output
+    assert "BALANCE INQUIRY" in r.output and "ENTRY MODE   SWIPE + PIN" in r.output
 
 
 def test_dukpt_terminal_purchase(stack, tmp_path):
@@ -190,6 +196,13 @@ def test_every_financial_subcommand_sends_its_type(stack, pos, command, txn_type
     expected = "00" if served(stack, flow) else "40"
     assert entry.code == expected, r.output
     assert r.exit_code == (0 if expected == "00" else 2)
+    if txn_type in ("void", "completion_void", "preauth_cancel", "completion", "refund"):
+        assert r.output.count(f"ORIG TRACE   {entry.original_stan}") == 2, r.output
+    if txn_type in ("void", "refund") and expected == "00":
+        # money going back to the card is negative on the slip
+        assert re.search(r"AMOUNT       -[\d,]+\.\d\d CNY", r.output), r.output
+    if expected == "00" and "--pin" not in command:
+        assert r.output.count("CARDHOLDER SIGNATURE") == 1  # the merchant copy only
 
 
 def test_settle_from_the_terminals_own_log(stack, pos):
@@ -200,6 +213,14 @@ def test_settle_from_the_terminals_own_log(stack, pos):
         assert r.exit_code == 0, r.output
         assert "closed; new batch" in r.output
         assert pos.state.batch != state.batch and not pos.state.log
+        # the settlement slip: totals per type, signed, and the host's verdict
+        assert "SETTLEMENT" in r.output and "domestic balanced" in r.output, r.output
+        sales = [e for e in state.log if e.type == "purchase" and e.status in ("approved",
+                 "voided")]  # fmt: skip
+        total = sum(e.amount for e in sales)
+        assert re.search(rf"SALE\s+{len(sales)}\s+{total / 100:,.2f}\n", r.output), r.output
+        assert re.search(r"VOID\s+\d+\s+-[\d,]+\.\d\d\n", r.output), r.output
+        assert "NET (CAPTURED)" in r.output
     else:
         assert "40 FUNCTION NOT SUPPORTED" in r.output
         assert pos.state.batch == state.batch  # nothing closed without the host's answer

@@ -12,7 +12,7 @@ import trio
 
 from codec import subfields
 from codec import terminal as terminal_codec
-from codec.dump import format_message
+from codec.dump import format_message, masked_hex
 from codec.errors import CodecError
 from codec.framing import parse_envelope, prefix_length
 from codec.message import Message
@@ -43,6 +43,8 @@ class StepRecord:
     response: str = ""
     code: str | None = None
     elapsed_ms: float = 0.0
+    request_hex: str = ""  # the frame as sent, sensitive bytes masked (codec.dump.masked_hex)
+    response_hex: str = ""
 
 
 @attrs.define
@@ -161,6 +163,7 @@ class _CaseRun:
             self.requests[number] = request
             self.types[number] = step.send
             record.request = format_message(request)
+        record.request_hex = masked_hex(frame, request)
         client = await self.connection()
         t0 = time.monotonic()
         await client.send_raw(frame)
@@ -181,8 +184,10 @@ class _CaseRun:
             env = parse_envelope(body)
             resp = terminal_codec.decode(env.payload)
         except CodecError as exc:
+            record.response_hex = masked_hex(body, None)
             self.check(number, "response decodes", False, str(exc))
             return
+        record.response_hex = masked_hex(body, resp)
         self.responses[number] = resp
         record.code = str(resp.get(39)) if 39 in resp else None
         record.response = format_message(resp)

@@ -66,7 +66,8 @@ def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> l
 @click.option("--pin", default="1234", show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="Generator processes.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON here.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Histogram page.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Report page; a PNG of its charts is written beside it.")  # fmt: skip
 @click.option(
     "--state",
     "state_path",
@@ -113,11 +114,16 @@ def load(ctx, host, count, prefix, no_provision, rate, duration, mix, amount, pa
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(stans))
     click.echo(report.text(result))
+    for path in (json_path, html_path):
+        if path:  # a run is not lost for want of its output directory
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     if json_path:
         Path(json_path).write_text(report.as_json(result))
     if html_path:
-        Path(html_path).write_text(report.html_page(result))
-        click.echo(f"histogram: {html_path}")
+        png = Path(html_path).with_suffix(".png")
+        Path(html_path).write_text(report.html_page(result, png.name))
+        report.write_png(result, png)
+        click.echo(f"report: {html_path}  picture: {png}")
 
 
 def provision_local(count: int, prefix: str) -> int:

@@ -75,6 +75,9 @@ class WorkerResult:
     elapsed: float = 0.0
     stans: dict[str, int] = attrs.field(factory=dict)  # tid -> last STAN used
     cpu: float = 0.0
+    # One per answer: (sent, seconds after the start; latency, seconds; mix kind; code), for
+    # the report's throughput and latency over time and its breakdown by transaction type.
+    samples: list[tuple[float, float, str, str]] = attrs.field(factory=list)
 
 
 def parse_mix(text: str) -> tuple[tuple[str, int], ...]:
@@ -115,6 +118,7 @@ class _Term:
         )
         self.client: TerminalClient | None = None
         self.inflight: dict[bytes, float] = {}
+        self.kind_of: dict[bytes, str] = {}  # STAN -> mix kind, for the per-type breakdown
         self.kinds = _kind_cycle(config.mix)
         self.ready = trio.Event()  # closed loop: the previous answer arrived
         if config.echo_server:  # the baseline peer checks nothing: any keys will do
@@ -138,7 +142,9 @@ class _Term:
         else:
             msg = d.financial_request("purchase", pan=c.pan, amount=c.amount)
         payload = d.encode(msg)
-        return d.envelope(payload).to_frame(), bytes.fromhex(str(msg[11]))
+        stan = bytes.fromhex(str(msg[11]))
+        self.kind_of[stan] = kind
+        return d.envelope(payload).to_frame(), stan
 
 
 def _stan_and_code(payload: bytes) -> tuple[bytes, str]:
@@ -206,6 +212,8 @@ async def run_worker(
             return
         result.latencies.append(now - sent_at)
         result.codes["echo" if config.echo_server else code] += 1
+        kind = t.kind_of.pop(stan, "?")
+        result.samples.append((sent_at - start, now - sent_at, kind, code))
         done += 1
         t.ready.set()
 

@@ -28,17 +28,54 @@ class LoadReport:
     latencies_ms: list[float] = attrs.field(repr=False)
     generator_cpu_s: float = 0.0
     stans: dict[str, int] = attrs.field(factory=dict, repr=False)
+    samples: list[tuple[float, float, str, str]] = attrs.field(factory=list, repr=False)
+    started: float = 0.0  # wall clock (epoch seconds) of the first scheduled send
 
     @property
     def throughput(self) -> float:
         return self.completed / self.elapsed if self.elapsed > 0 else 0.0
 
     def percentile(self, p: float) -> float:
-        xs = self.latencies_ms
-        if not xs:
-            return float("nan")
-        k = min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))
-        return xs[k]
+        return _pick(self.latencies_ms, p)
+
+    def by_type(self) -> dict[str, dict]:
+        """Per mix kind: answers, response codes and latency percentiles (ms)."""
+        groups: dict[str, list[tuple[float, str]]] = {}
+        for _, latency, kind, code in self.samples:
+            groups.setdefault(kind, []).append((latency * 1000, code))
+        out = {}
+        for kind, rows in sorted(groups.items()):
+            lat = sorted(x for x, _ in rows)
+            out[kind] = {
+                "completed": len(rows),
+                "response_codes": dict(sorted(Counter(c for _, c in rows).items())),
+                "latency_ms": {f"p{p}": round(_pick(lat, p), 3) for p in (50, 95, 99)},
+            }
+        return out
+
+    def timeline(self, step: float = 1.0) -> list[dict]:
+        """Per ``step`` seconds since the start: answers per second and answers other than 00
+        by the time they arrived (a host falling behind shows as a dip, then a tail), and p50
+        and p95 latency (ms) of the requests sent in that second (when the slowdown began)."""
+        answered: dict[int, list[str]] = {}
+        sent: dict[int, list[float]] = {}
+        for at, latency, _, code in self.samples:
+            answered.setdefault(max(0, int((at + latency) // step)), []).append(code)
+            sent.setdefault(max(0, int(at // step)), []).append(latency * 1000)
+        rows = []
+        for i in range(max([*answered, *sent], default=-1) + 1):
+            codes = answered.get(i, [])
+            lat = sorted(sent.get(i, []))
+            rows.append(
+                {
+                    "t_s": round(i * step, 3),
+                    "per_s": round(len(codes) / step, 1),
+                    "not_00": sum(1 for c in codes if c not in ("00", "echo")),
+                    "p50_ms": round(_pick(lat, 50), 3) if lat else None,
+                    "p95_ms": round(_pick(lat, 95), 3) if lat else None,
+                }
+            )
+        return rows
 
     def summary(self) -> dict:
         return {
@@ -59,7 +96,18 @@ class LoadReport:
             "response_codes": dict(sorted(self.codes.items())),
             "errors": dict(sorted(self.errors.items())),
             "generator_cpu_s": round(self.generator_cpu_s, 3),
+            "started": round(self.started, 3),
+            "by_type": self.by_type(),
+            "timeline": self.timeline(),
         }
+
+
+def _pick(sorted_ms: list[float], p: float) -> float:
+    """The nearest-rank percentile of an ascending list (NaN when empty)."""
+    if not sorted_ms:
+        return float("nan")
+    k = min(len(sorted_ms) - 1, max(0, round(p / 100 * len(sorted_ms) + 0.5) - 1))
+    return sorted_ms[k]
 
 
 def merge(config: LoadConfig, results: list[WorkerResult], workers: int, cpu: float):
@@ -67,12 +115,16 @@ def merge(config: LoadConfig, results: list[WorkerResult], workers: int, cpu: fl
     errors: Counter = Counter()
     lat: list[float] = []
     stans: dict[str, int] = {}
+    samples: list[tuple[float, float, str, str]] = []
     for r in results:
+        samples.extend(r.samples)
         codes.update(r.codes)
         errors.update(r.errors)
         lat.extend(x * 1000 for x in r.latencies)
         stans.update(r.stans)
     lat.sort()
+    samples.sort()
+    elapsed = max((r.elapsed for r in results), default=0.0)
     mode = f"open loop at {config.rate:g}/s" if config.rate > 0 else "closed loop (max speed)"
     return LoadReport(
         target=f"{config.host}:{config.port}",
@@ -82,12 +134,14 @@ def merge(config: LoadConfig, results: list[WorkerResult], workers: int, cpu: fl
         duration=config.duration,
         sent=sum(r.sent for r in results),
         completed=sum(codes.values()),
-        elapsed=max((r.elapsed for r in results), default=0.0),
+        elapsed=elapsed,
         codes=dict(codes),
         errors=dict(errors),
         latencies_ms=lat,
         generator_cpu_s=cpu + sum(r.cpu for r in results),
         stans=stans,
+        samples=samples,
+        started=time.time() - elapsed,
     )
 
 

@@ -20,14 +20,16 @@ import trio
 
 from codec import subfields
 from host.exitcodes import DECLINED, Unreachable
+from host.formatting import format_amount, signed_amount
 from tools.terminal.device import HostUnreachable, TerminalError
-from tools.terminal.pos import Outcome, Pos, receipt, response_text
+from tools.terminal.pos import Outcome, Pos, receipt, response_text, settlement_slip
 from tools.terminal.state import (
     LogEntry,
     StateError,
     TerminalState,
     current_state_path,
     from_profile,
+    merchant_name_of,
     remember_current,
     state_path_for,
 )
@@ -338,21 +340,23 @@ async def settle(pos: Pos) -> None:
     when the host says not balanced; then the batch closes and its number advances."""
     batch = pos.device.batch
     domestic, foreign = pos.totals()
+    entries = [e for e in pos.state.log if e.batch == batch]
     click.echo(
         f"batch {batch}: debits {domestic.debit_count + foreign.debit_count} / "
-        f"{(domestic.debit_amount + foreign.debit_amount) / 100:,.2f}, credits "
+        f"{format_amount(domestic.debit_amount + foreign.debit_amount)}, credits "
         f"{domestic.credit_count + foreign.credit_count} / "
-        f"{(domestic.credit_amount + foreign.credit_amount) / 100:,.2f}"
+        f"{format_amount(domestic.credit_amount + foreign.credit_amount)}"
     )
     out, uploads = await pos.settle()
     if out.response is None:
         raise click.ClickException(out.error or "no response")
     if out.code != "00":
-        click.echo(f"settlement refused: {out.code} {response_text(out.code)}")
+        click.echo(settlement_slip(pos.state, batch, entries, out, response_text(out.code)))
         raise SystemExit(DECLINED)
     dom, forn = subfields.parse_field48_settlement(str(out.response[48]))
     words = {"1": "balanced", "2": "NOT balanced", "3": "error"}
-    click.echo(f"domestic: {words.get(dom.result, dom.result)}; foreign: {words.get(forn.result)}")
+    verdict = f"domestic {words.get(dom.result, dom.result)}, foreign {words.get(forn.result)}"
+    click.echo(settlement_slip(pos.state, batch, entries, out, verdict))
     if uploads:
         codes = ", ".join(str(u.code) for u in uploads)
         click.echo(f"batch upload: {len(uploads)} message(s), answers {codes}")
@@ -386,9 +390,10 @@ def status(ctx: Ctx, as_json: bool) -> None:
     if state.pending_reversal:
         click.echo(f"pending reversal (reason {state.pending_reversal['reason']})")
     for e in data["log"]:
+        money = format_amount(signed_amount(e["amount"], e["type"])) if e["amount"] else "-"
         click.echo(
-            f"  {e['stan']} {e['type']:16} {e['amount']:>10} {e['pan']:20} {e['code']:2} "
-            f"{e['status']:9} rrn {e['rrn']}"
+            f"  {e['stan']} {e['type']:16} {money:>16} {e['pan']:20} {e['code']:2} "
+            f"{e['status']:9} rrn {e['rrn'] or '-'}"
         )
 
 
@@ -404,8 +409,9 @@ def status(ctx: Ctx, as_json: bool) -> None:
               show_default=True, help="Sign-on key layout to use afterwards.")  # fmt: skip
 @click.option("--kdk", "kdk_hex", help="TEST manufacturer KDK (hex; default: the demo KDK).")
 @click.option("--transport-key", "tk_hex", help="This device's own TEST transport key (hex).")
+@click.option("--merchant-name", help="Name printed on slips (default: the estate's, by MID).")
 @click.pass_obj
-def activate(ctx: Ctx, code, serial, tid, mid, key_mode, kdk_hex, tk_hex) -> None:
+def activate(ctx: Ctx, code, serial, tid, mid, key_mode, kdk_hex, tk_hex, merchant_name) -> None:
     """Activate a new terminal with a one-time CODE: receive and store its TMK."""
     from tools.terminal.activation import (
         DEMO_TEST_KDK,
@@ -446,7 +452,8 @@ def activate(ctx: Ctx, code, serial, tid, mid, key_mode, kdk_hex, tk_hex) -> Non
         tmk = open_tmk(transport, bytes(resp[62]))
     except ActivationError as exc:
         raise click.ClickException(str(exc)) from exc
-    state = TerminalState(f"activated:{tid}", tid, mid, tmk, key_mode=key_mode, host=address)
+    state = TerminalState(f"activated:{tid}", tid, mid, tmk, key_mode=key_mode, host=address,
+                          merchant_name=merchant_name or merchant_name_of(mid))  # fmt: skip
     state.device()  # validates the key material
     path = ctx.state_path or state_path_for(tid)
     state.save(path)

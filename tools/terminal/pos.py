@@ -20,6 +20,7 @@ from codec import terminal as terminal_codec
 from codec.dump import format_message, mask_pan
 from codec.framing import parse_envelope
 from codec.message import Message
+from host.formatting import format_amount, local_time, signed_amount, terminal_time
 from tools.terminal.client import TerminalClient
 from tools.terminal.device import TYPES, BadResponseMac, Device, HostUnreachable, TerminalError
 from tools.terminal.state import LogEntry, StateError, TerminalState
@@ -405,39 +406,80 @@ TITLES = {
     "completion": "PRE-AUTH COMPLETION",
     "completion_void": "COMPLETION VOID",
     "reversal": "REVERSAL",
+    "completion_advice": "COMPLETION ADVICE",
 }
 
 
+ENTRY_MODES = {
+    "01": "MANUAL",
+    "02": "SWIPE",
+    "05": "CHIP",
+    "07": "CONTACTLESS",
+    "90": "SWIPE",
+    "95": "CHIP (FALLBACK)",
+    "96": "CONTACTLESS",
+    "98": "CONTACTLESS",
+}
+# Follow-ups print the trace number of the transaction they act on: that is what the merchant
+# and the cardholder compare with the slip they already hold.
+NAMES_ORIGINAL = ("void", "completion", "completion_void", "preauth_cancel", "refund")
+WIDTH = 36
+
+
+def entry_mode(request: Message) -> str:
+    """Field 22 in words: how the card was read, and whether a PIN was entered."""
+    code = str(request.get(22, "") or "")
+    how = ENTRY_MODES.get(code[:2], code[:2] or "-")
+    return how + (" + PIN" if code[2:3] == "1" and 52 in request else "")
+
+
+def _original_trace(request: Message) -> str | None:
+    raw = str(request.get(61, "") or "")
+    if len(raw) < 12:
+        return None
+    try:
+        return subfields.Field61.parse(raw).stan
+    except ValueError:
+        return None
+
+
 def receipt(state: TerminalState, txn_type: str, out: Outcome, copy: str) -> str:
-    """A slip: merchant, terminal, card (masked), amount, auth code, RRN, response text."""
+    """A slip as a merchant files it: who, which card and how it was read, which transaction
+    (and which original a follow-up names), the amount signed the way the money moves, and
+    either "PIN verified" or a signature line."""
     req, resp = out.request, out.response
     pan = str(req.get(2) or str(req.get(35, "")).split("=", 1)[0] or "")
     amount = int(str(req.get(4, "0")) or 0)
     code = out.code
     lines = [
-        "=" * 36,
-        f"{state.merchant_name or 'MERCHANT':^36}",
-        f"{copy.upper() + ' COPY':^36}",
-        "-" * 36,
+        "=" * WIDTH,
+        f"{state.merchant_name or 'MERCHANT ' + state.mid:^{WIDTH}}",
+        f"{copy.upper() + ' COPY':^{WIDTH}}",
+        "-" * WIDTH,
         f"MERCHANT NO  {state.mid}",
         f"TERMINAL NO  {state.tid}",
         f"CARD NO      {mask_pan(pan) if pan else '-'}",
+        f"ENTRY MODE   {entry_mode(req)}",
         f"TRANS TYPE   {TITLES.get(txn_type, txn_type.upper())}",
         f"BATCH NO     {req.get(60, '')[2:8] if req.get(60) else state.batch}",
         f"TRACE NO     {req.get(11, '')}",
     ]
+    original = _original_trace(req) if txn_type in NAMES_ORIGINAL else None
+    if original and original != "000000":
+        lines.append(f"ORIG TRACE   {original}")
     if resp is not None:
         lines += [
             f"AUTH NO      {resp.get(38, '') or '-'}",
             f"REF NO       {resp.get(37, '') or '-'}",
-            f"DATE/TIME    {resp.get(13, '')} {resp.get(12, '')}",
+            f"DATE/TIME    {terminal_time(str(resp.get(13, '')), str(resp.get(12, '')))}",
         ]
         if 54 in resp:
             for bal in subfields.parse_field54(str(resp[54])):
                 label = {"01": "LEDGER", "02": "AVAILABLE"}.get(bal.amount_type, "BALANCE")
-                lines.append(f"{label:12} CNY {bal.amount / 100:,.2f}")
+                lines.append(f"{label:12} {format_amount(bal.amount, bal.currency)}")
     if amount:
-        lines.append(f"AMOUNT       CNY {amount / 100:,.2f}")
+        currency = str(req.get(49, "156") or "156")
+        lines.append(f"AMOUNT       {format_amount(signed_amount(amount, txn_type), currency)}")
     result = response_text(code) if code else "NO RESPONSE"
     lines.append(f"RESULT       {code or '--'} {result}")
     if out.error:
@@ -445,7 +487,57 @@ def receipt(state: TerminalState, txn_type: str, out: Outcome, copy: str) -> str
     if out.reversal is not None:
         rc = out.reversal_response.get(39) if out.reversal_response is not None else "--"
         lines.append(f"REVERSED     reason {out.reversal.get(39)}, host answered {rc}")
-    if copy == "merchant" and code == "00" and txn_type != "balance_inquiry":
-        lines += ["", "CARDHOLDER SIGNATURE", "", "________________________________"]
-    lines.append("=" * 36)
+    if code == "00" and txn_type != "balance_inquiry":
+        if 52 in req:
+            lines += ["", f"{'PIN VERIFIED':^{WIDTH}}"]
+        elif copy == "merchant":
+            lines += ["", "CARDHOLDER SIGNATURE", "", "_" * 32]
+    lines.append("=" * WIDTH)
+    return "\n".join(lines)
+
+
+def batch_summary(entries: list[LogEntry]) -> dict[str, tuple[int, int]]:
+    """{slip title: (count, signed amount)} of the approved transactions of a batch, by type,
+    including voided ones (the void is listed under VOID with a negative amount), so the
+    captured lines add up to what the host settles; pre-authorizations are listed but hold
+    money rather than move it."""
+    totals: dict[str, tuple[int, int]] = {}
+    for e in entries:
+        if e.status not in ("approved", "voided", "cancelled", "completed") or not e.amount:
+            continue
+        title = TITLES.get(e.type, e.type.upper())
+        count, total = totals.get(title, (0, 0))
+        totals[title] = (count + 1, total + signed_amount(e.amount, e.type))
+    return totals
+
+
+def settlement_slip(
+    state: TerminalState, batch: str, entries: list[LogEntry], out: Outcome, result: str
+) -> str:
+    """The slip a terminal prints at end of day: totals per type, then the host's verdict."""
+    lines = [
+        "=" * WIDTH,
+        f"{state.merchant_name or 'MERCHANT ' + state.mid:^{WIDTH}}",
+        f"{'SETTLEMENT':^{WIDTH}}",
+        "-" * WIDTH,
+        f"MERCHANT NO  {state.mid}",
+        f"TERMINAL NO  {state.tid}",
+        f"BATCH NO     {batch}",
+        f"DATE/TIME    {local_time(dt.datetime.now(dt.UTC))}",
+        "-" * WIDTH,
+        f"{'TYPE':<20}{'COUNT':>5}{'AMOUNT':>11}",
+    ]
+    summary = batch_summary(entries)
+    for title, (count, total) in summary.items():
+        lines.append(f"{title:<20}{count:>5} {format_amount(total)[:-4]:>10}")
+    captured = [TITLES[t] for t in (*DEBITS, *CREDITS, "void", "completion_void") if t in TITLES]
+    net = sum(total for title, (_, total) in summary.items() if title in captured)
+    count = sum(c for title, (c, _) in summary.items() if title in captured)
+    lines += [
+        "-" * WIDTH,
+        f"{'NET (CAPTURED)':<20}{count:>5} {format_amount(net)[:-4]:>10}",
+        f"{'':<20}{'CNY':>16}",
+        f"RESULT       {out.code or '--'} {result}",
+        "=" * WIDTH,
+    ]
     return "\n".join(lines)

@@ -223,6 +223,12 @@ def current_state_path(state_dir: Path = STATE_DIR) -> Path:
     raise StateError("no terminal yet: name one with --profile demo:TID (e.g. demo:12345678)")
 
 
+def merchant_name_of(mid: str) -> str:
+    """The merchant's name in the demo estate (what slips print), or "" for another MID."""
+    names = {m["mid"]: m["name"] for m in demo_estate().get("merchants", [])}
+    return names.get(mid, "")
+
+
 def from_profile(profile: str, host: str | None = None) -> TerminalState:
     """A fresh terminal from a profile name. ``demo:TID`` takes the TID, MID, key mode, batch
     and TEST TMK (and DUKPT base key, from which the PIN pad's IPEK is derived) of that
