@@ -144,10 +144,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "pending_ttl": 86400.0,
         # Sign-ons (and, separately, sign-offs) per terminal: a bucket of `session_burst`
         # tokens, one token back every `session_refill` seconds; excess is refused with 65.
-        # 30 and 6 s: a certification suite (one sign-on per case) fits in the burst, while a
-        # flood or an operator-password guesser gets 10 tries a minute per terminal.
-        "session_burst": 30,
-        "session_refill": 6.0,
+        # 60 and 2 s: a run of the certification suite against a running host (one sign-on per
+        # case, 45 cases) fits in the burst; a flood gets 30 a minute per terminal, which
+        # costs a key generation each but cannot replace the keys in force.
+        "session_burst": 60,
+        "session_refill": 2.0,
     },
     # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
     # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate
