@@ -32,6 +32,8 @@ class TxnType:
     reversible: bool
     management: bool
     type_code: str = ""  # 60.1 of a financial type ("22" purchase)
+    processing: str = ""  # the transaction code: the first two digits of field 3
+    condition: str = ""  # field 25
     journal: bool = False
     settles: str | None = None  # "debit" | "credit"
     undoes: str | None = None
@@ -64,7 +66,8 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
             raise ValueError(f"transactions.toml: {row['name']}: settles is debit or credit")
         t = TxnType(
             row["name"], row["mti"][0], row["mti"][1], row["reversible"], False,
-            type_code=row["type"], journal=row.get("journal", False),
+            type_code=row["type"], processing=row["processing"], condition=row["condition"],
+            journal=row.get("journal", False),
             settles=row.get("settles"), undoes=row.get("undoes"), completes=row.get("completes"),
             risk=row.get("risk", False),
             velocity=row.get("velocity", False), card_debit=row.get("card_debit", False),
@@ -104,7 +107,8 @@ def sql_list(type_names: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{n}'" for n in chosen) + ")"
 
 
-JOURNALLED = names(lambda t: t.journal)  # rows of the transaction journal
+JOURNALLED = names(lambda t: t.journal)
+MANAGEMENT_NAMES = names(lambda t: t.management)  # rows of the transaction journal
 REVERSIBLE = names(lambda t: t.reversible)
 DEBITS = names(lambda t: t.settles == "debit")  # approved ones count as debits
 CREDITS = names(lambda t: t.settles == "credit")
@@ -112,6 +116,8 @@ SETTLED = DEBITS + CREDITS
 UNDOING = names(lambda t: t.undoes is not None)  # approval marks the original 'voided'
 COMPLETING = names(lambda t: t.completes == "preauth")  # what completes a pre-authorization
 PREAUTH_ENDS = names(lambda t: t.undoes == "preauth") + COMPLETING
+FOLLOW_UPS = UNDOING + COMPLETING + CREDITS  # name their original (61, 37)
+UNDOING_SETTLED = names(lambda t: t.undoes is not None and TYPES[t.undoes].settles is not None)
 RISK_CHECKED = names(lambda t: t.risk)
 VELOCITY = names(lambda t: t.velocity)
 CARD_DEBITS = names(lambda t: t.card_debit)

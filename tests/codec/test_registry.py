@@ -42,14 +42,22 @@ def _literal_lists_of_type_names(path: pathlib.Path) -> list[int]:
     return found
 
 
-def test_no_host_module_keeps_its_own_list_of_type_names():
+# The issuer simulator stays an independent peer on purpose: it classifies requests from the
+# issuer dialect itself, so a wrong registry row shows up as a disagreement, not as agreement.
+# The certification runner's SEND_KINDS is what the runner implements, not a fact of a type.
+NOT_SCANNED = ("tools/issuer_sim", "tools/soak")
+KNOWN = {"tools/certify/suite.py": [49]}
+
+
+def test_no_module_keeps_its_own_list_of_type_names():
     offenders = {
-        str(path.relative_to(ROOT)): lines
-        for folder in ("host", "codec")
+        rel: lines
+        for folder in ("host", "codec", "tools")
         for path in sorted((ROOT / folder).rglob("*.py"))
+        if not (rel := str(path.relative_to(ROOT))).startswith(NOT_SCANNED)
         if (lines := _literal_lists_of_type_names(path))
     }
-    assert offenders == {}, offenders
+    assert offenders == KNOWN, offenders
 
 
 def test_the_scan_would_see_a_list():

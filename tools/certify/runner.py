@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import trio
 
-from codec import subfields
+from codec import subfields, txntypes
 from codec import terminal as terminal_codec
 from codec.dump import format_message, masked_hex
 from codec.errors import CodecError
@@ -23,8 +23,8 @@ from tools.terminal.device import TYPES, Device, TerminalError
 from tools.terminal.state import from_profile
 
 BINARY_FIELDS = (52, 55, 62)
-DEBITS = ("purchase", "completion", "completion_advice")
-FOLLOW_UPS = ("void", "completion_void", "preauth_cancel", "completion")
+DEBITS = txntypes.DEBITS
+FOLLOW_UPS = (*txntypes.UNDOING, *txntypes.COMPLETING)  # their original no longer counts
 
 
 @attrs.define
@@ -311,7 +311,7 @@ class _CaseRun:
 
     def _counted(self):
         for n, kind in self.types.items():
-            if self.status.get(n) != "approved" or kind not in (*DEBITS, "refund"):
+            if self.status.get(n) != "approved" or kind not in txntypes.SETTLED:
                 continue
             req = self.requests[n]
             yield n, kind, str(req.get(2, "")), int(str(req.get(4, "0")))

@@ -43,25 +43,12 @@ from typing import Any
 
 import attrs
 
-SEND_KINDS = {
-    "purchase",
-    "balance_inquiry",
-    "void",
-    "refund",
-    "preauth",
-    "preauth_cancel",
-    "completion",
-    "completion_void",
-    "completion_advice",
-    "reversal",
-    "sign_on",
-    "sign_off",
-    "echo",
-    "settlement",
-    "batch_upload",
-    "batch_upload_end",
-    "raw",
-}
+from codec import txntypes
+
+# What a step may send: every terminal transaction of the registry, and raw bytes.
+SEND_KINDS = {*txntypes.JOURNALLED, *txntypes.MANAGEMENT_NAMES, "reversal", "raw"} - {
+    "activation", "parameter_download"
+}  # fmt: skip
 STEP_KEYS = {
     "send", "pan", "expiry", "track2", "amount", "pin", "pin_key", "fields", "expect",
     "original", "stan_from", "reason", "mac", "mode", "totals", "records", "raw", "payload",

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import trio
 
-from codec import subfields
+from codec import subfields, txntypes
 from host.exitcodes import DECLINED, Unreachable
 from host.formatting import format_amount, signed_amount
 from tools.terminal.device import HostUnreachable, TerminalError
@@ -91,6 +91,10 @@ def _run(fn):
             raise click.ClickException(str(exc)) from exc
 
     return wrapper
+
+
+# What a void can name: the settled types that an undoing type undoes (purchase, completion).
+VOIDABLE = tuple(txntypes.TYPES[t].undoes or "" for t in txntypes.UNDOING_SETTLED)
 
 
 @click.group()
@@ -312,7 +316,7 @@ async def refund(pos: Pos, stan, rrn, orig_date, amount, pan, expiry, track2, pi
             "purchase", "000000", "000000", 0, card["_pan"], rrn=rrn, date=orig_date or "0000"
         )
     else:
-        original = pos.state.find(stan, ("purchase", "completion"))
+        original = pos.state.find(stan, VOIDABLE)
         card = _card(pan, expiry, track2, pin, ask_pin, required=False)
         if not card["_pan"]:
             card.update(pan=original.pan, _pan=original.pan, _expiry=original.expiry)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from codec import subfields
+from codec import subfields, txntypes
 from codec import terminal as terminal_codec
 from codec.framing import Envelope, build_envelope
 from codec.message import FieldValue, Message
@@ -35,17 +35,12 @@ class BadResponseMac(TerminalError):
     """The response's MAC does not verify: the terminal must not trust it (and reverses)."""
 
 
-# (MTI, processing code, condition code, 60.1) of each financial type, as in DIALECT.md.
+# (MTI, processing code, condition code, 60.1) of each financial type a terminal sends, from
+# the transaction registry (specs/transactions.toml; account-type digits 0000).
 TYPES: dict[str, tuple[str, str, str, str]] = {
-    "balance_inquiry": ("0200", "310000", "00", "01"),
-    "purchase": ("0200", "000000", "00", "22"),
-    "void": ("0200", "200000", "00", "23"),
-    "refund": ("0220", "200000", "00", "25"),
-    "preauth": ("0100", "030000", "06", "10"),
-    "preauth_cancel": ("0100", "200000", "06", "11"),
-    "completion": ("0200", "000000", "06", "20"),
-    "completion_void": ("0200", "200000", "06", "21"),
-    "completion_advice": ("0220", "000000", "06", "24"),
+    t.name: (t.request_mti, t.processing + "0000", t.condition, t.type_code)
+    for t in txntypes.TYPES.values()
+    if t.journal
 }
 
 

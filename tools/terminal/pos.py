@@ -15,7 +15,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from codec import subfields
+from codec import subfields, txntypes
 from codec import terminal as terminal_codec
 from codec.dump import format_message, mask_pan
 from codec.framing import parse_envelope
@@ -25,9 +25,9 @@ from tools.terminal.client import TerminalClient
 from tools.terminal.device import TYPES, BadResponseMac, Device, HostUnreachable, TerminalError
 from tools.terminal.state import LogEntry, StateError, TerminalState
 
-REVERSIBLE = {"purchase", "void", "preauth", "preauth_cancel", "completion", "completion_void"}
-DEBITS = ("purchase", "completion", "completion_advice")
-CREDITS = ("refund",)
+REVERSIBLE = set(txntypes.REVERSIBLE)
+DEBITS = txntypes.DEBITS
+CREDITS = txntypes.CREDITS
 # What a successful follow-up does to the entry it names.
 FOLLOW_UP_STATUS = {
     "void": "voided",
@@ -422,7 +422,7 @@ ENTRY_MODES = {
 }
 # Follow-ups print the trace number of the transaction they act on: that is what the merchant
 # and the cardholder compare with the slip they already hold.
-NAMES_ORIGINAL = ("void", "completion", "completion_void", "preauth_cancel", "refund")
+NAMES_ORIGINAL = txntypes.FOLLOW_UPS
 WIDTH = 36
 
 
@@ -530,7 +530,7 @@ def settlement_slip(
     summary = batch_summary(entries)
     for title, (count, total) in summary.items():
         lines.append(f"{title:<20}{count:>5} {format_amount(total)[:-4]:>10}")
-    captured = [TITLES[t] for t in (*DEBITS, *CREDITS, "void", "completion_void") if t in TITLES]
+    captured = [TITLES[t] for t in (*DEBITS, *CREDITS, *txntypes.UNDOING_SETTLED) if t in TITLES]
     net = sum(total for title, (_, total) in summary.items() if title in captured)
     count = sum(c for title, (c, _) in summary.items() if title in captured)
     lines += [
