@@ -86,6 +86,22 @@ def require_existing(url: str) -> None:
         )
 
 
+def configured_host_with_journal(advice: str) -> Any:
+    """The settings of the host the root --config / POSHOST_CONFIG describes, whose journal must
+    exist: a tool that adds terminals to it never creates one (``advice`` says what to do)."""
+    from host.config import ConfigError, config_file, load_settings
+
+    try:
+        settings = load_settings(config_file())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        require_existing(settings.journal_url)
+    except Unreachable as exc:
+        raise Unreachable(f"{exc.message}; {advice}") from exc
+    return settings
+
+
 @contextlib.contextmanager
 def opened(ctx: click.Context) -> Iterator[SyncStore]:
     """The store named by the group's --journal; store errors become clean CLI errors."""

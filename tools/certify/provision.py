@@ -68,23 +68,12 @@ def suite_tids(suites) -> set[str]:
 def own_terminals(suites) -> dict[str, str]:
     """Provision certify's twins in the journal of the host the root --config describes and
     return demo TID -> twin TID. No journal there: say so (exit 4) rather than create one."""
-    import click
+    from host.cli_journal import configured_host_with_journal
 
-    from host.cli_journal import require_existing
-    from host.config import ConfigError, config_file, load_settings
-    from host.exitcodes import Unreachable
-
-    try:
-        settings = load_settings(config_file())
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        require_existing(settings.journal_url)
-    except Unreachable as exc:
-        raise Unreachable(
-            f"{exc.message}; certify adds its own terminals to the host's journal: give "
-            "`poshost --config FILE`, or --demo-terminals to run on the demo terminals"
-        ) from exc
+    settings = configured_host_with_journal(
+        "certify adds its own terminals to the host's journal: give `poshost --config FILE`, "
+        "or --demo-terminals to run on the demo terminals"
+    )
     tids = suite_tids(suites)
     provision(settings, tids)
     return {tid: twin_tid(tid) for tid in tids}

@@ -129,21 +129,13 @@ def load(ctx, host, count, prefix, no_provision, rate, duration, mix, amount, pa
 def provision_local(count: int, prefix: str) -> int:
     """Add the missing load terminals to the journal of the host this config describes (the
     root --config / POSHOST_CONFIG). A query never creates a journal: none there, say so."""
-    from host.cli_journal import require_existing
-    from host.config import ConfigError, config_file, load_settings
+    from host.cli_journal import configured_host_with_journal
     from tools.load.provision import provision as do_provision
 
-    try:
-        settings = load_settings(config_file())
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        require_existing(settings.journal_url)
-    except Unreachable as exc:
-        raise Unreachable(
-            f"{exc.message}; for a host on another machine run `poshost load provision` there "
-            "and add --no-provision here"
-        ) from exc
+    settings = configured_host_with_journal(
+        "for a host on another machine run `poshost load provision` there and add "
+        "--no-provision here"
+    )
     return do_provision(settings, count, prefix)
 
 
