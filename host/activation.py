@@ -39,6 +39,7 @@ import secrets
 import structlog
 import trio
 
+from codec import responses as codes
 from codec import subfields
 from host.flow import Decline, Exchange
 from host.hsm import HsmUnavailable
@@ -75,7 +76,7 @@ async def activate(host, ex: Exchange) -> None:
     tusn = subfields.parse_tusn(raw62) if isinstance(raw62, bytes) else None
     code = str(req.get(63, "")).strip()
     if not tusn or not code:
-        raise Decline("30", "activation needs the TUSN in 62 and the code in 63")
+        raise Decline(codes.FORMAT_ERROR, "activation needs the TUSN in 62 and the code in 63")
     record = await host.store.latest_activation_code(terminal.tid)
     now = _now_ms(host)
     if record is None:
@@ -101,9 +102,11 @@ async def activate(host, ex: Exchange) -> None:
         transport = KeyToken.from_text(device.transport_token)
         tmk, cryptogram, check_value = await host.hsm.generate_exported(KeyType.TMK, 16, transport)
     except HsmUnavailable as exc:
-        raise Decline("96", f"HSM unavailable: {exc}") from exc
+        raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
     except (KeysError, ValueError) as exc:
-        raise Decline("A7", f"activation key operation failed: {type(exc).__name__}") from exc
+        raise Decline(
+            codes.SECURITY_FAILURE, f"activation key operation failed: {type(exc).__name__}"
+        ) from exc
     done = await host.store.activate_terminal(
         record.id, terminal.tid, tmk_token=tmk.to_text(), serial=tusn, now=now
     )

@@ -18,6 +18,7 @@ import datetime as dt
 
 import structlog
 
+from codec import responses as codes
 from host.clock import parse_date
 from host.flow import Decline, Exchange
 from host.settlement import forget_batch, next_batch
@@ -54,7 +55,7 @@ async def check_business_day(host, ex: Exchange) -> None:
         host.caches[key] = cached
     _, opened, status, opened_on = cached
     if status != "open":
-        raise Decline("77", f"batch {batch} is {status}", processing=SIGN_ON_AGAIN)
+        raise Decline(codes.SIGN_ON_AGAIN, f"batch {batch} is {status}", processing=SIGN_ON_AGAIN)
     max_days = int(host.settings.get("flows.batch_max_days"))
     age = (today - opened_on).days
     if age > max_days:
@@ -68,4 +69,6 @@ async def check_business_day(host, ex: Exchange) -> None:
         forget_batch(host, tid)
         log.warning("batch_closed_by_age", tid=tid, batch=batch, opened=opened, age_days=age,
                     next_batch=following)  # fmt: skip
-        raise Decline("77", f"batch {batch} open for {age} days", processing=SIGN_ON_AGAIN)
+        raise Decline(
+            codes.SIGN_ON_AGAIN, f"batch {batch} open for {age} days", processing=SIGN_ON_AGAIN
+        )

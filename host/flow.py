@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import structlog
 
+from codec import responses as codes
 from codec.message import FieldValue, Message
 
 if TYPE_CHECKING:
@@ -108,7 +109,9 @@ async def _run_steps(
                 return
         except Exception as exc:
             log.exception("step_failed", flow=flow.name, step=step.__name__)
-            ex.decline(Decline("96", f"{type(exc).__name__} in {step.__name__}"))
+            ex.decline(
+                Decline(codes.SYSTEM_MALFUNCTION, f"{type(exc).__name__} in {step.__name__}")
+            )
             if stop_at_decline:
                 return
 

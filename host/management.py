@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import structlog
 
+from codec import responses as codes
 from codec import subfields
 from codec.subfields import Field60, SignOnKeys
 from host.clock import parse_date
@@ -33,13 +34,13 @@ async def sign_on(host, ex: Exchange) -> None:
     try:
         f60 = field60(ex)
     except ValueError as exc:
-        raise Decline("30", f"field 60: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 60: {exc}") from exc
     mode = f60.nmc
     if mode not in SIGN_ON_MODES:
-        raise Decline("30", f"unknown sign-on mode {mode}")
+        raise Decline(codes.FORMAT_ERROR, f"unknown sign-on mode {mode}")
     terminal = ex.terminal
     if not terminal.tmk_token:
-        raise Decline("A7", "no TMK loaded for this terminal")
+        raise Decline(codes.SECURITY_FAILURE, "no TMK loaded for this terminal")
     hsm = host.hsm
     try:
         tmk = KeyToken.from_text(terminal.tmk_token)
@@ -51,9 +52,11 @@ async def sign_on(host, ex: Exchange) -> None:
         if mode == "004":
             tdk, tdk_c, tdk_cv = await hsm.generate_exported(KeyType.TDK, 16, tmk)
     except HsmUnavailable as exc:
-        raise Decline("96", f"HSM unavailable: {exc}") from exc
+        raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
     except KeysError as exc:
-        raise Decline("A7", f"sign-on key generation failed: {type(exc).__name__}") from exc
+        raise Decline(
+            codes.SECURITY_FAILURE, f"sign-on key generation failed: {type(exc).__name__}"
+        ) from exc
     field62 = subfields.format_signon_keys(
         SignOnKeys(pik_c, pik_cv, mak_c, mak_cv, tdk_c, tdk_cv), mode
     )
@@ -88,7 +91,7 @@ async def sign_off(host, ex: Exchange) -> None:
     try:
         allowed = not terminal.signed_on or await may_sign_off(host, ex)
     except HsmUnavailable as exc:
-        raise Decline("96", f"HSM unavailable: {exc}") from exc
+        raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
     if not allowed:
         refuse_sign_off(host, ex)
     await host.store.sign_off(terminal.tid)
@@ -153,7 +156,7 @@ async def find_original_for_reversal(host, ex: Exchange) -> None:
     try:
         batch = field60(ex).batch
     except ValueError as exc:
-        raise Decline("30", f"field 60: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 60: {exc}") from exc
     today = host.business_date()
     reverses = ex.notes.get("reverses")
     for date in (today, today.fromordinal(today.toordinal() - 1)):

@@ -27,6 +27,7 @@ import attrs
 import structlog
 import trio
 
+from codec import responses as codes
 from host.flow import Decline, Exchange
 from host.store.errors import NotFound
 from host.store.passwords import verify_password
@@ -125,4 +126,7 @@ async def require_supervisor(host, ex: Exchange) -> None:
             role = None
     if role != "supervisor":
         log.warning("supervisor_required", tid=ex.terminal.tid, operator=number, txn=ex.txn.name)
-        raise Decline("58", f"{ex.txn.name} needs a supervisor; operator {number!r} is not one")
+        raise Decline(
+            codes.NOT_PERMITTED_TO_TERMINAL,
+            f"{ex.txn.name} needs a supervisor; operator {number!r} is not one",
+        )

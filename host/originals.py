@@ -20,6 +20,7 @@ import datetime as dt
 
 import structlog
 
+from codec import responses as codes
 from codec import txntypes
 from codec.issuer import original_data
 from codec.subfields import Field61
@@ -51,7 +52,7 @@ def _field61(ex: Exchange) -> Field61 | None:
     try:
         return Field61.parse(str(raw))
     except ValueError as exc:
-        raise Decline("30", f"field 61: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 61: {exc}") from exc
 
 
 def _date_matches(original, mmdd: str) -> bool:
@@ -66,17 +67,17 @@ def _date_matches(original, mmdd: str) -> bool:
 def _same_card(host, ex: Exchange, original) -> None:
     card_pan(host, ex)  # 14 without a usable card, whether or not the original has one
     if original.pan_fingerprint and card_fingerprint(host, ex) != original.pan_fingerprint:
-        raise Decline("64", "card differs from the original's")
+        raise Decline(codes.ORIGINAL_AMOUNT_MISMATCH, "card differs from the original's")
 
 
 def _names_original(ex: Exchange, original) -> None:
     """37 / 38 of the request, when sent, must be the original's RRN / auth code."""
     rrn = str(ex.request.get(37, "")).strip()
     if rrn and rrn != (original.rrn or ""):
-        raise Decline("25", "37 names another transaction")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, "37 names another transaction")
     auth = str(ex.request.get(38, "")).strip()
     if auth and auth != (original.auth_code or ""):
-        raise Decline("25", "38 is not the original's authorization code")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, "38 is not the original's authorization code")
 
 
 def _request_amount(ex: Exchange) -> int:
@@ -97,17 +98,21 @@ async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
     """The original named by 61 (batch, STAN) in the terminal's current batch."""
     f61 = _field61(ex)
     if f61 is None:
-        raise Decline("25", "no field 61")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, "no field 61")
     batch = ex.terminal.current_batch
     if f61.batch != batch:
-        raise Decline("25", f"original batch {f61.batch} is not the open batch {batch}")
+        raise Decline(
+            codes.ORIGINAL_NOT_FOUND, f"original batch {f61.batch} is not the open batch {batch}"
+        )
     rows = [
         r
         for r in await host.store.find_in_batch(ex.terminal.tid, batch, f61.stan)
         if r.txn_type in types and _date_matches(r, f61.date)
     ]
     if not rows:
-        raise Decline("25", f"no {'/'.join(types)} with STAN {f61.stan} in batch {batch}")
+        raise Decline(
+            codes.ORIGINAL_NOT_FOUND, f"no {'/'.join(types)} with STAN {f61.stan} in batch {batch}"
+        )
     return rows[0]
 
 
@@ -118,11 +123,11 @@ async def _find_for_void(host, ex: Exchange, types: tuple[str, ...]) -> None:
     original = await _in_current_batch(host, ex, types)
     _names_original(ex, original)
     if original.status == "voided":
-        raise Decline("12", "original already voided")
+        raise Decline(codes.INVALID_TRANSACTION, "original already voided")
     if original.status != "approved":
-        raise Decline("25", f"original is {original.status}")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, f"original is {original.status}")
     if _request_amount(ex) != original.amount:
-        raise Decline("64", "amount differs from the original's")
+        raise Decline(codes.ORIGINAL_AMOUNT_MISMATCH, "amount differs from the original's")
     _same_card(host, ex, original)
     ex.original = original
     ex.notes["guard"] = {
@@ -149,7 +154,7 @@ async def find_sale_to_refund(host, ex: Exchange) -> None:
     Partial refunds add up to at most the original amount."""
     rrn = str(ex.request.get(37, "")).strip()
     if not rrn:
-        raise Decline("25", "no original RRN in 37")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, "no original RRN in 37")
     f61 = _field61(ex)
     rows = [
         r
@@ -159,15 +164,15 @@ async def find_sale_to_refund(host, ex: Exchange) -> None:
         and (f61 is None or _date_matches(r, f61.date))
     ]
     if not rows:
-        raise Decline("25", "no sale of this merchant with that RRN and date")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, "no sale of this merchant with that RRN and date")
     original = rows[-1]
     if original.status == "voided":
-        raise Decline("12", "original was voided")
+        raise Decline(codes.INVALID_TRANSACTION, "original was voided")
     if original.status != "approved":
-        raise Decline("25", f"original is {original.status}")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, f"original is {original.status}")
     max_age = int(host.settings.get("flows.refund_max_age_days"))
     if _age_days(host, original) > max_age:
-        raise Decline("22", f"original older than {max_age} days")
+        raise Decline(codes.RELATED_TRANSACTION_ERROR, f"original older than {max_age} days")
     _same_card(host, ex, original)
     ex.original = original
     ex.notes["guard"] = {
@@ -191,10 +196,10 @@ async def _find_preauth(host, ex: Exchange):
     elif auth:
         rows = await host.store.find_by_auth_code(tid, "preauth", auth)
     else:
-        raise Decline("25", "neither 61 nor 38 names the pre-authorization")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, "neither 61 nor 38 names the pre-authorization")
     rows = [r for r in rows if f61 is None or _date_matches(r, f61.date)]
     if not rows:
-        raise Decline("25", "pre-authorization not found")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, "pre-authorization not found")
     original = rows[0]
     _names_original(ex, original)
     return original
@@ -203,9 +208,9 @@ async def _find_preauth(host, ex: Exchange):
 async def _open_preauth(host, ex: Exchange):
     original = await _find_preauth(host, ex)
     if original.status == "voided":
-        raise Decline("12", "pre-authorization was cancelled")
+        raise Decline(codes.INVALID_TRANSACTION, "pre-authorization was cancelled")
     if original.status != "approved":
-        raise Decline("25", f"pre-authorization is {original.status}")
+        raise Decline(codes.ORIGINAL_NOT_FOUND, f"pre-authorization is {original.status}")
     retry = ex.notes.get("retry_of")
     children = [
         c
@@ -213,10 +218,10 @@ async def _open_preauth(host, ex: Exchange):
         if retry is None or c.id != retry.id
     ]
     if any(c.txn_type in txntypes.COMPLETING and c.status in (*ACTIVE, "voided") for c in children):
-        raise Decline("12", "pre-authorization already completed")
+        raise Decline(codes.INVALID_TRANSACTION, "pre-authorization already completed")
     days = int(host.settings.get("flows.preauth_expiry_days"))
     if _age_days(host, original) > days:
-        raise Decline("22", f"pre-authorization expired ({days} days)")
+        raise Decline(codes.RELATED_TRANSACTION_ERROR, f"pre-authorization expired ({days} days)")
     _same_card(host, ex, original)
     ex.original = original
     ex.notes["guard"] = {
@@ -230,7 +235,9 @@ async def _open_preauth(host, ex: Exchange):
 async def find_preauth_to_cancel(host, ex: Exchange) -> None:
     original = await _open_preauth(host, ex)
     if _request_amount(ex) != original.amount:
-        raise Decline("64", "cancel amount differs from the pre-authorization")
+        raise Decline(
+            codes.ORIGINAL_AMOUNT_MISMATCH, "cancel amount differs from the pre-authorization"
+        )
     ex.notes["original_status"] = "voided"
 
 
@@ -238,7 +245,9 @@ async def find_preauth_to_complete(host, ex: Exchange) -> None:
     original = await _open_preauth(host, ex)
     tolerance = int(host.settings.get("flows.completion_tolerance_pct"))
     if _request_amount(ex) * 100 > original.amount * (100 + tolerance):
-        raise Decline("64", f"completion above the authorized amount + {tolerance}%")
+        raise Decline(
+            codes.ORIGINAL_AMOUNT_MISMATCH, f"completion above the authorized amount + {tolerance}%"
+        )
 
 
 # -- advices -------------------------------------------------------------------------------
@@ -261,7 +270,7 @@ async def replay_advice(host, ex: Exchange) -> None:
         and first.pan_fingerprint == card_fingerprint(host, ex)
     )
     if not same:
-        raise Decline("94", "STAN reused for a different request")
+        raise Decline(codes.DUPLICATE, "STAN reused for a different request")
     if first.status in ("approved", "declined", "voided"):
         ex.rrn, ex.auth_code, ex.business_date = first.rrn, first.auth_code, first.business_date
         log.info("advice_repeated", tid=first.tid, stan=first.stan, code=first.response_code)
@@ -282,7 +291,7 @@ async def journal_advice(host, ex: Exchange) -> None:
     try:
         ex.journal_id = await insert_transaction(host, ex, txn)
     except DuplicateTransaction as exc:  # the same advice twice at once
-        raise Decline("94", "duplicate (terminal, batch, STAN, date)") from exc
+        raise Decline(codes.DUPLICATE, "duplicate (terminal, batch, STAN, date)") from exc
     ex.rrn = host.rrn_for(ex.journal_id, parse_date(ex.business_date))
 
 
@@ -295,4 +304,4 @@ async def check_reversible(host, ex: Exchange) -> None:
     try:
         ex.notes["reverses"] = identify_original(ex.request).name
     except UnknownTransaction as exc:
-        raise Decline("12", str(exc)) from exc
+        raise Decline(codes.INVALID_TRANSACTION, str(exc)) from exc

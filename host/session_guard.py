@@ -18,14 +18,15 @@ import attrs
 import structlog
 import trio
 
+from codec import responses as codes
 from codec import terminal as terminal_codec
 from host.flow import Decline, Exchange
 from keys.errors import KeysError
 
 log = structlog.get_logger("poshost.session")
 
-RATE_LIMITED = "65"  # frequency limit exceeded
-SIGN_OFF_REFUSED = "A7"  # security processing failure: the sign-off proved nothing
+RATE_LIMITED = codes.FREQUENCY_LIMIT
+SIGN_OFF_REFUSED = codes.SECURITY_FAILURE  # the sign-off proved nothing
 MAX_BUCKETS = 100_000
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import structlog
 
+from codec import responses as codes
 from codec import subfields, txntypes
 from codec.dump import mask_pan
 from codec.errors import CodecError
@@ -46,7 +47,7 @@ def _batch_of(ex: Exchange) -> str:
     try:
         return field60(ex).batch
     except ValueError as exc:
-        raise Decline("30", f"field 60: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 60: {exc}") from exc
 
 
 def _group_totals(totals: BatchTotals | dict, group: str) -> GroupTotals:
@@ -92,7 +93,7 @@ async def settle(host, ex: Exchange) -> None:
     try:
         terminal = subfields.parse_field48_settlement(str(ex.request.get(48, "")))
     except CodecError as exc:
-        raise Decline("30", f"field 48: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 48: {exc}") from exc
     ex.business_date = host.business_date().strftime("%Y%m%d")
     if batch != ex.terminal.current_batch:
         await _settle_again(host, ex, batch, terminal)
@@ -128,7 +129,7 @@ async def _settle_again(host, ex: Exchange, batch: str, terminal) -> None:
     except NotFound:
         stored = None
     if stored is None or stored.status == "open" or stored.host_totals is None:
-        raise Decline("77", f"batch {batch} is not open or settled on the host")
+        raise Decline(codes.SIGN_ON_AGAIN, f"batch {batch} is not open or settled on the host")
     results = _compare(stored.host_totals, terminal)
     if stored.status == "unbalanced" and all(ok for ok, _ in results):
         # e.g. a batch the host closed at its age limit, now settled by the terminal
@@ -148,18 +149,20 @@ async def _batch_to_upload(host, ex: Exchange):
     except NotFound:
         stored = None
     if stored is None or stored.status == "open":
-        raise Decline("77", f"batch {batch} has not been settled")
+        raise Decline(codes.SIGN_ON_AGAIN, f"batch {batch} has not been settled")
     return stored
 
 
 async def batch_upload(host, ex: Exchange) -> None:
     stored = await _batch_to_upload(host, ex)
     if stored.status != "unbalanced":
-        raise Decline("12", f"batch {stored.batch} is {stored.status}: nothing to upload")
+        raise Decline(
+            codes.INVALID_TRANSACTION, f"batch {stored.batch} is {stored.status}: nothing to upload"
+        )
     try:
         records = subfields.parse_batch_upload(str(ex.request.get(48, "")))
     except CodecError as exc:
-        raise Decline("30", f"field 48: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 48: {exc}") from exc
     verdicts = [await _store_record(host, ex.terminal.tid, stored.batch, r) for r in records]
     ex.code = "00"
     ex.response_fields[48] = f"{len(records):02d}" + "".join(verdicts)
@@ -171,10 +174,12 @@ async def batch_upload_detail(host, ex: Exchange) -> None:
     counts as one uploaded record, like a record of 48."""
     stored = await _batch_to_upload(host, ex)
     if stored.status != "unbalanced":
-        raise Decline("12", f"batch {stored.batch} is {stored.status}: nothing to upload")
+        raise Decline(
+            codes.INVALID_TRANSACTION, f"batch {stored.batch} is {stored.status}: nothing to upload"
+        )
     amount, stan = str(ex.request.get(4, "")), str(ex.request.get(11, ""))
     if not (amount.isdecimal() and stan.isdecimal()):
-        raise Decline("30", "a detail record needs 4 and 11")
+        raise Decline(codes.FORMAT_ERROR, "a detail record needs 4 and 11")
     record = subfields.BatchRecord(
         None, card_pan(host, ex), int(amount), stan, field60(ex).txn_type
     )
@@ -231,7 +236,7 @@ async def batch_upload_end(host, ex: Exchange) -> None:
     try:
         announced = subfields.parse_batch_end(str(ex.request.get(48, "")))
     except CodecError as exc:
-        raise Decline("30", f"field 48: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 48: {exc}") from exc
     tid = ex.terminal.tid
     uploaded = await host.store.list_batch_upload_records(tid, stored.batch)
     counted = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import structlog
 import trio
 
+from codec import responses as codes
 from codec import terminal as terminal_codec
 from codec.dump import mask_pan
 from codec.message import FieldValue, Message
@@ -36,22 +37,22 @@ async def identify_terminal(host, ex: Exchange) -> None:
     tid = str(ex.request.get(41, "")).strip()
     terminal = await host.estate.terminal(tid) if tid else None
     if terminal is None:
-        raise Decline("97", f"unknown terminal {tid!r}")
+        raise Decline(codes.TERMINAL_NOT_REGISTERED, f"unknown terminal {tid!r}")
     ex.terminal = terminal
     ex.conn.terminal_id = tid
     merchant = await host.estate.merchant(terminal.mid)
     if merchant is None or merchant.status != "active":
-        raise Decline("03", "merchant missing or disabled")
+        raise Decline(codes.INVALID_MERCHANT, "merchant missing or disabled")
     if str(ex.request.get(42, "")).strip() != terminal.mid:
-        raise Decline("03", "field 42 does not name the terminal's merchant")
+        raise Decline(codes.INVALID_MERCHANT, "field 42 does not name the terminal's merchant")
     ex.merchant = merchant
     if terminal.status != "active":
-        raise Decline("58", "terminal disabled")
+        raise Decline(codes.NOT_PERMITTED_TO_TERMINAL, "terminal disabled")
 
 
 async def require_session(host, ex: Exchange) -> None:
     if not ex.terminal.signed_on or not ex.terminal.mak_token:
-        raise Decline("77", "terminal not signed on", processing=SIGN_ON_AGAIN)
+        raise Decline(codes.SIGN_ON_AGAIN, "terminal not signed on", processing=SIGN_ON_AGAIN)
 
 
 async def verify_mac(host, ex: Exchange) -> None:
@@ -71,10 +72,10 @@ async def verify_mac(host, ex: Exchange) -> None:
                 ex.mac_ok = True
                 return
         except HsmUnavailable as exc:
-            raise Decline("96", f"HSM unavailable: {exc}") from exc
+            raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
     why = "MAC verification failed" if mac else "no MAC"
     host.security.record("mac_failed", peer=ex.conn.peer, tid=terminal.tid, detail=why)
-    raise Decline("A0", why, processing=SIGN_ON_AGAIN)
+    raise Decline(codes.MAC_FAILED, why, processing=SIGN_ON_AGAIN)
 
 
 def field60(ex: Exchange) -> Field60:
@@ -90,20 +91,21 @@ async def check_batch(host, ex: Exchange) -> None:
     try:
         f60 = field60(ex)
     except ValueError as exc:
-        raise Decline("30", f"field 60: {exc}") from exc
+        raise Decline(codes.FORMAT_ERROR, f"field 60: {exc}") from exc
     if f60.batch != ex.terminal.current_batch:
         raise Decline(
-            "77", f"batch {f60.batch} but host has {ex.terminal.current_batch}",
+            codes.SIGN_ON_AGAIN,
+            f"batch {f60.batch} but host has {ex.terminal.current_batch}",
             processing=SIGN_ON_AGAIN,
-        )  # fmt: skip
+        )
 
 
 async def check_amount(host, ex: Exchange) -> None:
     amount = ex.request.get(4)
     if amount is None or not str(amount).isdigit() or int(amount) <= 0:
-        raise Decline("13", "amount missing or zero")
+        raise Decline(codes.INVALID_AMOUNT, "amount missing or zero")
     if str(ex.request.get(49, "156")) != "156":
-        raise Decline("13", "unsupported currency")
+        raise Decline(codes.INVALID_AMOUNT, "unsupported currency")
 
 
 # -- card, route, PIN ------------------------------------------------------------------------
@@ -119,7 +121,7 @@ def card_pan(host, ex: Exchange) -> str:
         track = ex.notes.get("track2") or _clear_track2(host, ex)
         pan = track.split("=", 1)[0] if track else None
     if not pan or not str(pan).isdigit() or not 12 <= len(str(pan)) <= 19:
-        raise Decline("14", "no usable PAN")
+        raise Decline(codes.INVALID_CARD, "no usable PAN")
     ex.notes["pan"] = str(pan)
     return str(pan)
 
@@ -140,11 +142,11 @@ def _clear_track2(host, ex: Exchange) -> str | None:
     security = str(ex.request.get(53, ""))
     if len(security) >= 3 and security[2] == "1":
         if not ex.terminal.tdk_token:
-            raise Decline("A7", "encrypted track but no TDK")
+            raise Decline(codes.SECURITY_FAILURE, "encrypted track but no TDK")
         try:
             track = host.local_hsm.decrypt_track(host.token(ex.terminal.tdk_token), str(track))
         except KeysError as exc:
-            raise Decline("A7", "track decryption failed") from exc
+            raise Decline(codes.SECURITY_FAILURE, "track decryption failed") from exc
     ex.notes["track2"] = str(track)
     return str(track)
 
@@ -153,7 +155,7 @@ async def select_route(host, ex: Exchange) -> None:
     pan = card_pan(host, ex)
     link = host.router.link_for(pan)
     if link is None or link not in host.links:
-        raise Decline("15", f"no route for {mask_pan(pan)}")
+        raise Decline(codes.NO_SUCH_ISSUER, f"no route for {mask_pan(pan)}")
     ex.link = link
 
 
@@ -164,23 +166,25 @@ async def translate_pin(host, ex: Exchange) -> None:
     pan = card_pan(host, ex)
     zpk = host.zpks.get(ex.link)
     if zpk is None:
-        raise Decline("A7", f"no ZPK for link {ex.link}")
+        raise Decline(codes.SECURITY_FAILURE, f"no ZPK for link {ex.link}")
     terminal = ex.terminal
     try:
         if terminal.key_mode == "dukpt":
             ksn = ex.request.get(62)
             if not isinstance(ksn, bytes) or len(ksn) not in (10, 12):
-                raise Decline("99", "DUKPT terminal sent no KSN in 62")
+                raise Decline(codes.PIN_FORMAT_ERROR, "DUKPT terminal sent no KSN in 62")
             source = DukptSource(host.token(terminal.bdk_token), ksn)
         else:
             if not terminal.pik_token:
-                raise Decline("A7", "no PIK: sign on first", processing=SIGN_ON_AGAIN)
+                raise Decline(
+                    codes.SECURITY_FAILURE, "no PIK: sign on first", processing=SIGN_ON_AGAIN
+                )
             source = host.token(terminal.pik_token)
         ex.translated_pin = await host.hsm.translate_pin(bytes(block), pan, source, zpk)
     except Decline:
         raise
     except HsmUnavailable as exc:
-        raise Decline("96", f"HSM unavailable: {exc}") from exc
+        raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
     except KeysError as exc:
         code = "99" if "PIN" in type(exc).__name__ or "pin" in str(exc).lower() else "A7"
         raise Decline(code, f"PIN translation failed: {type(exc).__name__}") from exc
@@ -256,7 +260,7 @@ async def journal_request(host, ex: Exchange) -> None:
     try:
         ex.journal_id = await insert_transaction(host, ex, txn)
     except DuplicateTransaction as exc:
-        raise Decline("94", "duplicate (terminal, batch, STAN, date)") from exc
+        raise Decline(codes.DUPLICATE, "duplicate (terminal, batch, STAN, date)") from exc
     ex.rrn = host.rrn_for(ex.journal_id, ex.notes["business_day"])
 
 
@@ -295,10 +299,12 @@ async def authorize(host, ex: Exchange) -> None:
         resp = await link.request(msg)
     except LinkDown as exc:
         ex.notes["status"] = "error"
-        raise Decline("91", f"link {ex.link} down") from exc
+        raise Decline(codes.ISSUER_DOWN, f"link {ex.link} down") from exc
     except OutcomeUnknown as exc:
         await outcome_unknown(host, ex, f"98 {type(exc).__name__}")
-        raise Decline("98", f"no answer from {ex.link}: {type(exc).__name__}") from exc
+        raise Decline(
+            codes.OUTCOME_UNKNOWN, f"no answer from {ex.link}: {type(exc).__name__}"
+        ) from exc
     except BaseException as exc:  # cancelled (host stopping) or a bug: the request may be out
         with trio.CancelScope(shield=True):
             await outcome_unknown(host, ex, f"98 {type(exc).__name__} while waiting")

@@ -9,13 +9,17 @@ from codec import responses
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_codes_the_host_answers_with_are_in_the_table():
-    used = set()
+def test_the_host_names_its_codes_instead_of_writing_them():
+    """Every Decline names its code from the table (codes.X) or passes one along (the issuer's,
+    a limit's); a bare literal would be a code nobody checked against the table."""
+    bare, named = [], set()
     for path in (ROOT / "host").rglob("*.py"):
-        used |= set(re.findall(r'Decline\(\s*"([0-9A-Z]{2})"', path.read_text()))
-        used |= set(re.findall(r'^[A-Z_]+ = "([0-9A-Z]{2})"  #', path.read_text(), re.M))
-    assert used, "the pattern found nothing: the test would prove nothing"
-    assert used <= set(responses.CODES), sorted(used - set(responses.CODES))
+        text = path.read_text()
+        bare += [(path.name, c) for c in re.findall(r'Decline\(\s*"([0-9A-Z]{2})"', text)]
+        named |= set(re.findall(r"Decline\(\s*codes\.([A-Z_0-9]+)", text))
+    assert bare == [], bare
+    assert named, "the pattern found nothing: the test would prove nothing"
+    assert named <= set(responses.BY_NAME), sorted(named - set(responses.BY_NAME))
 
 
 def test_the_readme_codes_tables_name_only_known_codes():
