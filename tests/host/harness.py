@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 
 import trio
 
@@ -154,3 +155,21 @@ async def one_by_one_issuer(port_box, answer, task_status=trio.TASK_STATUS_IGNOR
     port_box.append(listeners[0].socket.getsockname()[1])
     task_status.started()
     await trio.serve_listeners(handle, listeners)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for a server started as a process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_port(port: int, timeout: float = 20.0) -> None:
+    with trio.fail_after(timeout):
+        while True:
+            try:
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                await stream.aclose()
+                return
+            except OSError:
+                await trio.sleep(0.05)

@@ -6,7 +6,6 @@ in the test process on its own socket; the journal is the real SQLite file."""
 import os
 import random
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -14,19 +13,13 @@ import sys
 import trio
 
 from host.store import SyncStore
-from tests.host.harness import demo_device
+from tests.host.harness import demo_device, free_port, wait_port
 from tools.issuer_sim.config import SimConfig
 from tools.issuer_sim.server import Simulator
 from tools.issuer_sim.testing import PIN, RICH
 from tools.terminal.client import TerminalClient
 
 RICH_BALANCE = 10_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(path, data_dir, host_port, sim_port):
@@ -46,17 +39,6 @@ def start_host(config, log):
          "--config", str(config)],
         stdout=log, stderr=log,
     )  # fmt: skip
-
-
-async def wait_port(port: int, timeout: float = 20.0) -> None:
-    with trio.fail_after(timeout):
-        while True:
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-                await stream.aclose()
-                return
-            except OSError:
-                await trio.sleep(0.05)
 
 
 async def shop(port: int, tid: str, seen: list, stop: trio.Event) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -26,6 +25,7 @@ from tests.host.harness import (
     TEST_LMK,
     demo_device,
     eventually,
+    free_port,
     hsm_sim,
     network_hsm_settings,
     sim_and_host,
@@ -59,12 +59,6 @@ def test_sign_on_purchase_and_dukpt_pin_go_through_the_network_hsm(tmp_path):
     run(body, timeout=60)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def _start_hsm_sim(port: int) -> subprocess.Popen:
     """`poshost hsm-sim` in its own process, once it accepts connections."""
     argv = [sys.executable, "-c", "from host.cli import main; main()", "hsm-sim"]
@@ -86,7 +80,7 @@ async def _start_hsm_sim(port: int) -> subprocess.Popen:
 
 
 def test_killed_hsm_sim_gives_clean_96_and_a_restarted_one_approvals(tmp_path):
-    port = _free_port()
+    port = free_port()
 
     async def body(sim, running):
         proc = await _start_hsm_sim(port)

@@ -17,8 +17,7 @@ import sys
 import trio
 
 from host.store import SyncStore
-from tests.host.harness import demo_device, host_settings, running_host
-from tests.host.test_crash_safety import free_port, wait_port
+from tests.host.harness import demo_device, free_port, host_settings, running_host, wait_port
 from tools.issuer_sim.testing import PIN, RICH
 from tools.terminal.client import TerminalClient
 

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.host.harness import free_port
+
 POSHOST = str(Path(sys.executable).parent / "poshost")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_until_banner(cwd: Path, config: Path) -> tuple[subprocess.Popen, list[str]]:

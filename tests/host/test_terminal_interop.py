@@ -148,7 +148,7 @@ def test_serve_starts_the_simulator_where_the_sim_link_points(tmp_path):
     import subprocess
     import sys
 
-    from tests.host.test_crash_safety import free_port, wait_port
+    from tests.host.harness import free_port, wait_port
 
     host_port, sim_port = free_port(), free_port()
     config = tmp_path / "host.toml"

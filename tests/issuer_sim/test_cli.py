@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import trio
 from click.testing import CliRunner
 
 from host.cli import main
+from tests.host.harness import free_port
 from tools.issuer_sim.cards import format_cards, load_cards
 from tools.issuer_sim.config import DEMO_KEYS, SPECS_DIR
 from tools.issuer_sim.demo import HEADER, demo_cards
@@ -105,18 +105,12 @@ def test_key_options_are_checked_and_never_echoed(tmp_path):
     assert result.exit_code == 2 and "key pvk: 4 hex digits, expected 32" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_with_zpk_option_and_sighup_reloads_the_rules(tmp_path):
     """The real command in its own process: --zpk is the key PIN blocks are checked under,
     and SIGHUP rereads the rules file (a broken file keeps the rules in force)."""
     rules = tmp_path / "rules.toml"
     rules.write_text(RULE_05)
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable,
         "-c",

@@ -12,6 +12,7 @@ import trio
 from click.testing import CliRunner
 
 from host.flows import FLOWS
+from tests.host.harness import free_port
 from tools.certify import report
 from tools.certify.cli import certify
 from tools.certify.runner import Runner
@@ -147,16 +148,8 @@ def test_cli_writes_junit_and_html_and_exits_3_on_failure(tmp_path, monkeypatch)
     assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_against_a_host_that_is_down_says_so_once_and_exits_4(tmp_path):
-    port = _free_port()  # nothing listens there any more
+    port = free_port()  # nothing listens there any more
     r = CliRunner().invoke(certify, ["core", "--host", f"127.0.0.1:{port}", "--out",
                                      str(tmp_path / "out")])  # fmt: skip
     assert r.exit_code == 4, r.output

@@ -3,24 +3,18 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.host.harness import free_port
 from tools.load.cli import demo_terminals
 from tools.load.engine import LoadConfig, LoadError
 from tools.load.run import run_processes
 
 POSHOST = str(Path(sys.executable).parent / "poshost")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_load_against_a_host_that_is_down_is_one_line_and_exit_4(tmp_path):

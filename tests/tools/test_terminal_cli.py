@@ -177,8 +177,8 @@ def test_late_response_makes_the_terminal_reverse_by_itself(stack, pos):
     ],
 )
 def test_every_financial_subcommand_sends_its_type(stack, pos, command, txn_type, flow):
-    """Each subcommand sends the message DIALECT.md names; the host answers 00 when it serves
-    the flow and 40 (function not supported) while it does not."""
+    """Each subcommand sends the message the terminal dialect names; the host answers 00 when it
+    serves the flow and 40 (function not supported) while it does not."""
     originals = {"completion": "preauth", "completion_void": "completion", "void": "purchase",
                  "preauth_cancel": "preauth", "refund": "purchase"}  # fmt: skip
     if txn_type in originals:  # name the original explicitly: it may have been declined 40
