@@ -35,8 +35,9 @@ class IssuerProtocol(Protocol):
     def management(self, code: str, stan: str, transmission: str) -> Message: ...
     def accepted(self, answer: Message) -> bool: ...
     def request_for(
-        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None
-    ) -> Message: ...
+        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None, *,
+        pan: str, now: Any,
+    ) -> Message: ...  # fmt: skip
     def reversal_for(self, host: Any, original: Any, rrn: str) -> Message: ...
     def repeat(self, msg: Message) -> Message: ...
 
@@ -84,15 +85,14 @@ class Iso8583:
         return answer.get(39) == "00"
 
     def request_for(
-        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None
-    ) -> Message:
-        """The issuer request for this exchange (docs/issuer-contract.md)."""
-        from host.steps import card_pan, moment  # the flow's own readings of the card and clock
-
+        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None, *,
+        pan: str, now: Any,
+    ) -> Message:  # fmt: skip
+        """The issuer request for this exchange (docs/issuer-contract.md); ``pan`` and ``now``
+        are the flow's own readings of the card and the clock."""
         req = ex.request
-        now = moment(host, ex)
         fields: dict[int, FieldValue] = {
-            2: card_pan(host, ex),
+            2: pan,
             3: str(req.get(3, "000000")),
             7: ex.notes.get("f7") or now.transmission,
             11: str(req[11]),

@@ -1,9 +1,10 @@
 """Flow steps for financial messages. Each is small, named for what it checks, and either
 updates the exchange or raises ``Decline(code)``.
 
-Response codes used here (DIALECT.md): 03 merchant, 13 amount, 14 card, 15 no route, 30 format,
-58 terminal not permitted, 77 sign on again / batch out of step, 91 issuer down, 94 duplicate,
-96 system malfunction, 97 unknown terminal, 98 issuer timeout, 99 PIN format, A0 MAC, A7 security.
+Response codes used here (named from specs/response_codes.toml): 03 merchant, 13 amount,
+14 card, 15 no route, 30 format, 58 terminal not permitted, 77 sign on again / batch out of
+step, 91 issuer down, 94 duplicate, 96 system malfunction, 97 unknown terminal, 98 outcome
+unknown (reversed), 99 PIN format, A0 MAC, A7 security.
 """
 
 from __future__ import annotations
@@ -292,8 +293,9 @@ async def authorize(host, ex: Exchange) -> None:
     whether the link timed out, broke, failed, or the host is stopping during the wait."""
     link = host.links[ex.link]
     msg = link.protocol.request_for(
-        host, ex, ex.notes.get("issuer_mti", ex.request.mti), ex.notes.get("issuer_extra")
-    )
+        host, ex, ex.notes.get("issuer_mti", ex.request.mti), ex.notes.get("issuer_extra"),
+        pan=card_pan(host, ex), now=moment(host, ex),
+    )  # fmt: skip
     ex.issuer_request = msg
     try:
         resp = await link.request(msg)
