@@ -27,8 +27,8 @@ SIGN_ON_MODES = ("001", "003", "004")
 async def sign_on(host, ex: Exchange) -> None:
     """New PIK/MAK (and TDK for 004) under the terminal's TMK, with 4-byte check values in 62.
 
-    The MAK is single-length DES in every mode (DIALECT.md); the PIK is double-length for 003
-    and 004. The terminal adopts the batch number sent back in 60.2.
+    The MAK is single-length DES in every mode (docs/terminal-dialect.md); the PIK is
+    double-length for 003 and 004. The terminal adopts the batch number sent back in 60.2.
     """
     req = ex.request
     try:
@@ -105,7 +105,7 @@ async def echo(host, ex: Exchange) -> None:
 
 
 # Parameter download (0800, 60.3 360): field 62 of the 0810 is a list of tag (2 digits),
-# length (3 digits), value (ASCII) entries. DIALECT.md leaves the layout to the host; this is ours.
+# length (3 digits), value (ASCII) entries. The dialect leaves the layout to the host; this is ours.
 PARAMETER_TAGS = {
     "01": "acquirer name",
     "02": "merchant name",

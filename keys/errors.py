@@ -11,7 +11,7 @@ class KeysError(Exception):
     """Base of every error raised by ``keys`` (catch this one at the host boundary)."""
 
 
-class KeyError_(KeysError, ValueError):  # the name CONTRACTS.md promises
+class KeyError_(KeysError, ValueError):  # trailing _: not the builtin KeyError
     """Key material or a token is malformed: wrong length, bad parity, failed check value."""
 
 

@@ -734,8 +734,8 @@ class SoftHSM:
     # -- track data ----------------------------------------------------------------------
 
     def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str:
-        """Undo the terminal's track encryption (DIALECT.md: the 8 bytes ending one byte
-        before the end of the packed track are TDES-ECB encrypted with the TDK)."""
+        """Undo the terminal's track encryption (docs/terminal-dialect.md: the 8 bytes ending
+        one byte before the end of the packed track are TDES-ECB encrypted with the TDK)."""
         eng = self._engine(tdk, frozenset({T.TDK}), "track decryption", "decrypt")
         return _track_transform(eng.ecb.decrypt, track_nibbles)
 

@@ -47,7 +47,7 @@ def xor_blocks(data: bytes) -> bytes:
     return reduce(_ixor, words).to_bytes(8, "big")
 
 
-# --- UnionPay ECB MAC (DIALECT.md, "Keys, MAC, PIN") ----------------------------------------
+# --- UnionPay ECB MAC (docs/terminal-dialect.md, "Keys, MAC, PIN") -----------------------------
 
 
 def unionpay_ecb_mac_with(encrypt: Encrypt, data: bytes) -> bytes:

@@ -11,7 +11,7 @@ import enum
 
 import attrs
 
-from keys.errors import (  # re-exported: CONTRACTS.md names them next to KeyToken
+from keys.errors import (  # re-exported: callers import the errors with KeyToken
     DukptError,
     KeyError_,
     KeysError,

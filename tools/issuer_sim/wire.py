@@ -90,7 +90,7 @@ class Frame:
 
 
 class _Stop(Exception):
-    pass
+    """Reading stops at the first field that cannot be read; what came before is kept."""
 
 
 def read(body: bytes) -> Frame:
