@@ -13,6 +13,7 @@ counts what the host wrote to its log while the frames came in, by event.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -50,11 +51,9 @@ async def send_one(port: int, source: str, frame: bytes) -> None:
     except OSError:
         return
     with trio.move_on_after(5):
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await stream.send_all(frame)
             await stream.receive_some(4096)  # the answer (30) or the host's close
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
     await stream.aclose()
 
 

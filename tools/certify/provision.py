@@ -46,11 +46,9 @@ def provision(settings: Settings, tids: set[str]) -> int:
 
 def _add_twin(store: SyncStore, hsm: SoftHSM, t: dict) -> bool:
     tid = twin_tid(t["tid"])
-    try:
+    with contextlib.suppress(NotFound):
         store.get_terminal(tid)
-        return False
-    except NotFound:
-        pass
+        return False  # there already
     tmk = hsm.import_clear(KeyType.TMK, bytes.fromhex(t["tmk_clear_test_key"]))
     bdk = None
     if t.get("bdk_clear_test_key"):

@@ -4,6 +4,7 @@ loopback, each a separate process the soak can SIGKILL and start again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -55,12 +56,10 @@ def poshost(*args: str) -> list[str]:
 
 def rss_kb(pid: int) -> int:
     """Resident set size of a process from /proc (0 when it is gone)."""
-    try:
+    with contextlib.suppress(OSError):  # the process is gone
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-    except OSError:
-        pass
     return 0
 
 
