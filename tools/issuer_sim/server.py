@@ -27,7 +27,7 @@ from codec import issuer
 from codec.errors import CodecError, FrameError
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.message import Message, response_mti
-from host.outbox import Outbox
+from host.harness import Outbox
 from tools.issuer_sim import decide as d
 from tools.issuer_sim import wire
 from tools.issuer_sim.cards import load_cards, mask_pan
