@@ -4,7 +4,9 @@ Masking is the default and not optional here: PAN as first 6 + last 4, and only 
 tracks (35, 36), the PIN block (52), IC data (55) and field 62 (working keys under the TMK, or
 a DUKPT KSN) — except that a TUSN in 62, not being key material, is shown. PANs inside batch
 upload records (48 of a 0320) are masked as well; in the issuer dialect 48 carries the ZPK
-under the ZMK during key exchange and is shown as a length only.
+under the ZMK during key exchange and is shown as a length only. A transfer's payee PAN (the
+registry's ``payee`` field, 48, in any 01xx/02xx/04xx terminal message; 103 on the issuer side)
+is masked exactly like 2, whether or not the message could be identified.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from codec.dialect import DialectTable
 from codec.errors import CodecError
 from codec.message import FieldValue, Message
 from codec.subfields import parse_batch_upload, parse_tusn
+from codec.txntypes import PAYEE_FIELDS
 
 HIDDEN = frozenset({35, 36, 45, 52, 55})
+FINANCIAL_CLASSES = ("01", "02", "04")
+ISSUER_PAN_FIELDS = frozenset({2, 103})  # 103: account identification 2, a transfer's payee
 
 
 def mask_pan(pan: str) -> str:
@@ -34,8 +39,15 @@ def _length_only(v: FieldValue) -> str:
     return f"[{len(v)} {unit}]"
 
 
+def is_pan_field(msg: Message, n: int, dialect: str = "terminal") -> bool:
+    """Does field ``n`` of ``msg`` hold a card number (the card's own, or a payee's)?"""
+    if dialect == "issuer":
+        return n in ISSUER_PAN_FIELDS
+    return n == 2 or (n in PAYEE_FIELDS and msg.mti[:2] in FINANCIAL_CLASSES)
+
+
 def _mask_value(msg: Message, n: int, v: FieldValue, dialect: str) -> str:
-    if n == 2 and isinstance(v, str):
+    if isinstance(v, str) and is_pan_field(msg, n, dialect):
         return mask_pan(v)
     if n in HIDDEN:
         return _length_only(v)
@@ -135,21 +147,23 @@ def _encodings(v: FieldValue) -> list[str]:
     return out
 
 
-def masked_hex(payload: bytes, msg: Message | None, width: int = 32) -> str:
+def masked_hex(
+    payload: bytes, msg: Message | None, width: int = 32, dialect: str = "terminal"
+) -> str:
     """The payload as offset-prefixed hex lines, for someone comparing bytes with a terminal
     vendor's trace, with the bytes of the PAN (all but first 6 and last 4 digits), tracks, PIN
-    block, IC data, keys and passwords replaced by asterisks. Without a decoded message (a
-    frame that did not decode) every run of 13 or more decimal nibbles, which could be a packed
-    PAN, is masked the same way."""
+    block, IC data, keys and passwords replaced by asterisks (a payee's PAN like the card's).
+    Without a decoded message (a frame that did not decode) every run of 13 or more decimal
+    nibbles, which could be a packed PAN, is masked the same way."""
     text = payload.hex().upper()
     if msg is None:
         text = re.sub(r"\d{13,}", lambda m: mask_pan(m.group()), text)
     else:
         for n, v in msg.fields.items():
-            if n == 2 and isinstance(v, str) and len(v) >= 13:
+            if isinstance(v, str) and len(v) >= 12 and is_pan_field(msg, n, dialect):
                 for enc in _encodings(v):
                     if enc == v:  # packed BCD: keep the digits a masked PAN shows
-                        text = text.replace(enc, v[:6] + "*" * (len(v) - 10) + v[-4:])
+                        text = text.replace(enc, mask_pan(v))
                     elif len(enc) >= 8:
                         text = text.replace(enc, "*" * len(enc))
             elif v not in (None, "", b"") and _hex_hidden(msg, n, v):
