@@ -7,6 +7,7 @@ from __future__ import annotations
 from host.flow import batch as st
 from host.flow import management as m
 from host.flow import originals as o
+from host.flow import payee as pay
 from host.flow import session_guard as g
 from host.flow import steps as s
 from host.flow.engine import Flow
@@ -43,6 +44,7 @@ def _financial(name: str, *find_original, journal=s.journal_request) -> Flow:
 
 FLOWS: dict[str, Flow] = {
     "purchase": _financial("purchase"),
+    "transfer": _financial("transfer", pay.check_payee),
     "balance_inquiry": Flow(
         "balance_inquiry",
         (*_SESSION, s.check_batch, b.check_business_day, *_ISSUER, s.journal_request,

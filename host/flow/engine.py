@@ -64,6 +64,9 @@ class Exchange:
     issuer_request: Message | None = None
     issuer_response: Message | None = None
     translated_pin: bytes | None = None
+    # a transfer's payee card (registry ``payee`` field): clear only here and in the issuer
+    # request; the journal keeps its mask (docs/terminal-dialect.md, "Transfer")
+    payee_pan: str | None = attrs.field(default=None, repr=False)
     mac_ok: bool = False
     business_date: str = ""
     moment: Any = None  # the host's clock for this exchange (host.app.Moment), read once

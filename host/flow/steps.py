@@ -237,8 +237,13 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
         card_group=_card_group(host, pan),
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
-        extra={"f7": ex.notes["f7"]},
+        extra={"f7": ex.notes["f7"], **_payee_extra(ex)},
     )
+
+
+def _payee_extra(ex: Exchange) -> dict[str, str]:
+    """A transfer's payee as the journal keeps it: masked 6+4, never clear."""
+    return {"payee": mask_pan(ex.payee_pan)} if ex.payee_pan else {}
 
 
 async def insert_transaction(host, ex: Exchange, txn: NewTransaction) -> int:
