@@ -206,7 +206,7 @@ class BackOffice:
             status=q.get("status"), rrn=q.get("rrn"), txn_type=q.get("type"),
             limit=_int(q.get("limit"), 100, 1, 1000), offset=_int(q.get("offset"), 0, 0, 10**9),
         )  # fmt: skip
-        items = [{k: getattr(t, k) for k in TXN_FIELDS} for t in rows]
+        items = [_transaction_item(t) for t in rows]
         return _json(200, {"merchant": mid, "count": len(items), "transactions": items})
 
     async def _settlements(self, mid: str, query) -> Response:
@@ -239,6 +239,14 @@ class BackOffice:
         filename = recon.file_names(date, mid)[name.removesuffix(".csv")]
         disposition = [("content-disposition", f'attachment; filename="{filename}"')]
         return 200, "text/csv; charset=utf-8", text.encode("utf-8"), disposition
+
+
+def _transaction_item(t) -> dict[str, Any]:
+    """One journal row as the API shows it; a transfer's payee as the journal keeps it, masked
+    6+4 (``extra.payee``), null for every other type."""
+    item = {k: getattr(t, k) for k in TXN_FIELDS}
+    item["payee_masked"] = (t.extra or {}).get("payee")
+    return item
 
 
 def _query(query: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, str]:
