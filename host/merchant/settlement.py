@@ -1,9 +1,10 @@
 """Merchant settlement: after cut-over, each merchant's settled transactions of a business date
 become one settlement record.
 
-* What counts: the journal's approved debits (purchase, completion, completion advice) and
-  credits (refund) of the business date — the same rule as batch totals. A voided or reversed
-  sale is no longer 'approved' and does not count.
+* What counts: the journal's approved debits (the registry's ``settles = "debit"`` types:
+  purchase, completion, completion advice, transfer) and credits (refund) of the business
+  date — the same rule as batch totals. A voided or reversed sale is no longer 'approved' and
+  does not count.
 * gross = debits - credits; fee = gross x rate / 100 rounded HALF UP to the fen, once per
   merchant and date (``merchant_records.fee_for``); net = gross - fee.
 * Cycle: T1 (default) pays on the next calendar day at ``fee_rate``; D0 pays on the business

@@ -549,9 +549,9 @@ GROUP BY card_group
 
 
 def batch_totals(db: Db, tid: str, batch: str) -> BatchTotals:
-    """The host's settlement totals of a terminal batch, per card group: debits are approved
-    purchases, completions and completion advices (a voided or reversed one is no longer
-    'approved'); credits are approved refunds."""
+    """The host's settlement totals of a terminal batch, per card group: debits are the
+    approved rows of the registry's debit types (purchase, completion, completion advice,
+    transfer; a voided or reversed one is no longer 'approved'); credits are approved refunds."""
     groups = {g: GroupTotals() for g in CARD_GROUPS}
     for row in db.query(_TOTALS_SQL, {"tid": tid, "batch": batch}):
         group = row.pop("card_group")
@@ -943,7 +943,7 @@ def list_risk_limits(db: Db) -> list[Any]:
 
 def merchant_risk_totals(db: Db, mid: str, business_date: str, month_start: str) -> dict[str, int]:
     """One aggregate over the merchant's approved rows this month: sales of the day, sales of
-    the month, refunds of the month (debits: purchase, completion, completion advice)."""
+    the month, refunds of the month (debits: the registry's ``settles = "debit"`` types)."""
     row = db.query_one(
         "SELECT"  # noqa: S608 (registry type names, never input)
         " COALESCE(SUM(CASE WHEN business_date = :d AND txn_type IN"
@@ -1109,8 +1109,8 @@ GROUP BY mid
 
 
 def merchant_day_totals(db: Db, business_date: str, mid: str | None = None) -> dict[str, Any]:
-    """mid -> DayTotals of the approved debits (purchase, completion, completion advice) and
-    credits (refund) of one business date: what merchant settlement pays, from the journal."""
+    """mid -> DayTotals of the approved debits and credits (the registry's ``settles`` types)
+    of one business date: what merchant settlement pays, from the journal."""
     from host.store.merchant_records import DayTotals
 
     params: dict[str, Any] = {"d": business_date}
