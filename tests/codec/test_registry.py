@@ -29,7 +29,7 @@ def test_the_registry_facts_are_the_dialects_rules():
     assert (transfer.risk, transfer.velocity, transfer.card_debit) == (True, True, True)
     assert (transfer.request_mti, transfer.processing, transfer.condition) == ("0200", "40", "00")
     assert transfer.payee == 48 and purchase.payee is None
-    assert txntypes.PAYEE_FIELDS == {48}
+    assert {48} == txntypes.PAYEE_FIELDS
     assert "batch_upload_detail" not in txntypes.JOURNALLED
     assert txntypes.sql_list(("purchase", "refund")) == "('purchase', 'refund')"
 
