@@ -313,7 +313,13 @@ class Ledger:
 
     def _reverse(self, req: d.AuthRequest) -> Outcome:
         original = self._find_original(req, None)
-        if original is not None and not original.reversed and req.replacement is not None:
+        # 95 on a kind with no partial form (a void...): reversed in full, unless 95 is too big
+        if (
+            original is not None
+            and not original.reversed
+            and req.replacement is not None
+            and (original.kind in d.PARTIAL_KINDS or req.replacement > original.amount)
+        ):
             return self._reverse_partly(req, original, req.replacement)
         auth_id = self._insert_auth(
             req, "00", "", None, d.NO_EFFECT, original.id if original else None
