@@ -126,6 +126,8 @@ def test_issuer_timeout_is_reversed_on_both_cards_by_store_and_forward(tmp_path)
 def test_the_payee_pan_is_masked_in_logs_journal_record_and_back_office(tmp_path):
     buffer = io.StringIO()
     logs.configure("json", "debug", stream=buffer)
+    # not cached: a logger cached now would keep writing to this buffer in later tests
+    structlog.configure(cache_logger_on_first_use=False)
     record = tmp_path / "issuer-record.jsonl"
     device = demo_device()
     listed: list[bytes] = []
