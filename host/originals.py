@@ -28,6 +28,7 @@ from codec.txntypes import UnknownTransaction, identify_original
 from host.clock import parse_date
 from host.flow import Decline, Exchange
 from host.issuer_protocol import original_f7
+from host.merchant import tills
 from host.steps import (
     card_fingerprint,
     card_pan,
@@ -95,20 +96,31 @@ def _age_days(host, original) -> int:
 
 
 async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
-    """The original named by 61 (batch, STAN) in the terminal's current batch."""
+    """The original named by 61 (batch, STAN) in the terminal's current batch; else, for a
+    till of a master/secondary group, a sale of another till of the group still in its open
+    batch, named by 37 (its RRN) and 61 (its till's batch and STAN) as its slip prints them.
+    Whether this terminal may void that one is ``tills.check_till_policy``'s to say."""
     f61 = _field61(ex)
     if f61 is None:
         raise Decline(codes.ORIGINAL_NOT_FOUND, "no field 61")
     batch = ex.terminal.current_batch
-    if f61.batch != batch:
+    rows = []
+    if f61.batch == batch:
+        rows = [
+            r
+            for r in await host.store.find_in_batch(ex.terminal.tid, batch, f61.stan)
+            if r.txn_type in types and _date_matches(r, f61.date)
+        ]
+    if not rows:
+        rows = [
+            r
+            for r in await tills.open_sales_of_other_tills(host, ex, types)
+            if r.batch == f61.batch and r.stan == f61.stan and _date_matches(r, f61.date)
+        ]
+    if not rows and f61.batch != batch:
         raise Decline(
             codes.ORIGINAL_NOT_FOUND, f"original batch {f61.batch} is not the open batch {batch}"
         )
-    rows = [
-        r
-        for r in await host.store.find_in_batch(ex.terminal.tid, batch, f61.stan)
-        if r.txn_type in types and _date_matches(r, f61.date)
-    ]
     if not rows:
         raise Decline(
             codes.ORIGINAL_NOT_FOUND, f"no {'/'.join(types)} with STAN {f61.stan} in batch {batch}"

@@ -238,6 +238,7 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
         extra={"f7": ex.notes["f7"]},
+        master_tid=ex.terminal.master_tid,
     )
 
 

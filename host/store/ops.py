@@ -13,6 +13,7 @@ from typing import Any
 
 from codec import txntypes
 from codec.txntypes import sql_list
+from host.store import tills
 from host.store.db import Db
 from host.store.errors import (
     AlreadyExists,
@@ -85,12 +86,16 @@ def add_terminal(
     *,
     serial: str | None = None,
     current_batch: str = "000001",
+    master_tid: str | None = None,
 ) -> Terminal:
+    """``master_tid``: the new terminal is a secondary of that one (docs/tills.md)."""
     _check(key_mode, KEY_MODES, "key mode")
     get_merchant(db, mid)  # NotFound with a clear message rather than a foreign-key error
+    if master_tid is not None:
+        tills.check_master(db, tid, mid, master_tid)
     row = db.query_one(
-        "INSERT INTO terminals (tid, mid, key_mode, serial, current_batch, created_at)"
-        " VALUES (:tid, :mid, :key_mode, :serial, :batch, :now)"
+        "INSERT INTO terminals (tid, mid, key_mode, serial, current_batch, master_tid,"
+        " created_at) VALUES (:tid, :mid, :key_mode, :serial, :batch, :master, :now)"
         " ON CONFLICT (tid) DO NOTHING RETURNING *",
         {
             "tid": tid,
@@ -98,6 +103,7 @@ def add_terminal(
             "key_mode": key_mode,
             "serial": serial,
             "batch": current_batch,
+            "master": master_tid,
             "now": db.now(),
         },
     )
@@ -292,7 +298,7 @@ def set_operator_status(db: Db, tid: str, operator_no: str, status: str) -> None
 _TXN_INSERT_COLUMNS = (
     "tid, mid, batch, stan, business_date, txn_type, mti, processing_code, condition_code,"
     " amount, currency, pan_masked, pan_fingerprint, card_group, rrn, original_id, issuer_link,"
-    " issuer_stan, requested_at, extra"
+    " issuer_stan, requested_at, extra, master_tid"
 )
 _TXN_INSERT = (
     f"INSERT INTO transactions ({_TXN_INSERT_COLUMNS}, status) VALUES ("  # noqa: S608
@@ -325,6 +331,7 @@ def insert_pending(db: Db, txn: NewTransaction) -> int:
         "issuer_stan": txn.issuer_stan,
         "requested_at": db.now() if txn.requested_at is None else txn.requested_at,
         "extra": to_json(txn.extra),
+        "master_tid": txn.master_tid,
     }
     row = db.query_one(_TXN_INSERT, params)
     if row is None:
@@ -509,11 +516,13 @@ def list_transactions(
     txn_type: str | None = None,
     batch: str | None = None,
     pan_fingerprint: str | None = None,
+    rolls_up_to: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Transaction]:
     """Filtered journal rows, newest first. ``pan_fingerprint`` finds one card's rows (see
-    :func:`host.store.records.pan_fingerprint`)."""
+    :func:`host.store.records.pan_fingerprint`); ``rolls_up_to`` a master's rows and its
+    secondaries' (docs/tills.md)."""
     where, params = _where(
         tid=tid,
         mid=mid,
@@ -524,6 +533,10 @@ def list_transactions(
         batch=batch,
         pan_fingerprint=pan_fingerprint,
     )
+    if rolls_up_to is not None:
+        where += " AND" if where else " WHERE"
+        where += " (master_tid = :rolls_up_to OR (master_tid IS NULL AND tid = :rolls_up_to))"
+        params["rolls_up_to"] = rolls_up_to
     params.update(limit=int(limit), offset=int(offset))
     rows = db.query(
         f"SELECT * FROM transactions{where} ORDER BY id DESC LIMIT :limit OFFSET :offset",  # noqa: S608
@@ -1063,7 +1076,7 @@ def list_security_events(
 
 def set_merchant_terms(db: Db, mid: str, values: dict[str, Any]) -> None:
     """Create or update a merchant's terms; None clears a field back to the default."""
-    from host.store.merchant_records import TERMS_FIELDS
+    from host.store.merchant_records import BOOL_TERMS, TERMS_FIELDS
 
     unknown = set(values) - set(TERMS_FIELDS)
     if unknown:
@@ -1075,7 +1088,7 @@ def set_merchant_terms(db: Db, mid: str, values: dict[str, Any]) -> None:
         {"mid": mid, "now": db.now()},
     )
     for name, value in values.items():
-        if name == "require_operator" and value is not None:
+        if name in BOOL_TERMS and value is not None:
             value = int(bool(value))
         db.execute(
             f"UPDATE merchant_terms SET {name} = :v, updated_at = :now WHERE mid = :mid",  # noqa: S608
@@ -1356,3 +1369,11 @@ def revoke_api_token(db: Db, token_id: int) -> None:
         {"id": token_id, "now": db.now()},
     ):
         raise NotFound(f"active API token {token_id} not found")
+
+
+# Master and secondary terminals (host/store/tills.py), here too: the writer process finds every
+# store operation by its name in this module.
+check_master = tills.check_master
+set_master = tills.set_master
+list_secondaries = tills.list_secondaries
+till_day_totals = tills.till_day_totals

@@ -1,0 +1,1 @@
+"""Merchant operations: what a merchant's terms, terminals and money add up to."""
