@@ -104,6 +104,7 @@ async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
     if f61 is None:
         raise Decline(codes.ORIGINAL_NOT_FOUND, "no field 61")
     batch = ex.terminal.current_batch
+    rrn = str(ex.request.get(37, "")).strip()
     rows = []
     if f61.batch == batch:
         rows = [
@@ -111,6 +112,10 @@ async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
             for r in await host.store.find_in_batch(ex.terminal.tid, batch, f61.stan)
             if r.txn_type in types and _date_matches(r, f61.date)
         ]
+    if rows and rrn and all(r.rrn != rrn for r in rows):
+        # batches and STANs are each till's own: this till's sale with that STAN is not the
+        # one whose RRN the slip shows; another till's may be
+        rows = []
     if not rows:
         rows = [
             r
@@ -142,6 +147,10 @@ async def _find_for_void(host, ex: Exchange, types: tuple[str, ...]) -> None:
         raise Decline(codes.ORIGINAL_AMOUNT_MISMATCH, "amount differs from the original's")
     _same_card(host, ex, original)
     ex.original = original
+    if original.tid != ex.terminal.tid:
+        # To the issuer a void undoes the sale at the terminal that made it: 90 names the
+        # sale by that terminal's STAN and 7 (docs/tills.md)
+        ex.notes["issuer_tid"] = original.tid
     ex.notes["guard"] = {
         "limits": {"sibling_types": (ex.txn.name, "refund")},
         "code": "12",
