@@ -4,6 +4,8 @@
 (computed from the journal as settlement would), and the latest closed batches with how they
 ended: closed (balanced or reconciled by upload), unbalanced (waiting for an upload, or closed
 by the host at its age limit) or flagged (still out of balance after upload: for operations).
+``settle tills`` shows a date's settled rows per terminal, rolled up under masters
+(docs/tills.md).
 """
 
 from __future__ import annotations
