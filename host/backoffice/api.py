@@ -33,7 +33,6 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 import trio
 
-from host import recon
 from host.backoffice.tokens import (
     TOKEN_RE,
     UNKNOWN_ID_DIGEST,
@@ -43,7 +42,7 @@ from host.backoffice.tokens import (
     is_legacy,
     new_token,
 )
-from host.merchant import tills
+from host.merchant import recon, tills
 from host.security import SecurityMonitor, peer_address
 from host.store.errors import NotFound
 from host.store.merchant_records import DayTotals

@@ -1,1 +1,2 @@
-"""Merchant operations: what a merchant's terms, terminals and money add up to."""
+"""Merchant operations: risk limits, operators and terms, activation, the business day,
+merchant settlement and reconciliation, master and secondary terminals (tills)."""

@@ -16,8 +16,9 @@ and refund flows after the original is found:
 A master (and a terminal that is no one's secondary) is not restricted: it may void the sales of
 its group's tills still in their open batches, and refund any sale of the merchant, as before.
 A refused request gets 58 (transaction not permitted to the terminal) and nothing reaches the
-issuer. docs/tills.md has the whole story, with what a void from another till does to the
-original till's settlement.
+issuer. Finding another till's sale for a void is in host/flow/originals.py, and its batch
+upload in host/flow/batch.py (the flows do not import the merchant room); docs/tills.md has
+the whole story, with what a void from another till does to the original till's settlement.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import structlog
 
 from codec import responses as codes
 from codec import txntypes
-from host.flow import Decline, Exchange
-from host.operators import merchant_terms
+from host.flow.engine import Decline, Exchange
+from host.merchant.operators import merchant_terms
 from host.store.merchant_records import DayTotals, TillTotals
 
 log = structlog.get_logger("poshost.tills")
@@ -40,33 +41,7 @@ VOIDS = txntypes.UNDOING_SETTLED
 CREDITS = txntypes.CREDITS
 
 
-def group_of(terminal) -> str:
-    """The till group a terminal (or journal row) belongs to: its master's TID, else its own."""
-    return terminal.master_tid or terminal.tid
-
-
 # -- the flows -------------------------------------------------------------------------------
-
-
-async def open_sales_of_other_tills(host, ex: Exchange, types: tuple[str, ...]):
-    """Rows of ``types`` named by the RRN in 37 that another till of the requesting terminal's
-    group journalled, still in that till's open batch (a void undoes a sale before its batch is
-    settled, wherever it is voided). Empty for a terminal alone in its group."""
-    rrn = str(ex.request.get(37, "")).strip()
-    if not rrn:
-        return []
-    me = ex.terminal
-    rows = []
-    for row in await host.store.find_by_rrn(rrn):
-        if row.tid == me.tid or row.mid != me.mid or row.txn_type not in types:
-            continue
-        if group_of(row) != group_of(me):
-            continue
-        # read, not the estate cache: that till may have settled a moment ago elsewhere
-        till = await host.store.get_terminal(row.tid)
-        if row.batch == till.current_batch:
-            rows.append(row)
-    return rows
 
 
 def _kind(ex: Exchange) -> str | None:
@@ -105,17 +80,6 @@ async def check_till_policy(host, ex: Exchange) -> None:
         f"secondary {me.tid} may not {kind} {whose} ({term} is off): the master {me.master_tid}"
         " may",
     )
-
-
-async def voided_by_another_till(host, row) -> str | None:
-    """The TID of the other till whose approved void undid ``row``, if one did: the terminal
-    that made the sale still counts it, and its batch upload lists it (host/settlement.py)."""
-    if row.status != "voided":
-        return None
-    for child in await host.store.find_by_original(row.id):
-        if child.txn_type in VOIDS and child.status == "approved" and child.tid != row.tid:
-            return child.tid
-    return None
 
 
 # -- the roll-up -----------------------------------------------------------------------------

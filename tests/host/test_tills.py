@@ -29,8 +29,8 @@ from host.backoffice.api import serve_backoffice
 from host.cli import main
 from host.clock import FixedClock
 from host.config import load_settings
-from host.merchant_settlement import run_settlement
-from host.recon import check, write_files
+from host.merchant.recon import check, write_files
+from host.merchant.settlement import run_settlement
 from host.runtime import RunningHost
 from host.store import SyncStore
 from tests.host.flowkit import MORNING, PIN, RICH, original, run

@@ -26,16 +26,15 @@ from codec.issuer import original_data
 from codec.subfields import Field61
 from codec.txntypes import UnknownTransaction, identify_original
 from host.clock import parse_date
-from host.flow import Decline, Exchange
-from host.issuer_protocol import original_f7
-from host.merchant import tills
-from host.steps import (
+from host.flow.engine import Decline, Exchange
+from host.flow.steps import (
     card_fingerprint,
     card_pan,
     field60,
     insert_transaction,
     new_transaction,
 )
+from host.issuer.protocol import original_f7
 from host.store.errors import DuplicateTransaction
 
 log = structlog.get_logger("poshost.originals")
@@ -99,7 +98,8 @@ async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
     """The original named by 61 (batch, STAN) in the terminal's current batch; else, for a
     till of a master/secondary group, a sale of another till of the group still in its open
     batch, named by 37 (its RRN) and 61 (its till's batch and STAN) as its slip prints them.
-    Whether this terminal may void that one is ``tills.check_till_policy``'s to say."""
+    Whether this terminal may void that one is ``host.merchant.tills.check_till_policy``'s to
+    say (a step of the flow table)."""
     f61 = _field61(ex)
     if f61 is None:
         raise Decline(codes.ORIGINAL_NOT_FOUND, "no field 61")
@@ -119,7 +119,7 @@ async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
     if not rows:
         rows = [
             r
-            for r in await tills.open_sales_of_other_tills(host, ex, types)
+            for r in await _open_sales_of_other_tills(host, ex, types)
             if r.batch == f61.batch and r.stan == f61.stan and _date_matches(r, f61.date)
         ]
     if not rows and f61.batch != batch:
@@ -131,6 +131,29 @@ async def _in_current_batch(host, ex: Exchange, types: tuple[str, ...]):
             codes.ORIGINAL_NOT_FOUND, f"no {'/'.join(types)} with STAN {f61.stan} in batch {batch}"
         )
     return rows[0]
+
+
+async def _open_sales_of_other_tills(host, ex: Exchange, types: tuple[str, ...]):
+    """Rows of ``types`` named by the RRN in 37 that another till of the requesting terminal's
+    group (its master and the master's secondaries, docs/tills.md) journalled, still in that
+    till's open batch: a void undoes a sale before its batch is settled, wherever it is
+    voided. Empty for a terminal alone in its group."""
+    rrn = str(ex.request.get(37, "")).strip()
+    if not rrn:
+        return []
+    me = ex.terminal
+    group = me.master_tid or me.tid
+    rows = []
+    for row in await host.store.find_by_rrn(rrn):
+        if row.tid == me.tid or row.mid != me.mid or row.txn_type not in types:
+            continue
+        if row.rolls_up_to != group:
+            continue
+        # read, not the estate cache: that till may have settled a moment ago elsewhere
+        till = await host.store.get_terminal(row.tid)
+        if row.batch == till.current_batch:
+            rows.append(row)
+    return rows
 
 
 # -- void of purchase, completion void -----------------------------------------------------

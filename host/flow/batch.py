@@ -26,9 +26,8 @@ from codec import subfields, txntypes
 from codec.dump import mask_pan
 from codec.errors import CodecError
 from codec.subfields import SettlementTotals
-from host.flow import Decline, Exchange
-from host.merchant import tills
-from host.steps import card_pan, field60
+from host.flow.engine import Decline, Exchange
+from host.flow.steps import card_pan, field60
 from host.store.errors import NotFound
 from host.store.records import BatchTotals, GroupTotals
 
@@ -219,7 +218,7 @@ async def _agrees(host, tid: str, batch: str, record) -> tuple[bool, int | None,
     if not rows:
         return False, None, None
     row = rows[0]
-    voided_by = await tills.voided_by_another_till(host, row)
+    voided_by = await _voided_by_another_till(host, row)
     agrees = (
         (row.status == "approved" or voided_by is not None)
         and row.txn_type == TYPE_CODES.get(record.original_type)
@@ -229,6 +228,18 @@ async def _agrees(host, tid: str, batch: str, record) -> tuple[bool, int | None,
         and row.pan_fingerprint == host.fingerprint(record.pan)
     )
     return agrees, row.id, voided_by
+
+
+async def _voided_by_another_till(host, row) -> str | None:
+    """The TID of the other till whose approved void undid ``row``, if one did (a master
+    voiding its secondary's sale): the till that made the sale still counts it."""
+    if row.status != "voided":
+        return None
+    for child in await host.store.find_by_original(row.id):
+        undoes_sale = child.txn_type in txntypes.UNDOING_SETTLED
+        if undoes_sale and child.status == "approved" and child.tid != row.tid:
+            return child.tid
+    return None
 
 
 async def batch_upload_end(host, ex: Exchange) -> None:
