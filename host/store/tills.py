@@ -7,23 +7,17 @@ terminal cannot be its own master. Each change is checked and written in one tra
 PostgreSQL the rows involved are locked first (in TID order), so two changes made at once by
 two processes cannot build a chain between them. (docs/tills.md)
 
-Written without ``host.store.ops`` (which re-exports these functions for the writer process),
-so neither module imports the other's internals.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from codec import txntypes
-from codec.txntypes import sql_list
 from host.store.db import Db
 from host.store.errors import NotFound, TillRefused
 from host.store.merchant_records import TillTotals
 from host.store.records import Terminal
-
-_SETTLED = sql_list(txntypes.SETTLED)
-_DEBITS, _CREDITS = sql_list(txntypes.DEBITS), sql_list(txntypes.CREDITS)
+from host.store.sql import CREDITS, DEBITS, SETTLED
 
 
 def _terminal(db: Db, tid: str, *, lock: bool = False) -> Terminal:
@@ -85,13 +79,13 @@ def set_master(db: Db, tid: str, master_tid: str | None) -> Terminal:
 
 _TILL_TOTALS_SQL = f"""
 SELECT mid, tid, master_tid,
-  SUM(CASE WHEN txn_type IN {_DEBITS} THEN 1 ELSE 0 END) AS debit_count,
-  SUM(CASE WHEN txn_type IN {_DEBITS} THEN amount ELSE 0 END) AS debit_amount,
-  SUM(CASE WHEN txn_type IN {_CREDITS} THEN 1 ELSE 0 END) AS credit_count,
-  SUM(CASE WHEN txn_type IN {_CREDITS} THEN amount ELSE 0 END) AS credit_amount
+  SUM(CASE WHEN txn_type IN {DEBITS} THEN 1 ELSE 0 END) AS debit_count,
+  SUM(CASE WHEN txn_type IN {DEBITS} THEN amount ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type IN {CREDITS} THEN 1 ELSE 0 END) AS credit_count,
+  SUM(CASE WHEN txn_type IN {CREDITS} THEN amount ELSE 0 END) AS credit_amount
 FROM transactions
 WHERE business_date = :d AND status = 'approved'
-  AND txn_type IN {_SETTLED}{{extra}}
+  AND txn_type IN {SETTLED}{{extra}}
 GROUP BY mid, tid, master_tid
 """  # noqa: S608 (registry type names, never input)
 
