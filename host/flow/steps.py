@@ -213,7 +213,8 @@ def moment(host, ex: Exchange):
 
 def new_transaction(host, ex: Exchange) -> NewTransaction:
     """The journal row for this request. Field 7 of the issuer request is fixed here and kept
-    in ``extra`` so a later void, completion or reversal names this one exactly in 90."""
+    in ``extra`` so a later void, completion or reversal names this one exactly in 90 (and 41,
+    when the issuer knows the row under another terminal)."""
     req = ex.request
     pan = ex.notes.get("pan")
     now = moment(host, ex)
@@ -239,13 +240,22 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
         card_group=_card_group(host, pan),
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
-        extra={"f7": ex.notes["f7"], **_payee_extra(ex)},
+        extra=_extra(ex),
+        master_tid=ex.terminal.master_tid,
     )
 
 
-def _payee_extra(ex: Exchange) -> dict[str, str]:
-    """A transfer's payee as the journal keeps it: masked 6+4, never clear."""
-    return {"payee": mask_pan(ex.payee_pan)} if ex.payee_pan else {}
+def _extra(ex: Exchange) -> dict[str, str]:
+    """What a later reversal must send again exactly: field 7, and 41 when the issuer knows
+    this row under another terminal (a master's void of its secondary's sale); and a
+    transfer's payee as the journal keeps it: masked 6+4, never clear."""
+    extra = {"f7": ex.notes["f7"]}
+    issuer_tid = ex.notes.get("issuer_tid")
+    if issuer_tid is not None:
+        extra["issuer_tid"] = issuer_tid
+    if ex.payee_pan:
+        extra["payee"] = mask_pan(ex.payee_pan)
+    return extra
 
 
 async def insert_transaction(host, ex: Exchange, txn: NewTransaction) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from host.store import access, estate, journal, merchant_ops, reversals
+from host.store import access, estate, journal, merchant_ops, reversals, tills
+from host.store.merchant_records import TillTotals
 from host.store.records import (
     Batch,
     BatchTotals,
@@ -61,6 +62,7 @@ class AsyncFacade:
         *,
         serial: str | None = None,
         current_batch: str = "000001",
+        master_tid: str | None = None,
     ) -> Terminal:
         return await self._write(
             estate.add_terminal,
@@ -69,6 +71,7 @@ class AsyncFacade:
             key_mode,
             serial=serial,
             current_batch=current_batch,
+            master_tid=master_tid,
         )
 
     async def set_terminal_status(self, tid: str, status: str) -> None:
@@ -96,6 +99,9 @@ class AsyncFacade:
             tmk_token=tmk_token,
             bdk_token=bdk_token,
         )
+
+    async def set_master(self, tid: str, master_tid: str | None) -> Terminal:
+        return await self._write(tills.set_master, tid, master_tid)
 
     async def sign_on(
         self,
@@ -476,6 +482,9 @@ class AsyncFacade:
     ) -> list[Terminal]:
         return await self._read(estate.list_terminals, mid, status)
 
+    async def list_secondaries(self, master_tid: str) -> list[Terminal]:
+        return await self._read(tills.list_secondaries, master_tid)
+
     async def get_operator(self, tid: str, operator_no: str) -> Operator:
         return await self._read(estate.get_operator, tid, operator_no)
 
@@ -522,6 +531,7 @@ class AsyncFacade:
         txn_type: str | None = None,
         batch: str | None = None,
         pan_fingerprint: str | None = None,
+        rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Transaction]:
@@ -535,6 +545,7 @@ class AsyncFacade:
             txn_type=txn_type,
             batch=batch,
             pan_fingerprint=pan_fingerprint,
+            rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
         )
@@ -652,6 +663,9 @@ class AsyncFacade:
     async def counted_transactions(self, mid: str, business_date: str) -> list[Transaction]:
         return await self._read(merchant_ops.counted_transactions, mid, business_date)
 
+    async def till_day_totals(self, business_date: str, mid: str | None = None) -> list[TillTotals]:
+        return await self._read(tills.till_day_totals, business_date, mid)
+
     async def get_device(self, serial: str) -> Any:
         return await self._read(access.get_device, serial)
 
@@ -696,6 +710,7 @@ class SyncFacade:
         *,
         serial: str | None = None,
         current_batch: str = "000001",
+        master_tid: str | None = None,
     ) -> Terminal:
         return self._transact(
             estate.add_terminal,
@@ -704,6 +719,7 @@ class SyncFacade:
             key_mode,
             serial=serial,
             current_batch=current_batch,
+            master_tid=master_tid,
         )
 
     def set_terminal_status(self, tid: str, status: str) -> None:
@@ -731,6 +747,9 @@ class SyncFacade:
             tmk_token=tmk_token,
             bdk_token=bdk_token,
         )
+
+    def set_master(self, tid: str, master_tid: str | None) -> Terminal:
+        return self._transact(tills.set_master, tid, master_tid)
 
     def sign_on(
         self,
@@ -1085,6 +1104,9 @@ class SyncFacade:
     def list_terminals(self, mid: str | None = None, status: str | None = None) -> list[Terminal]:
         return self._read_now(estate.list_terminals, mid, status)
 
+    def list_secondaries(self, master_tid: str) -> list[Terminal]:
+        return self._read_now(tills.list_secondaries, master_tid)
+
     def get_operator(self, tid: str, operator_no: str) -> Operator:
         return self._read_now(estate.get_operator, tid, operator_no)
 
@@ -1131,6 +1153,7 @@ class SyncFacade:
         txn_type: str | None = None,
         batch: str | None = None,
         pan_fingerprint: str | None = None,
+        rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Transaction]:
@@ -1144,6 +1167,7 @@ class SyncFacade:
             txn_type=txn_type,
             batch=batch,
             pan_fingerprint=pan_fingerprint,
+            rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
         )
@@ -1256,6 +1280,9 @@ class SyncFacade:
 
     def counted_transactions(self, mid: str, business_date: str) -> list[Transaction]:
         return self._read_now(merchant_ops.counted_transactions, mid, business_date)
+
+    def till_day_totals(self, business_date: str, mid: str | None = None) -> list[TillTotals]:
+        return self._read_now(tills.till_day_totals, business_date, mid)
 
     def get_device(self, serial: str) -> Any:
         return self._read_now(access.get_device, serial)
