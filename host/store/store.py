@@ -26,7 +26,7 @@ import outcome
 import structlog
 import trio
 
-from host.store import ops
+from host.store import ops, qr_ops
 from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, redact
 from host.store.errors import StoreClosed
 from host.store.schema import migrate
@@ -130,6 +130,12 @@ WRITES = (
     ops.add_api_token,
     ops.rehash_api_token,
     ops.revoke_api_token,
+    # QR wallet flows
+    qr_ops.qr_open,
+    qr_ops.qr_complete,
+    qr_ops.qr_close,
+    qr_ops.qr_forward,
+    qr_ops.qr_forward_done,
 )
 READS = (
     ops.get_merchant,

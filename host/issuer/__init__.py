@@ -1,0 +1,1 @@
+"""Issuer links and their protocols."""
