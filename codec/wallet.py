@@ -24,6 +24,7 @@ import attrs
 from codec.errors import CodecError
 
 VERSION = "1.0"
+DEMO_APP_ID = "2088000000000001"  # the demo acquirer's application id at wallet-sim
 CHARSET = "utf-8"
 SIGN_TYPE = "RSA2"
 GATEWAY_PATH = "/gateway.do"

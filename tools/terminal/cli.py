@@ -344,7 +344,7 @@ async def refund(pos: Pos, stan, rrn, orig_date, amount, pan, expiry, track2, pi
 async def qr_pay(pos: Pos, amount: int, code: str) -> None:
     """Pay by the customer's payment code (0200, 60.1 = 36, the code in 48). The host may wait
     for the customer to confirm ("user paying") before it answers."""
-    request = pos.device.financial_request("qr_pay", amount=amount, extra={48: code})
+    request = pos.device.financial_request("qr_pay", amount=amount, extra={48: code, 22: "032"})
     entry = LogEntry(type="qr_pay", stan=str(request[11]), batch=pos.device.batch, amount=amount,
                      pan="")  # fmt: skip
     _finish(pos, "qr_pay", await pos.transact("qr_pay", request, entry))
@@ -358,7 +358,7 @@ async def qr_pay(pos: Pos, amount: int, code: str) -> None:
 async def qr_order(pos: Pos, amount: int, png_path: Path | None) -> None:
     """Show a QR for the customer to scan (0200, 60.1 = 37): printed here as text and saved as
     PNG. Then `poshost terminal qr-query` says whether it was paid."""
-    request = pos.device.financial_request("qr_order", amount=amount)
+    request = pos.device.financial_request("qr_order", amount=amount, extra={22: "032"})
     entry = LogEntry(type="qr_order", stan=str(request[11]), batch=pos.device.batch,
                      amount=amount, pan="")  # fmt: skip
     out = await pos.transact("qr_order", request, entry)

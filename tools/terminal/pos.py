@@ -323,7 +323,8 @@ class Pos:
                 continue
             if e.status == "completed" or e.type not in (*DEBITS, *CREDITS):
                 continue
-            s = sums[self.state.is_domestic(e.pan) or e.type in QR]
+            # no PAN: a QR sale or its void/refund, which the host counts as domestic
+            s = sums[self.state.is_domestic(e.pan) or not e.pan]
             if e.type in DEBITS:
                 s[0] += e.amount
                 s[1] += 1
@@ -338,8 +339,8 @@ class Pos:
         for e in self.state.log:
             if e.batch != self.device.batch or e.status != "approved":
                 continue
-            if e.type not in (*DEBITS, *CREDITS):
-                continue
+            if e.type not in (*DEBITS, *CREDITS) or not e.pan:
+                continue  # QR rows have no PAN to upload: the wallet's bill checks them
             records.append(
                 subfields.BatchRecord(
                     "00" if self.state.is_domestic(e.pan) else "01",
@@ -424,6 +425,7 @@ ENTRY_MODES = {
     "01": "MANUAL",
     "02": "SWIPE",
     "05": "CHIP",
+    "03": "QR SCAN",
     "07": "CONTACTLESS",
     "90": "SWIPE",
     "95": "CHIP (FALLBACK)",

@@ -10,8 +10,9 @@ from typing import Any
 
 import attrs
 
+from codec.wallet import DEMO_APP_ID  # the acquirer's application id (demo)
+
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs" / "wallet_sim"
-DEMO_APP_ID = "2088000000000001"  # the acquirer's application id at the platform (demo)
 
 
 def parse_hostport(s: str) -> tuple[str, int]:
