@@ -6,6 +6,7 @@ PUT  /settings              change any of them
 GET  /stats                 counters
 GET  /users                 users and balances
 POST /users/<id>/code       a fresh one-time payment code (the previous one stops working)
+POST /users/<id>/codes      {"count": N, "ttl": S}: N codes valid together (load generators)
 POST /confirm               {"user": ID} or {"out_trade_no": N}: the user types the password
 POST /pay                   {"qr": CONTENT, "user": ID}: the user pays a merchant's QR
 GET  /trades/<out_trade_no> the trade (payment code masked) and its notifications
@@ -61,6 +62,15 @@ def route(sim, method: str, path: str, query: str, data: dict[str, Any]):
         except KeyError:
             return 404, {"error": f"no user {parts[1]!r}"}
         return 200, {"user": parts[1], "code": code, "valid_seconds": sim.faults.code_ttl}
+    if len(parts) == 3 and parts[0] == "users" and parts[2] == "codes" and method == "POST":
+        count, ttl = int(data.get("count", 1)), float(data.get("ttl", sim.faults.code_ttl))
+        if not 1 <= count <= 100_000 or ttl <= 0:
+            raise ValueError("count 1..100000 and ttl > 0")
+        try:
+            codes = sim.ledger.issue_codes(parts[1], sim.now(), ttl, count)
+        except KeyError:
+            return 404, {"error": f"no user {parts[1]!r}"}
+        return 200, {"user": parts[1], "codes": codes, "valid_seconds": ttl}
     if parts == ["confirm"] and method == "POST":
         trade = sim.confirm(user=data.get("user"), out_trade_no=data.get("out_trade_no"))
         if trade is None:

@@ -136,6 +136,23 @@ class Ledger:
                             " VALUES (?, ?, ?, ?)", (code, user_id, now, now + ttl))  # fmt: skip
         return code
 
+    def issue_codes(self, user_id: str, now: float, ttl: float, count: int) -> list[str]:
+        """``count`` codes valid together (a test facility for load generators: a real wallet
+        shows one at a time); earlier codes stay valid."""
+        if self.user(user_id) is None:
+            raise KeyError(user_id)
+        codes = []
+        with self._tx():
+            for _ in range(count):
+                code = CODE_PREFIX + "".join(
+                    secrets.choice("0123456789") for _ in range(CODE_LENGTH - 2)
+                )
+                self.db.execute("INSERT OR IGNORE INTO codes (code, user_id, issued_at,"
+                                " expires_at) VALUES (?, ?, ?, ?)",
+                                (code, user_id, now, now + ttl))  # fmt: skip
+                codes.append(code)
+        return codes
+
     # -- the gateway's methods: each returns (code, response fields) ----------------------------
     def pay(self, app_id: str, biz: dict[str, Any], now: float, notify_url: str | None):
         out_trade_no, amount = str(biz["out_trade_no"]), w.fen(biz["total_amount"])
