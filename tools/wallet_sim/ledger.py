@@ -159,6 +159,8 @@ class Ledger:
         code = str(biz.get("auth_code", ""))
         with self._tx():
             existing = self.trade(out_trade_no)
+            if existing is not None and existing["kind"] == "cancelled":
+                return w.BUSINESS_FAILED, _fail(w.TRADE_HAS_CLOSE, "cancelled before it came")
             if existing is not None:
                 same = (
                     existing["kind"] == "pay"
@@ -204,6 +206,8 @@ class Ledger:
         validity = _validity(biz.get("timeout_express"), default_validity)
         with self._tx():
             existing = self.trade(out_trade_no)
+            if existing is not None and existing["kind"] == "cancelled":
+                return w.BUSINESS_FAILED, _fail(w.TRADE_HAS_CLOSE, "cancelled before it came")
             if existing is not None:
                 if existing["kind"] != "order" or existing["amount"] != amount:
                     return w.BUSINESS_FAILED, _fail(w.CONTEXT_INCONSISTENT, "order number reused")
