@@ -21,12 +21,12 @@ from host.backoffice.process import BackOfficeProcess, child_config
 from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import Settings, parse_address
 from host.demo import seed_demo_estate
-from host.dispatch import Dispatcher
+from host.edge.dispatch import Dispatcher
+from host.edge.server import Limits, TerminalServer
 from host.flows import FLOWS
 from host.hsm import build_hsm
-from host.router import Router
-from host.saf import recover_pending, saf_worker
-from host.server import Limits, TerminalServer
+from host.issuer.router import Router
+from host.issuer.saf import recover_pending, saf_worker
 from host.store import open_store
 from keys.hsm import SoftHSM
 
@@ -126,7 +126,7 @@ async def _serve(
             await nursery.start(link.run)
         await nursery.start(saf_worker, host)
         if host.settings["qr"]["link"]:
-            from host.qr_steps import order_watch
+            from host.issuer.wallet_orders import order_watch
 
             await nursery.start(order_watch, host)
         if host.settings["qr"]["notify_listen"]:

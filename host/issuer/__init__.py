@@ -1,1 +1,1 @@
-"""Issuer links and their protocols."""
+"""The issuer side: BIN routing, the issuer-protocol seam, links and store-and-forward."""

@@ -24,8 +24,8 @@ import trio
 
 from codec import wallet as w
 from codec.errors import CodecError
+from host.issuer.link import LinkDown, LinkLost, LinkTimeout
 from host.issuer.wallet_protocol import WALLET, WalletProtocol
-from host.issuer_link import LinkDown, LinkLost, LinkTimeout
 from keys import rsa_sign
 
 log = structlog.get_logger("poshost.wallet")

@@ -1,7 +1,7 @@
 """Where the wallet's asynchronous payment notifications arrive (``qr.notify_listen``): a small
 HTTP/1.1 endpoint (h11 under Trio) taking ``POST /wallet/notify`` with a JSON body of at most
-16 KiB; what a notification does is ``host.qr_steps.on_notification``. Anything else gets 404,
-a malformed request 400, and a connection that stalls is closed."""
+16 KiB; what a notification does is ``host.issuer.wallet_orders.on_notification``. Anything
+else gets 404, a malformed request 400, and a connection that stalls is closed."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ async def serve_notifications(host, *, task_status=trio.TASK_STATUS_IGNORED) -> 
 
 
 async def _serve(host, stream: trio.SocketStream) -> None:
-    from host.qr_steps import on_notification
+    from host.issuer.wallet_orders import on_notification
 
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     peer = _peer(stream)

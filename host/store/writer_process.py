@@ -39,7 +39,7 @@ import trio
 
 from host.child import spawn_child
 from host.logs import configure
-from host.store import ops, qr_ops
+from host.store import ops
 from host.store.db import connect
 from host.store.errors import StoreError
 from host.store.writer import Op, Writer, WriterStats
@@ -164,19 +164,12 @@ class _Inbox:
                 return
             for batch in self._reader.feed(data):
                 for seq, name, args, kwargs in batch:
-                    fn = _operation(name)
+                    fn = ops.WRITES_BY_NAME.get(name)
                     if fn is None:
                         self._notify([(Op(None, (), {}, self._notify, seq), _unknown(name))])
                         continue
                     self.pending.append(Op(fn, args, kwargs, self._notify, seq))
             timeout = 0
-
-
-def _operation(name: str):
-    """A store operation by name: the journal's (``ops``) or the QR flows' (``qr_ops``)."""
-    if name.startswith("_"):
-        return None
-    return getattr(ops, name, None) or getattr(qr_ops, name, None)
 
 
 def _unknown(name: str) -> outcome.Error:

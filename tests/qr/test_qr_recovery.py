@@ -5,7 +5,7 @@ pending is carried forward, never undone."""
 import trio
 
 from codec import wallet as w
-from host.saf import recover_pending
+from host.issuer.saf import recover_pending
 from host.store.records import NewTransaction
 from tests.host.harness import demo_device, eventually, qr_stack, terminal
 

@@ -48,10 +48,10 @@ def wallet_sim(ctx: click.Context, listen, control, state, users, key_dir, acqui
 
     import trio
 
-    from host import logs
+    from host.harness import configure_logs
     from tools.wallet_sim.server import WalletSim
 
-    logs.configure(os.environ.get("POSHOST_SIM_LOG_FORMAT", "auto"), "info")
+    configure_logs(os.environ.get("POSHOST_SIM_LOG_FORMAT", "auto"), "info")
     changes = {"listen": listen, "control": control or None}
     for name, value in (("state", state), ("users", users), ("key_dir", key_dir),
                         ("acquirer_public_key", acquirer_key), ("record", record)):  # fmt: skip
