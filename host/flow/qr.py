@@ -222,7 +222,7 @@ async def query_order(host, ex: Exchange) -> None:
     if row.status != "pending":
         raise Decline(codes.INVALID_TRANSACTION, f"order is {row.status}")
     if row.txn_type not in AWAITING or not (row.extra or {}).get("out_trade_no"):
-        raise Decline(codes.BY_NAME["REQUEST_IN_PROGRESS"], "sale still in progress")
+        raise Decline(codes.REQUEST_IN_PROGRESS, "sale still in progress")
     link = host.links.get(row.issuer_link)
     if link is None:
         raise Decline(codes.NO_SUCH_ISSUER, f"wallet link {row.issuer_link!r} not configured")
@@ -231,7 +231,7 @@ async def query_order(host, ex: Exchange) -> None:
     except LinkDown as exc:
         raise Decline(codes.ISSUER_DOWN, "wallet unreachable") from exc
     except OutcomeUnknown as exc:
-        raise Decline(codes.BY_NAME["REQUEST_IN_PROGRESS"], "wallet did not answer") from exc
+        raise Decline(codes.REQUEST_IN_PROGRESS, "wallet did not answer") from exc
     settled = link.protocol.settled(reply)
     if settled == "paid" and await complete_order(host, row, reply):
         ex.auth_code = str(reply.get("trade_no", ""))[-6:] or None
@@ -245,7 +245,7 @@ async def query_order(host, ex: Exchange) -> None:
     if settled == "declined":
         await close_order(host, row, "the wallet closed the order", codes.INVALID_TRANSACTION)
         raise Decline(codes.INVALID_TRANSACTION, "order closed at the wallet")
-    raise Decline(codes.BY_NAME["REQUEST_IN_PROGRESS"], "not paid yet")
+    raise Decline(codes.REQUEST_IN_PROGRESS, "not paid yet")
 
 
 # -- voids and refunds of QR sales --------------------------------------------------------------

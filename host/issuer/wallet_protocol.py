@@ -25,13 +25,13 @@ SALES = txntypes.names(lambda t: t.channel == "qr" and t.settles == "debit")
 DECLINES = {
     w.CODE_INVALID: codes.INVALID_CARD,
     w.CODE_USED: codes.INVALID_CARD,
-    w.CODE_EXPIRED: codes.BY_NAME["EXPIRED_CARD"],
-    w.BALANCE_NOT_ENOUGH: codes.BY_NAME["INSUFFICIENT_FUNDS"],
+    w.CODE_EXPIRED: codes.EXPIRED_CARD,
+    w.BALANCE_NOT_ENOUGH: codes.INSUFFICIENT_FUNDS,
     w.TRADE_HAS_CLOSE: codes.INVALID_TRANSACTION,
     w.TRADE_STATUS_ERROR: codes.INVALID_TRANSACTION,
     w.TRADE_NOT_EXIST: codes.ORIGINAL_NOT_FOUND,
     w.CONTEXT_INCONSISTENT: codes.DUPLICATE,
-    w.REFUND_EXCEEDED: codes.BY_NAME["AMOUNT_LIMIT"],
+    w.REFUND_EXCEEDED: codes.AMOUNT_LIMIT,
 }
 
 
@@ -123,7 +123,7 @@ class WalletProtocol:
         """The terminal's code for a final refusal: 40004 by its sub_code; a refused request
         (40002: our signature or parameters) is a system malfunction on our side."""
         if reply.code == w.BUSINESS_FAILED:
-            return DECLINES.get(reply.sub_code, codes.BY_NAME["DO_NOT_HONOUR"])
+            return DECLINES.get(reply.sub_code, codes.DO_NOT_HONOUR)
         return codes.SYSTEM_MALFUNCTION
 
     def settled(self, reply: w.WalletReply) -> str | None:

@@ -12,8 +12,22 @@ from host import logs
 from tests.host.harness import demo_device, qr_stack, terminal
 
 
+def _forget_cached_loggers() -> None:
+    """host.logs caches each module's logger on first use: one cached by an earlier test of
+    the run writes to that test's stream. Forget them, so this test's lines come here."""
+    import sys
+
+    from structlog._config import BoundLoggerLazyProxy
+
+    for module in list(sys.modules.values()):
+        for value in list(vars(module).values()) if hasattr(module, "__dict__") else ():
+            if isinstance(value, BoundLoggerLazyProxy):
+                vars(value).pop("bind", None)
+
+
 def test_no_clear_payment_code_or_private_key_in_logs_journal_or_record(tmp_path):
     buffer = io.StringIO()
+    _forget_cached_loggers()
     logs.configure("json", "debug", stream=buffer)
     codes: list[str] = []
     record = tmp_path / "wallet-record.jsonl"
@@ -38,6 +52,7 @@ def test_no_clear_payment_code_or_private_key_in_logs_journal_or_record(tmp_path
         rows, platform_key, acquirer_key = trio.run(main)
     finally:
         structlog.reset_defaults()
+        _forget_cached_loggers()  # nor may this test's stream keep the later tests' lines
     text = buffer.getvalue()
     assert any(json.loads(x).get("type") == "qr_pay" for x in text.splitlines() if x[:1] == "{")
     journal = repr(rows) + json.dumps([r.extra for r in rows])

@@ -295,7 +295,7 @@ class _CaseRun:
             orig = self.responses.get(int(p["original"])) if "original" in p else None
             rrn = str(p.get("rrn") or (orig.get(37) if orig is not None else "") or "000000000000")
             return d.financial_request(kind, stan=stan, rrn=rrn)
-        if kind in ("qr_pay", "qr_order"):
+        if kind in txntypes.QR_SALES:
             extra = {22: "032", **({48: self.codes[number]} if kind == "qr_pay" else {})}
             return d.financial_request(kind, stan=stan, amount=int(p["amount"]), extra=extra)
         original_req = original_resp = None
