@@ -4,9 +4,11 @@ Masking is the default and not optional here: PAN as first 6 + last 4, and only 
 tracks (35, 36), the PIN block (52), IC data (55) and field 62 (working keys under the TMK, or
 a DUKPT KSN) — except that a TUSN in 62, not being key material, is shown. PANs inside batch
 upload records (48 of a 0320) are masked as well; in the issuer dialect 48 carries the ZPK
-under the ZMK during key exchange and is shown as a length only. A transfer's payee PAN (the
-registry's ``payee`` field, 48, in any 01xx/02xx/04xx terminal message; 103 on the issuer side)
-is masked exactly like 2, whether or not the message could be identified.
+under the ZMK during key exchange and is shown as a length only. 48 of a financial terminal
+message (01xx, 02xx, 04xx) holds a card number or a payment code: a transfer's payee PAN (the
+registry's ``payee`` field; 103 on the issuer side) or a QR payment code (docs/qr.md). It is
+masked exactly like 2, in field dumps and hex traces, whether or not the message could be
+identified.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from codec.txntypes import PAYEE_FIELDS
 
 HIDDEN = frozenset({35, 36, 45, 52, 55})
 FINANCIAL_CLASSES = ("01", "02", "04")
+# 48 of a financial message: a QR payment code, or (with any other payee field of the registry)
+# a transfer's payee
+FINANCIAL_PAN_FIELDS = PAYEE_FIELDS | {48}
 ISSUER_PAN_FIELDS = frozenset({2, 103})  # 103: account identification 2, a transfer's payee
 
 
@@ -40,10 +45,11 @@ def _length_only(v: FieldValue) -> str:
 
 
 def is_pan_field(msg: Message, n: int, dialect: str = "terminal") -> bool:
-    """Does field ``n`` of ``msg`` hold a card number (the card's own, or a payee's)?"""
+    """Does field ``n`` of ``msg`` hold a card number (the card's own, a payee's) or a QR
+    payment code?"""
     if dialect == "issuer":
         return n in ISSUER_PAN_FIELDS
-    return n == 2 or (n in PAYEE_FIELDS and msg.mti[:2] in FINANCIAL_CLASSES)
+    return n == 2 or (n in FINANCIAL_PAN_FIELDS and msg.mti[:2] in FINANCIAL_CLASSES)
 
 
 def _mask_value(msg: Message, n: int, v: FieldValue, dialect: str) -> str:

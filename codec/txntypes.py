@@ -42,6 +42,8 @@ class TxnType:
     velocity: bool = False
     card_debit: bool = False
     payee: int | None = None  # the field with a second card's PAN (a transfer's payee)
+    channel: str = "card"  # "card" | "qr": how the customer pays (docs/qr.md)
+    awaits_payer: bool = False  # stays pending while the customer pays (a QR order)
 
 
 _Financial = dict[tuple[str, str, str, str], TxnType]
@@ -63,6 +65,8 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
         by_name[t.name] = t
 
     for row in data["financial"]:
+        if row.get("channel", "card") not in ("card", "qr"):
+            raise ValueError(f"transactions.toml: {row['name']}: channel is card or qr")
         if row.get("settles") not in (None, "debit", "credit"):
             raise ValueError(f"transactions.toml: {row['name']}: settles is debit or credit")
         if not isinstance(row.get("payee", 0), int) or isinstance(row.get("payee"), bool):
@@ -75,6 +79,7 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
             risk=row.get("risk", False),
             velocity=row.get("velocity", False), card_debit=row.get("card_debit", False),
             payee=row.get("payee"),
+            channel=row.get("channel", "card"), awaits_payer=row.get("awaits_payer", False),
         )  # fmt: skip
         add(financial, (t.request_mti, row["processing"], row["condition"], row["type"]), t)
     for row in data["management"]:
@@ -128,6 +133,9 @@ CARD_DEBITS = names(lambda t: t.card_debit)
 PAYEE_FIELDS = frozenset(t.payee for t in TYPES.values() if t.payee is not None)
 """Fields that carry a payee's PAN in some financial type: masked like 2 in every financial
 message (01xx, 02xx, 04xx) whatever its type, so an unidentifiable request masks them too."""
+QR = names(lambda t: t.channel == "qr")  # the QR wallet's own rows (docs/qr.md)
+QR_SALES = names(lambda t: t.channel == "qr" and t.settles == "debit")
+AWAITING_PAYER = names(lambda t: t.awaits_payer)  # pending until paid, closed, or expired
 BY_TYPE_CODE = {t.type_code: t.name for t in TYPES.values() if t.settles}
 """60.1 of an uploaded batch record -> the journal type it names."""
 

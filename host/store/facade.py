@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from host.store import access, estate, journal, merchant_ops, reversals, tills
+from host.store import access, estate, journal, merchant_ops, qr, reversals, tills
 from host.store.merchant_records import TillTotals
 from host.store.records import (
     Batch,
@@ -463,6 +463,65 @@ class AsyncFacade:
 
     async def revoke_api_token(self, token_id: int) -> None:
         return await self._write(access.revoke_api_token, token_id)
+
+    # -- the QR wallet flows (host/store/qr.py)
+
+    async def qr_open(self, txn_id: int, *, rrn: str, extra: dict[str, Any]) -> bool:
+        return await self._write(qr.qr_open, txn_id, rrn=rrn, extra=extra)
+
+    async def qr_complete(
+        self,
+        txn_id: int,
+        *,
+        auth_code: str | None,
+        extra: dict[str, Any],
+        settlement_date: str | None = None,
+    ) -> bool:
+        return await self._write(
+            qr.qr_complete,
+            txn_id,
+            auth_code=auth_code,
+            extra=extra,
+            settlement_date=settlement_date,
+        )
+
+    async def qr_close(
+        self, txn_id: int, reason: str, *, link: str, payload: bytes, response_code: str
+    ) -> bool:
+        return await self._write(
+            qr.qr_close, txn_id, reason, link=link, payload=payload, response_code=response_code
+        )
+
+    async def qr_forward(
+        self,
+        txn_id: int,
+        reason: str,
+        *,
+        link: str,
+        payload: bytes,
+        rrn: str | None,
+        settlement_date: str | None,
+    ) -> int:
+        return await self._write(
+            qr.qr_forward,
+            txn_id,
+            reason,
+            link=link,
+            payload=payload,
+            rrn=rrn,
+            settlement_date=settlement_date,
+        )
+
+    async def qr_forward_done(
+        self, txn_id: int, *, approved: bool, response_code: str, original_status: str | None
+    ) -> bool:
+        return await self._write(
+            qr.qr_forward_done,
+            txn_id,
+            approved=approved,
+            response_code=response_code,
+            original_status=original_status,
+        )
 
     # -- reads
 
@@ -1089,6 +1148,65 @@ class SyncFacade:
 
     def revoke_api_token(self, token_id: int) -> None:
         return self._transact(access.revoke_api_token, token_id)
+
+    # -- the QR wallet flows (host/store/qr.py)
+
+    def qr_open(self, txn_id: int, *, rrn: str, extra: dict[str, Any]) -> bool:
+        return self._transact(qr.qr_open, txn_id, rrn=rrn, extra=extra)
+
+    def qr_complete(
+        self,
+        txn_id: int,
+        *,
+        auth_code: str | None,
+        extra: dict[str, Any],
+        settlement_date: str | None = None,
+    ) -> bool:
+        return self._transact(
+            qr.qr_complete,
+            txn_id,
+            auth_code=auth_code,
+            extra=extra,
+            settlement_date=settlement_date,
+        )
+
+    def qr_close(
+        self, txn_id: int, reason: str, *, link: str, payload: bytes, response_code: str
+    ) -> bool:
+        return self._transact(
+            qr.qr_close, txn_id, reason, link=link, payload=payload, response_code=response_code
+        )
+
+    def qr_forward(
+        self,
+        txn_id: int,
+        reason: str,
+        *,
+        link: str,
+        payload: bytes,
+        rrn: str | None,
+        settlement_date: str | None,
+    ) -> int:
+        return self._transact(
+            qr.qr_forward,
+            txn_id,
+            reason,
+            link=link,
+            payload=payload,
+            rrn=rrn,
+            settlement_date=settlement_date,
+        )
+
+    def qr_forward_done(
+        self, txn_id: int, *, approved: bool, response_code: str, original_status: str | None
+    ) -> bool:
+        return self._transact(
+            qr.qr_forward_done,
+            txn_id,
+            approved=approved,
+            response_code=response_code,
+            original_status=original_status,
+        )
 
     # -- reads
 

@@ -104,6 +104,7 @@ from host.store.merchant_ops import (
     settle_merchant,
     settlement_candidates,
 )
+from host.store.qr import qr_close, qr_complete, qr_forward, qr_forward_done, qr_open
 from host.store.reversals import (
     get_reversal,
     record_reversal,
@@ -171,6 +172,12 @@ WRITES: tuple[Callable[..., Any], ...] = (
     add_api_token,
     rehash_api_token,
     revoke_api_token,
+    # the QR wallet flows (host/store/qr.py)
+    qr_open,
+    qr_complete,
+    qr_close,
+    qr_forward,
+    qr_forward_done,
 )
 READS: tuple[Callable[..., Any], ...] = (
     get_merchant,

@@ -13,6 +13,7 @@ CONTRACT_NAMES = {
     "activation",  # merchant operations: 0800 / 60.3 380 (README "Operations")
     "batch_upload_detail",  # a refund detail 0320 (NewPOS-type terminals)
     "transfer",  # card to card: 0200 / 400000 / 00 / 47, the payee's PAN in 48
+    "qr_pay", "qr_order", "qr_query",  # QR wallet payments (docs/qr.md)
 }  # fmt: skip
 
 
