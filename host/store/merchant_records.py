@@ -26,6 +26,8 @@ TERMS_FIELDS = (
     "min_payout",
     "require_operator",
     "supervisor_types",
+    "qr_fee_rate",
+    "qr_d0_fee_rate",
 )
 
 
@@ -100,6 +102,8 @@ class MerchantTerms:
     )
     supervisor_types: str | None = None
     updated_at: int = 0
+    qr_fee_rate: str | None = None
+    qr_d0_fee_rate: str | None = None
 
 
 def fee_for(gross: int, rate_pct: str) -> int:
@@ -143,9 +147,26 @@ class MerchantSettlement:
     carried_out: int  # net + carried_in - payout
     status: str  # paid | carried
     created_at: int
+    # One line per payment channel with counted transactions (card, qr): each channel's fee
+    # at its own rate. Empty for records made before channels existed (all cards, fee_rate).
+    channels: tuple[ChannelSettlement, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return attrs.asdict(self, retain_collection_types=False)
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSettlement:
+    """A channel's share of a merchant settlement record."""
+
+    channel: str
+    debit_count: int
+    debit_amount: int
+    credit_count: int
+    credit_amount: int
+    gross: int
+    fee_rate: str  # percent
+    fee: int
 
 
 @attrs.frozen

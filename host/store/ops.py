@@ -13,7 +13,16 @@ from typing import Any
 
 from codec import txntypes
 from codec.txntypes import sql_list
+from host.store import webhooks
 from host.store.db import Db
+# The writer process finds each write by its name in this module: the webhook writes too.
+from host.store.webhooks import (  # noqa: F401
+    claim_webhook_events,
+    clear_webhook,
+    record_webhook_attempt,
+    resend_webhook_event,
+    set_webhook,
+)
 from host.store.errors import (
     AlreadyExists,
     AlreadyReversed,
@@ -292,7 +301,7 @@ def set_operator_status(db: Db, tid: str, operator_no: str, status: str) -> None
 _TXN_INSERT_COLUMNS = (
     "tid, mid, batch, stan, business_date, txn_type, mti, processing_code, condition_code,"
     " amount, currency, pan_masked, pan_fingerprint, card_group, rrn, original_id, issuer_link,"
-    " issuer_stan, requested_at, extra"
+    " issuer_stan, requested_at, extra, channel"
 )
 _TXN_INSERT = (
     f"INSERT INTO transactions ({_TXN_INSERT_COLUMNS}, status) VALUES ("  # noqa: S608
@@ -325,6 +334,7 @@ def insert_pending(db: Db, txn: NewTransaction) -> int:
         "issuer_stan": txn.issuer_stan,
         "requested_at": db.now() if txn.requested_at is None else txn.requested_at,
         "extra": to_json(txn.extra),
+        "channel": txn.channel,
     }
     row = db.query_one(_TXN_INSERT, params)
     if row is None:
@@ -393,14 +403,17 @@ def record_outcome(
     latency_ms: int | None = None,
     extra: dict[str, Any] | None = None,
     original_status: str | None = None,
+    notify: bool = True,
 ) -> None:
     """Record the issuer's answer (or a timeout/error). Fields given as None keep their value;
     ``latency_ms`` defaults to responded_at - requested_at. ``original_status`` also sets the
     status of the row this one refers to, in the same transaction (e.g. ``'voided'`` when a
-    void is approved)."""
+    void is approved). The merchant's webhook event for the outcome is queued in the same
+    transaction too (``notify=False``: the caller queues the event that follows instead, as
+    an unknown outcome does with its reversal)."""
     _check(status, TXN_STATUSES, "status")
     responded_at = db.now() if responded_at is None else responded_at
-    changed = db.execute(
+    row = db.query_one(
         "UPDATE transactions SET status = :status,"
         " response_code = COALESCE(:response_code, response_code),"
         " auth_code = COALESCE(:auth_code, auth_code),"
@@ -411,7 +424,7 @@ def record_outcome(
         " extra = COALESCE(:extra, extra),"
         " responded_at = :responded_at,"
         " latency_ms = COALESCE(:latency_ms, :responded_at - requested_at)"
-        " WHERE id = :id",
+        " WHERE id = :id RETURNING mid, txn_type, original_id",
         {
             "id": txn_id,
             "status": status,
@@ -426,14 +439,15 @@ def record_outcome(
             "latency_ms": latency_ms,
         },
     )
-    if not changed:
+    if row is None:
         raise NotFound(f"transaction {txn_id} not found")
     if original_status is not None:
         _check(original_status, TXN_STATUSES, "original status")
-        row = db.query_one("SELECT original_id FROM transactions WHERE id = :id", {"id": txn_id})
-        if row is None or row["original_id"] is None:
+        if row["original_id"] is None:
             raise NotFound(f"transaction {txn_id} has no original not found")
         set_status(db, row["original_id"], original_status)
+    if notify:
+        webhooks.emit_outcome(db, txn_id, row["mid"], row["txn_type"], status)
 
 
 def set_status(db: Db, txn_id: int, status: str) -> None:
@@ -597,6 +611,7 @@ def record_reversal(
             "UPDATE transactions SET status = 'approved' WHERE id = :id AND status = 'voided'",
             {"id": reversed_row.original_id},
         )
+    webhooks.emit_reversal(db, original_id, reversed_row.mid, reversed_row.txn_type)
     saf_id = None
     if payload is not None:
         if link is None:
@@ -623,8 +638,9 @@ def record_unknown_outcome(
     if get_reversal(db, txn_id) is not None:
         return None
     record_outcome(
-        db, txn_id, status="timeout", response_code="98", rrn=rrn, settlement_date=settlement_date
-    )
+        db, txn_id, status="timeout", response_code="98", rrn=rrn,
+        settlement_date=settlement_date, notify=False,  # the reversal's event says it all
+    )  # fmt: skip
     return record_reversal(db, txn_id, reason, link=link, payload=payload)
 
 
@@ -1134,21 +1150,68 @@ def settlement_candidates(db: Db, business_date: str) -> list[str]:
     return sorted(mids)
 
 
-def get_merchant_settlement(db: Db, mid: str, business_date: str) -> Any:
-    from host.store.merchant_records import MerchantSettlement
+_CHANNEL_TOTALS_SQL = f"""
+SELECT channel,
+  SUM(CASE WHEN txn_type IN {_DEBITS} THEN 1 ELSE 0 END) AS debit_count,
+  SUM(CASE WHEN txn_type IN {_DEBITS} THEN amount ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type IN {_CREDITS} THEN 1 ELSE 0 END) AS credit_count,
+  SUM(CASE WHEN txn_type IN {_CREDITS} THEN amount ELSE 0 END) AS credit_amount
+FROM transactions
+WHERE business_date = :d AND status = 'approved' AND mid = :mid
+  AND txn_type IN {_SETTLED}
+GROUP BY channel
+"""  # noqa: S608 (registry type names, never input)
 
+
+def merchant_channel_totals(db: Db, business_date: str, mid: str) -> dict[str, Any]:
+    """channel -> DayTotals of one merchant's counted rows of a business date."""
+    from host.store.merchant_records import DayTotals
+
+    rows = db.query(_CHANNEL_TOTALS_SQL, {"d": business_date, "mid": mid})
+    return {
+        r["channel"]: DayTotals(**{k: int(r[k] or 0) for k in r if k != "channel"}) for r in rows
+    }
+
+
+def _with_channels(db: Db, rows: list[dict[str, Any]]) -> list[Any]:
+    """Settlement records with their per-channel lines (one query for all of them)."""
+    from host.store.merchant_records import ChannelSettlement, MerchantSettlement
+
+    if not rows:
+        return []
+    params: dict[str, Any] = {}
+    keys = []
+    for i, r in enumerate(rows):
+        params[f"m{i}"], params[f"d{i}"] = r["mid"], r["business_date"]
+        keys.append(f"(mid = :m{i} AND business_date = :d{i})")
+    lines = db.query(
+        "SELECT * FROM merchant_settlement_channels WHERE "  # noqa: S608 (placeholders only)
+        + " OR ".join(keys)
+        + " ORDER BY channel",
+        params,
+    )
+    by_record: dict[tuple[str, str], list[Any]] = {}
+    for line in lines:
+        by_record.setdefault((line["mid"], line["business_date"]), []).append(
+            ChannelSettlement(**{k: v for k, v in line.items() if k not in ("mid", "business_date")})
+        )
+    return [
+        MerchantSettlement(**r, channels=tuple(by_record.get((r["mid"], r["business_date"]), ())))
+        for r in rows
+    ]
+
+
+def get_merchant_settlement(db: Db, mid: str, business_date: str) -> Any:
     row = db.query_one(
         "SELECT * FROM merchant_settlements WHERE mid = :mid AND business_date = :d",
         {"mid": mid, "d": business_date},
     )
-    return None if row is None else MerchantSettlement(**row)
+    return None if row is None else _with_channels(db, [row])[0]
 
 
 def list_merchant_settlements(
     db: Db, *, mid: str | None = None, business_date: str | None = None, limit: int = 1000
 ) -> list[Any]:
-    from host.store.merchant_records import MerchantSettlement
-
     where, params = _where(mid=mid, business_date=business_date)
     params["limit"] = int(limit)
     rows = db.query(
@@ -1156,7 +1219,7 @@ def list_merchant_settlements(
         " ORDER BY business_date DESC, mid LIMIT :limit",
         params,
     )
-    return [MerchantSettlement(**r) for r in rows]
+    return _with_channels(db, rows)
 
 
 def settle_merchant(
@@ -1168,17 +1231,31 @@ def settle_merchant(
     fee_rate: str,
     min_payout: int,
     payout_date: str,
+    channel_rates: dict[str, str] | None = None,
 ) -> Any:
     """Create the merchant's settlement record for ``business_date`` from the journal, in one
     transaction, exactly once: when the record exists already it is returned unchanged (a
-    re-run, or another process that got there first)."""
+    re-run, or another process that got there first).
+
+    Fees are per channel: each channel's gross at its rate in ``channel_rates`` (default:
+    cards at ``fee_rate``), rounded once per merchant, date and channel; the record's fee is
+    their sum, and each channel gets its line in ``merchant_settlement_channels``.
+    ``fee_rate`` stays the record's card rate."""
     from host.store.merchant_records import DayTotals, fee_for
 
     existing = get_merchant_settlement(db, mid, business_date)
     if existing is not None:
         return existing
     _check(cycle, ("T1", "D0"), "cycle")
-    totals = merchant_day_totals(db, business_date, mid).get(mid, DayTotals())
+    rates = {"card": fee_rate} if channel_rates is None else dict(channel_rates)
+    by_channel = merchant_channel_totals(db, business_date, mid)
+    missing = sorted(set(by_channel) - set(rates))
+    if missing:
+        raise ValueError(f"no fee rate for channel(s) {', '.join(missing)}")
+    totals = DayTotals(
+        *(sum(getattr(t, f) for t in by_channel.values()) for f in
+          ("debit_count", "debit_amount", "credit_count", "credit_amount"))
+    )  # fmt: skip
     previous = db.query_one(
         "SELECT carried_out FROM merchant_settlements WHERE mid = :mid"
         " AND business_date < :d ORDER BY business_date DESC LIMIT 1",
@@ -1186,7 +1263,8 @@ def settle_merchant(
     )
     carried_in = int(previous["carried_out"]) if previous else 0
     gross = totals.gross
-    fee = fee_for(gross, fee_rate)
+    fees = {ch: fee_for(t.gross, rates[ch]) for ch, t in by_channel.items()}
+    fee = sum(fees.values())
     net = gross - fee
     balance = net + carried_in
     payout = balance if balance >= min_payout and balance > 0 else 0
@@ -1200,7 +1278,7 @@ def settle_merchant(
         "cc": totals.credit_count,
         "ca": totals.credit_amount,
         "gross": gross,
-        "rate": fee_rate,
+        "rate": rates.get("card", fee_rate),
         "fee": fee,
         "net": net,
         "cin": carried_in,
@@ -1209,7 +1287,7 @@ def settle_merchant(
         "status": "paid" if payout else "carried",
         "now": db.now(),
     }
-    db.execute(
+    inserted = db.execute(
         "INSERT INTO merchant_settlements (mid, business_date, cycle, payout_date, debit_count,"
         " debit_amount, credit_count, credit_amount, gross, fee_rate, fee, net, carried_in,"
         " payout, carried_out, status, created_at) VALUES (:mid, :d, :cycle, :payout_date,"
@@ -1217,6 +1295,16 @@ def settle_merchant(
         " ON CONFLICT (mid, business_date) DO NOTHING",
         params,
     )
+    if inserted:
+        for channel, t in sorted(by_channel.items()):
+            db.execute(
+                "INSERT INTO merchant_settlement_channels (mid, business_date, channel,"
+                " debit_count, debit_amount, credit_count, credit_amount, gross, fee_rate, fee)"
+                " VALUES (:mid, :d, :ch, :dc, :da, :cc, :ca, :gross, :rate, :fee)",
+                {"mid": mid, "d": business_date, "ch": channel, "dc": t.debit_count,
+                 "da": t.debit_amount, "cc": t.credit_count, "ca": t.credit_amount,
+                 "gross": t.gross, "rate": rates[channel], "fee": fees[channel]},
+            )  # fmt: skip
     return get_merchant_settlement(db, mid, business_date)
 
 

@@ -21,6 +21,9 @@ TXN_STATUSES = ("pending", "approved", "declined", "timeout", "reversed", "voide
 KEY_MODES = ("001", "003", "004", "dukpt")
 ROLES = ("operator", "supervisor")
 CARD_GROUPS = ("domestic", "foreign")
+# How the customer paid: a card, or a QR wallet. Each channel has its own fee rate in the
+# merchant terms and its own line in a merchant settlement (host/merchant_settlement.py).
+CHANNELS = ("card", "qr")
 BATCH_STATUSES = ("open", "closed", "unbalanced", "flagged")
 
 # Settlement: which approved transactions count as debits and which as credits.
@@ -118,6 +121,7 @@ class NewTransaction:
     issuer_stan: str | None = None
     requested_at: int | None = None  # default: the store's clock
     extra: dict[str, Any] | None = None
+    channel: str = attrs.field(default="card", validator=attrs.validators.in_(CHANNELS))
 
     @pan_masked.validator
     def _pan_is_masked(self, _attr, value):
@@ -162,6 +166,7 @@ class Transaction:
     latency_ms: int | None
     settlement_date: str | None
     extra: dict[str, Any] | None = attrs.field(converter=_json_in)
+    channel: str = "card"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the PAN is masked already (the journal never holds a clear PAN)."""

@@ -26,7 +26,7 @@ import outcome
 import structlog
 import trio
 
-from host.store import ops
+from host.store import ops, webhooks
 from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, redact
 from host.store.errors import StoreClosed
 from host.store.schema import migrate
@@ -130,6 +130,12 @@ WRITES = (
     ops.add_api_token,
     ops.rehash_api_token,
     ops.revoke_api_token,
+    # merchant webhooks (host/store/webhooks.py)
+    webhooks.set_webhook,
+    webhooks.clear_webhook,
+    webhooks.claim_webhook_events,
+    webhooks.record_webhook_attempt,
+    webhooks.resend_webhook_event,
 )
 READS = (
     ops.get_merchant,
@@ -162,6 +168,7 @@ READS = (
     ops.list_security_events,
     ops.get_merchant_terms,
     ops.merchant_day_totals,
+    ops.merchant_channel_totals,
     ops.settlement_candidates,
     ops.get_merchant_settlement,
     ops.list_merchant_settlements,
@@ -170,6 +177,10 @@ READS = (
     ops.latest_activation_code,
     ops.get_api_token,
     ops.list_api_tokens,
+    webhooks.get_webhook,
+    webhooks.get_webhook_event,
+    webhooks.list_webhook_events,
+    webhooks.list_webhook_deliveries,
 )
 
 
