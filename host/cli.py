@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "backoffice": "host.cli_backoffice:backoffice",
     "certify": "tools.certify.cli:certify",
     "load": "tools.load.cli:load",
+    "webhook-receiver": "tools.webhook_receiver.cli:webhook_receiver",
 }
 
 

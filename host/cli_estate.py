@@ -256,5 +256,6 @@ def operator_enable(ctx: click.Context, tid: str, operator_no: str) -> None:
     click.echo(f"operator {operator_no} of terminal {tid} enabled")
 
 
-# registers `terminal set-key`, `limits`, `terms`, `activation-code`, `device`, `token`
-from host import cli_estate_keys, cli_estate_ops  # noqa: E402, F401
+# registers `terminal set-key`, `limits`, `terms`, `activation-code`, `device`, `token`,
+# `merchant webhook`
+from host import cli_estate_keys, cli_estate_ops, cli_estate_webhooks  # noqa: E402, F401

@@ -24,6 +24,7 @@ from host.demo import seed_demo_estate
 from host.dispatch import Dispatcher
 from host.flows import FLOWS
 from host.hsm import build_hsm
+from host.merchant.webhooks import webhook_worker
 from host.router import Router
 from host.saf import recover_pending, saf_worker
 from host.server import Limits, TerminalServer
@@ -119,12 +120,15 @@ async def _serve(
     handle_signals: bool,
     task_status,
 ) -> None:
-    """The host's tasks until shutdown: links, store-and-forward, security monitor, server."""
+    """The host's tasks until shutdown: links, store-and-forward, webhook delivery, security
+    monitor, server."""
     async with trio.open_nursery() as nursery:
         await nursery.start(host.hsm.run)
         for link in host.links.values():
             await nursery.start(link.run)
         await nursery.start(saf_worker, host)
+        if host.settings.get("webhooks.enabled"):
+            await nursery.start(webhook_worker, host)
         await nursery.start(host.security.run)
         if handle_signals:
             nursery.start_soon(_signals, shutdown)

@@ -30,7 +30,7 @@ SIGNATURE_HEADER = "Poshost-Signature"
 EVENT_ID_HEADER = "Poshost-Event-Id"
 SCHEME = "v1"
 DEFAULT_TOLERANCE = 300  # seconds a receiver accepts between t= and its own clock
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 SEALING_KEY_BYTES = 32
 _SECRET_RE = re.compile(r"[!-~]{16,256}")  # printable ASCII, no spaces
 _SEALED_VERSION = "s1"

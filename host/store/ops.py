@@ -15,14 +15,6 @@ from codec import txntypes
 from codec.txntypes import sql_list
 from host.store import webhooks
 from host.store.db import Db
-# The writer process finds each write by its name in this module: the webhook writes too.
-from host.store.webhooks import (  # noqa: F401
-    claim_webhook_events,
-    clear_webhook,
-    record_webhook_attempt,
-    resend_webhook_event,
-    set_webhook,
-)
 from host.store.errors import (
     AlreadyExists,
     AlreadyReversed,
@@ -48,6 +40,15 @@ from host.store.records import (
     Terminal,
     Transaction,
     to_json,
+)
+
+# The writer process finds each write by its name in this module: the webhook writes too.
+from host.store.webhooks import (  # noqa: F401
+    claim_webhook_events,
+    clear_webhook,
+    record_webhook_attempt,
+    resend_webhook_event,
+    set_webhook,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -523,6 +524,7 @@ def list_transactions(
     txn_type: str | None = None,
     batch: str | None = None,
     pan_fingerprint: str | None = None,
+    channel: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Transaction]:
@@ -537,6 +539,7 @@ def list_transactions(
         txn_type=txn_type,
         batch=batch,
         pan_fingerprint=pan_fingerprint,
+        channel=channel,
     )
     params.update(limit=int(limit), offset=int(offset))
     rows = db.query(
@@ -1173,6 +1176,9 @@ def merchant_channel_totals(db: Db, business_date: str, mid: str) -> dict[str, A
     }
 
 
+_RECORD_KEY = ("mid", "business_date")
+
+
 def _with_channels(db: Db, rows: list[dict[str, Any]]) -> list[Any]:
     """Settlement records with their per-channel lines (one query for all of them)."""
     from host.store.merchant_records import ChannelSettlement, MerchantSettlement
@@ -1193,7 +1199,7 @@ def _with_channels(db: Db, rows: list[dict[str, Any]]) -> list[Any]:
     by_record: dict[tuple[str, str], list[Any]] = {}
     for line in lines:
         by_record.setdefault((line["mid"], line["business_date"]), []).append(
-            ChannelSettlement(**{k: v for k, v in line.items() if k not in ("mid", "business_date")})
+            ChannelSettlement(**{k: v for k, v in line.items() if k not in _RECORD_KEY})
         )
     return [
         MerchantSettlement(**r, channels=tuple(by_record.get((r["mid"], r["business_date"]), ())))

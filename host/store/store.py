@@ -181,6 +181,7 @@ READS = (
     webhooks.get_webhook_event,
     webhooks.list_webhook_events,
     webhooks.list_webhook_deliveries,
+    webhooks.count_webhook_events,
 )
 
 

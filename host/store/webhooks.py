@@ -31,8 +31,7 @@ from host.store.errors import NotFound
 # Types whose final outcome becomes an event (registry facts, never a list of names).
 NOTIFIED = frozenset(
     txntypes.names(
-        lambda t: t.journal
-        and bool(t.settles or t.undoes or t.completes or t.card_debit)
+        lambda t: t.journal and bool(t.settles or t.undoes or t.completes or t.card_debit)
     )
 )
 _CREDITS = frozenset(txntypes.CREDITS)
@@ -212,11 +211,12 @@ def clear_webhook(db: Db, mid: str) -> None:
 # -- the outbox ----------------------------------------------------------------------------------
 
 
-def claim_webhook_events(db: Db, now: int, hold_ms: int, limit: int = 50) -> list[WebhookEvent]:
+def claim_webhook_events(db: Db, hold_ms: int, limit: int = 50) -> list[WebhookEvent]:
     """Take the due pending events for one delivery attempt each: their next attempt moves
     ``hold_ms`` ahead first, so another poll (or another host on the same journal) leaves them
     alone while this one is in flight, and an attempt cut short by a crash is simply retried
     then. Oldest first."""
+    now = db.now()
     rows = db.query(
         "SELECT * FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= :now"
         " ORDER BY next_attempt_at, id LIMIT :limit",
@@ -241,13 +241,13 @@ def record_webhook_attempt(
     status_code: int | None,
     latency_ms: int,
     error: str | None,
-    result: str,
-    next_attempt_at: int | None = None,
-) -> int:
-    """Log one attempt and move the event on, in one transaction: ``result`` 'delivered',
-    'retry' (at ``next_attempt_at``) or 'failed' (given up). Returns the attempt number."""
-    if result not in ("delivered", "retry", "failed"):
-        raise ValueError(f"result must be delivered, retry or failed; got {result!r}")
+    delivered: bool,
+    retry_in_ms: int = 0,
+    give_up_after_ms: int = 86_400_000,
+) -> str:
+    """Log one attempt and move the event on, in one transaction. Returns what became of it:
+    'delivered'; 'pending' (next attempt ``retry_in_ms`` from now); or 'failed' when the next
+    attempt would come ``give_up_after_ms`` or more after the event was made (or re-sent)."""
     event = get_webhook_event(db, event_id)
     attempt = event.attempts + 1
     now = db.now()
@@ -257,16 +257,19 @@ def record_webhook_attempt(
         {"eid": event_id, "mid": event.mid, "n": attempt, "url": url, "code": status_code,
          "ms": int(latency_ms), "error": error, "now": now},
     )  # fmt: skip
-    status = {"delivered": "delivered", "retry": "pending", "failed": "failed"}[result]
+    if delivered:
+        status = "delivered"
+    elif now + retry_in_ms >= event.retry_since + give_up_after_ms:
+        status = "failed"
+    else:
+        status = "pending"
     db.execute(
         "UPDATE webhook_events SET attempts = :n, status = :status, last_error = :error,"
-        " next_attempt_at = COALESCE(:next, next_attempt_at),"
-        " delivered_at = CASE WHEN :status = 'delivered' THEN :now ELSE delivered_at END"
-        " WHERE event_id = :eid",
-        {"n": attempt, "status": status, "error": error, "next": next_attempt_at, "now": now,
-         "eid": event_id},
+        " next_attempt_at = :next, delivered_at = :delivered WHERE event_id = :eid",
+        {"n": attempt, "status": status, "error": None if delivered else error,
+         "next": now + retry_in_ms, "delivered": now if delivered else None, "eid": event_id},
     )  # fmt: skip
-    return attempt
+    return status
 
 
 def resend_webhook_event(db: Db, event_id: str) -> WebhookEvent:
@@ -309,6 +312,17 @@ def list_webhook_events(
         params,
     )
     return [WebhookEvent(**r) for r in rows]
+
+
+def count_webhook_events(db: Db, mid: str) -> dict[str, int]:
+    """A merchant's events by state (pending, delivered, failed)."""
+    rows = db.query(
+        "SELECT status, COUNT(*) AS n FROM webhook_events WHERE mid = :mid GROUP BY status",
+        {"mid": mid},
+    )
+    counts = dict.fromkeys(EVENT_STATUSES, 0)
+    counts.update({r["status"]: int(r["n"]) for r in rows})
+    return counts
 
 
 def list_webhook_deliveries(

@@ -1,0 +1,2 @@
+"""Merchant operations: settlement, reconciliation, risk, operators, activation, business day,
+and real-time notifications (webhooks)."""
