@@ -152,7 +152,7 @@ class MerchantSettlement:
     channels: tuple[ChannelSettlement, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, retain_collection_types=False)
+        return attrs.asdict(self)
 
 
 @attrs.frozen(kw_only=True)
