@@ -112,7 +112,7 @@ class WebhookWorker:
             while True:
                 free = self.concurrency - len(self.in_flight)
                 events = []
-                if free > 0:
+                if free > 0 and await self.store.webhook_events_due():
                     events = await self.store.claim_webhook_events(self.hold_ms, limit=free)
                 for event in events:
                     if event.event_id not in self.in_flight:

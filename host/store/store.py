@@ -182,6 +182,7 @@ READS = (
     webhooks.list_webhook_events,
     webhooks.list_webhook_deliveries,
     webhooks.count_webhook_events,
+    webhooks.webhook_events_due,
 )
 
 

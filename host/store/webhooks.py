@@ -211,6 +211,16 @@ def clear_webhook(db: Db, mid: str) -> None:
 # -- the outbox ----------------------------------------------------------------------------------
 
 
+def webhook_events_due(db: Db) -> bool:
+    """Whether any pending event is due: the worker's idle poll is this read, not a write."""
+    row = db.query_one(
+        "SELECT 1 AS x FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= :now"
+        " LIMIT 1",
+        {"now": db.now()},
+    )
+    return row is not None
+
+
 def claim_webhook_events(db: Db, hold_ms: int, limit: int = 50) -> list[WebhookEvent]:
     """Take the due pending events for one delivery attempt each: their next attempt moves
     ``hold_ms`` ahead first, so another poll (or another host on the same journal) leaves them
