@@ -1,6 +1,6 @@
 import pytest
 
-from host.store import CURRENT_VERSION, NewTransaction, SchemaTooNew, SyncStore
+from host.store import CURRENT_VERSION, SchemaTooNew, SyncStore
 from host.store.db import connect
 from host.store.schema import MIGRATIONS, current_version, migrate
 
@@ -31,13 +31,13 @@ def test_upgrade_from_v1_keeps_data(url):
 
         db.begin()
         ops.add_merchant(db, "M1", "Old shop", "5411")
-        txn_id = ops.insert_pending(
-            db,
-            NewTransaction(
-                tid="T1", mid="M1", batch="000001", stan="000007", business_date="20260101",
-                txn_type="purchase", mti="0200", amount=500, rrn="RRN000000001",
-            ),
-        )  # fmt: skip
+        # the row as v1 code wrote it (today's insert names columns that came later)
+        row = db.query_one(
+            "INSERT INTO transactions (tid, mid, batch, stan, business_date, txn_type, mti,"
+            " amount, rrn, requested_at, status) VALUES ('T1', 'M1', '000001', '000007',"
+            " '20260101', 'purchase', '0200', 500, 'RRN000000001', 1, 'pending') RETURNING id"
+        )
+        txn_id = row["id"]
         db.commit()
     finally:
         db.close()
@@ -46,6 +46,7 @@ def test_upgrade_from_v1_keeps_data(url):
         assert store.get_transaction(txn_id).amount == 500
         assert [t.id for t in store.find_by_rrn("RRN000000001")] == [txn_id]
         assert store.get_merchant("M1").name == "Old shop"
+        assert store.get_transaction(txn_id).channel == "card"  # v13's default for old rows
 
     db = connect(url)
     try:
