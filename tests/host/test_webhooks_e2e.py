@@ -200,3 +200,34 @@ def test_a_forged_or_stale_signature_is_refused_by_the_receiver(tmp_path):
     lines, attempts = run(body)
     assert lines[0]["verified"] is False and not any(line.get("type") for line in lines)
     assert attempts[0].status_code == 400
+
+
+def test_an_endpoint_down_past_give_up_after_marks_the_event_failed(tmp_path):
+    port = free_port()
+    config, secret_file, url = _setup(tmp_path, port)
+    # a "day" of one second, so the test sees the end of the retries
+    settings = {**FAST, "webhooks.give_up_after": 1.0}
+
+    async def body():
+        async with shop(tmp_path, **settings) as s:
+            await trio.to_thread.run_sync(
+                cli, config, "estate", "merchant", "webhook", "set", MID, url, "--secret-file",
+                str(secret_file),
+            )  # fmt: skip
+            await s.sale(321)
+            store = s.host.store
+            with trio.fail_after(10):
+                while not await store.list_webhook_events(mid=MID, status="failed"):
+                    await trio.sleep(0.05)
+            (event,) = await store.list_webhook_events(mid=MID)
+            await trio.sleep(0.6)  # no attempt after giving up
+            attempts = await store.list_webhook_deliveries(event_id=event.event_id)
+            events_out = await trio.to_thread.run_sync(
+                cli, config, "estate", "merchant", "webhook", "log", MID, "--events"
+            )
+            return event, attempts, events_out
+
+    event, attempts, events_out = run(body)
+    assert event.status == "failed" and event.last_error == "ConnectError"
+    assert len(attempts) == event.attempts >= 2
+    assert event.event_id in events_out and "failed" in events_out
