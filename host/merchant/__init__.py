@@ -1,2 +1,2 @@
-"""Merchant operations: settlement, reconciliation, risk, operators, activation, business day,
-and real-time notifications (webhooks)."""
+"""Merchant operations: risk limits, operators and terms, activation, the business day,
+merchant settlement and reconciliation, and real-time notifications (webhooks)."""

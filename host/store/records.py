@@ -22,7 +22,7 @@ KEY_MODES = ("001", "003", "004", "dukpt")
 ROLES = ("operator", "supervisor")
 CARD_GROUPS = ("domestic", "foreign")
 # How the customer paid: a card, or a QR wallet. Each channel has its own fee rate in the
-# merchant terms and its own line in a merchant settlement (host/merchant_settlement.py).
+# merchant terms and its own line in a merchant settlement (host/merchant/settlement.py).
 CHANNELS = ("card", "qr")
 BATCH_STATUSES = ("open", "closed", "unbalanced", "flagged")
 
@@ -78,7 +78,7 @@ class Terminal:
     signed_on: bool = attrs.field(default=False, converter=bool)
     operator: str | None = None
     signed_on_at: int | None = None
-    # A sign-on's keys while the terminal has not proven them (host/management.py).
+    # A sign-on's keys while the terminal has not proven them (host/flow/management.py).
     pending_pik_token: str | None = _secret()
     pending_mak_token: str | None = _secret()
     pending_tdk_token: str | None = _secret()

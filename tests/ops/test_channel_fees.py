@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from host.backoffice.api import new_token, serve_backoffice
 from host.cli import main as poshost
 from host.config import load_settings
-from host.merchant_settlement import run_settlement
-from host.recon import check, write_files
+from host.merchant.recon import check, write_files
+from host.merchant.settlement import run_settlement
 from host.store import NewTransaction, open_store
 from tests.ops.test_backoffice import http
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from host.operators import effective_terms
+from host.merchant.operators import effective_terms
 
 log = structlog.get_logger("poshost.merchant_settlement")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from host.cli_estate import MID, merchant
-from host.cli_journal import opened, print_json, print_table, when
+from host.cli.common import opened, print_json, print_table, when
+from host.cli.estate import MID, merchant
 from host.config import ConfigError, config_file, load_settings
 
 
