@@ -68,6 +68,9 @@ def test_each_final_outcome_reaches_the_receiver_signed_with_a_masked_pan(tmp_pa
                 third = await s.sale(700)
                 assert (await s.reverse(s.last_request))[39] == "00"
                 events = await _events(receiver, 7)
+                with trio.fail_after(5):  # the receiver prints, then answers; then it is logged
+                    while len(await s.host.store.list_webhook_deliveries(mid=MID)) < 7:
+                        await trio.sleep(0.02)
             finally:
                 receiver.stop()
             log = await trio.to_thread.run_sync(
@@ -132,6 +135,14 @@ def test_receiver_down_then_up_gets_the_event_later_and_a_resend_repeats_its_id(
                 )
                 assert event_id in out
                 events = await _events(receiver, 2)
+
+                async def oks():
+                    rows = await store.list_webhook_deliveries(event_id=event_id)
+                    return sum(a.status_code == 200 for a in rows)
+
+                with trio.fail_after(5):  # the receiver prints, then answers; then it is logged
+                    while await oks() < 2:
+                        await trio.sleep(0.02)
             finally:
                 receiver.stop()
             attempts = await store.list_webhook_deliveries(event_id=event_id)
@@ -190,7 +201,7 @@ def test_a_forged_or_stale_signature_is_refused_by_the_receiver(tmp_path):
                 await wait_port(port)
                 await s.sale(100)
                 with trio.fail_after(5):
-                    while not receiver.lines:
+                    while not await s.host.store.list_webhook_deliveries(mid=MID):
                         await trio.sleep(0.02)
             finally:
                 receiver.stop()

@@ -10,10 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from host.cli import main as poshost
-
 POSHOST = [sys.executable, "-c", "from host.cli import main; main()"]
 
 
@@ -55,10 +51,13 @@ def write_config(path: Path, data_dir: Path, **sections: dict) -> Path:
 
 
 def cli(config: Path, *args: str) -> str:
-    """Run a poshost command in this process (as the operator types it); its output."""
-    result = CliRunner().invoke(poshost, ["--config", str(config), *args])
-    assert result.exit_code == 0, result.output
-    return result.output
+    """Run a poshost command as the operator types it, in its own process (an in-process
+    runner would capture the log lines of a host running in this process too); its stdout."""
+    result = subprocess.run(
+        [*POSHOST, "--config", str(config), *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> None:
