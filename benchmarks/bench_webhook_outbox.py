@@ -15,7 +15,7 @@ import time
 
 import structlog
 
-from host.store import ops
+from host.store import ops, webhooks
 from host.store.db import connect
 from host.store.records import NewTransaction
 from host.store.schema import migrate
@@ -35,7 +35,7 @@ def main() -> None:
         db.begin(immediate=True)
         for mid in (PLAIN, HOOKED):
             ops.add_merchant(db, mid, "SHOP", "5411")
-        ops.webhooks.set_webhook(db, HOOKED, "https://shop.example/hook", "s1:x", "ABC123")
+        webhooks.set_webhook(db, HOOKED, "https://shop.example/hook", "s1:x", "ABC123")
         db.commit()
         stan = 0
 

@@ -23,7 +23,7 @@ from host.hsm import HsmUnavailable
 from host.issuer.link import LinkDown, OutcomeUnknown
 from host.store.errors import DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
-from keys.errors import KeysError
+from keys.errors import KeysError, PinError
 from keys.hsm import DukptSource
 
 log = structlog.get_logger("poshost.flow")
@@ -186,9 +186,11 @@ async def translate_pin(host, ex: Exchange) -> None:
         raise
     except HsmUnavailable as exc:
         raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
-    except KeysError as exc:
-        code = "99" if "PIN" in type(exc).__name__ or "pin" in str(exc).lower() else "A7"
-        raise Decline(code, f"PIN translation failed: {type(exc).__name__}") from exc
+    except PinError as exc:  # the block itself: its format, or a PIN it cannot hold
+        raise Decline(codes.PIN_FORMAT_ERROR, "PIN translation failed: PinError") from exc
+    except KeysError as exc:  # a key, a usage rule, a KSN: the security processing failed
+        reason = f"PIN translation failed: {type(exc).__name__}"
+        raise Decline(codes.SECURITY_FAILURE, reason) from exc
 
 
 # -- journal -----------------------------------------------------------------------------------

@@ -74,10 +74,10 @@ def test_the_event_commits_or_rolls_back_with_its_outcome(store, url):
     db = connect(url)
     try:
         db.begin(immediate=True)
-        from host.store import ops
+        from host.store import ops, webhooks
 
         ops.record_outcome(db, sale, status="approved", response_code="00")
-        assert len(ops.webhooks.list_webhook_events(db)) == 1  # inside the transaction
+        assert len(webhooks.list_webhook_events(db)) == 1  # inside the transaction
         db.rollback()  # the crash before the commit
     finally:
         db.close()
