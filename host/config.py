@@ -123,6 +123,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "min_payout": 10_000,  # 100.00: a smaller balance carries over to the next run
         "require_operator": False,  # sign-on must name a valid operator + password (63)
         "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
+        # What a secondary terminal may do besides its own sales (docs/tills.md); the master
+        # may always void and refund its till group's sales.
+        "secondary_may_void_others": False,  # void a sale of another till of its group
+        "secondary_may_refund": True,  # refund its own sales
+        "secondary_may_refund_others": False,  # refund a sale of another till of the merchant
     },
     # The back-office query API (docs/security/backoffice.md): with `listen` set, `poshost serve`
     # runs it in a child process of its own (also `poshost backoffice`); "" = off.

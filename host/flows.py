@@ -14,6 +14,7 @@ from host.merchant import activation as act
 from host.merchant import business_day as b
 from host.merchant import operators as op
 from host.merchant import risk as r
+from host.merchant import tills as t
 
 # Who is speaking, and may it transact? Every financial flow starts with these.
 _SESSION = (s.identify_terminal, s.require_session, s.verify_mac)
@@ -49,14 +50,17 @@ FLOWS: dict[str, Flow] = {
          s.authorize),
         _FINANCIAL_END,
     ),
-    "void": _financial("void", o.find_purchase_to_void),
+    "void": _financial("void", o.find_purchase_to_void, t.check_till_policy),
     "refund": _financial(
-        "refund", o.replay_advice, o.find_sale_to_refund, journal=o.journal_advice
+        "refund", o.replay_advice, o.find_sale_to_refund, t.check_till_policy,
+        journal=o.journal_advice,
     ),
     "preauth": _financial("preauth"),
     "preauth_cancel": _financial("preauth_cancel", o.find_preauth_to_cancel),
     "completion": _financial("completion", o.find_preauth_to_complete),
-    "completion_void": _financial("completion_void", o.find_completion_to_void),
+    "completion_void": _financial(
+        "completion_void", o.find_completion_to_void, t.check_till_policy
+    ),
     "completion_advice": _financial(
         "completion_advice",
         o.replay_advice,

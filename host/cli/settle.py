@@ -4,6 +4,8 @@
 (computed from the journal as settlement would), and the latest closed batches with how they
 ended: closed (balanced or reconciled by upload), unbalanced (waiting for an upload, or closed
 by the host at its age limit) or flagged (still out of balance after upload: for operations).
+``settle tills`` shows a date's settled rows per terminal, rolled up under masters
+(docs/tills.md).
 """
 
 from __future__ import annotations
@@ -187,6 +189,49 @@ def show(ctx, business_date, mid, as_json) -> None:
           money(r.net), money(r.carried_in), money(r.payout), money(r.carried_out), r.status]
          for r in records],
     )  # fmt: skip
+
+
+@settle.command("tills")
+@click.option("--date", "business_date", required=True, callback=_date, help="YYYYMMDD.")
+@click.option("--mid", help="Only this merchant.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (amounts in fen).")
+@click.pass_context
+def tills_report(ctx, business_date, mid, as_json) -> None:
+    """A date's settled rows per terminal, rolled up under masters (docs/tills.md): one line
+    per till, a master line per group, a total per merchant (its settlement's debits and
+    credits, settled or not yet)."""
+    from host.merchant.tills import add_up, roll_up
+
+    with opened(ctx) as store:
+        groups = roll_up(store.till_day_totals(business_date, mid))
+    if as_json:
+        print_json([
+            {"mid": g.mid, "master": g.master,
+             "tills": [{"tid": t.tid, "role": g.role(t), **_amounts(t)} for t in g.tills],
+             "total": _amounts(g.totals)}
+            for g in groups
+        ])  # fmt: skip
+        return
+    rows = []
+    for merchant in sorted({g.mid for g in groups}):
+        mine = [g for g in groups if g.mid == merchant]
+        for g in mine:
+            rows += [[merchant, g.master, t.tid, g.role(t), *_cells(t)] for t in g.tills]
+            rows.append([merchant, g.master, "", "MASTER", *_cells(g.totals)])
+        rows.append([merchant, "", "", "TOTAL", *_cells(add_up(g.totals for g in mine))])
+    print_table(["MID", "MASTER", "TID", "LINE", "DEBITS", "CREDITS", "GROSS"], rows)
+
+
+def _amounts(t) -> dict[str, int]:
+    return {"debit_count": t.debit_count, "debit_amount": t.debit_amount,
+            "credit_count": t.credit_count, "credit_amount": t.credit_amount,
+            "gross": t.debit_amount - t.credit_amount}  # fmt: skip
+
+
+def _cells(t) -> list[str]:
+    debits = f"{t.debit_count}/{money(t.debit_amount)}"
+    credits = f"{t.credit_count}/{money(t.credit_amount)}"
+    return [debits, credits, money(t.debit_amount - t.credit_amount)]
 
 
 @settle.command("files")

@@ -213,7 +213,8 @@ def moment(host, ex: Exchange):
 
 def new_transaction(host, ex: Exchange) -> NewTransaction:
     """The journal row for this request. Field 7 of the issuer request is fixed here and kept
-    in ``extra`` so a later void, completion or reversal names this one exactly in 90."""
+    in ``extra`` so a later void, completion or reversal names this one exactly in 90 (and 41,
+    when the issuer knows the row under another terminal)."""
     req = ex.request
     pan = ex.notes.get("pan")
     now = moment(host, ex)
@@ -239,8 +240,18 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
         card_group=_card_group(host, pan),
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
-        extra={"f7": ex.notes["f7"]},
+        extra=_extra(ex),
+        master_tid=ex.terminal.master_tid,
     )
+
+
+def _extra(ex: Exchange) -> dict[str, str]:
+    """What a later reversal must send again exactly: field 7, and 41 when the issuer knows
+    this row under another terminal (a master's void of its secondary's sale)."""
+    issuer_tid = ex.notes.get("issuer_tid")
+    if issuer_tid is None:
+        return {"f7": ex.notes["f7"]}
+    return {"f7": ex.notes["f7"], "issuer_tid": issuer_tid}
 
 
 async def insert_transaction(host, ex: Exchange, txn: NewTransaction) -> int:

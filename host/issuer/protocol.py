@@ -103,7 +103,8 @@ class Iso8583:
             25: str(req.get(25, "00")),
             32: host.acquirer_id,
             37: ex.rrn,
-            41: ex.terminal.tid,
+            # a master's void of its secondary's sale goes out under the sale's terminal
+            41: ex.notes.get("issuer_tid") or ex.terminal.tid,
             42: ex.terminal.mid,
             43: f"{ex.merchant.name[:40]:<40}",
             49: str(req.get(49, "156")),
@@ -135,7 +136,7 @@ class Iso8583:
             25: original.condition_code or "00",
             32: host.acquirer_id,
             37: rrn,
-            41: original.tid,
+            41: (original.extra or {}).get("issuer_tid") or original.tid,
             42: original.mid,
             49: original.currency,
             90: original_data(original.mti, original.stan, f7, host.acquirer_id),

@@ -18,8 +18,9 @@ Supervisor role: the transaction types listed in the merchant's ``supervisor_typ
 
 Merchant terms (table ``merchant_terms``, ``poshost estate terms set``) override the
 ``[merchant]`` defaults of the config field by field: settlement cycle (T1 / D0), fee rates,
-minimum payout, operator rules. Each payment channel has its own fee rate: ``fee_rate`` /
-``d0_fee_rate`` for cards, ``qr_fee_rate`` / ``qr_d0_fee_rate`` for QR wallet payments.
+minimum payout, operator rules, what a secondary terminal may undo (docs/tills.md). Each payment
+channel has its own fee rate: ``fee_rate`` / ``d0_fee_rate`` for cards, ``qr_fee_rate`` /
+``qr_d0_fee_rate`` for QR wallet payments.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Terms:
     min_payout: int
     require_operator: bool
     supervisor_types: tuple[str, ...]
+    # what a secondary terminal may undo (host/merchant/tills.py, docs/tills.md)
+    secondary_may_void_others: bool = False
+    secondary_may_refund: bool = True
+    secondary_may_refund_others: bool = False
     qr_fee_rate: str = "0.38"  # QR wallet payments, T1
     qr_d0_fee_rate: str = "0.48"  # QR wallet payments, D0
 
@@ -74,6 +79,9 @@ def effective_terms(settings, row) -> Terms:
         supervisor_types=tuple(types),
         qr_fee_rate=str(pick("qr_fee_rate")),
         qr_d0_fee_rate=str(pick("qr_d0_fee_rate")),
+        secondary_may_void_others=bool(pick("secondary_may_void_others")),
+        secondary_may_refund=bool(pick("secondary_may_refund")),
+        secondary_may_refund_others=bool(pick("secondary_may_refund_others")),
     )
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from host.store import access, estate, journal, merchant_ops, reversals, webhooks
+from host.store import access, estate, journal, merchant_ops, reversals, tills, webhooks
+from host.store.merchant_records import TillTotals
 from host.store.records import (
     Batch,
     BatchTotals,
@@ -62,6 +63,7 @@ class AsyncFacade:
         *,
         serial: str | None = None,
         current_batch: str = "000001",
+        master_tid: str | None = None,
     ) -> Terminal:
         return await self._write(
             estate.add_terminal,
@@ -70,6 +72,7 @@ class AsyncFacade:
             key_mode,
             serial=serial,
             current_batch=current_batch,
+            master_tid=master_tid,
         )
 
     async def set_terminal_status(self, tid: str, status: str) -> None:
@@ -97,6 +100,9 @@ class AsyncFacade:
             tmk_token=tmk_token,
             bdk_token=bdk_token,
         )
+
+    async def set_master(self, tid: str, master_tid: str | None) -> Terminal:
+        return await self._write(tills.set_master, tid, master_tid)
 
     async def sign_on(
         self,
@@ -517,6 +523,9 @@ class AsyncFacade:
     ) -> list[Terminal]:
         return await self._read(estate.list_terminals, mid, status)
 
+    async def list_secondaries(self, master_tid: str) -> list[Terminal]:
+        return await self._read(tills.list_secondaries, master_tid)
+
     async def get_operator(self, tid: str, operator_no: str) -> Operator:
         return await self._read(estate.get_operator, tid, operator_no)
 
@@ -564,6 +573,7 @@ class AsyncFacade:
         batch: str | None = None,
         pan_fingerprint: str | None = None,
         channel: str | None = None,
+        rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Transaction]:
@@ -578,6 +588,7 @@ class AsyncFacade:
             batch=batch,
             pan_fingerprint=pan_fingerprint,
             channel=channel,
+            rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
         )
@@ -695,6 +706,9 @@ class AsyncFacade:
     async def counted_transactions(self, mid: str, business_date: str) -> list[Transaction]:
         return await self._read(merchant_ops.counted_transactions, mid, business_date)
 
+    async def till_day_totals(self, business_date: str, mid: str | None = None) -> list[TillTotals]:
+        return await self._read(tills.till_day_totals, business_date, mid)
+
     async def get_device(self, serial: str) -> Any:
         return await self._read(access.get_device, serial)
 
@@ -781,6 +795,7 @@ class SyncFacade:
         *,
         serial: str | None = None,
         current_batch: str = "000001",
+        master_tid: str | None = None,
     ) -> Terminal:
         return self._transact(
             estate.add_terminal,
@@ -789,6 +804,7 @@ class SyncFacade:
             key_mode,
             serial=serial,
             current_batch=current_batch,
+            master_tid=master_tid,
         )
 
     def set_terminal_status(self, tid: str, status: str) -> None:
@@ -816,6 +832,9 @@ class SyncFacade:
             tmk_token=tmk_token,
             bdk_token=bdk_token,
         )
+
+    def set_master(self, tid: str, master_tid: str | None) -> Terminal:
+        return self._transact(tills.set_master, tid, master_tid)
 
     def sign_on(
         self,
@@ -1210,6 +1229,9 @@ class SyncFacade:
     def list_terminals(self, mid: str | None = None, status: str | None = None) -> list[Terminal]:
         return self._read_now(estate.list_terminals, mid, status)
 
+    def list_secondaries(self, master_tid: str) -> list[Terminal]:
+        return self._read_now(tills.list_secondaries, master_tid)
+
     def get_operator(self, tid: str, operator_no: str) -> Operator:
         return self._read_now(estate.get_operator, tid, operator_no)
 
@@ -1257,6 +1279,7 @@ class SyncFacade:
         batch: str | None = None,
         pan_fingerprint: str | None = None,
         channel: str | None = None,
+        rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Transaction]:
@@ -1271,6 +1294,7 @@ class SyncFacade:
             batch=batch,
             pan_fingerprint=pan_fingerprint,
             channel=channel,
+            rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
         )
@@ -1383,6 +1407,9 @@ class SyncFacade:
 
     def counted_transactions(self, mid: str, business_date: str) -> list[Transaction]:
         return self._read_now(merchant_ops.counted_transactions, mid, business_date)
+
+    def till_day_totals(self, business_date: str, mid: str | None = None) -> list[TillTotals]:
+        return self._read_now(tills.till_day_totals, business_date, mid)
 
     def get_device(self, serial: str) -> Any:
         return self._read_now(access.get_device, serial)

@@ -3,13 +3,13 @@
 The SQL lives in one module per section of the schema: ``estate`` (merchants, terminals,
 operators), ``journal`` (transactions, batches, the business day), ``reversals`` (reversals and
 store-and-forward), ``merchant_ops`` (risk, security events, terms, merchant settlement),
-``access`` (activation, back-office tokens) and ``webhooks`` (merchant webhooks, their outbox).
-Each function takes a :class:`~host.store.db.Db` first. Write functions never begin or commit:
-the caller (the writer thread or process, or the synchronous store) runs them inside a
-transaction and a savepoint, so a function that raises leaves no partial change behind.
-Expected conflicts (duplicates, a second reversal) are detected with ``ON CONFLICT DO
-NOTHING`` and reported as exceptions from Python, so they never abort the surrounding group
-transaction.
+``access`` (activation, back-office tokens), ``tills`` (masters and secondaries, per-till
+totals) and ``webhooks`` (merchant webhooks, their outbox). Each function takes a
+:class:`~host.store.db.Db` first. Write functions never begin or commit: the caller (the writer
+thread or process, or the synchronous store) runs them inside a transaction and a savepoint, so
+a function that raises leaves no partial change behind. Expected conflicts (duplicates, a second
+reversal) are detected with ``ON CONFLICT DO NOTHING`` and reported as exceptions from Python,
+so they never abort the surrounding group transaction.
 
 Only what is listed here can be called through the store: the writer process runs a write by
 its name from ``WRITES_BY_NAME`` and nothing else, and the two faces of the store
@@ -116,6 +116,7 @@ from host.store.reversals import (
     saf_get,
     saf_mark_attempt,
 )
+from host.store.tills import list_secondaries, set_master, till_day_totals
 from host.store.webhooks import (
     claim_webhook_events,
     clear_webhook,
@@ -142,6 +143,7 @@ WRITES: tuple[Callable[..., Any], ...] = (
     disable_terminal,
     enable_terminal,
     set_terminal_keys,
+    set_master,
     sign_on,
     sign_off,
     promote_keys,
@@ -195,6 +197,7 @@ READS: tuple[Callable[..., Any], ...] = (
     list_merchants,
     get_terminal,
     list_terminals,
+    list_secondaries,
     get_operator,
     list_operators,
     get_transaction,
@@ -226,6 +229,7 @@ READS: tuple[Callable[..., Any], ...] = (
     get_merchant_settlement,
     list_merchant_settlements,
     counted_transactions,
+    till_day_totals,
     get_device,
     latest_activation_code,
     get_api_token,

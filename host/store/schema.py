@@ -304,13 +304,25 @@ V12_API_EXPIRY = """
 ALTER TABLE api_tokens ADD COLUMN expires_at {bigint}
 """
 
+# Master and secondary terminals (docs/tills.md): a terminal may name its master; each journal
+# row keeps the master its terminal had when the row was written, so a day's roll-up stays what
+# it was when the terminal is moved later; the merchant terms say what a secondary may undo.
+V13_TILLS = """
+ALTER TABLE terminals ADD COLUMN master_tid TEXT REFERENCES terminals (tid);
+CREATE INDEX terminals_master ON terminals (master_tid);
+ALTER TABLE transactions ADD COLUMN master_tid TEXT;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_void_others INTEGER;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_refund INTEGER;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_refund_others INTEGER
+"""
+
 # Issue 17: the channel a journal row was paid through (card, or a QR wallet), each channel's
 # fee rate in the merchant terms and its own line in a merchant settlement; and real-time
 # merchant notifications. A webhook event is inserted by the same statement sequence, in the
 # same database transaction, as the journal outcome it reports (host/store/webhooks.py), so a
 # crash can neither lose nor duplicate one; the delivery worker (host/merchant/webhooks.py)
 # works through ``webhook_events`` and logs every attempt in ``webhook_deliveries``.
-V13_CHANNELS_AND_WEBHOOKS = """
+V14_CHANNELS_AND_WEBHOOKS = """
 ALTER TABLE transactions ADD COLUMN channel TEXT NOT NULL DEFAULT 'card'
     CHECK (channel IN ('card', 'qr'));
 ALTER TABLE merchant_terms ADD COLUMN qr_fee_rate TEXT;
@@ -382,8 +394,9 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "pending sign-on keys, in force once the terminal proves them", V10_PENDING_KEYS),
     Migration(11, "terminal profile: balance entries in field 54", V11_TERMINAL_PROFILE),
     Migration(12, "back-office API tokens: optional expiry", V12_API_EXPIRY),
+    Migration(13, "master and secondary terminals, their roll-up and policy", V13_TILLS),
     Migration(
-        13, "payment channel, per-channel fees, merchant webhooks", V13_CHANNELS_AND_WEBHOOKS
+        14, "payment channel, per-channel fees, merchant webhooks", V14_CHANNELS_AND_WEBHOOKS
     ),
 ]
 

@@ -26,17 +26,18 @@ def test_upgrade_from_v1_keeps_data(url):
         assert migrate(db, target=1) == 1
         assert current_version(db) == 1
         assert "transactions_rrn" not in _index_names(db)
-        # a v1 journal with one row in it
+        # a v1 journal with one row in it, written with v1's columns (today's insert names
+        # columns later migrations added)
         from host.store import ops
 
         db.begin()
         ops.add_merchant(db, "M1", "Old shop", "5411")
-        # the row as v1 code wrote it (today's insert names columns that came later)
         row = db.query_one(
             "INSERT INTO transactions (tid, mid, batch, stan, business_date, txn_type, mti,"
-            " amount, rrn, requested_at, status) VALUES ('T1', 'M1', '000001', '000007',"
-            " '20260101', 'purchase', '0200', 500, 'RRN000000001', 1, 'pending') RETURNING id"
+            " amount, rrn, requested_at) VALUES ('T1', 'M1', '000001', '000007', '20260101',"
+            " 'purchase', '0200', 500, 'RRN000000001', 0) RETURNING id"
         )
+        assert row is not None
         txn_id = row["id"]
         db.commit()
     finally:

@@ -205,6 +205,8 @@ def _request_kwargs(card: dict) -> dict:
 
 async def _financial(pos: Pos, txn_type: str, amount: int | None, card: dict, **extra) -> None:
     original: LogEntry | None = extra.pop("original_entry", None)
+    # a sale of another till (the master voiding a secondary's sale) is not in this log
+    other_till = extra.pop("other_till", False)
     req_kwargs = _request_kwargs(card)
     if original is not None:
         req_kwargs.update(
@@ -221,7 +223,7 @@ async def _financial(pos: Pos, txn_type: str, amount: int | None, card: dict, **
         amount=amount or 0,
         pan=card["_pan"],
         expiry=card["_expiry"],
-        original_stan=original.stan if original is not None else "",
+        original_stan=original.stan if original is not None and not other_till else "",
     )
     if txn_type == "balance_inquiry":
         out = await pos.exchange(request)
@@ -268,15 +270,39 @@ async def preauth(pos: Pos, amount, pan, expiry, track2, pin, ask_pin) -> None:
     await _financial(pos, "preauth", amount, _card(pan, expiry, track2, pin, ask_pin))
 
 
-def _follow_up(name: str, types: tuple[str, ...], help_text: str, with_amount: bool = False):
+def _follow_up(name: str, types: tuple[str, ...], help_text: str, other_tills: bool = False):
     """voids, cancels and completions: they name an original from the log (default: the last
-    approved one of ``types``) and send its card, amount, RRN, auth code and 61."""
+    approved one of ``types``) and send its card, amount, RRN, auth code and 61. With
+    ``other_tills``, ``--rrn`` names a sale of another till instead (docs/tills.md): its RRN,
+    its till's batch and STAN and its date, as that till's slip prints them."""
+
+    def other_till_options(fn):
+        if not other_tills:
+            return fn
+        fn = click.option("--rrn", help="RRN of another till's sale (a master voiding it).")(fn)
+        fn = click.option("--orig-batch", help="That till's batch (with --rrn).")(fn)
+        return click.option("--date", "orig_date", help="MMDD of the sale (with --rrn).")(fn)
 
     @click.option("--stan", help="STAN of the original in this terminal's log (default: last).")
     @click.option("--amount", help="Amount in fen (default: the original's).")
+    @other_till_options
     @card_options
     @_run
-    async def command(pos: Pos, stan, amount, pan, expiry, track2, pin, ask_pin) -> None:
+    async def command(pos: Pos, stan, amount, pan, expiry, track2, pin, ask_pin, **other):
+        if other.get("rrn"):
+            if not (stan and other.get("orig_batch") and other.get("orig_date") and amount):
+                raise click.UsageError(
+                    "--rrn needs --stan, --orig-batch, --date, --amount and the card"
+                )
+            card = _card(pan, expiry, track2, pin, ask_pin)
+            original = LogEntry(
+                types[0], f"{int(stan):06d}", other["orig_batch"], _amount(amount),
+                card["_pan"], rrn=other["rrn"], date=other["orig_date"],
+            )  # fmt: skip
+            await _financial(
+                pos, name, original.amount, card, original_entry=original, other_till=True
+            )
+            return
         original = pos.state.find(stan, types)
         card = _card(pan, expiry, track2, pin, ask_pin, required=False)
         if not card["_pan"]:
@@ -290,7 +316,12 @@ def _follow_up(name: str, types: tuple[str, ...], help_text: str, with_amount: b
     return terminal.command(name.replace("_", "-").replace("preauth-", "preauth-"))(command)
 
 
-_follow_up("void", ("purchase",), "Void a purchase of this batch (0200, 3 = 200000, 60.1 = 23).")
+_follow_up(
+    "void", ("purchase",),
+    "Void a purchase of this batch, or with --rrn a sale of another till of this master's"
+    " group (0200, 3 = 200000, 60.1 = 23).",
+    other_tills=True,
+)  # fmt: skip
 _follow_up(
     "preauth_cancel", ("preauth",), "Cancel a pre-authorization (0100, 3 = 200000, 60.1 = 11)."
 )
