@@ -253,15 +253,35 @@ def files(ctx, business_date, out_dir) -> None:
 @click.option("--date", "business_date", required=True, callback=_date, help="YYYYMMDD.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True),
               help="Also check the files in this directory.")  # fmt: skip
+@click.option("--wallet-bill", "bills", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="The QR wallet's daily bill(s) covering the date: tie the QR totals to "
+              "them (docs/qr.md). Give the day before's too when sales ran past midnight "
+              "before cut-over.")  # fmt: skip
 @click.pass_context
-def check(ctx, business_date, directory) -> None:
+def check(ctx, business_date, directory, bills) -> None:
     """Recompute every total from the journal; report each difference (exit 1 if any)."""
     from pathlib import Path
 
     from host.merchant.recon import check as recon_check
+    from host.merchant.wallet_bill import BillError, read_bill
+    from host.merchant.wallet_bill import check as bill_check
 
     with opened(ctx) as store:
         problems = recon_check(store, business_date, Path(directory) if directory else None)
+        if bills:
+            try:
+                read = [read_bill(Path(b)) for b in bills]
+            except BillError as exc:
+                raise click.ClickException(str(exc)) from exc
+            qr_problems, totals = bill_check(store, business_date, read)
+            problems += qr_problems
+            click.echo(
+                f"QR {business_date}: journal sales {totals['sales'][0]} / "
+                f"{money(totals['sales'][1])}, refunds {totals['refunds'][0]} / "
+                f"{money(totals['refunds'][1])}; wallet bill pays {totals['bill_pays'][0]} / "
+                f"{money(totals['bill_pays'][1])}, refunds {totals['bill_refunds'][0]} / "
+                f"{money(totals['bill_refunds'][1])}"
+            )
     for line in problems:
         click.echo(line)
     if problems:

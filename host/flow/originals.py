@@ -161,6 +161,7 @@ async def _open_sales_of_other_tills(host, ex: Exchange, types: tuple[str, ...])
 
 async def _find_for_void(host, ex: Exchange, types: tuple[str, ...]) -> None:
     original = await _in_current_batch(host, ex, types)
+    qr = original.txn_type in txntypes.QR_SALES
     _names_original(ex, original)
     if original.status == "voided":
         raise Decline(codes.INVALID_TRANSACTION, "original already voided")
@@ -168,7 +169,6 @@ async def _find_for_void(host, ex: Exchange, types: tuple[str, ...]) -> None:
         raise Decline(codes.ORIGINAL_NOT_FOUND, f"original is {original.status}")
     if _request_amount(ex) != original.amount:
         raise Decline(codes.ORIGINAL_AMOUNT_MISMATCH, "amount differs from the original's")
-    _same_card(host, ex, original)
     ex.original = original
     if original.tid != ex.terminal.tid:
         # To the issuer a void undoes the sale at the terminal that made it: 90 names the
@@ -179,11 +179,15 @@ async def _find_for_void(host, ex: Exchange, types: tuple[str, ...]) -> None:
         "code": "12",
     }
     ex.notes["original_status"] = "voided"
+    if qr:  # no card: the wallet refunds the customer who paid (docs/qr.md)
+        ex.notes["channel"] = "qr"
+        return
+    _same_card(host, ex, original)
     _name_for_issuer(host, ex, original)
 
 
 async def find_purchase_to_void(host, ex: Exchange) -> None:
-    await _find_for_void(host, ex, ("purchase",))
+    await _find_for_void(host, ex, ("purchase", *txntypes.QR_SALES))
 
 
 async def find_completion_to_void(host, ex: Exchange) -> None:
@@ -217,7 +221,10 @@ async def find_sale_to_refund(host, ex: Exchange) -> None:
     max_age = int(host.settings.get("flows.refund_max_age_days"))
     if _age_days(host, original) > max_age:
         raise Decline(codes.RELATED_TRANSACTION_ERROR, f"original older than {max_age} days")
-    _same_card(host, ex, original)
+    if original.txn_type in txntypes.QR_SALES:
+        ex.notes["channel"] = "qr"
+    else:
+        _same_card(host, ex, original)
     ex.original = original
     ex.notes["guard"] = {
         "limits": {"sibling_types": ("refund",), "max_amount": original.amount},
@@ -311,7 +318,7 @@ async def replay_advice(host, ex: Exchange) -> None:
     same = (
         first.txn_type == ex.txn.name
         and first.amount == _request_amount(ex)
-        and first.pan_fingerprint == card_fingerprint(host, ex)
+        and (first.pan_fingerprint is None or first.pan_fingerprint == card_fingerprint(host, ex))
     )
     if not same:
         raise Decline(codes.DUPLICATE, "STAN reused for a different request")

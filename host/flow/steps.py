@@ -237,21 +237,25 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
         condition_code=str(req.get(25, "")),
         pan_masked=mask_pan(pan) if pan else None,
         pan_fingerprint=card_fingerprint(host, ex) if pan else None,
-        card_group=_card_group(host, pan),
+        card_group=ex.notes.get("card_group") or _card_group(host, pan),
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
         extra=_extra(ex),
         master_tid=ex.terminal.master_tid,
+        channel="qr" if ex.notes.get("channel") == "qr" else "card",
     )
 
 
 def _extra(ex: Exchange) -> dict[str, str]:
     """What a later reversal must send again exactly: field 7, and 41 when the issuer knows
-    this row under another terminal (a master's void of its secondary's sale)."""
-    issuer_tid = ex.notes.get("issuer_tid")
-    if issuer_tid is None:
-        return {"f7": ex.notes["f7"]}
-    return {"f7": ex.notes["f7"], "issuer_tid": issuer_tid}
+    this row under another terminal (a master's void of its secondary's sale); and the channel
+    of a QR sale."""
+    extra = {"f7": ex.notes["f7"]}
+    if ex.notes.get("issuer_tid") is not None:
+        extra["issuer_tid"] = ex.notes["issuer_tid"]
+    if ex.notes.get("channel"):
+        extra["channel"] = "qr"
+    return extra
 
 
 async def insert_transaction(host, ex: Exchange, txn: NewTransaction) -> int:
@@ -293,6 +297,7 @@ async def journal_outcome(host, ex: Exchange) -> None:
         settlement_date=ex.business_date,
         # a void / cancel / completion void marks what it undoes, in the same transaction
         original_status=ex.notes.get("original_status") if code == "00" else None,
+        extra=ex.notes.get("outcome_extra"),
     )
 
 
@@ -368,6 +373,9 @@ async def queue_reversal(host, ex: Exchange, reason: str) -> None:
     """Record the unknown outcome and queue the reversal, exactly once, in one transaction."""
     original = await host.store.get_transaction(ex.journal_id)
     protocol = host.links[ex.link].protocol
+    if not protocol.undoable(original):  # a QR refund: money already went back, it stays
+        log.warning("not_undoable", txn=ex.journal_id, type=original.txn_type, reason=reason)
+        return
     payload = protocol.encode(protocol.reversal_for(host, original, ex.rrn))
     await host.store.record_unknown_outcome(
         ex.journal_id, reason, link=ex.link, payload=payload, rrn=ex.rrn,

@@ -18,6 +18,7 @@ from codec import issuer as issuer_codec
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.issuer import original_data
 from codec.message import FieldValue, Message
+from host.issuer.wallet_protocol import WALLET
 
 
 class FrameDecoder(Protocol):
@@ -147,9 +148,20 @@ class Iso8583:
         """A store-and-forward item sent again: 0420 -> 0421."""
         return msg.with_mti(msg.mti[:3] + "1")
 
+    def acknowledges(self, answer: Message) -> bool:
+        """Any 0430 acknowledges a reversal (an issuer acknowledges one of an unknown original
+        too)."""
+        return True
+
+    def result_code(self, answer: Message) -> Any:
+        return answer.get(39)
+
+    def undoable(self, original: Any) -> bool:
+        return True
+
 
 ISO8583 = Iso8583()
-PROTOCOLS: dict[str, IssuerProtocol] = {ISO8583.name: ISO8583}
+PROTOCOLS: dict[str, Any] = {ISO8583.name: ISO8583, WALLET.name: WALLET}
 
 
 def protocol_for(host: Any, link_name: str | None) -> IssuerProtocol:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from host.store import access, estate, journal, merchant_ops, reversals, tills, webhooks
+from host.store import access, estate, journal, merchant_ops, qr, reversals, tills, webhooks
 from host.store.merchant_records import TillTotals
 from host.store.records import (
     Batch,
@@ -504,6 +504,65 @@ class AsyncFacade:
 
     async def resend_webhook_event(self, event_id: str) -> WebhookEvent:
         return await self._write(webhooks.resend_webhook_event, event_id)
+
+    # -- the QR wallet flows (host/store/qr.py)
+
+    async def qr_open(self, txn_id: int, *, rrn: str, extra: dict[str, Any]) -> bool:
+        return await self._write(qr.qr_open, txn_id, rrn=rrn, extra=extra)
+
+    async def qr_complete(
+        self,
+        txn_id: int,
+        *,
+        auth_code: str | None,
+        extra: dict[str, Any],
+        settlement_date: str | None = None,
+    ) -> bool:
+        return await self._write(
+            qr.qr_complete,
+            txn_id,
+            auth_code=auth_code,
+            extra=extra,
+            settlement_date=settlement_date,
+        )
+
+    async def qr_close(
+        self, txn_id: int, reason: str, *, link: str, payload: bytes, response_code: str
+    ) -> bool:
+        return await self._write(
+            qr.qr_close, txn_id, reason, link=link, payload=payload, response_code=response_code
+        )
+
+    async def qr_forward(
+        self,
+        txn_id: int,
+        reason: str,
+        *,
+        link: str,
+        payload: bytes,
+        rrn: str | None,
+        settlement_date: str | None,
+    ) -> int:
+        return await self._write(
+            qr.qr_forward,
+            txn_id,
+            reason,
+            link=link,
+            payload=payload,
+            rrn=rrn,
+            settlement_date=settlement_date,
+        )
+
+    async def qr_forward_done(
+        self, txn_id: int, *, approved: bool, response_code: str, original_status: str | None
+    ) -> bool:
+        return await self._write(
+            qr.qr_forward_done,
+            txn_id,
+            approved=approved,
+            response_code=response_code,
+            original_status=original_status,
+        )
 
     # -- reads
 
@@ -1214,6 +1273,65 @@ class SyncFacade:
 
     def resend_webhook_event(self, event_id: str) -> WebhookEvent:
         return self._transact(webhooks.resend_webhook_event, event_id)
+
+    # -- the QR wallet flows (host/store/qr.py)
+
+    def qr_open(self, txn_id: int, *, rrn: str, extra: dict[str, Any]) -> bool:
+        return self._transact(qr.qr_open, txn_id, rrn=rrn, extra=extra)
+
+    def qr_complete(
+        self,
+        txn_id: int,
+        *,
+        auth_code: str | None,
+        extra: dict[str, Any],
+        settlement_date: str | None = None,
+    ) -> bool:
+        return self._transact(
+            qr.qr_complete,
+            txn_id,
+            auth_code=auth_code,
+            extra=extra,
+            settlement_date=settlement_date,
+        )
+
+    def qr_close(
+        self, txn_id: int, reason: str, *, link: str, payload: bytes, response_code: str
+    ) -> bool:
+        return self._transact(
+            qr.qr_close, txn_id, reason, link=link, payload=payload, response_code=response_code
+        )
+
+    def qr_forward(
+        self,
+        txn_id: int,
+        reason: str,
+        *,
+        link: str,
+        payload: bytes,
+        rrn: str | None,
+        settlement_date: str | None,
+    ) -> int:
+        return self._transact(
+            qr.qr_forward,
+            txn_id,
+            reason,
+            link=link,
+            payload=payload,
+            rrn=rrn,
+            settlement_date=settlement_date,
+        )
+
+    def qr_forward_done(
+        self, txn_id: int, *, approved: bool, response_code: str, original_status: str | None
+    ) -> bool:
+        return self._transact(
+            qr.qr_forward_done,
+            txn_id,
+            approved=approved,
+            response_code=response_code,
+            original_status=original_status,
+        )
 
     # -- reads
 

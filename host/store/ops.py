@@ -105,6 +105,7 @@ from host.store.merchant_ops import (
     settle_merchant,
     settlement_candidates,
 )
+from host.store.qr import qr_close, qr_complete, qr_forward, qr_forward_done, qr_open
 from host.store.reversals import (
     get_reversal,
     record_reversal,
@@ -191,6 +192,12 @@ WRITES: tuple[Callable[..., Any], ...] = (
     claim_webhook_events,
     record_webhook_attempt,
     resend_webhook_event,
+    # the QR wallet flows (host/store/qr.py)
+    qr_open,
+    qr_complete,
+    qr_close,
+    qr_forward,
+    qr_forward_done,
 )
 READS: tuple[Callable[..., Any], ...] = (
     get_merchant,
