@@ -50,12 +50,27 @@ def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: boo
         trio.run(_run, settings, demo)
     except KeyboardInterrupt:
         pass
+    except BaseExceptionGroup as group:
+        why = _startup_error(group)
+        if why is None:
+            raise
+        raise click.ClickException(why) from None
     finally:
         if sim is not None:
             # The host has closed its issuer link by now: the simulator goes last, so Ctrl-C
             # does not show up as a spurious link_closed_by_peer.
             sim.terminate()
             sim.wait(timeout=10)
+
+
+def _startup_error(group: BaseExceptionGroup) -> str | None:
+    """The message of a StartupError in the group the host's nurseries raised, if any."""
+    from host.runtime import StartupError
+
+    found = group.subgroup(StartupError)
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return str(found) if found is not None else None
 
 
 async def _run(settings, demo: bool) -> None:

@@ -17,21 +17,26 @@ import trio
 
 from host.hsm import HsmUnavailable
 from host.hsm.network import NetworkHSM
+from host.runtime import StartupError, run_host
+from keys import des, dukpt, pinblock
 from keys import hsm_wire as wire
-from keys.hsm import SoftHSM
-from keys.tokens import KeyType
+from keys.checkvalue import kcv
+from keys.errors import KeysError
+from keys.hsm import DukptSource, SoftHSM, encrypt_track
+from keys.tokens import KeyToken, KeyType
 from tests.host.flowkit import run, shop
 from tests.host.harness import (
     TEST_LMK,
     demo_device,
     eventually,
     free_port,
+    host_settings,
     hsm_sim,
     network_hsm_settings,
     sim_and_host,
     terminal,
 )
-from tools.hsm_sim.server import sim_hsm
+from tools.hsm_sim.server import HsmSim, sim_hsm, sim_test_key_hsm
 from tools.issuer_sim.testing import PIN, RICH
 from tools.terminal.state import from_profile
 
@@ -61,7 +66,7 @@ def test_sign_on_purchase_and_dukpt_pin_go_through_the_network_hsm(tmp_path):
 
 async def _start_hsm_sim(port: int) -> subprocess.Popen:
     """`poshost hsm-sim` in its own process, once it accepts connections."""
-    argv = [sys.executable, "-c", "from host.cli import main; main()", "hsm-sim"]
+    argv = [sys.executable, "-c", "from host.cli import main; main()", "hsm-sim", "--test-keys"]
     proc = subprocess.Popen(
         [*argv, "--listen", f"127.0.0.1:{port}"],
         env={**os.environ, "HSM_SIM_LMK": TEST_LMK},
@@ -82,8 +87,7 @@ async def _start_hsm_sim(port: int) -> subprocess.Popen:
 def test_killed_hsm_sim_gives_clean_96_and_a_restarted_one_approvals(tmp_path):
     port = free_port()
 
-    async def body(sim, running):
-        proc = await _start_hsm_sim(port)
+    async def body(sim, running, proc):
         try:
             device = demo_device()
             async with terminal(running, device) as client:
@@ -120,8 +124,12 @@ def test_killed_hsm_sim_gives_clean_96_and_a_restarted_one_approvals(tmp_path):
         overrides = network_hsm_settings(
             port, **{"hsm.timeout": 1.0, "hsm.breaker_failures": 2, "hsm.breaker_cooldown": 0.5}
         )
-        async with sim_and_host(tmp_path, **overrides) as (sim, running):
-            await body(sim, running)
+        proc = await _start_hsm_sim(port)  # up first: it wraps the host's test keys at start
+        try:
+            async with sim_and_host(tmp_path, **overrides) as (sim, running):
+                await body(sim, running, proc)
+        finally:
+            proc.kill()
 
     trio.run(main)
 
@@ -239,8 +247,6 @@ def test_a_cancelled_probe_does_not_leave_the_breaker_stuck_open():
 
 
 def test_the_simulator_answers_bad_commands_with_payshield_error_codes():
-    from tools.hsm_sim.server import HsmSim
-
     soft = sim_hsm(TEST_LMK)
     sim = HsmSim(soft)
     tak = soft.generate_key(KeyType.TAK, 8).to_text()
@@ -269,3 +275,89 @@ def test_frames_pipelined_in_one_write_are_answered_with_their_headers():
             await stream.aclose()
 
     trio.run(main)
+
+
+def test_aes_dukpt_pin_and_track_decryption_go_through_the_client():
+    # G0 for an AES BDK: format 0 under a 2TDEA working key (the dialect's 8-byte field 52),
+    # and the X9.24-3-2017 supplement's format 4 block under the AES-128 PIN key (KSN
+    # ...00000001, PIN 1234, PAN 4111111111111111 -> A912150391AB65A67E52883D81CE2D15).
+    keys = sim_test_key_hsm(TEST_LMK)
+    aes_bdk = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+    zpk_clear = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A12")
+    bdk = keys.import_clear(KeyType.BDK_AES, aes_bdk)
+    zpk = keys.import_clear(KeyType.ZPK, zpk_clear)
+    tdk_clear = bytes.fromhex("11223344556677888877665544332211")
+    tdk = keys.import_clear(KeyType.TDK, tdk_clear)
+    pan = "4111111111111111"
+    ksn1 = bytes.fromhex("123456789012345600000001")
+    ksn2 = bytes.fromhex("123456789012345600000002")
+    working = dukpt.host_derive_working_key(
+        aes_bdk, ksn2, dukpt.KeyUsage.PIN_ENCRYPTION, dukpt.DerivedKeyType.TDES2
+    )
+    tdea_block = des.encrypt_ecb(working, pinblock.encode(0, "8642", pan))
+    track = f"{RICH}=30121010000000000000"
+
+    async def main():
+        async with hsm_sim() as (sim, port), trio.open_nursery() as nursery:
+            client = NetworkHSM("127.0.0.1", port, connections=1)
+            await nursery.start(client.run)
+            out = await client.translate_pin(
+                tdea_block, pan, DukptSource(bdk, ksn2, 0, "TDES2"), zpk
+            )
+            assert pinblock.decode(0, des.decrypt_ecb(zpk_clear, out), pan) == "8642"
+            fmt4 = bytes.fromhex("A912150391AB65A67E52883D81CE2D15")
+            out = await client.translate_pin(fmt4, pan, DukptSource(bdk, ksn1), zpk)
+            assert pinblock.decode(0, des.decrypt_ecb(zpk_clear, out), pan) == "1234"
+            assert sim.counts["G0"] == 2
+            # track: only the enciphered block travels (M2), the host puts it back
+            assert await client.decrypt_track(tdk, encrypt_track(tdk_clear, track)) == track
+            assert sim.counts["M2"] == 1
+            with pytest.raises(KeysError):  # a PIN key does not open tracks (error 10)
+                await client.decrypt_track(zpk, encrypt_track(tdk_clear, track))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_clear_test_keys_only_on_a_simulator_started_for_them():
+    soft = sim_hsm(TEST_LMK)
+    plain, keyed = HsmSim(soft), HsmSim(soft, sim_test_key_hsm(TEST_LMK))
+    zpk = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A12")
+    assert plain.answer(wire.tk_import_test_key("ZPK", zpk)) == "TL68"  # no such command
+    answer = keyed.answer(wire.tk_import_test_key("ZPK", zpk))
+    assert answer.startswith("TL00")
+    token = KeyToken.from_text(wire.Fields(answer, 4).key())
+    assert token.key_type is KeyType.ZPK and token.check_value == kcv(zpk).hex().upper()
+    # a key that wraps or carries other keys is not a test key the host ever needs
+    for name in ("KEK", "ZMK", "KBPK", "PVK", "TAK"):
+        assert keyed.answer(wire.tk_import_test_key(name, zpk)) == "TL10"
+
+
+def test_a_network_host_with_test_keys_and_an_hsm_that_refuses_them_does_not_start(tmp_path):
+    async def main():
+        async with hsm_sim(test_keys=False) as (_, port), trio.open_nursery() as nursery:
+            settings = host_settings(tmp_path, free_port(), **network_hsm_settings(port))
+            with pytest.raises(BaseExceptionGroup) as info:
+                await nursery.start(lambda task_status: run_host(settings, task_status=task_status))
+            assert info.group_contains(StartupError, match="--test-keys")
+            assert not (tmp_path / "host" / "lmk.hex").exists()  # nor was an LMK made
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_serve_says_in_one_line_that_the_network_hsm_did_not_wrap_the_test_keys(tmp_path):
+    from click.testing import CliRunner
+
+    from host.cli import main
+
+    cfg = tmp_path / "host.toml"
+    cfg.write_text(
+        f'[data]\ndir = "{tmp_path / "host"}"\n[server]\nlisten = "127.0.0.1:0"\n'
+        f'[hsm]\nkind = "network"\naddress = "127.0.0.1:{free_port()}"\n'  # nobody there
+    )
+    result = CliRunner().invoke(main, ["serve", "--config", str(cfg), "--demo"])
+    assert result.exit_code == 1
+    assert "Error: the configured test keys (--demo" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "host" / "lmk.hex").exists()
