@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import trio
 
-from host.config import ConfigError, parse_address
+from host.harness import ConfigError, parse_address
 
 
 @click.command("hsm-sim")
@@ -24,7 +24,7 @@ from host.config import ConfigError, parse_address
                    "and BDKs, links.*.zpk_clear_test_key). Never for real keys.")  # fmt: skip
 def hsm_sim(listen: str, lmk_file: str | None, lmk: str | None, test_keys: bool) -> None:
     """A payShield-style network HSM on loopback holding the LMK (docs/hsm.md)."""
-    from host.logs import configure
+    from host.harness import configure_logs
     from keys.hsm import SoftHSM
     from tools.hsm_sim.server import HsmSim, serve_hsm, sim_hsm, sim_test_key_hsm
 
@@ -47,7 +47,7 @@ def hsm_sim(listen: str, lmk_file: str | None, lmk: str | None, test_keys: bool)
         extra = sim_test_key_hsm(text) if test_keys else None
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    configure("auto", "info")
+    configure_logs("auto", "info")
     click.echo(f"hsm-sim LMK check value {soft.lmk_check_value}", err=True)
     if test_keys:
         click.echo("hsm-sim wraps clear TEST keys (--test-keys): never give it real keys", err=True)
