@@ -347,17 +347,17 @@ def test_a_network_host_with_test_keys_and_an_hsm_that_refuses_them_does_not_sta
 
 
 def test_serve_says_in_one_line_that_the_network_hsm_did_not_wrap_the_test_keys(tmp_path):
-    from click.testing import CliRunner
-
-    from host.cli import main
-
+    # its own process: `serve` configures the process's logging for good
     cfg = tmp_path / "host.toml"
     cfg.write_text(
         f'[data]\ndir = "{tmp_path / "host"}"\n[server]\nlisten = "127.0.0.1:0"\n'
         f'[hsm]\nkind = "network"\naddress = "127.0.0.1:{free_port()}"\n'  # nobody there
     )
-    result = CliRunner().invoke(main, ["serve", "--config", str(cfg), "--demo"])
-    assert result.exit_code == 1
-    assert "Error: the configured test keys (--demo" in result.output
-    assert "Traceback" not in result.output
+    argv = [sys.executable, "-c", "from host.cli import main; main()", "serve", "--demo"]
+    done = subprocess.run(
+        [*argv, "--config", str(cfg)], capture_output=True, text=True, timeout=60, env=os.environ
+    )
+    assert done.returncode == 1
+    assert "Error: the configured test keys (--demo" in done.stderr
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "host" / "lmk.hex").exists()
