@@ -178,6 +178,7 @@ class HSM(Protocol):
     ) -> bool: ...
     def export_tr31(self, token: KeyToken, kbpk: KeyToken, **header: str) -> str: ...
     def import_tr31(self, key_type: KeyType, block: str, kbpk: KeyToken) -> KeyToken: ...
+    def check_value(self, token: KeyToken) -> str: ...
     def decrypt_data(self, tdk: KeyToken, data: bytes) -> bytes: ...
     def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str: ...
     def derive_ipek(self, bdk: KeyToken, ksn: bytes) -> KeyToken: ...
@@ -376,6 +377,15 @@ class SoftHSM:
             if length == 8 or des.effective_key(clear) == clear:
                 break
         return self._make_token(key_type, algorithm, clear)
+
+    def check_value(self, token: KeyToken) -> str:
+        """The key's check value computed from the key itself (6 hex digits for TDES, 10 for
+        AES): what an operator compares with a custodian's or a peer's, and what tells an HSM's
+        LMK from another's (a token from another LMK does not unwrap)."""
+        eng = self._engine(token, frozenset({token.key_type}), "check value")
+        if eng.algorithm is Algorithm.AES:
+            return kcv_aes(eng.key).hex().upper()
+        return eng.ecb.encrypt(bytes(8))[:3].hex().upper()
 
     def import_clear(
         self, key_type: KeyType, clear: bytes, algorithm: Algorithm | None = None

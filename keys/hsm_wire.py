@@ -245,6 +245,12 @@ def m2_decrypt_data(key: str, data: bytes) -> str:
     )
 
 
+def bu_check_value(key: str) -> str:
+    """BU: the check value of a key, computed by the HSM from the key itself. payShield's key
+    type code and length flag are left out: the token names both."""
+    return "BU" + key_field(key)
+
+
 def tk_import_test_key(key_type: str, clear: bytes) -> str:
     """TK (this protocol's own, not payShield's): wrap a published clear TEST key under the
     LMK. Only a simulator started with ``--test-keys`` has it; others answer 68."""

@@ -43,6 +43,7 @@ class AsyncHSM(Protocol):
         self, key_type: KeyType, length: int, kek: KeyToken
     ) -> tuple[KeyToken, bytes, bytes]: ...
     async def decrypt_track(self, tdk: KeyToken, track: str) -> str: ...
+    async def check_value(self, token: KeyToken) -> str: ...
     async def diagnostics(self) -> str: ...
 
 
@@ -93,6 +94,9 @@ class SoftAsyncHSM:
 
     async def decrypt_track(self, tdk: KeyToken, track: str) -> str:
         return self.soft.decrypt_track(tdk, track)
+
+    async def check_value(self, token: KeyToken) -> str:
+        return self.soft.check_value(token)
 
     async def diagnostics(self) -> str:
         return self.soft.lmk_check_value

@@ -365,6 +365,11 @@ class NetworkHSM:
             raise KeysError("the HSM's M3 answer does not hold the decrypted block")
         return cut.with_block(clear)
 
+    async def check_value(self, token: KeyToken) -> str:
+        """BU: the key's check value as the HSM computes it from the key."""
+        fields = await self._ok(wire.bu_check_value(token.to_text()))
+        return fields.sized()
+
     async def import_test_key(self, key_type: KeyType, clear: bytes) -> KeyToken:
         """TK: a published clear TEST key wrapped by an hsm-sim started with --test-keys (the
         host calls it at start-up only, for the keys its configuration names as test keys)."""

@@ -252,6 +252,17 @@ def test_translate_from_aes_dukpt_with_a_tdea_working_key(hsm):
         hsm.translate_pin(bytes(8), pan, DukptSource(bdk, ksn, 0, "HMAC128"), zpk)
 
 
+def test_check_value_is_computed_from_the_key(hsm):
+    # ANSI X9.24-1 Annex A's test key 0123456789ABCDEFFEDCBA9876543210 has check value 08D7B4
+    assert hsm.check_value(hsm.import_clear(KeyType.ZPK, K2)) == "08D7B4"
+    aes = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+    token = hsm.import_clear(KeyType.BDK_AES, aes)
+    assert hsm.check_value(token) == token.check_value and len(token.check_value) == 10
+    other = SoftHSM(bytes(32), clear_test_keys=True).import_clear(KeyType.ZPK, K2)
+    with pytest.raises(KeysError):  # a token of another LMK does not unwrap
+        hsm.check_value(other)
+
+
 def test_derive_ipek_token(hsm):
     bdk = hsm.import_clear(KeyType.BDK, K2)
     ipek = hsm.derive_ipek(bdk, bytes.fromhex("FFFF9876543210E00000"))

@@ -37,6 +37,7 @@ class HsmSim:
             "M8": self._m8,
             "A0": self._a0,
             "A8": self._a8,
+            "BU": self._bu,
         }
         if test_keys is not None:
             self.handlers["TK"] = self._tk
@@ -127,6 +128,11 @@ class HsmSim:
         fields.end()
         clear = self.soft.decrypt_data(key, data)
         return wire.OK + f"{len(clear):04X}" + clear.hex().upper()
+
+    def _bu(self, fields: wire.Fields) -> str:
+        token = self._token(fields)
+        fields.end()
+        return wire.OK + wire.sized_field(self.soft.check_value(token))
 
     def _tk(self, fields: wire.Fields) -> str:
         assert self.test_keys is not None  # TK is registered only with a test-key HSM
