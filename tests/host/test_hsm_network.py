@@ -184,7 +184,7 @@ def test_commands_in_flight_share_one_connection_and_get_their_own_answers():
             assert not await client.verify_mac(mak, messages[1], results[0])
             assert await client.diagnostics() == soft.lmk_check_value
             assert await client.check_value(mak) == soft.check_value(mak) == mak.check_value  # BU
-            stranger = SoftHSM.from_hex("11" * 32).generate_key(KeyType.TAK, 8)
+            stranger = SoftHSM.from_hex("11" * 32).generate_key(KeyType.TAK, 16)
             with pytest.raises(KeysError):  # another LMK's token does not unwrap: error 10
                 await client.check_value(stranger)
             tmk = soft.generate_key(KeyType.TMK, 16)
