@@ -200,6 +200,13 @@ def load_lmk(settings: Settings) -> tuple[bytes, str]:
     path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
     if path.exists():
         return bytes.fromhex(path.read_text().strip()), str(path)
+    if hsm_cfg.get("kind") == "network":
+        # An offline key command of a network installation: a fresh LMK here would make tokens
+        # the HSM cannot read.
+        raise ConfigError(
+            f"hsm.kind = network: the LMK lives in the HSM, and {path} does not exist; give this "
+            "command the HSM's LMK (hsm.lmk_file, hsm.lmk or hsm.lmk_components)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     lmk = SoftHSM.generate_lmk(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -365,3 +365,17 @@ def test_serve_says_in_one_line_that_the_network_hsm_did_not_wrap_the_test_keys(
     assert "Error: the configured test keys (--demo" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "host" / "lmk.hex").exists()
+
+
+def test_an_offline_key_command_of_a_network_installation_makes_no_lmk_of_its_own(tmp_path):
+    from host.app import load_lmk
+    from host.config import ConfigError
+
+    network = network_hsm_settings(free_port())
+    with pytest.raises(ConfigError, match="the LMK lives in the HSM"):
+        load_lmk(host_settings(tmp_path, 1, **network))  # what `estate terminal set-key` reads
+    assert not (tmp_path / "host" / "lmk.hex").exists()
+    (tmp_path / "hsm.lmk").write_text(TEST_LMK)  # given the HSM's LMK, it works in process
+    given = {**network, "hsm.lmk_file": str(tmp_path / "hsm.lmk")}
+    lmk, source = load_lmk(host_settings(tmp_path, 1, **given))
+    assert lmk == bytes.fromhex(TEST_LMK) and source.endswith("hsm.lmk")
