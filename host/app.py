@@ -280,11 +280,14 @@ def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
     return SoftHSM(lmk, clear_test_keys=True, **hsm_options(settings))
 
 
-def build_links(settings: Settings) -> dict[str, IssuerLink]:
+def build_links(settings: Settings) -> dict[str, Any]:
     issuer = settings["issuer"]
-    links = {}
+    links: dict[str, Any] = {}
     for name, cfg in settings["links"].items():
         host, port = parse_address(cfg["address"])
+        if cfg.get("protocol") == "wallet":
+            links[name] = build_wallet_link(settings, name, cfg, host, port)
+            continue
         links[name] = IssuerLink(
             name,
             host,
@@ -296,3 +299,23 @@ def build_links(settings: Settings) -> dict[str, IssuerLink]:
             protocol=PROTOCOLS[cfg.get("protocol", "iso8583")],
         )
     return links
+
+
+def build_wallet_link(settings: Settings, name: str, cfg: Any, host: str, port: int):
+    """A wallet link (docs/qr.md): the acquirer's key pair is made on first start in the data
+    directory (private key 0600, never printed; public half next to it for the platform)."""
+    from host.issuer.wallet_link import WalletLink, acquirer_key_paths
+    from keys import rsa_sign
+
+    qr = settings["qr"]
+    private, public = acquirer_key_paths(settings.data_dir, cfg.get("key_file"))
+    key = rsa_sign.load_or_create(private, public)
+    notify_url = qr["notify_url"] or (
+        f"http://{qr['notify_listen']}/wallet/notify" if qr["notify_listen"] else None
+    )
+    return WalletLink(
+        name, host, port, str(cfg.get("app_id", "")), key, Path(cfg["platform_key"]),
+        timeout=float(cfg.get("timeout", settings["issuer"]["timeout"])),
+        probe_interval=float(cfg.get("probe_interval", 5.0)),
+        notify_url=notify_url,
+    )  # fmt: skip

@@ -124,6 +124,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "min_payout": 10_000,  # 100.00: a smaller balance carries over to the next run
         "require_operator": False,  # sign-on must name a valid operator + password (63)
         "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
+        # What a secondary terminal may do besides its own sales (docs/tills.md); the master
+        # may always void and refund its till group's sales.
+        "secondary_may_void_others": False,  # void a sale of another till of its group
+        "secondary_may_refund": True,  # refund its own sales
+        "secondary_may_refund_others": False,  # refund a sale of another till of the merchant
     },
     # The back-office query API (docs/security/backoffice.md): with `listen` set, `poshost serve`
     # runs it in a child process of its own (also `poshost backoffice`); "" = off.
@@ -134,6 +139,25 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "fail_burst": 10,
         "fail_refill_seconds": 6.0,
         "nice": 10,  # niceness (0-19) of the child process: the POS event loop gets the CPU first
+    },
+    # QR wallet payments (docs/qr.md). `link` names the wallet link the QR flows use (a link
+    # with protocol = "wallet": address, app_id, platform_key = the platform's public key file,
+    # key_file = the acquirer's private key, made on first start in the data dir when not set);
+    # "" turns QR off (15 to the terminal).
+    "qr": {
+        "link": "",
+        # Seconds a customer-presented payment may take, "user paying" included, before the
+        # host gives up: it then cancels at the wallet (store-and-forward) and answers 98.
+        "pay_deadline": 20.0,
+        "poll_interval": 2.0,  # seconds between queries while the customer confirms
+        "order_validity": 120,  # seconds a merchant-presented QR can be paid
+        "watch_interval": 5.0,  # seconds between looks at orders past their validity
+        # HOST:PORT the host takes the wallet's payment notifications on ("" = none: the
+        # terminal's query and the validity watch still complete every order).
+        "notify_listen": "",
+        "notify_url": "",  # what the wallet is told to call ("" = http://<notify_listen>/...)
+        "notify_max_age": 90000,  # seconds: an older notification is refused (replays)
+        "organisation": "QRC",  # 63 of a QR answer starts with this instead of the card's
     },
     # Terminal activation (host/merchant/activation.py).
     "activation": {
@@ -172,7 +196,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 SOURCE_DEFAULT = "default"
-LINK_PROTOCOLS = ("iso8583",)  # the keys of host.issuer.protocol.PROTOCOLS (a test holds them)
+# The keys of host.issuer.protocol.PROTOCOLS (a test holds them).
+LINK_PROTOCOLS = ("iso8583", "wallet")
 
 
 @attrs.frozen
@@ -362,6 +387,7 @@ def _validate(values: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"links.{name}.protocol: {protocol!r} is not one of {', '.join(LINK_PROTOCOLS)}"
             )
+    _validate_qr(values)
     for route in values["routes"]:
         if route.get("link") not in values["links"]:
             raise ConfigError(f"routes: link {route.get('link')!r} is not defined in [links]")
@@ -385,6 +411,23 @@ def _validate(values: Mapping[str, Any]) -> None:
     if values["journal"]["writer"] not in ("process", "thread"):
         raise ConfigError('journal.writer must be "process" or "thread"')
     _validate_backoffice(values["backoffice"])
+
+
+def _validate_qr(values: Mapping[str, Any]) -> None:
+    qr = values["qr"]
+    if qr["link"]:
+        link = values["links"].get(qr["link"])
+        if link is None or link.get("protocol") != "wallet":
+            raise ConfigError(f'qr.link: {qr["link"]!r} is not a link with protocol = "wallet"')
+    if qr["notify_listen"]:
+        parse_address(qr["notify_listen"])
+    for key in ("pay_deadline", "poll_interval", "order_validity", "watch_interval"):
+        value = qr[key]
+        if not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"qr.{key} must be a positive number of seconds")
+    for name, link in values["links"].items():
+        if link.get("protocol") == "wallet" and not link.get("platform_key"):
+            raise ConfigError(f"links.{name}: a wallet link needs platform_key (a PEM file)")
 
 
 def _validate_backoffice(office: Mapping[str, Any]) -> None:

@@ -181,6 +181,10 @@ async def reverse_original(host, ex: Exchange) -> None:
     ex.business_date = original.business_date
     needs_issuer = original.status in ("approved", "pending", "timeout") and original.issuer_link
     payload = None
+    if needs_issuer and not protocol_for(host, original.issuer_link).undoable(original):
+        # A QR void or refund: the wallet gave the money back and nothing takes that back.
+        log.info("reversal_of_refund_ignored", tid=ex.terminal.tid, original=original.id)
+        return
     if needs_issuer:
         rrn = original.rrn or host.rrn_for(original.id, parse_date(original.business_date))
         protocol = protocol_for(host, original.issuer_link)

@@ -23,7 +23,7 @@ from host.hsm import HsmUnavailable
 from host.issuer.link import LinkDown, OutcomeUnknown
 from host.store.errors import DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
-from keys.errors import KeysError
+from keys.errors import KeysError, PinError
 from keys.hsm import DukptSource
 
 log = structlog.get_logger("poshost.flow")
@@ -213,9 +213,11 @@ async def translate_pin(host, ex: Exchange) -> None:
         raise
     except HsmUnavailable as exc:
         raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
-    except KeysError as exc:
-        code = "99" if "PIN" in type(exc).__name__ or "pin" in str(exc).lower() else "A7"
-        raise Decline(code, f"PIN translation failed: {type(exc).__name__}") from exc
+    except PinError as exc:  # the block itself: its format, or a PIN it cannot hold
+        raise Decline(codes.PIN_FORMAT_ERROR, "PIN translation failed: PinError") from exc
+    except KeysError as exc:  # a key, a usage rule, a KSN: the security processing failed
+        reason = f"PIN translation failed: {type(exc).__name__}"
+        raise Decline(codes.SECURITY_FAILURE, reason) from exc
 
 
 # -- journal -----------------------------------------------------------------------------------
@@ -238,7 +240,8 @@ def moment(host, ex: Exchange):
 
 def new_transaction(host, ex: Exchange) -> NewTransaction:
     """The journal row for this request. Field 7 of the issuer request is fixed here and kept
-    in ``extra`` so a later void, completion or reversal names this one exactly in 90."""
+    in ``extra`` so a later void, completion or reversal names this one exactly in 90 (and 41,
+    when the issuer knows the row under another terminal)."""
     req = ex.request
     pan = ex.notes.get("pan")
     now = moment(host, ex)
@@ -261,11 +264,24 @@ def new_transaction(host, ex: Exchange) -> NewTransaction:
         condition_code=str(req.get(25, "")),
         pan_masked=mask_pan(pan) if pan else None,
         pan_fingerprint=card_fingerprint(host, ex) if pan else None,
-        card_group=_card_group(host, pan),
+        card_group=ex.notes.get("card_group") or _card_group(host, pan),
         issuer_link=ex.link,
         original_id=ex.original.id if ex.original is not None else None,
-        extra={"f7": ex.notes["f7"]},
+        extra=_extra(ex),
+        master_tid=ex.terminal.master_tid,
     )
+
+
+def _extra(ex: Exchange) -> dict[str, str]:
+    """What a later reversal must send again exactly: field 7, and 41 when the issuer knows
+    this row under another terminal (a master's void of its secondary's sale); and the channel
+    of a QR sale."""
+    extra = {"f7": ex.notes["f7"]}
+    if ex.notes.get("issuer_tid") is not None:
+        extra["issuer_tid"] = ex.notes["issuer_tid"]
+    if ex.notes.get("channel"):
+        extra["channel"] = "qr"
+    return extra
 
 
 async def insert_transaction(host, ex: Exchange, txn: NewTransaction) -> int:
@@ -307,6 +323,7 @@ async def journal_outcome(host, ex: Exchange) -> None:
         settlement_date=ex.business_date,
         # a void / cancel / completion void marks what it undoes, in the same transaction
         original_status=ex.notes.get("original_status") if code == "00" else None,
+        extra=ex.notes.get("outcome_extra"),
     )
 
 
@@ -382,6 +399,9 @@ async def queue_reversal(host, ex: Exchange, reason: str) -> None:
     """Record the unknown outcome and queue the reversal, exactly once, in one transaction."""
     original = await host.store.get_transaction(ex.journal_id)
     protocol = host.links[ex.link].protocol
+    if not protocol.undoable(original):  # a QR refund: money already went back, it stays
+        log.warning("not_undoable", txn=ex.journal_id, type=original.txn_type, reason=reason)
+        return
     payload = protocol.encode(protocol.reversal_for(host, original, ex.rrn))
     await host.store.record_unknown_outcome(
         ex.journal_id, reason, link=ex.link, payload=payload, rrn=ex.rrn,

@@ -18,6 +18,7 @@ from codec import issuer as issuer_codec
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.issuer import original_data
 from codec.message import FieldValue, Message
+from host.issuer.wallet_protocol import WALLET
 
 
 class FrameDecoder(Protocol):
@@ -103,7 +104,8 @@ class Iso8583:
             25: str(req.get(25, "00")),
             32: host.acquirer_id,
             37: ex.rrn,
-            41: ex.terminal.tid,
+            # a master's void of its secondary's sale goes out under the sale's terminal
+            41: ex.notes.get("issuer_tid") or ex.terminal.tid,
             42: ex.terminal.mid,
             43: f"{ex.merchant.name[:40]:<40}",
             49: str(req.get(49, "156")),
@@ -135,7 +137,7 @@ class Iso8583:
             25: original.condition_code or "00",
             32: host.acquirer_id,
             37: rrn,
-            41: original.tid,
+            41: (original.extra or {}).get("issuer_tid") or original.tid,
             42: original.mid,
             49: original.currency,
             90: original_data(original.mti, original.stan, f7, host.acquirer_id),
@@ -146,9 +148,20 @@ class Iso8583:
         """A store-and-forward item sent again: 0420 -> 0421."""
         return msg.with_mti(msg.mti[:3] + "1")
 
+    def acknowledges(self, answer: Message) -> bool:
+        """Any 0430 acknowledges a reversal (an issuer acknowledges one of an unknown original
+        too)."""
+        return True
+
+    def result_code(self, answer: Message) -> Any:
+        return answer.get(39)
+
+    def undoable(self, original: Any) -> bool:
+        return True
+
 
 ISO8583 = Iso8583()
-PROTOCOLS: dict[str, IssuerProtocol] = {ISO8583.name: ISO8583}
+PROTOCOLS: dict[str, Any] = {ISO8583.name: ISO8583, WALLET.name: WALLET}
 
 
 def protocol_for(host: Any, link_name: str | None) -> IssuerProtocol:
