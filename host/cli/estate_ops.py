@@ -118,8 +118,10 @@ def _rate(_ctx, _param, value):
 @terms.command("set")
 @click.argument("mid", callback=MID)
 @click.option("--cycle", type=click.Choice(["T1", "D0"]), help="Settlement cycle.")
-@click.option("--fee-rate", callback=_rate, help="T+1 fee, percent (e.g. 0.60).")
-@click.option("--d0-fee-rate", callback=_rate, help="D0 fee, percent (e.g. 0.70).")
+@click.option("--fee-rate", callback=_rate, help="Card T+1 fee, percent (e.g. 0.60).")
+@click.option("--d0-fee-rate", callback=_rate, help="Card D0 fee, percent (e.g. 0.70).")
+@click.option("--qr-fee-rate", callback=_rate, help="QR wallet T+1 fee, percent (e.g. 0.38).")
+@click.option("--qr-d0-fee-rate", callback=_rate, help="QR wallet D0 fee, percent (e.g. 0.48).")
 @click.option("--min-payout", type=click.IntRange(0), help="Minimum payout in fen.")
 @click.option("--require-operator/--no-require-operator", default=None,
               help="Sign-on must name a valid operator with the password.")  # fmt: skip
@@ -216,9 +218,9 @@ def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace
         raise click.UsageError("a clear KDK is for test estates only: add the flag")
     try:
         settings = load_settings(config_file(config_path))
+        lmk, _source = load_lmk(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    lmk, _source = load_lmk(settings)
     # An offline estate tool: ceremony mode for components; clear keys only with the test flag.
     hsm = SoftHSM(lmk, ceremony=True, clear_test_keys=test_ok, **hsm_options(settings))
     try:
