@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -169,7 +169,7 @@ class _Engine:
     def __init__(self, key: bytes, algorithm: Algorithm) -> None:
         self.key = key
         self.algorithm = algorithm
-        self._ecb: Any = None
+        self._ecb: des.Cipher | None = None
         self._chain: macs.ChainedCbc | None = None
         self._chain_k1: macs.ChainedCbc | None = None
 
@@ -177,7 +177,7 @@ class _Engine:
         return f"_Engine({self.algorithm.name})"
 
     @property
-    def ecb(self) -> Any:
+    def ecb(self) -> des.Cipher:
         if self._ecb is None:
             if self.algorithm is Algorithm.AES:
                 self._ecb = AES.new(self.key, AES.MODE_ECB)
@@ -233,7 +233,7 @@ class SoftHSM:
         tr31_k0_type: KeyType = T.TMK,
     ):
         self._lmk = LocalMasterKey(lmk)
-        self._engines = LRU(cache_size)
+        self._engines: LRU[_Engine] = LRU(cache_size)
         self.dukpt_cache = dukpt.DukptCache(dukpt_cache_size)
         self.ceremony = ceremony
         self.clear_test_keys = clear_test_keys
@@ -536,7 +536,7 @@ class SoftHSM:
         data: bytes,
         algorithm: str,
         padding: int,
-        allowed=MAC_KEYS,
+        allowed: frozenset[KeyType] = MAC_KEYS,
         direction: str = "generate",
     ) -> bytes:
         name = MAC_ALGORITHMS.get(algorithm.lower())
@@ -759,7 +759,7 @@ def _tdes_base(ksn: bytes) -> bytes:
     return (int.from_bytes(ksn, "big") & ~dukpt.TDES_COUNTER_MASK).to_bytes(10, "big")
 
 
-def _track_transform(op: Any, track: str) -> str:
+def _track_transform(op: Callable[[bytes], bytes], track: str) -> str:
     """Apply ``op`` to the 8 bytes that end one byte before the end of the packed track."""
     if not isinstance(track, str) or not track:
         raise KeysError("the track must be a non-empty string")

@@ -153,7 +153,7 @@ def pan_from_account(account: str) -> str:
 # -- commands (client side builds, simulator parses the same layout) -------------------------
 
 
-def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: int, pan: str):
+def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: int, pan: str) -> str:
     """CA: translate a PIN block from a TPK to a ZPK."""
     return (
         "CA"
@@ -167,7 +167,7 @@ def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: in
     )
 
 
-def g0_translate_dukpt(bdk: str, zpk: str, ksn: bytes, block: bytes, dst_fmt: int, pan: str):
+def g0_translate_dukpt(bdk: str, zpk: str, ksn: bytes, block: bytes, dst_fmt: int, pan: str) -> str:
     """G0: translate a PIN block from the DUKPT key of a KSN (TDES BDK) to a ZPK."""
     if len(ksn) != 10:
         raise WireError("G0 carries a 10-byte TDES DUKPT KSN")
