@@ -1,4 +1,5 @@
-"""The running host: what every flow step may use (store, HSM, links, router, clock, caches).
+"""The running host: what every flow step may use (store, HSM, links, router, clock, and the
+small per-process caches of the steps, each a typed attribute).
 
 Built once at start from the settings; flows receive it as their first argument instead of
 reaching for globals, so a test can build a host with a fixed clock and a temporary journal.
@@ -9,29 +10,42 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import structlog
 import trio
 
-from host.clock import BusinessCalendar, Clock, SystemClock
+from host.clock import BusinessCalendar, Clock, Moment, SystemClock
 from host.config import ConfigError, Settings, parse_address
+from host.flow.batch import BatchCache
 from host.flow.engine import FlowTable
+from host.flow.session_guard import SessionLimits
 from host.hsm import AsyncHSM
 from host.issuer.link import IssuerLink
 from host.issuer.protocol import PROTOCOLS
 from host.issuer.router import Router
+from host.merchant.business_day import BusinessDayRecord
+from host.merchant.operators import TermsCache
+from host.merchant.risk import RiskEngine
 from host.security import SecurityMonitor
-from host.store import Store
 from host.store.errors import NotFound
-from host.store.records import pan_fingerprint
+from host.store.records import Merchant, Terminal, pan_fingerprint
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType, parse_key_type
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # The Store's methods are installed from host.store.ops when it is imported (setattr), so a
+    # type checker cannot see them; until the facade lists them it is Any to the checker.
+    Journal: TypeAlias = Any  # host.store.Store
+
 log = structlog.get_logger("poshost.host")
+_V = TypeVar("_V")
 
 
 @attrs.define
@@ -46,25 +60,30 @@ class EstateCache:
     for facts that change a few times a day. Sign-on and sign-off refresh the entry; changes made
     by `poshost estate` in another process take effect within `ttl` seconds."""
 
-    store: Store
+    store: Journal
     ttl: float = 5.0
     _terminals: dict[str, _Cached] = attrs.field(factory=dict)
     _merchants: dict[str, _Cached] = attrs.field(factory=dict)
 
-    async def terminal(self, tid: str) -> Any | None:
-        return await self._get(self._terminals, tid, self.store.get_terminal)
+    async def terminal(self, tid: str) -> Terminal | None:
+        found: Terminal | None = await self._get(self._terminals, tid, self.store.get_terminal)
+        return found
 
-    async def merchant(self, mid: str) -> Any | None:
-        return await self._get(self._merchants, mid, self.store.get_merchant)
+    async def merchant(self, mid: str) -> Merchant | None:
+        found: Merchant | None = await self._get(self._merchants, mid, self.store.get_merchant)
+        return found
 
     def forget_terminal(self, tid: str) -> None:
         self._terminals.pop(tid, None)
 
-    async def _get(self, cache: dict[str, _Cached], key: str, load) -> Any | None:
+    async def _get(
+        self, cache: dict[str, _Cached], key: str, load: Callable[[str], Awaitable[_V]]
+    ) -> _V | None:
         now = trio.current_time()
         hit = cache.get(key)
         if hit is not None and hit.expires > now:
             return hit.value
+        value: _V | None
         try:
             value = await load(key)
         except NotFound:
@@ -73,23 +92,10 @@ class EstateCache:
         return value
 
 
-@attrs.frozen
-class Moment:
-    """One second of the host's clock, pre-formatted for the wire and the journal."""
-
-    instant: dt.datetime
-    local: dt.datetime
-    business_date: dt.date
-    yyyymmdd: str
-    hhmmss: str  # field 12
-    mmdd: str  # field 13
-    transmission: str  # field 7, UTC MMDDhhmmss
-
-
 @attrs.define
 class Host:
     settings: Settings
-    store: Store
+    store: Journal
     hsm: AsyncHSM  # what the flows await: in-process or network (hsm.kind)
     local_hsm: SoftHSM  # in-process, same LMK: setup-time key wrapping and track decryption
     links: dict[str, IssuerLink]
@@ -99,17 +105,32 @@ class Host:
     flows: FlowTable
     fingerprint_key: bytes
     clock: Clock = attrs.field(factory=SystemClock)
-    estate: EstateCache = attrs.field(default=None)
+    estate: EstateCache = attrs.field()
     saf_event: trio.Event = attrs.field(factory=trio.Event)
-    security: SecurityMonitor = attrs.field(default=None)
+    security: SecurityMonitor = attrs.field()
     _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
-    caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
+    # The steps' per-process state, one typed attribute each (docs/design.md "Conventions").
+    risk: RiskEngine = attrs.field()  # limits and running totals (host/merchant/risk.py)
+    terms: TermsCache = attrs.field(factory=TermsCache)  # merchants' effective terms
+    sessions: SessionLimits = attrs.field()  # sign-on / sign-off rate limits per terminal
+    batches: BatchCache = attrs.field(factory=BatchCache)  # each terminal's open batch
+    business_day: BusinessDayRecord = attrs.field(factory=BusinessDayRecord)  # last cut-over
 
-    def __attrs_post_init__(self) -> None:
-        if self.estate is None:
-            self.estate = EstateCache(self.store)
-        if self.security is None:
-            self.security = SecurityMonitor(self.store)
+    @estate.default
+    def _estate(self) -> EstateCache:
+        return EstateCache(self.store)
+
+    @security.default
+    def _security(self) -> SecurityMonitor:
+        return SecurityMonitor(self.store)
+
+    @risk.default
+    def _risk(self) -> RiskEngine:
+        return RiskEngine.from_settings(self.settings.risk)
+
+    @sessions.default
+    def _sessions(self) -> SessionLimits:
+        return SessionLimits.from_settings(self.settings.security)
 
     def token(self, text: str) -> KeyToken:
         """A key token parsed from its stored text, cached: a purchase needs the MAK twice and
@@ -146,7 +167,6 @@ class Host:
             instant=second,
             local=local,
             business_date=date,
-            yyyymmdd=date.strftime("%Y%m%d"),
             hhmmss=local.strftime("%H%M%S"),
             mmdd=local.strftime("%m%d"),
             transmission=second.astimezone(dt.UTC).strftime("%m%d%H%M%S"),
@@ -177,28 +197,28 @@ class Host:
 
     @property
     def acquirer_id(self) -> str:
-        return str(self.settings.get("acquirer.institution_id"))
+        return self.settings.acquirer.institution_id
 
 
 def hsm_options(settings: Settings) -> dict[str, Any]:
     """The SoftHSM's usage settings from [hsm]: single-length types, legacy TR-31, K0 type."""
-    cfg = settings["hsm"]
+    cfg = settings.hsm
     return {
-        "single_length": frozenset(parse_key_type(t) for t in cfg["single_length_types"]),
-        "legacy_tr31": bool(cfg["legacy_tr31"]),
-        "tr31_k0_type": parse_key_type(cfg["tr31_k0_type"]),
+        "single_length": frozenset(parse_key_type(t) for t in cfg.single_length_types),
+        "legacy_tr31": cfg.legacy_tr31,
+        "tr31_k0_type": parse_key_type(cfg.tr31_k0_type),
     }
 
 
 def load_lmk(settings: Settings) -> tuple[bytes, str]:
     """The LMK and where it came from. A new installation gets a fresh random LMK in its data
     directory (mode 0600), like an HSM commissioned for the first time."""
-    hsm_cfg = settings["hsm"]
-    if hsm_cfg.get("lmk"):
-        return bytes.fromhex(hsm_cfg["lmk"]), "hsm.lmk"
-    if hsm_cfg.get("lmk_components"):
-        return xor_components(hsm_cfg["lmk_components"]), "hsm.lmk_components"
-    path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
+    hsm_cfg = settings.hsm
+    if hsm_cfg.lmk:
+        return bytes.fromhex(hsm_cfg.lmk), "hsm.lmk"
+    if hsm_cfg.lmk_components:
+        return xor_components(list(hsm_cfg.lmk_components)), "hsm.lmk_components"
+    path = Path(hsm_cfg.lmk_file or settings.data_dir / "lmk.hex")
     if path.exists():
         return bytes.fromhex(path.read_text().strip()), str(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +231,7 @@ def load_lmk(settings: Settings) -> tuple[bytes, str]:
 
 
 def load_fingerprint_key(settings: Settings) -> bytes:
-    configured = settings.get("journal.pan_fingerprint_key")
+    configured = settings.journal.pan_fingerprint_key
     if configured:
         key = bytes.fromhex(configured)
         if len(key) < 16:
@@ -235,11 +255,11 @@ def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
     :func:`startup_test_key_hsm`), never the one the running host serves with.
     """
     zpks: dict[str, KeyToken] = {}
-    for name, link in settings["links"].items():
-        if link.get("zpk"):
-            zpks[name] = KeyToken.from_text(link["zpk"])
-        elif link.get("zpk_clear_test_key"):
-            zpks[name] = hsm.import_clear(KeyType.ZPK, bytes.fromhex(link["zpk_clear_test_key"]))
+    for name, link in settings.links.items():
+        if link.zpk:
+            zpks[name] = KeyToken.from_text(link.zpk)
+        elif link.zpk_clear_test_key:
+            zpks[name] = hsm.import_clear(KeyType.ZPK, bytes.fromhex(link.zpk_clear_test_key))
             log.warning("link_test_zpk", link=name, kcv=zpks[name].check_value)
     return zpks
 
@@ -252,18 +272,18 @@ def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
 
 
 def build_links(settings: Settings) -> dict[str, IssuerLink]:
-    issuer = settings["issuer"]
+    issuer = settings.issuer
     links = {}
-    for name, cfg in settings["links"].items():
-        host, port = parse_address(cfg["address"])
+    for name, cfg in settings.links.items():
+        host, port = parse_address(cfg.address)
         links[name] = IssuerLink(
             name,
             host,
             port,
-            timeout=float(cfg.get("timeout", issuer["timeout"])),
-            echo_interval=float(issuer["echo_interval"]),
-            reconnect_min=float(issuer["reconnect_min"]),
-            reconnect_max=float(issuer["reconnect_max"]),
-            protocol=PROTOCOLS[cfg.get("protocol", "iso8583")],
+            timeout=settings.link_timeout(name),
+            echo_interval=issuer.echo_interval,
+            reconnect_min=issuer.reconnect_min,
+            reconnect_max=issuer.reconnect_max,
+            protocol=PROTOCOLS[cfg.protocol],
         )
     return links

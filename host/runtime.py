@@ -60,23 +60,22 @@ async def run_host(
     del lmk
     log.info("lmk_loaded", source=lmk_source, kcv=local_hsm.lmk_check_value)
     hsm = build_hsm(settings, local_hsm)
-    server_cfg = settings["server"]
+    server_cfg = settings.server
     limits = Limits(
-        max_connections=int(server_cfg["max_connections"]),
-        max_per_peer=int(server_cfg["max_per_peer"]),
-        max_frame=int(server_cfg["max_frame"]),
-        first_frame_timeout=float(server_cfg["first_frame_timeout"]),
-        idle_timeout=float(server_cfg["idle_timeout"]),
-        read_timeout=float(server_cfg["read_timeout"]),
-        shutdown_grace=float(server_cfg["shutdown_grace"]),
+        max_connections=server_cfg.max_connections,
+        max_per_peer=server_cfg.max_per_peer,
+        max_frame=server_cfg.max_frame,
+        first_frame_timeout=server_cfg.first_frame_timeout,
+        idle_timeout=server_cfg.idle_timeout,
+        read_timeout=server_cfg.read_timeout,
+        shutdown_grace=server_cfg.shutdown_grace,
     )
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    commit_delay = float(settings.get("journal.commit_delay_ms")) / 1000
-    writer_process = settings.get("journal.writer") == "process"
+    commit_delay = settings.journal.commit_delay_ms / 1000
+    writer_process = settings.journal.writer == "process"
     async with open_store(
         settings.journal_url, commit_delay=commit_delay, writer_process=writer_process
     ) as store:
-        acquirer = settings["acquirer"]
         host = Host(
             settings=settings,
             store=store,
@@ -84,8 +83,10 @@ async def run_host(
             local_hsm=local_hsm,
             links=build_links(settings),
             zpks=zone_pin_keys(settings, test_keys),
-            router=Router.from_table(settings["routes"]),
-            calendar=BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"]),
+            router=Router.from_table((r.prefix, r.link) for r in settings.routes),
+            calendar=BusinessCalendar.from_settings(
+                settings.acquirer.timezone, settings.acquirer.cutover
+            ),
             flows=FLOWS,
             fingerprint_key=load_fingerprint_key(settings),
             clock=clock or SystemClock(),
@@ -99,7 +100,7 @@ async def run_host(
         shutdown = trio.Event()
         server = TerminalServer(Dispatcher(host), limits, security=host.security)
         backoffice = None
-        if settings["backoffice"]["listen"]:
+        if settings.backoffice.listen:
             backoffice = await BackOfficeProcess.start(child_config(settings))
         try:
             await _serve(host, server, limits, shutdown, backoffice, handle_signals, task_status)
@@ -128,7 +129,7 @@ async def _serve(
         await nursery.start(host.security.run)
         if handle_signals:
             nursery.start_soon(_signals, shutdown)
-        address, port = parse_address(host.settings["server"]["listen"])
+        address, port = parse_address(host.settings.server.listen)
         bound = await nursery.start(server.serve, address, port)
         task_status.started(RunningHost(host, server, bound, shutdown, backoffice))
         await shutdown.wait()

@@ -38,6 +38,7 @@ from host.backoffice.tokens import (
     is_legacy,
     new_token,
 )
+from host.clock import parse_date
 from host.merchant import recon
 from host.security import SecurityMonitor, peer_address
 from host.store.passwords import verify_password
@@ -236,7 +237,7 @@ class BackOffice:
             text = recon.summary_csv([record])
         else:
             text = recon.detail_csv(await self.store.counted_transactions(mid, date))
-        filename = recon.file_names(date, mid)[name.removesuffix(".csv")]
+        filename = recon.file_names(parse_date(date), mid)[name.removesuffix(".csv")]
         disposition = [("content-disposition", f'attachment; filename="{filename}"')]
         return 200, "text/csv; charset=utf-8", text.encode("utf-8"), disposition
 

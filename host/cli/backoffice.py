@@ -27,7 +27,7 @@ def backoffice(url: str | None, listen: str, config_path: str | None) -> None:
     from host.store import open_store
 
     try:
-        office = load_settings(config_file(config_path))["backoffice"]
+        office = load_settings(config_file(config_path)).backoffice
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     url = journal_url(url, config_path)

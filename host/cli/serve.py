@@ -41,7 +41,7 @@ def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: boo
         return
     # Everything the host creates (journal, its WAL, LMK, recon files) is the owner's alone.
     os.umask(0o077)
-    logs.configure(settings.get("log.format"), settings.get("log.level"))
+    logs.configure(settings.log.format, settings.log.level)
 
     sim = None
     if with_sim:
@@ -89,9 +89,10 @@ def _start_simulator(settings) -> subprocess.Popen:
     """The bundled issuer simulator in its own process group (Ctrl-C reaches serve only, which
     stops the host first), its lines relayed whole and marked ``issuer-sim |``."""
     # the simulator listens where the demo link points, so the two always meet
-    address = settings["links"].get("sim", {}).get("address", "127.0.0.1:9583")
+    sim_link = settings.links.get("sim")
+    address = sim_link.address if sim_link is not None else "127.0.0.1:9583"
     env = dict(os.environ)
-    env["POSHOST_SIM_LOG_FORMAT"] = logs.resolved_format(settings.get("log.format"))
+    env["POSHOST_SIM_LOG_FORMAT"] = logs.resolved_format(settings.log.format)
     sim = subprocess.Popen(
         [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim",
          "--listen", address],

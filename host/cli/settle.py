@@ -8,11 +8,13 @@ by the host at its age limit) or flagged (still out of balance after upload: for
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import click
 
 from host.cli.common import journal_option, opened, print_json, print_table, store_context, when
+from host.clock import journal_date, parse_date
 from host.formatting import business_date as day
 from host.formatting import format_amount as money
 from host.store.errors import NotFound
@@ -115,16 +117,14 @@ def _settings(config_path):
         raise click.ClickException(str(exc)) from exc
 
 
-def _date(_ctx, _param, value):
-    import datetime as dt
-
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
+    """A business date as YYYYMMDD on the command line, a date inside."""
     if value is None:
         return None
     try:
-        dt.datetime.strptime(value, "%Y%m%d")
+        return parse_date(value)
     except ValueError as exc:
         raise click.BadParameter("a business date is YYYYMMDD") from exc
-    return value
 
 
 _config_option = click.option(
@@ -147,8 +147,7 @@ def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
     from host.merchant.settlement import SettlementRefused, run_settlement
 
     settings = _settings(config_path)
-    acquirer = settings["acquirer"]
-    calendar = BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"])
+    calendar = BusinessCalendar.from_settings(settings.acquirer.timezone, settings.acquirer.cutover)
     today = None if allow_open_day else calendar.business_date(SystemClock().now())
     with opened(ctx) as store:
         try:
@@ -174,7 +173,9 @@ def show(ctx, business_date, mid, as_json) -> None:
     """Merchant settlement records (amounts formatted; --json gives fen)."""
 
     with opened(ctx) as store:
-        records = store.list_merchant_settlements(mid=mid, business_date=business_date)
+        records = store.list_merchant_settlements(
+            mid=mid, business_date=journal_date(business_date) if business_date else None
+        )
     if as_json:
         print_json([r.to_dict() for r in records])
         return
@@ -221,4 +222,4 @@ def check(ctx, business_date, directory) -> None:
         click.echo(line)
     if problems:
         raise SystemExit(1)
-    click.echo(f"{business_date}: journal, settlement records and files agree")
+    click.echo(f"{journal_date(business_date)}: journal, settlement records and files agree")

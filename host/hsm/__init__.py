@@ -90,21 +90,22 @@ def build_hsm(settings, soft: SoftHSM) -> AsyncHSM:
     """The HSM the settings ask for (``hsm.kind``)."""
     from host.config import ConfigError, parse_address
 
-    kind = settings.get("hsm.kind")
+    cfg = settings.hsm
+    kind = cfg.kind
     if kind == "soft":
         return SoftAsyncHSM(soft)
     if kind == "network":
         from host.hsm.network import NetworkHSM
 
-        address, port = parse_address(settings.get("hsm.address"))
+        address, port = parse_address(cfg.address)
         return NetworkHSM(
             address,
             port,
-            connections=int(settings.get("hsm.connections")),
-            timeout=float(settings.get("hsm.timeout")),
-            connect_timeout=float(settings.get("hsm.connect_timeout")),
-            breaker_failures=int(settings.get("hsm.breaker_failures")),
-            breaker_cooldown=float(settings.get("hsm.breaker_cooldown")),
+            connections=cfg.connections,
+            timeout=cfg.timeout,
+            connect_timeout=cfg.connect_timeout,
+            breaker_failures=cfg.breaker_failures,
+            breaker_cooldown=cfg.breaker_cooldown,
             expected_lmk=soft.lmk_check_value,
         )
     raise ConfigError(f'hsm.kind must be "soft" or "network", not {kind!r}')

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codec import issuer as issuer_codec
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.issuer import original_data
 from codec.message import FieldValue, Message
+
+if TYPE_CHECKING:
+    from host.clock import Moment
+    from host.flow.engine import Exchange
 
 
 class FrameDecoder(Protocol):
@@ -35,8 +39,8 @@ class IssuerProtocol(Protocol):
     def management(self, code: str, stan: str, transmission: str) -> Message: ...
     def accepted(self, answer: Message) -> bool: ...
     def request_for(
-        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None, *,
-        pan: str, now: Any,
+        self, host: Any, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None, *,
+        pan: str, now: Moment,
     ) -> Message: ...  # fmt: skip
     def reversal_for(self, host: Any, original: Any, rrn: str) -> Message: ...
     def repeat(self, msg: Message) -> Message: ...
@@ -85,8 +89,8 @@ class Iso8583:
         return answer.get(39) == "00"
 
     def request_for(
-        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None, *,
-        pan: str, now: Any,
+        self, host: Any, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None, *,
+        pan: str, now: Moment,
     ) -> Message:  # fmt: skip
         """The issuer request for this exchange (docs/issuer-contract.md); ``pan`` and ``now``
         are the flow's own readings of the card and the clock."""
@@ -94,11 +98,11 @@ class Iso8583:
         fields: dict[int, FieldValue] = {
             2: pan,
             3: str(req.get(3, "000000")),
-            7: ex.notes.get("f7") or now.transmission,
+            7: ex.issuer.transmission or now.transmission,
             11: str(req[11]),
             12: now.hhmmss,
             13: now.mmdd,
-            18: ex.merchant.mcc if ex.merchant is not None else "0000",
+            18: ex.merchant.mcc,
             22: str(req.get(22, "000"))[:3],
             25: str(req.get(25, "00")),
             32: host.acquirer_id,
@@ -111,7 +115,7 @@ class Iso8583:
         for n in (4, 14, 23):
             if n in req:
                 fields[n] = str(req[n])
-        track = ex.notes.get("track2")
+        track = ex.card.track2
         if track:
             fields[35] = track
         if ex.translated_pin is not None:

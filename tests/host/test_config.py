@@ -3,12 +3,12 @@ import datetime as dt
 import pytest
 
 from host.clock import BusinessCalendar
-from host.config import ConfigError, load_settings
+from host.config import ConfigError, RouteSettings, load_settings
 
 
 def test_defaults_run_out_of_the_box():
     settings = load_settings(environ={})
-    assert settings.get("server.listen") == "127.0.0.1:8583"
+    assert settings.server.listen == "127.0.0.1:8583"
     assert settings.journal_url.endswith("poshost.sqlite")
     assert all(source == "default" for _, _, source in settings.describe())
 
@@ -20,13 +20,13 @@ def test_file_then_environment_override_and_provenance(tmp_path):
         '[links.a]\naddress = "127.0.0.1:1"\n[[routes]]\nprefix = "62"\nlink = "a"\n'
     )
     settings = load_settings(cfg, environ={"POSHOST_SERVER_MAX_FRAME": "1024"})
-    assert settings.get("server.listen") == "127.0.0.1:9999"
-    assert settings.get("server.max_frame") == 1024
+    assert settings.server.listen == "127.0.0.1:9999"
+    assert settings.server.max_frame == 1024
     sources = {key: source for key, _, source in settings.describe()}
     assert sources["server.listen"] == f"file:{cfg}"
     assert sources["server.max_frame"] == "env:POSHOST_SERVER_MAX_FRAME"
     assert sources["server.idle_timeout"] == "default"
-    assert settings["routes"] == [{"prefix": "62", "link": "a"}]
+    assert settings.routes == (RouteSettings(link="a", prefix="62"),)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_print_config_shows_no_secret_in_any_section(tmp_path):
         'pan_fingerprint_key = "00112233445566778899AABBCCDDEEFF"\n'
         '[hsm]\nlmk = "0123456789ABCDEFFEDCBA9876543210"\n'
         '[links.visa]\naddress = "127.0.0.1:1"\n'
-        'zpk_clear_test_key = "4CA2161637D0133E5E151AEA45DA2A12"\nzmk = "U1234567890ABCDEF"\n'
+        'zpk_clear_test_key = "4CA2161637D0133E5E151AEA45DA2A12"\nzpk = "U1234567890ABCDEF"\n'
         '[[routes]]\nprefix = ""\nlink = "visa"\n'
     )
     r = CliRunner().invoke(main, ["serve", "--config", str(cfg), "--print-config"], env={})
@@ -82,6 +82,7 @@ def test_print_config_shows_no_secret_in_any_section(tmp_path):
         assert secret not in r.output
     lines = {line.split("=", 1)[0].strip(): line for line in r.output.splitlines()}
     assert "<set>" in lines["links.visa.zpk_clear_test_key"]
+    assert "<set>" in lines["links.visa.zpk"]
     assert "127.0.0.1:1" in lines["links.visa.address"]  # what is not secret stays readable
     assert "postgresql://app:***@127.0.0.1:5432/test" in lines["journal.url"]
 
