@@ -18,7 +18,6 @@ The OpenAPI description is ``openapi.json`` next to this module, served at ``/op
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import time
@@ -38,7 +37,7 @@ from host.backoffice.tokens import (
     is_legacy,
     new_token,
 )
-from host.clock import parse_date
+from host.clock import journal_date, parse_date
 from host.merchant import recon
 from host.security import SecurityMonitor, peer_address
 from host.store.passwords import verify_password
@@ -250,13 +249,15 @@ def _query(query: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, s
 
 
 def _date(value: str | None) -> str | None:
+    """A business date from the query, as the journal's SQL compares it (YYYYMMDD)."""
     if value is None:
         return None
     try:
-        dt.datetime.strptime(value, "%Y%m%d")
+        if len(value) != 8:
+            raise ValueError(value)
+        return journal_date(parse_date(value))
     except ValueError as exc:
         raise ApiError(400, "date must be YYYYMMDD") from exc
-    return value
 
 
 def _int(value: str | None, default: int, low: int, high: int) -> int:

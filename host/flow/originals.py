@@ -28,7 +28,7 @@ from codec import txntypes
 from codec.issuer import original_data
 from codec.subfields import Field61
 from codec.txntypes import UnknownTransaction, identify_original
-from host.clock import journal_date, parse_date
+from host.clock import journal_date, parse_date, settlement_mmdd
 from host.flow.engine import ChildGuard, Decline, Exchange
 from host.flow.steps import (
     card_fingerprint,
@@ -69,7 +69,7 @@ def _date_matches(original: Transaction, mmdd: str) -> bool:
     if not mmdd:
         return True
     day = parse_date(original.business_date)
-    return mmdd in (day.strftime("%m%d"), (day - dt.timedelta(days=1)).strftime("%m%d"))
+    return mmdd in (settlement_mmdd(day), settlement_mmdd(day - dt.timedelta(days=1)))
 
 
 def _same_card(host: Host, ex: Exchange, original: Transaction) -> None:
