@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import structlog
@@ -31,18 +31,12 @@ from host.merchant.business_day import BusinessDayRecord
 from host.merchant.operators import TermsCache
 from host.merchant.risk import RiskEngine
 from host.security import SecurityMonitor
+from host.store import Store
 from host.store.errors import NotFound
 from host.store.records import Merchant, Terminal, pan_fingerprint
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType, parse_key_type
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    # The Store's methods are installed from host.store.ops when it is imported (setattr), so a
-    # type checker cannot see them; until the facade lists them it is Any to the checker.
-    Journal: TypeAlias = Any  # host.store.Store
 
 log = structlog.get_logger("poshost.host")
 _V = TypeVar("_V")
@@ -60,7 +54,7 @@ class EstateCache:
     for facts that change a few times a day. Sign-on and sign-off refresh the entry; changes made
     by `poshost estate` in another process take effect within `ttl` seconds."""
 
-    store: Journal
+    store: Store
     ttl: float = 5.0
     _terminals: dict[str, _Cached] = attrs.field(factory=dict)
     _merchants: dict[str, _Cached] = attrs.field(factory=dict)
@@ -95,7 +89,7 @@ class EstateCache:
 @attrs.define
 class Host:
     settings: Settings
-    store: Journal
+    store: Store
     hsm: AsyncHSM  # what the flows await: in-process or network (hsm.kind)
     local_hsm: SoftHSM  # in-process, same LMK: setup-time key wrapping and track decryption
     links: dict[str, IssuerLink]

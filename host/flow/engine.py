@@ -89,7 +89,7 @@ class ChildGuard:
 
     sibling_types: tuple[str, ...]
     code: str
-    statuses: tuple[str, ...] | None = None
+    statuses: tuple[str, ...] = ("pending", "approved", "timeout")  # in flight, done, unknown
     max_amount: int | None = None
 
 

@@ -26,7 +26,7 @@ from host.hsm import HsmUnavailable
 from host.issuer.link import LinkDown, OutcomeUnknown
 from host.store.errors import DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
-from keys.errors import KeysError
+from keys.errors import KeysError, PinError
 from keys.hsm import DukptSource
 from keys.tokens import KeyToken
 
@@ -196,10 +196,11 @@ async def translate_pin(host: Host, ex: Exchange) -> None:
         raise
     except HsmUnavailable as exc:
         raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
-    except KeysError as exc:
-        pin_error = "PIN" in type(exc).__name__ or "pin" in str(exc).lower()
-        code = codes.PIN_FORMAT_ERROR if pin_error else codes.SECURITY_FAILURE
-        raise Decline(code, f"PIN translation failed: {type(exc).__name__}") from exc
+    except PinError as exc:  # the block itself: its format, or a PIN it cannot hold
+        raise Decline(codes.PIN_FORMAT_ERROR, "PIN translation failed: PinError") from exc
+    except KeysError as exc:  # a key, a usage rule, a KSN: the security processing failed
+        reason = f"PIN translation failed: {type(exc).__name__}"
+        raise Decline(codes.SECURITY_FAILURE, reason) from exc
 
 
 # -- journal -----------------------------------------------------------------------------------
@@ -260,13 +261,13 @@ async def insert_transaction(host: Host, ex: Exchange, txn: NewTransaction) -> i
     if guard is None:
         journal_id: int = await host.store.insert_pending(txn)
         return journal_id
-    limits: dict[str, object] = {"sibling_types": guard.sibling_types}
-    if guard.statuses is not None:
-        limits["statuses"] = guard.statuses
-    if guard.max_amount is not None:
-        limits["max_amount"] = guard.max_amount
     try:
-        journal_id = await host.store.insert_pending_child(txn, **limits)
+        journal_id = await host.store.insert_pending_child(
+            txn,
+            sibling_types=guard.sibling_types,
+            statuses=guard.statuses,
+            max_amount=guard.max_amount,
+        )
     except OriginalConflict as exc:
         raise Decline(guard.code, exc.reason) from exc
     return journal_id

@@ -164,7 +164,7 @@ class _Inbox:
                 return
             for batch in self._reader.feed(data):
                 for seq, name, args, kwargs in batch:
-                    fn = getattr(ops, name, None) if not name.startswith("_") else None
+                    fn = ops.WRITES_BY_NAME.get(name)
                     if fn is None:
                         self._notify([(Op(None, (), {}, self._notify, seq), _unknown(name))])
                         continue
