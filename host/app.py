@@ -75,9 +75,10 @@ class EstateCache:
     ) -> _V | None:
         now = trio.current_time()
         hit = cache.get(key)
-        if hit is not None and hit.expires > now:
-            return hit.value
         value: _V | None
+        if hit is not None and hit.expires > now:
+            value = hit.value
+            return value
         try:
             value = await load(key)
         except NotFound:

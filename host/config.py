@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 import attrs
 from attrs import AttrsInstance
 
-DEFAULTS: dict[str, dict[str, Any]] = {
+DEFAULTS: dict[str, Any] = {
     "server": {
         "listen": "127.0.0.1:8583",
         "max_connections": 2000,
@@ -185,10 +185,6 @@ LINK_PROTOCOLS = ("iso8583",)  # the keys of host.issuer.protocol.PROTOCOLS (a t
 # Secrets are left out of repr.
 
 
-def _secret() -> Any:
-    return attrs.field(repr=False)
-
-
 @attrs.frozen
 class ServerSettings:
     listen: str
@@ -208,16 +204,16 @@ class DataSettings:
 
 @attrs.frozen
 class JournalSettings:
-    url: str = _secret()  # a PostgreSQL URL may carry a password
-    pan_fingerprint_key: str = _secret()
+    url: str = attrs.field(repr=False)  # a PostgreSQL URL may carry a password
+    pan_fingerprint_key: str = attrs.field(repr=False)
     commit_delay_ms: float = attrs.field()
     writer: Literal["process", "thread"] = attrs.field()
 
 
 @attrs.frozen
 class HsmSettings:
-    lmk: str = _secret()
-    lmk_components: tuple[str, ...] = _secret()
+    lmk: str = attrs.field(repr=False)
+    lmk_components: tuple[str, ...] = attrs.field(repr=False)
     lmk_file: str = attrs.field()
     kind: Literal["soft", "network"] = attrs.field()
     address: str = attrs.field()
@@ -468,7 +464,7 @@ def config_file(explicit: str | os.PathLike[str] | None = None) -> str | None:
 
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
-        root = ctx.find_root().params.get("config_path")
+        root: str | os.PathLike[str] | None = ctx.find_root().params.get("config_path")
         if root:
             return os.fspath(root)
     return os.environ.get("POSHOST_CONFIG") or None
@@ -482,7 +478,7 @@ def load_settings(
     """Merge defaults <- file <- environment <- explicit overrides ("section.key" -> value),
     then build the typed sections. Raises ConfigError naming the first bad setting."""
     environ = os.environ if environ is None else environ
-    values = copy.deepcopy(DEFAULTS)
+    values: dict[str, Any] = copy.deepcopy(DEFAULTS)
     sources: dict[str, str] = {}
 
     if path is not None:
@@ -563,7 +559,7 @@ def _check_link_keys(where: str, name: str, table: Any) -> None:
 
 
 def _typed_settings(values: dict[str, Any], sources: Mapping[str, str]) -> Settings:
-    sections = {name: _section(name, cls, values[name]) for name, cls in SECTIONS.items()}
+    sections: dict[str, Any] = {n: _section(n, cls, values[n]) for n, cls in SECTIONS.items()}
     links = {}
     for name, table in values["links"].items():
         if "address" not in table:

@@ -41,8 +41,8 @@ def backoffice(url: str | None, listen: str, config_path: str | None) -> None:
             nursery.start_soon(
                 functools.partial(
                     serve_backoffice, store, listen, monitor=monitor,
-                    fail_burst=int(office["fail_burst"]),
-                    fail_refill_seconds=float(office["fail_refill_seconds"]),
+                    fail_burst=office.fail_burst,
+                    fail_refill_seconds=office.fail_refill_seconds,
                 )
             )  # fmt: skip
             # SIGINT or SIGTERM: stop serving; the monitor journals its last counts on the way out

@@ -14,7 +14,7 @@ harmless (docs/security/sign-on.md):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import attrs
 import structlog
@@ -64,9 +64,6 @@ class TokenBuckets:
         self._state = {k: v for k, v in self._state.items() if now - v[1] < full}
 
 
-Kind = Literal["sign_on", "sign_off"]
-
-
 @attrs.define
 class SessionLimits:
     """The running host's buckets: sign-ons and sign-offs are limited separately, so a flood
@@ -81,9 +78,8 @@ class SessionLimits:
         return cls(TokenBuckets(burst, refill), TokenBuckets(burst, refill))
 
 
-def _limit(host: Host, ex: Exchange, kind: Kind) -> None:
+def _limit(host: Host, ex: Exchange, buckets: TokenBuckets, kind: str) -> None:
     tid = ex.terminal.tid
-    buckets = host.sessions.sign_on if kind == "sign_on" else host.sessions.sign_off
     if not buckets.take(tid, trio.current_time()):
         host.security.record(f"{kind}_rate_limited", peer=ex.conn.peer, tid=tid,
                              detail=f"more than {host.settings.security.session_burst}"
@@ -92,11 +88,11 @@ def _limit(host: Host, ex: Exchange, kind: Kind) -> None:
 
 
 async def limit_sign_on(host: Host, ex: Exchange) -> None:
-    _limit(host, ex, "sign_on")
+    _limit(host, ex, host.sessions.sign_on, "sign_on")
 
 
 async def limit_sign_off(host: Host, ex: Exchange) -> None:
-    _limit(host, ex, "sign_off")
+    _limit(host, ex, host.sessions.sign_off, "sign_off")
 
 
 # -- keys ------------------------------------------------------------------------------------
