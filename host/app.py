@@ -12,14 +12,14 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import structlog
 import trio
 
 from host.clock import BusinessCalendar, Clock, Moment, SystemClock
-from host.config import ConfigError, Settings, parse_address
+from host.config import ConfigError, LinkSettings, Settings, parse_address
 from host.flow.batch import BatchCache
 from host.flow.engine import FlowTable
 from host.flow.session_guard import SessionLimits
@@ -37,6 +37,9 @@ from host.store.records import Merchant, Terminal, pan_fingerprint
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType, parse_key_type
+
+if TYPE_CHECKING:
+    from host.issuer.wallet_link import WalletLink
 
 log = structlog.get_logger("poshost.host")
 _V = TypeVar("_V")
@@ -93,7 +96,7 @@ class Host:
     store: Store
     hsm: AsyncHSM  # what the flows await: in-process or network (hsm.kind)
     local_hsm: SoftHSM  # in-process, same LMK: setup-time key wrapping and track decryption
-    links: dict[str, IssuerLink]
+    links: dict[str, IssuerLink | WalletLink]  # card issuers, and wallets (docs/qr.md)
     zpks: dict[str, KeyToken]
     router: Router
     calendar: BusinessCalendar
@@ -266,11 +269,15 @@ def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
     return SoftHSM(lmk, clear_test_keys=True, **hsm_options(settings))
 
 
-def build_links(settings: Settings) -> dict[str, IssuerLink]:
+def build_links(settings: Settings) -> dict[str, IssuerLink | WalletLink]:
+    """Each configured link: an ISO 8583 issuer link, or a wallet link (protocol = "wallet")."""
     issuer = settings.issuer
-    links = {}
+    links: dict[str, IssuerLink | WalletLink] = {}
     for name, cfg in settings.links.items():
         host, port = parse_address(cfg.address)
+        if cfg.protocol == "wallet":
+            links[name] = build_wallet_link(settings, name, cfg, host, port)
+            continue
         links[name] = IssuerLink(
             name,
             host,
@@ -282,3 +289,25 @@ def build_links(settings: Settings) -> dict[str, IssuerLink]:
             protocol=PROTOCOLS[cfg.protocol],
         )
     return links
+
+
+def build_wallet_link(
+    settings: Settings, name: str, cfg: LinkSettings, host: str, port: int
+) -> WalletLink:
+    """A wallet link (docs/qr.md): the acquirer's key pair is made on first start in the data
+    directory (private key 0600, never printed; public half next to it for the platform)."""
+    from host.issuer.wallet_link import WalletLink, acquirer_key_paths
+    from keys import rsa_sign
+
+    qr = settings.qr
+    private, public = acquirer_key_paths(settings.data_dir, cfg.key_file or None)
+    key = rsa_sign.load_or_create(private, public)
+    notify_url = qr.notify_url or (
+        f"http://{qr.notify_listen}/wallet/notify" if qr.notify_listen else None
+    )
+    return WalletLink(
+        name, host, port, cfg.app_id, key, Path(cfg.platform_key),
+        timeout=settings.link_timeout(name),
+        probe_interval=cfg.probe_interval,
+        notify_url=notify_url,
+    )  # fmt: skip

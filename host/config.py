@@ -124,6 +124,11 @@ DEFAULTS: dict[str, Any] = {
         "min_payout": 10_000,  # 100.00: a smaller balance carries over to the next run
         "require_operator": False,  # sign-on must name a valid operator + password (63)
         "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
+        # What a secondary terminal may do besides its own sales (docs/tills.md); the master
+        # may always void and refund its till group's sales.
+        "secondary_may_void_others": False,  # void a sale of another till of its group
+        "secondary_may_refund": True,  # refund its own sales
+        "secondary_may_refund_others": False,  # refund a sale of another till of the merchant
     },
     # The back-office query API (docs/security/backoffice.md): with `listen` set, `poshost serve`
     # runs it in a child process of its own (also `poshost backoffice`); "" = off.
@@ -134,6 +139,25 @@ DEFAULTS: dict[str, Any] = {
         "fail_burst": 10,
         "fail_refill_seconds": 6.0,
         "nice": 10,  # niceness (0-19) of the child process: the POS event loop gets the CPU first
+    },
+    # QR wallet payments (docs/qr.md). `link` names the wallet link the QR flows use (a link
+    # with protocol = "wallet": address, app_id, platform_key = the platform's public key file,
+    # key_file = the acquirer's private key, made on first start in the data dir when not set);
+    # "" turns QR off (15 to the terminal).
+    "qr": {
+        "link": "",
+        # Seconds a customer-presented payment may take, "user paying" included, before the
+        # host gives up: it then cancels at the wallet (store-and-forward) and answers 98.
+        "pay_deadline": 20.0,
+        "poll_interval": 2.0,  # seconds between queries while the customer confirms
+        "order_validity": 120,  # seconds a merchant-presented QR can be paid
+        "watch_interval": 5.0,  # seconds between looks at orders past their validity
+        # HOST:PORT the host takes the wallet's payment notifications on ("" = none: the
+        # terminal's query and the validity watch still complete every order).
+        "notify_listen": "",
+        "notify_url": "",  # what the wallet is told to call ("" = http://<notify_listen>/...)
+        "notify_max_age": 90000,  # seconds: an older notification is refused (replays)
+        "organisation": "QRC",  # 63 of a QR answer starts with this instead of the card's
     },
     # Terminal activation (host/merchant/activation.py).
     "activation": {
@@ -174,7 +198,8 @@ DEFAULTS: dict[str, Any] = {
 
 SOURCE_DEFAULT = "default"
 _T = TypeVar("_T", bound=AttrsInstance)
-LINK_PROTOCOLS = ("iso8583",)  # the keys of host.issuer.protocol.PROTOCOLS (a test holds them)
+# The keys of host.issuer.protocol.PROTOCOLS (a test holds them).
+LINK_PROTOCOLS = ("iso8583", "wallet")
 
 
 # -- the typed sections ----------------------------------------------------------------------
@@ -255,6 +280,13 @@ class LinkSettings:
     zpk: str = attrs.field(default="", repr=False)  # a token under the LMK
     zpk_clear_test_key: str = attrs.field(default="", repr=False)  # TEST ONLY
     timeout: float | None = None  # seconds; None: issuer.timeout
+    # A wallet link (protocol = "wallet", docs/qr.md): the acquirer's app id, the platform's
+    # public key (a PEM file), the acquirer's private key file ("": made in the data dir on
+    # first start), seconds between probes of a down link.
+    app_id: str = ""
+    platform_key: str = ""
+    key_file: str = ""
+    probe_interval: float = 5.0
 
 
 @attrs.frozen
@@ -287,6 +319,9 @@ class MerchantSettings:
     min_payout: int
     require_operator: bool
     supervisor_types: tuple[str, ...]
+    secondary_may_void_others: bool
+    secondary_may_refund: bool
+    secondary_may_refund_others: bool
 
 
 @attrs.frozen
@@ -295,6 +330,19 @@ class BackofficeSettings:
     fail_burst: int
     fail_refill_seconds: float
     nice: int
+
+
+@attrs.frozen
+class QrSettings:
+    link: str
+    pay_deadline: float
+    poll_interval: float
+    order_validity: int
+    watch_interval: float
+    notify_listen: str
+    notify_url: str
+    notify_max_age: int
+    organisation: str
 
 
 @attrs.frozen
@@ -352,6 +400,7 @@ SECTIONS: dict[str, type] = {
     "flows": FlowSettings,
     "merchant": MerchantSettings,
     "backoffice": BackofficeSettings,
+    "qr": QrSettings,
     "activation": ActivationSettings,
     "security": SecuritySettings,
     "risk": RiskSettings,
@@ -377,6 +426,7 @@ class Settings:
     flows: FlowSettings
     merchant: MerchantSettings
     backoffice: BackofficeSettings
+    qr: QrSettings
     activation: ActivationSettings
     security: SecuritySettings
     risk: RiskSettings
@@ -655,6 +705,8 @@ def _validate(settings: Settings) -> None:
     for route in settings.routes:
         if route.link not in settings.links:
             raise ConfigError(f"routes: link {route.link!r} is not defined in [links]")
+        if settings.links[route.link].protocol == "wallet":
+            raise ConfigError(f"routes: {route.link!r} is a wallet link: no card routes there")
         if route.prefix and not route.prefix.isdigit():
             raise ConfigError(f"routes: prefix {route.prefix!r} must be digits")
     server = settings.server
@@ -673,7 +725,24 @@ def _validate(settings: Settings) -> None:
             if name not in RISK_LIMITS:
                 near = _nearest(name, RISK_LIMITS)
                 raise ConfigError(f"risk.mcc.{mcc}: unknown limit {name}{near}")
+    _validate_qr(settings)
     _validate_backoffice(settings.backoffice)
+
+
+def _validate_qr(settings: Settings) -> None:
+    qr = settings.qr
+    if qr.link:
+        link = settings.links.get(qr.link)
+        if link is None or link.protocol != "wallet":
+            raise ConfigError(f'qr.link: {qr.link!r} is not a link with protocol = "wallet"')
+    if qr.notify_listen:
+        parse_address(qr.notify_listen)
+    for key in ("pay_deadline", "poll_interval", "order_validity", "watch_interval"):
+        if getattr(qr, key) <= 0:
+            raise ConfigError(f"qr.{key} must be a positive number of seconds")
+    for name, link in settings.links.items():
+        if link.protocol == "wallet" and not link.platform_key:
+            raise ConfigError(f"links.{name}: a wallet link needs platform_key (a PEM file)")
 
 
 def _validate_backoffice(office: BackofficeSettings) -> None:

@@ -126,6 +126,14 @@ async def _serve(
         for link in host.links.values():
             await nursery.start(link.run)
         await nursery.start(saf_worker, host)
+        if host.settings.qr.link:
+            from host.issuer.wallet_orders import order_watch
+
+            await nursery.start(order_watch, host)
+        if host.settings.qr.notify_listen:
+            from host.issuer.wallet_notify import serve_notifications
+
+            await nursery.start(serve_notifications, host)
         await nursery.start(host.security.run)
         if handle_signals:
             nursery.start_soon(_signals, shutdown)

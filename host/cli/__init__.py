@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "backoffice": "host.cli.backoffice:backoffice",
     "certify": "tools.certify.cli:certify",
     "load": "tools.load.cli:load",
+    "wallet-sim": "tools.wallet_sim.cli:wallet_sim",
 }
 
 

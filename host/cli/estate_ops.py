@@ -97,7 +97,8 @@ def limits_show(ctx: click.Context, mid: str | None, config_path, as_json: bool)
 
 @estate.group()
 def terms() -> None:
-    """A merchant's terms: settlement cycle, fee rates, minimum payout, operator rules."""
+    """A merchant's terms: settlement cycle, fee rates, minimum payout, operator rules, what
+    a secondary terminal may do (docs/tills.md)."""
 
 
 def _rate(_ctx, _param, value):
@@ -125,6 +126,18 @@ def _rate(_ctx, _param, value):
 @click.option(
     "--supervisor-types", help="Comma list of types needing a supervisor, e.g. void,refund."
 )
+@click.option(
+    "--secondary-may-void-others/--no-secondary-may-void-others",
+    default=None,
+    help="A secondary terminal may void another till's sale (docs/tills.md).",
+)
+@click.option(
+    "--secondary-may-refund/--no-secondary-may-refund",
+    default=None,
+    help="A secondary terminal may refund its own sales.",
+)
+@click.option("--secondary-may-refund-others/--no-secondary-may-refund-others", default=None,
+              help="A secondary terminal may refund another till's sale.")  # fmt: skip
 @click.pass_context
 def terms_set(ctx: click.Context, mid: str, **values) -> None:
     """Set a merchant's terms (only the ones given change)."""

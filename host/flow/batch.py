@@ -34,7 +34,7 @@ from host.clock import journal_date
 from host.flow.engine import Decline, Exchange
 from host.flow.steps import card_pan, field60
 from host.store.errors import NotFound
-from host.store.records import Batch, BatchTotals, GroupTotals
+from host.store.records import Batch, BatchTotals, GroupTotals, Transaction
 
 if TYPE_CHECKING:
     from host.app import Host
@@ -235,42 +235,58 @@ async def batch_upload_detail(host: Host, ex: Exchange) -> None:
 async def _store_record(host: Host, tid: str, batch: str, record: BatchRecord) -> str:
     """Keep one uploaded record (PAN masked) with whether it agrees with the journal; the
     verdict digit for 48: 1 agrees, 2 does not."""
-    agrees, host_id = await _agrees(host, tid, batch, record)
-    await host.store.add_batch_upload_record(
-        tid,
-        batch,
-        int(record.stan),  # the STAN keys the record: a repeated 0320 replaces, not adds
-        {
-            "organisation": record.organisation,
-            "pan": mask_pan(record.pan),
-            "amount": record.amount,
-            "stan": record.stan,
-            "type": record.original_type,
-            "journal_id": host_id,
-        },
-        agrees,
-    )
+    agrees, host_id, voided_by = await _agrees(host, tid, batch, record)
+    stored = {
+        "organisation": record.organisation,
+        "pan": mask_pan(record.pan),
+        "amount": record.amount,
+        "stan": record.stan,
+        "type": record.original_type,
+        "journal_id": host_id,
+    }
+    if voided_by:
+        stored["voided_by"] = voided_by
+    # the STAN keys the record: a repeated 0320 replaces, not adds
+    await host.store.add_batch_upload_record(tid, batch, int(record.stan), stored, agrees)
     return "1" if agrees else "2"
 
 
-async def _agrees(host: Host, tid: str, batch: str, record: BatchRecord) -> tuple[bool, int | None]:
+async def _agrees(
+    host: Host, tid: str, batch: str, record: BatchRecord
+) -> tuple[bool, int | None, str | None]:
+    """Whether an uploaded record is the journal's row, and which other till voided that row
+    if one did: the till that made a sale still counts it when its master voided it, and the
+    record agrees (the host knows of the void) without being counted (docs/tills.md)."""
     rows = [
         r
         for r in await host.store.find_in_batch(tid, batch, record.stan)
         if r.txn_type in txntypes.SETTLED
     ]
     if not rows:
-        return False, None
+        return False, None, None
     row = rows[0]
+    voided_by = await _voided_by_another_till(host, row)
     agrees = (
-        row.status == "approved"
+        (row.status == "approved" or voided_by is not None)
         and row.txn_type == TYPE_CODES.get(record.original_type)
         and row.amount == record.amount
         # the NewPOS layout carries no organisation: the PAN (its fingerprint) decides alone
         and (record.organisation is None or row.card_group == ORGANISATION.get(record.organisation))
         and row.pan_fingerprint == host.fingerprint(record.pan)
     )
-    return agrees, row.id
+    return agrees, row.id, voided_by
+
+
+async def _voided_by_another_till(host: Host, row: Transaction) -> str | None:
+    """The TID of the other till whose approved void undid ``row``, if one did (a master
+    voiding its secondary's sale): the till that made the sale still counts it."""
+    if row.status != "voided":
+        return None
+    for child in await host.store.find_by_original(row.id):
+        undoes_sale = child.txn_type in txntypes.UNDOING_SETTLED
+        if undoes_sale and child.status == "approved" and child.tid != row.tid:
+            return child.tid
+    return None
 
 
 async def batch_upload_end(host: Host, ex: Exchange) -> None:
@@ -291,7 +307,10 @@ async def batch_upload_end(host: Host, ex: Exchange) -> None:
         )
         if r.txn_type in txntypes.SETTLED
     }
-    matched = {u.record.get("journal_id") for u in uploaded if u.agrees}
+    # a sale another till voided agrees but is not counted: it is not one of the host's rows
+    matched = {
+        u.record.get("journal_id") for u in uploaded if u.agrees and not u.record.get("voided_by")
+    }
     reconciled = (
         announced == len(uploaded) and all(u.agrees for u in uploaded) and matched == counted
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import structlog
@@ -59,21 +59,27 @@ class NotIdentified(RuntimeError):
 
 @attrs.define
 class Card:
-    """The card, each reading done at most once per exchange: the PAN (field 2, else track 2),
-    the clear track 2 (decrypted when 53 says so), the keyed fingerprint. Never in a repr."""
+    """The card, each reading done at most once per exchange: the PAN (field 2, else track 2;
+    for a QR payment the customer's payment code, masked like a PAN), the clear track 2
+    (decrypted when 53 says so), the keyed fingerprint; ``group`` is the settlement card group
+    when a step knows it (a QR payment is domestic). Never in a repr."""
 
     pan: str | None = attrs.field(default=None, repr=False)
     track2: str | None = attrs.field(default=None, repr=False)
     fingerprint: str | None = attrs.field(default=None, repr=False)
+    group: str | None = None
 
 
 @attrs.define
 class IssuerLeg:
     """What goes to the issuer and what came back. ``mti`` and ``extra`` override the request's
     MTI and add fields (90 naming an original); ``transmission`` is field 7, fixed when the
-    request is journalled so a later void, completion or reversal names it exactly."""
+    request is journalled so a later void, completion or reversal names it exactly; ``tid`` is
+    the terminal (41) the issuer knows the original under when that is another till (a master
+    voiding its secondary's sale)."""
 
     mti: str | None = None
+    tid: str | None = None
     extra: dict[int, FieldValue] | None = None
     transmission: str | None = None
     request: Message | None = None
@@ -106,6 +112,7 @@ class OriginalLink:
 
 
 Failure = Literal["declined", "error", "timeout"]
+Channel = Literal["card", "qr"]
 
 
 @attrs.define
@@ -113,12 +120,14 @@ class JournalEntry:
     """This exchange's journal row: its id once inserted; ``retry_of`` when a repeated advice
     goes on under its first row; ``failure`` the status a non-approval records ('error': the
     link was down, 'timeout': the outcome is unknown); ``outcome_recorded`` once a step wrote
-    the outcome itself (with a queued reversal), so ``journal_outcome`` leaves it alone."""
+    the outcome itself (with a queued reversal), so ``journal_outcome`` leaves it alone;
+    ``outcome_extra`` what the outcome adds to the row's extras (a QR sale's order numbers)."""
 
     id: int | None = None
     retry_of: Transaction | None = None
     failure: Failure = "declined"
     outcome_recorded: bool = False
+    outcome_extra: dict[str, Any] | None = None
 
 
 @attrs.define
@@ -139,6 +148,7 @@ class Exchange:
     rrn: str | None = None
     auth_code: str | None = None
     link: str | None = None
+    channel: Channel = "card"  # how the customer pays: a card, or a wallet's QR (docs/qr.md)
     translated_pin: bytes | None = attrs.field(default=None, repr=False)
     mac_ok: bool = False
     # The business date the exchange is journalled and answered under (15 of the response);

@@ -17,7 +17,7 @@ from host.flow.engine import Decline, Exchange
 from host.flow.session_guard import may_sign_off, now_ms, refuse_sign_off
 from host.flow.steps import field60
 from host.hsm import HsmUnavailable
-from host.issuer.protocol import protocol_for
+from host.issuer.protocol import undo_payload
 from host.store.errors import AlreadyReversed
 from keys.errors import KeysError
 from keys.tokens import KeyToken, KeyType
@@ -192,8 +192,11 @@ async def reverse_original(host: Host, ex: Exchange) -> None:
     payload = None
     if needs_issuer:
         rrn = original.rrn or host.rrn_for(original.id, day)
-        protocol = protocol_for(host, original.issuer_link)
-        payload = protocol.encode(protocol.reversal_for(host, original, rrn))
+        payload = undo_payload(host, original.issuer_link, original, rrn)
+        if payload is None:
+            # A QR void or refund: the wallet gave the money back and nothing takes that back.
+            log.info("reversal_of_refund_ignored", tid=ex.terminal.tid, original=original.id)
+            return
     try:
         await host.store.record_reversal(
             original.id,

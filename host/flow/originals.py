@@ -103,20 +103,37 @@ def _age_days(host: Host, original: Transaction) -> int:
 
 
 async def _in_current_batch(host: Host, ex: Exchange, types: tuple[str, ...]) -> Transaction:
-    """The original named by 61 (batch, STAN) in the terminal's current batch."""
+    """The original named by 61 (batch, STAN) in the terminal's current batch; else, for a
+    till of a master/secondary group, a sale of another till of the group still in its open
+    batch, named by 37 (its RRN) and 61 (its till's batch and STAN) as its slip prints them.
+    Whether this terminal may void that one is ``host.merchant.tills.check_till_policy``'s to
+    say (a step of the flow table)."""
     f61 = _field61(ex)
     if f61 is None:
         raise Decline(codes.ORIGINAL_NOT_FOUND, "no field 61")
     batch = ex.terminal.current_batch
-    if f61.batch != batch:
+    rrn = str(ex.request.get(37, "")).strip()
+    rows: list[Transaction] = []
+    if f61.batch == batch:
+        rows = [
+            r
+            for r in await host.store.find_in_batch(ex.terminal.tid, batch, f61.stan)
+            if r.txn_type in types and _date_matches(r, f61.date)
+        ]
+    if rows and rrn and all(r.rrn != rrn for r in rows):
+        # batches and STANs are each till's own: this till's sale with that STAN is not the
+        # one whose RRN the slip shows; another till's may be
+        rows = []
+    if not rows:
+        rows = [
+            r
+            for r in await _open_sales_of_other_tills(host, ex, types)
+            if r.batch == f61.batch and r.stan == f61.stan and _date_matches(r, f61.date)
+        ]
+    if not rows and f61.batch != batch:
         raise Decline(
             codes.ORIGINAL_NOT_FOUND, f"original batch {f61.batch} is not the open batch {batch}"
         )
-    rows: list[Transaction] = [
-        r
-        for r in await host.store.find_in_batch(ex.terminal.tid, batch, f61.stan)
-        if r.txn_type in types and _date_matches(r, f61.date)
-    ]
     if not rows:
         raise Decline(
             codes.ORIGINAL_NOT_FOUND, f"no {'/'.join(types)} with STAN {f61.stan} in batch {batch}"
@@ -124,11 +141,37 @@ async def _in_current_batch(host: Host, ex: Exchange, types: tuple[str, ...]) ->
     return rows[0]
 
 
+async def _open_sales_of_other_tills(
+    host: Host, ex: Exchange, types: tuple[str, ...]
+) -> list[Transaction]:
+    """Rows of ``types`` named by the RRN in 37 that another till of the requesting terminal's
+    group (its master and the master's secondaries, docs/tills.md) journalled, still in that
+    till's open batch: a void undoes a sale before its batch is settled, wherever it is
+    voided. Empty for a terminal alone in its group."""
+    rrn = str(ex.request.get(37, "")).strip()
+    if not rrn:
+        return []
+    me = ex.terminal
+    group = me.master_tid or me.tid
+    rows = []
+    for row in await host.store.find_by_rrn(rrn):
+        if row.tid == me.tid or row.mid != me.mid or row.txn_type not in types:
+            continue
+        if row.rolls_up_to != group:
+            continue
+        # read, not the estate cache: that till may have settled a moment ago elsewhere
+        till = await host.store.get_terminal(row.tid)
+        if row.batch == till.current_batch:
+            rows.append(row)
+    return rows
+
+
 # -- void of purchase, completion void -----------------------------------------------------
 
 
 async def _find_for_void(host: Host, ex: Exchange, types: tuple[str, ...]) -> None:
     original = await _in_current_batch(host, ex, types)
+    qr = original.txn_type in txntypes.QR_SALES
     _names_original(ex, original)
     if original.status == "voided":
         raise Decline(codes.INVALID_TRANSACTION, "original already voided")
@@ -136,15 +179,22 @@ async def _find_for_void(host: Host, ex: Exchange, types: tuple[str, ...]) -> No
         raise Decline(codes.ORIGINAL_NOT_FOUND, f"original is {original.status}")
     if _request_amount(ex) != original.amount:
         raise Decline(codes.ORIGINAL_AMOUNT_MISMATCH, "amount differs from the original's")
-    _same_card(host, ex, original)
     ex.original.row = original
+    if original.tid != ex.terminal.tid:
+        # To the issuer a void undoes the sale at the terminal that made it: 90 names the
+        # sale by that terminal's STAN and 7 (docs/tills.md)
+        ex.issuer.tid = original.tid
     ex.original.guard = ChildGuard((ex.txn.name, "refund"), codes.INVALID_TRANSACTION)
     ex.original.marks = "voided"
+    if qr:  # no card: the wallet refunds the customer who paid (docs/qr.md)
+        ex.channel = "qr"
+        return
+    _same_card(host, ex, original)
     _name_for_issuer(host, ex, original)
 
 
 async def find_purchase_to_void(host: Host, ex: Exchange) -> None:
-    await _find_for_void(host, ex, ("purchase",))
+    await _find_for_void(host, ex, ("purchase", *txntypes.QR_SALES))
 
 
 async def find_completion_to_void(host: Host, ex: Exchange) -> None:
@@ -178,7 +228,10 @@ async def find_sale_to_refund(host: Host, ex: Exchange) -> None:
     max_age = host.settings.flows.refund_max_age_days
     if _age_days(host, original) > max_age:
         raise Decline(codes.RELATED_TRANSACTION_ERROR, f"original older than {max_age} days")
-    _same_card(host, ex, original)
+    if original.txn_type in txntypes.QR_SALES:
+        ex.channel = "qr"
+    else:
+        _same_card(host, ex, original)
     ex.original.row = original
     ex.original.guard = ChildGuard(("refund",), codes.AMOUNT_LIMIT, max_amount=original.amount)
 
@@ -269,7 +322,7 @@ async def replay_advice(host: Host, ex: Exchange) -> None:
     same = (
         first.txn_type == ex.txn.name
         and first.amount == _request_amount(ex)
-        and first.pan_fingerprint == card_fingerprint(host, ex)
+        and (first.pan_fingerprint is None or first.pan_fingerprint == card_fingerprint(host, ex))
     )
     if not same:
         raise Decline(codes.DUPLICATE, "STAN reused for a different request")

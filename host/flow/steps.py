@@ -23,7 +23,9 @@ from host.clock import Moment, journal_date, settlement_mmdd
 from host.flow.engine import Decline, Exchange
 from host.flow.session_guard import mac_matches, try_pending_keys
 from host.hsm import HsmUnavailable
-from host.issuer.link import LinkDown, OutcomeUnknown
+from host.issuer.link import IssuerLink, LinkDown, OutcomeUnknown
+from host.issuer.protocol import undo_payload
+from host.issuer.wallet_link import WalletLink
 from host.store.errors import DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
 from keys.errors import KeysError, PinError
@@ -223,7 +225,8 @@ def moment(host: Host, ex: Exchange) -> Moment:
 
 def new_transaction(host: Host, ex: Exchange) -> NewTransaction:
     """The journal row for this request. Field 7 of the issuer request is fixed here and kept
-    in ``extra`` so a later void, completion or reversal names this one exactly in 90."""
+    in ``extra`` so a later void, completion or reversal names this one exactly in 90 (and 41,
+    when the issuer knows the row under another terminal)."""
     req = ex.request
     pan = ex.card.pan
     now = moment(host, ex)
@@ -246,11 +249,24 @@ def new_transaction(host: Host, ex: Exchange) -> NewTransaction:
         condition_code=str(req.get(25, "")),
         pan_masked=mask_pan(pan) if pan else None,
         pan_fingerprint=card_fingerprint(host, ex) if pan else None,
-        card_group=_card_group(host, pan),
+        card_group=ex.card.group or _card_group(host, pan),
         issuer_link=ex.link,
         original_id=original.id if original is not None else None,
-        extra={"f7": ex.issuer.transmission},
+        extra=_extra(ex),
+        master_tid=ex.terminal.master_tid,
     )
+
+
+def _extra(ex: Exchange) -> dict[str, str | None]:
+    """What a later reversal must send again exactly: field 7, and 41 when the issuer knows
+    this row under another terminal (a master's void of its secondary's sale); and the channel
+    of a QR sale."""
+    extra: dict[str, str | None] = {"f7": ex.issuer.transmission}
+    if ex.issuer.tid is not None:
+        extra["issuer_tid"] = ex.issuer.tid
+    if ex.channel == "qr":
+        extra["channel"] = "qr"
+    return extra
 
 
 async def insert_transaction(host: Host, ex: Exchange, txn: NewTransaction) -> int:
@@ -300,6 +316,7 @@ async def journal_outcome(host: Host, ex: Exchange) -> None:
         settlement_date=_journal_day(ex),
         # a void / cancel / completion void marks what it undoes, in the same transaction
         original_status=ex.original.marks if code == "00" else None,
+        extra=entry.outcome_extra,
     )
 
 
@@ -315,7 +332,7 @@ async def authorize(host: Host, ex: Exchange) -> None:
     Once any byte may have left, every outcome but a matched answer is unknown: the issuer may
     have debited the card, so the answer is 98 and a reversal is queued (store-and-forward),
     whether the link timed out, broke, failed, or the host is stopping during the wait."""
-    link = host.links[_route(ex)]
+    link = _card_link(host, ex)
     msg = link.protocol.request_for(
         host, ex, ex.issuer.mti or ex.request.mti, ex.issuer.extra,
         pan=card_pan(host, ex), now=moment(host, ex),
@@ -355,6 +372,14 @@ def _route(ex: Exchange) -> str:
     return ex.link
 
 
+def _card_link(host: Host, ex: Exchange) -> IssuerLink:
+    """The card issuer's link the route chose (a wallet link takes no card request)."""
+    link = host.links[_route(ex)]
+    if isinstance(link, WalletLink):
+        raise RuntimeError(f"link {ex.link} is a wallet link: no card request goes there")
+    return link
+
+
 async def outcome_unknown(host: Host, ex: Exchange, reason: str) -> None:
     """Journal the unknown outcome (timeout, 98) and, for a type the issuer can be asked to
     undo, queue its reversal in the same step: durable before the terminal hears 98."""
@@ -389,8 +414,10 @@ async def queue_reversal(host: Host, ex: Exchange, reason: str) -> None:
         raise RuntimeError("a reversal needs the journal row and RRN of its request")
     original = await host.store.get_transaction(journal_id)
     link = _route(ex)
-    protocol = host.links[link].protocol
-    payload = protocol.encode(protocol.reversal_for(host, original, ex.rrn))
+    payload = undo_payload(host, link, original, ex.rrn)
+    if payload is None:  # a QR refund: money already went back, it stays
+        log.warning("not_undoable", txn=journal_id, type=original.txn_type, reason=reason)
+        return
     await host.store.record_unknown_outcome(
         journal_id, reason, link=link, payload=payload, rrn=ex.rrn,
         settlement_date=_journal_day(ex),

@@ -18,7 +18,7 @@ Supervisor role: the transaction types listed in the merchant's ``supervisor_typ
 
 Merchant terms (table ``merchant_terms``, ``poshost estate terms set``) override the
 ``[merchant]`` defaults of the config field by field: settlement cycle (T1 / D0), fee rates,
-minimum payout, operator rules.
+minimum payout, operator rules, what a secondary terminal may undo (docs/tills.md).
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ class Terms:
     min_payout: int
     require_operator: bool
     supervisor_types: tuple[str, ...]
+    # what a secondary terminal may undo (host/merchant/tills.py, docs/tills.md)
+    secondary_may_void_others: bool = False
+    secondary_may_refund: bool = True
+    secondary_may_refund_others: bool = False
 
 
 def effective_terms(base: MerchantSettings, row: MerchantTerms | None) -> Terms:
@@ -70,6 +74,9 @@ def effective_terms(base: MerchantSettings, row: MerchantTerms | None) -> Terms:
         min_payout=int(pick("min_payout")),
         require_operator=bool(pick("require_operator")),
         supervisor_types=tuple(types),
+        secondary_may_void_others=bool(pick("secondary_may_void_others")),
+        secondary_may_refund=bool(pick("secondary_may_refund")),
+        secondary_may_refund_others=bool(pick("secondary_may_refund_others")),
     )
 
 

@@ -13,6 +13,13 @@ amounts twice: ``*_fen`` integer minor units, and the same amount formatted ``12
     credit_amount_fen,gross_fen,fee_rate_pct,fee_fen,net_fen,carried_in_fen,payout_fen,
     carried_out_fen,status,gross,fee,net,payout
 
+``<date>_<mid>_tills.csv`` — the merchant's counted rows per terminal, rolled up under masters
+(docs/tills.md): for each master (a terminal that was no one's secondary is the master of its
+own group), one ``till`` line per terminal of the group, then its ``master`` line (the sum, tid
+empty); last a ``total`` line, which is the settlement record's debits and credits:
+    business_date,mid,master_tid,tid,line,debit_count,debit_amount_fen,credit_count,
+    credit_amount_fen,gross_fen,gross
+
 ``<date>_acquirer_totals.csv`` — one line per merchant, then a ``TOTAL`` line:
     business_date,mid,journal_debit_count,journal_debit_amount_fen,journal_credit_count,
     journal_credit_amount_fen,journal_gross_fen,batches,batches_open,in_closed_batches_fen,
@@ -36,6 +43,8 @@ from typing import Any
 
 from codec import txntypes
 from host.clock import journal_date, parse_date
+from host.merchant import tills
+from host.merchant.tills import TillGroup
 from host.store.errors import NotFound
 from host.store.merchant_records import DayTotals, fee_for, yuan
 
@@ -99,6 +108,21 @@ ACQUIRER_HEADER = [
 ]
 
 
+TILLS_HEADER = [
+    "business_date",
+    "mid",
+    "master_tid",
+    "tid",
+    "line",
+    "debit_count",
+    "debit_amount_fen",
+    "credit_count",
+    "credit_amount_fen",
+    "gross_fen",
+    "gross",
+]
+
+
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -131,6 +155,30 @@ def summary_csv(records: list[Any]) -> str:
                     r.net, r.carried_in, r.payout, r.carried_out, r.status, yuan(r.gross),
                     yuan(r.fee), yuan(r.net), yuan(r.payout)])  # fmt: skip
     return _csv(SUMMARY_HEADER, out)
+
+
+def tills_rows(groups: list[TillGroup], business_date: str, mid: str) -> list[list[Any]]:
+    """The lines of the tills file from the day's groups (``tills.roll_up``) of one merchant."""
+
+    def line(master: str, tid: str, kind: str, t) -> list[Any]:
+        gross = t.debit_amount - t.credit_amount
+        return [business_date, mid, master, tid, kind, t.debit_count, t.debit_amount,
+                t.credit_count, t.credit_amount, gross, yuan(gross)]  # fmt: skip
+
+    out = []
+    for group in groups:
+        out.extend(line(group.master, t.tid, "till", t) for t in group.tills)
+        out.append(line(group.master, "", "master", group.totals))
+    out.append(line("", "", "total", tills.add_up(g.totals for g in groups)))
+    return out
+
+
+def tills_csv(groups: list[TillGroup], business_date: str, mid: str) -> str:
+    return _csv(TILLS_HEADER, tills_rows(groups, business_date, mid))
+
+
+def till_groups(store, business_date: str, mid: str) -> list[TillGroup]:
+    return tills.roll_up(store.till_day_totals(business_date, mid))
 
 
 def acquirer_rows(store: Any, day: dt.date) -> list[list[Any]]:
@@ -175,6 +223,7 @@ def file_names(day: dt.date, mid: str | None = None) -> dict[str, str]:
     return {
         "transactions": f"{business_date}_{mid}_transactions.csv",
         "settlement": f"{business_date}_{mid}_settlement.csv",
+        "tills": f"{business_date}_{mid}_tills.csv",
     }
 
 
@@ -196,6 +245,8 @@ def write_files(store: Any, day: dt.date, directory: Path) -> list[Path]:
         rows = store.counted_transactions(record.mid, business_date)
         put(names["transactions"], detail_csv(rows))
         put(names["settlement"], summary_csv([record]))
+        groups = till_groups(store, business_date, record.mid)
+        put(names["tills"], tills_csv(groups, business_date, record.mid))
     put(file_names(day)["acquirer"], acquirer_csv(store, day))
     return written
 
@@ -226,6 +277,10 @@ def check(store: Any, day: dt.date, directory: Path | None = None) -> list[str]:
             problems.append(f"{mid}: net {r.net} != gross - fee")
         if r.payout + r.carried_out != r.net + r.carried_in:
             problems.append(f"{mid}: payout + carried out != net + carried in")
+        groups = till_groups(store, business_date, mid)
+        rolled = tills.add_up(g.totals for g in groups)
+        if rolled != DayTotals(r.debit_count, r.debit_amount, r.credit_count, r.credit_amount):
+            problems.append(f"{mid}: the tills add up to {rolled}, not to the record")
         earlier = [
             p for p in store.list_merchant_settlements(mid=mid) if p.business_date < business_date
         ]
@@ -279,4 +334,14 @@ def _check_files(store, r, directory: Path) -> list[str]:
     want = list(csv.reader(io.StringIO(summary_csv([r]))))
     if got != want:
         problems.append(f"{summary.name}: differs from the settlement record")
+    till_file = directory / names["tills"]
+    if not till_file.exists():
+        problems.append(f"missing {till_file.name}")
+    else:
+        with till_file.open(newline="", encoding="utf-8") as fh:
+            got = list(csv.reader(fh))
+        groups = till_groups(store, r.business_date, r.mid)
+        want = list(csv.reader(io.StringIO(tills_csv(groups, r.business_date, r.mid))))
+        if got != want:
+            problems.append(f"{till_file.name}: differs from the journal")
     return problems

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from host.store import tills
 from host.store.db import Db
 from host.store.errors import (
     AlreadyExists,
@@ -65,12 +66,16 @@ def add_terminal(
     *,
     serial: str | None = None,
     current_batch: str = "000001",
+    master_tid: str | None = None,
 ) -> Terminal:
+    """``master_tid``: the new terminal is a secondary of that one (docs/tills.md)."""
     check_choice(key_mode, KEY_MODES, "key mode")
     get_merchant(db, mid)  # NotFound with a clear message rather than a foreign-key error
+    if master_tid is not None:
+        tills.check_master(db, tid, mid, master_tid)
     row = db.query_one(
-        "INSERT INTO terminals (tid, mid, key_mode, serial, current_batch, created_at)"
-        " VALUES (:tid, :mid, :key_mode, :serial, :batch, :now)"
+        "INSERT INTO terminals (tid, mid, key_mode, serial, current_batch, master_tid,"
+        " created_at) VALUES (:tid, :mid, :key_mode, :serial, :batch, :master, :now)"
         " ON CONFLICT (tid) DO NOTHING RETURNING *",
         {
             "tid": tid,
@@ -78,6 +83,7 @@ def add_terminal(
             "key_mode": key_mode,
             "serial": serial,
             "batch": current_batch,
+            "master": master_tid,
             "now": db.now(),
         },
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from host.store import access, estate, journal, merchant_ops, reversals
+from host.store import access, estate, journal, merchant_ops, qr, reversals, tills
+from host.store.merchant_records import TillTotals
 from host.store.records import (
     Batch,
     BatchTotals,
@@ -61,6 +62,7 @@ class AsyncFacade:
         *,
         serial: str | None = None,
         current_batch: str = "000001",
+        master_tid: str | None = None,
     ) -> Terminal:
         return await self._write(
             estate.add_terminal,
@@ -69,6 +71,7 @@ class AsyncFacade:
             key_mode,
             serial=serial,
             current_batch=current_batch,
+            master_tid=master_tid,
         )
 
     async def set_terminal_status(self, tid: str, status: str) -> None:
@@ -96,6 +99,9 @@ class AsyncFacade:
             tmk_token=tmk_token,
             bdk_token=bdk_token,
         )
+
+    async def set_master(self, tid: str, master_tid: str | None) -> Terminal:
+        return await self._write(tills.set_master, tid, master_tid)
 
     async def sign_on(
         self,
@@ -458,6 +464,65 @@ class AsyncFacade:
     async def revoke_api_token(self, token_id: int) -> None:
         return await self._write(access.revoke_api_token, token_id)
 
+    # -- the QR wallet flows (host/store/qr.py)
+
+    async def qr_open(self, txn_id: int, *, rrn: str, extra: dict[str, Any]) -> bool:
+        return await self._write(qr.qr_open, txn_id, rrn=rrn, extra=extra)
+
+    async def qr_complete(
+        self,
+        txn_id: int,
+        *,
+        auth_code: str | None,
+        extra: dict[str, Any],
+        settlement_date: str | None = None,
+    ) -> bool:
+        return await self._write(
+            qr.qr_complete,
+            txn_id,
+            auth_code=auth_code,
+            extra=extra,
+            settlement_date=settlement_date,
+        )
+
+    async def qr_close(
+        self, txn_id: int, reason: str, *, link: str, payload: bytes, response_code: str
+    ) -> bool:
+        return await self._write(
+            qr.qr_close, txn_id, reason, link=link, payload=payload, response_code=response_code
+        )
+
+    async def qr_forward(
+        self,
+        txn_id: int,
+        reason: str,
+        *,
+        link: str,
+        payload: bytes,
+        rrn: str | None,
+        settlement_date: str | None,
+    ) -> int:
+        return await self._write(
+            qr.qr_forward,
+            txn_id,
+            reason,
+            link=link,
+            payload=payload,
+            rrn=rrn,
+            settlement_date=settlement_date,
+        )
+
+    async def qr_forward_done(
+        self, txn_id: int, *, approved: bool, response_code: str, original_status: str | None
+    ) -> bool:
+        return await self._write(
+            qr.qr_forward_done,
+            txn_id,
+            approved=approved,
+            response_code=response_code,
+            original_status=original_status,
+        )
+
     # -- reads
 
     async def get_merchant(self, mid: str) -> Merchant:
@@ -475,6 +540,9 @@ class AsyncFacade:
         status: str | None = None,
     ) -> list[Terminal]:
         return await self._read(estate.list_terminals, mid, status)
+
+    async def list_secondaries(self, master_tid: str) -> list[Terminal]:
+        return await self._read(tills.list_secondaries, master_tid)
 
     async def get_operator(self, tid: str, operator_no: str) -> Operator:
         return await self._read(estate.get_operator, tid, operator_no)
@@ -522,6 +590,7 @@ class AsyncFacade:
         txn_type: str | None = None,
         batch: str | None = None,
         pan_fingerprint: str | None = None,
+        rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Transaction]:
@@ -535,6 +604,7 @@ class AsyncFacade:
             txn_type=txn_type,
             batch=batch,
             pan_fingerprint=pan_fingerprint,
+            rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
         )
@@ -652,6 +722,9 @@ class AsyncFacade:
     async def counted_transactions(self, mid: str, business_date: str) -> list[Transaction]:
         return await self._read(merchant_ops.counted_transactions, mid, business_date)
 
+    async def till_day_totals(self, business_date: str, mid: str | None = None) -> list[TillTotals]:
+        return await self._read(tills.till_day_totals, business_date, mid)
+
     async def get_device(self, serial: str) -> Any:
         return await self._read(access.get_device, serial)
 
@@ -696,6 +769,7 @@ class SyncFacade:
         *,
         serial: str | None = None,
         current_batch: str = "000001",
+        master_tid: str | None = None,
     ) -> Terminal:
         return self._transact(
             estate.add_terminal,
@@ -704,6 +778,7 @@ class SyncFacade:
             key_mode,
             serial=serial,
             current_batch=current_batch,
+            master_tid=master_tid,
         )
 
     def set_terminal_status(self, tid: str, status: str) -> None:
@@ -731,6 +806,9 @@ class SyncFacade:
             tmk_token=tmk_token,
             bdk_token=bdk_token,
         )
+
+    def set_master(self, tid: str, master_tid: str | None) -> Terminal:
+        return self._transact(tills.set_master, tid, master_tid)
 
     def sign_on(
         self,
@@ -1071,6 +1149,65 @@ class SyncFacade:
     def revoke_api_token(self, token_id: int) -> None:
         return self._transact(access.revoke_api_token, token_id)
 
+    # -- the QR wallet flows (host/store/qr.py)
+
+    def qr_open(self, txn_id: int, *, rrn: str, extra: dict[str, Any]) -> bool:
+        return self._transact(qr.qr_open, txn_id, rrn=rrn, extra=extra)
+
+    def qr_complete(
+        self,
+        txn_id: int,
+        *,
+        auth_code: str | None,
+        extra: dict[str, Any],
+        settlement_date: str | None = None,
+    ) -> bool:
+        return self._transact(
+            qr.qr_complete,
+            txn_id,
+            auth_code=auth_code,
+            extra=extra,
+            settlement_date=settlement_date,
+        )
+
+    def qr_close(
+        self, txn_id: int, reason: str, *, link: str, payload: bytes, response_code: str
+    ) -> bool:
+        return self._transact(
+            qr.qr_close, txn_id, reason, link=link, payload=payload, response_code=response_code
+        )
+
+    def qr_forward(
+        self,
+        txn_id: int,
+        reason: str,
+        *,
+        link: str,
+        payload: bytes,
+        rrn: str | None,
+        settlement_date: str | None,
+    ) -> int:
+        return self._transact(
+            qr.qr_forward,
+            txn_id,
+            reason,
+            link=link,
+            payload=payload,
+            rrn=rrn,
+            settlement_date=settlement_date,
+        )
+
+    def qr_forward_done(
+        self, txn_id: int, *, approved: bool, response_code: str, original_status: str | None
+    ) -> bool:
+        return self._transact(
+            qr.qr_forward_done,
+            txn_id,
+            approved=approved,
+            response_code=response_code,
+            original_status=original_status,
+        )
+
     # -- reads
 
     def get_merchant(self, mid: str) -> Merchant:
@@ -1084,6 +1221,9 @@ class SyncFacade:
 
     def list_terminals(self, mid: str | None = None, status: str | None = None) -> list[Terminal]:
         return self._read_now(estate.list_terminals, mid, status)
+
+    def list_secondaries(self, master_tid: str) -> list[Terminal]:
+        return self._read_now(tills.list_secondaries, master_tid)
 
     def get_operator(self, tid: str, operator_no: str) -> Operator:
         return self._read_now(estate.get_operator, tid, operator_no)
@@ -1131,6 +1271,7 @@ class SyncFacade:
         txn_type: str | None = None,
         batch: str | None = None,
         pan_fingerprint: str | None = None,
+        rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Transaction]:
@@ -1144,6 +1285,7 @@ class SyncFacade:
             txn_type=txn_type,
             batch=batch,
             pan_fingerprint=pan_fingerprint,
+            rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
         )
@@ -1256,6 +1398,9 @@ class SyncFacade:
 
     def counted_transactions(self, mid: str, business_date: str) -> list[Transaction]:
         return self._read_now(merchant_ops.counted_transactions, mid, business_date)
+
+    def till_day_totals(self, business_date: str, mid: str | None = None) -> list[TillTotals]:
+        return self._read_now(tills.till_day_totals, business_date, mid)
 
     def get_device(self, serial: str) -> Any:
         return self._read_now(access.get_device, serial)

@@ -35,7 +35,7 @@ from host.store.sql import CREDITS, DEBITS, check_choice, where_clause
 _TXN_INSERT_COLUMNS = (
     "tid, mid, batch, stan, business_date, txn_type, mti, processing_code, condition_code,"
     " amount, currency, pan_masked, pan_fingerprint, card_group, rrn, original_id, issuer_link,"
-    " issuer_stan, requested_at, extra"
+    " issuer_stan, requested_at, extra, master_tid"
 )
 _TXN_INSERT = (
     f"INSERT INTO transactions ({_TXN_INSERT_COLUMNS}, status) VALUES ("  # noqa: S608
@@ -68,6 +68,7 @@ def insert_pending(db: Db, txn: NewTransaction) -> int:
         "issuer_stan": txn.issuer_stan,
         "requested_at": db.now() if txn.requested_at is None else txn.requested_at,
         "extra": to_json(txn.extra),
+        "master_tid": txn.master_tid,
     }
     row = db.query_one(_TXN_INSERT, params)
     if row is None:
@@ -252,11 +253,13 @@ def list_transactions(
     txn_type: str | None = None,
     batch: str | None = None,
     pan_fingerprint: str | None = None,
+    rolls_up_to: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Transaction]:
     """Filtered journal rows, newest first. ``pan_fingerprint`` finds one card's rows (see
-    :func:`host.store.records.pan_fingerprint`)."""
+    :func:`host.store.records.pan_fingerprint`); ``rolls_up_to`` a master's rows and its
+    secondaries' (docs/tills.md)."""
     where, params = where_clause(
         tid=tid,
         mid=mid,
@@ -267,6 +270,10 @@ def list_transactions(
         batch=batch,
         pan_fingerprint=pan_fingerprint,
     )
+    if rolls_up_to is not None:
+        where += " AND" if where else " WHERE"
+        where += " (master_tid = :rolls_up_to OR (master_tid IS NULL AND tid = :rolls_up_to))"
+        params["rolls_up_to"] = rolls_up_to
     params.update(limit=int(limit), offset=int(offset))
     rows = db.query(
         f"SELECT * FROM transactions{where} ORDER BY id DESC LIMIT :limit OFFSET :offset",  # noqa: S608

@@ -196,7 +196,7 @@ def list_security_events(
 
 def set_merchant_terms(db: Db, mid: str, values: dict[str, Any]) -> None:
     """Create or update a merchant's terms; None clears a field back to the default."""
-    from host.store.merchant_records import TERMS_FIELDS
+    from host.store.merchant_records import BOOL_TERMS, TERMS_FIELDS
 
     unknown = set(values) - set(TERMS_FIELDS)
     if unknown:
@@ -208,7 +208,7 @@ def set_merchant_terms(db: Db, mid: str, values: dict[str, Any]) -> None:
         {"mid": mid, "now": db.now()},
     )
     for name, value in values.items():
-        if name == "require_operator" and value is not None:
+        if name in BOOL_TERMS and value is not None:
             value = int(bool(value))
         db.execute(
             f"UPDATE merchant_terms SET {name} = :v, updated_at = :now WHERE mid = :mid",  # noqa: S608

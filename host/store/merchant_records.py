@@ -26,7 +26,22 @@ TERMS_FIELDS = (
     "min_payout",
     "require_operator",
     "supervisor_types",
+    # what a secondary terminal may undo (docs/tills.md)
+    "secondary_may_void_others",
+    "secondary_may_refund",
+    "secondary_may_refund_others",
 )
+# Terms that are yes/no, stored as INTEGER 0/1 (None: the configured default).
+BOOL_TERMS = (
+    "require_operator",
+    "secondary_may_void_others",
+    "secondary_may_refund",
+    "secondary_may_refund_others",
+)
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -95,10 +110,11 @@ class MerchantTerms:
     fee_rate: str | None = None
     d0_fee_rate: str | None = None
     min_payout: int | None = None
-    require_operator: bool | None = attrs.field(
-        default=None, converter=lambda v: None if v is None else bool(v)
-    )
+    require_operator: bool | None = attrs.field(default=None, converter=_optional_bool)
     supervisor_types: str | None = None
+    secondary_may_void_others: bool | None = attrs.field(default=None, converter=_optional_bool)
+    secondary_may_refund: bool | None = attrs.field(default=None, converter=_optional_bool)
+    secondary_may_refund_others: bool | None = attrs.field(default=None, converter=_optional_bool)
     updated_at: int = 0
 
 
@@ -154,6 +170,28 @@ class DayTotals:
     debit_amount: int = 0
     credit_count: int = 0
     credit_amount: int = 0
+
+    @property
+    def gross(self) -> int:
+        return self.debit_amount - self.credit_amount
+
+
+@attrs.frozen(kw_only=True)
+class TillTotals:
+    """One terminal's settled approved rows of a business date, under the master they were
+    journalled with (a terminal moved during the day has one line per master)."""
+
+    mid: str
+    tid: str
+    master_tid: str | None
+    debit_count: int = 0
+    debit_amount: int = 0
+    credit_count: int = 0
+    credit_amount: int = 0
+
+    @property
+    def rolls_up_to(self) -> str:
+        return self.master_tid or self.tid
 
     @property
     def gross(self) -> int:

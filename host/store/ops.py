@@ -2,10 +2,11 @@
 
 The SQL lives in one module per section of the schema: ``estate`` (merchants, terminals,
 operators), ``journal`` (transactions, batches, the business day), ``reversals`` (reversals and
-store-and-forward), ``merchant_ops`` (risk, security events, terms, merchant settlement) and
-``access`` (activation, back-office tokens). Each function takes a :class:`~host.store.db.Db`
-first. Write functions never begin or commit: the caller (the writer thread or process, or the
-synchronous store) runs them inside a transaction and a savepoint, so a function that raises
+store-and-forward), ``merchant_ops`` (risk, security events, terms, merchant settlement),
+``access`` (activation, back-office tokens) and ``tills`` (masters and secondaries, per-till
+totals). Each function takes a :class:`~host.store.db.Db` first. Write functions never begin or
+commit: the caller (the writer thread or process, or the synchronous store) runs them inside a
+transaction and a savepoint, so a function that raises
 leaves no partial change behind. Expected conflicts (duplicates, a second reversal) are detected
 with ``ON CONFLICT DO NOTHING`` and reported as exceptions from Python, so they never abort the
 surrounding group transaction.
@@ -103,6 +104,7 @@ from host.store.merchant_ops import (
     settle_merchant,
     settlement_candidates,
 )
+from host.store.qr import qr_close, qr_complete, qr_forward, qr_forward_done, qr_open
 from host.store.reversals import (
     get_reversal,
     record_reversal,
@@ -114,6 +116,7 @@ from host.store.reversals import (
     saf_get,
     saf_mark_attempt,
 )
+from host.store.tills import list_secondaries, set_master, till_day_totals
 
 WRITES: tuple[Callable[..., Any], ...] = (
     # estate
@@ -127,6 +130,7 @@ WRITES: tuple[Callable[..., Any], ...] = (
     disable_terminal,
     enable_terminal,
     set_terminal_keys,
+    set_master,
     sign_on,
     sign_off,
     promote_keys,
@@ -168,12 +172,19 @@ WRITES: tuple[Callable[..., Any], ...] = (
     add_api_token,
     rehash_api_token,
     revoke_api_token,
+    # the QR wallet flows (host/store/qr.py)
+    qr_open,
+    qr_complete,
+    qr_close,
+    qr_forward,
+    qr_forward_done,
 )
 READS: tuple[Callable[..., Any], ...] = (
     get_merchant,
     list_merchants,
     get_terminal,
     list_terminals,
+    list_secondaries,
     get_operator,
     list_operators,
     get_transaction,
@@ -204,6 +215,7 @@ READS: tuple[Callable[..., Any], ...] = (
     get_merchant_settlement,
     list_merchant_settlements,
     counted_transactions,
+    till_day_totals,
     get_device,
     latest_activation_code,
     get_api_token,

@@ -82,6 +82,7 @@ class Terminal:
     pending_operator: str | None = None
     pending_at: int | None = None  # host clock, epoch ms
     balance_entries: int | None = None  # field 54 entries this terminal takes (None: 1)
+    master_tid: str | None = None  # the master of a secondary terminal (docs/tills.md)
 
 
 @attrs.frozen
@@ -118,6 +119,7 @@ class NewTransaction:
     issuer_stan: str | None = None
     requested_at: int | None = None  # default: the store's clock
     extra: dict[str, Any] | None = None
+    master_tid: str | None = None  # the terminal's master, if it is a secondary (docs/tills.md)
 
     @pan_masked.validator
     def _pan_is_masked(self, _attr, value):
@@ -162,6 +164,13 @@ class Transaction:
     latency_ms: int | None
     settlement_date: str | None
     extra: dict[str, Any] | None = attrs.field(converter=_json_in)
+    # The master the terminal had when this row was written (None: the terminal was no one's
+    # secondary); the row rolls up under ``master_tid or tid`` (docs/tills.md).
+    master_tid: str | None = None
+
+    @property
+    def rolls_up_to(self) -> str:
+        return self.master_tid or self.tid
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the PAN is masked already (the journal never holds a clear PAN)."""

@@ -304,6 +304,18 @@ V12_API_EXPIRY = """
 ALTER TABLE api_tokens ADD COLUMN expires_at {bigint}
 """
 
+# Master and secondary terminals (docs/tills.md): a terminal may name its master; each journal
+# row keeps the master its terminal had when the row was written, so a day's roll-up stays what
+# it was when the terminal is moved later; the merchant terms say what a secondary may undo.
+V13_TILLS = """
+ALTER TABLE terminals ADD COLUMN master_tid TEXT REFERENCES terminals (tid);
+CREATE INDEX terminals_master ON terminals (master_tid);
+ALTER TABLE transactions ADD COLUMN master_tid TEXT;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_void_others INTEGER;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_refund INTEGER;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_refund_others INTEGER
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -317,6 +329,7 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "pending sign-on keys, in force once the terminal proves them", V10_PENDING_KEYS),
     Migration(11, "terminal profile: balance entries in field 54", V11_TERMINAL_PROFILE),
     Migration(12, "back-office API tokens: optional expiry", V12_API_EXPIRY),
+    Migration(13, "master and secondary terminals, their roll-up and policy", V13_TILLS),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

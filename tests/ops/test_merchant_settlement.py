@@ -146,7 +146,11 @@ def test_reconciliation_files_tie_to_the_journal_and_the_check_finds_differences
     out = tmp_path / "recon"
     names = sorted(p.name for p in write_files(day, DAY1, out))
     assert names == sorted(
-        [f"{D1}_{m}_{kind}.csv" for m in (M1, M2, M3) for kind in ("transactions", "settlement")]
+        [
+            f"{D1}_{m}_{kind}.csv"
+            for m in (M1, M2, M3)
+            for kind in ("transactions", "settlement", "tills")
+        ]
         + [f"{D1}_acquirer_totals.csv"]
     )
     with (out / f"{D1}_{M1}_transactions.csv").open() as fh:
