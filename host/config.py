@@ -119,8 +119,10 @@ DEFAULTS: dict[str, Any] = {
     # per merchant with `poshost estate terms set`. fee_rate is a percent in decimal text.
     "merchant": {
         "cycle": "T1",  # T1: paid the next day; D0: paid the same day (d0_fee_rate)
-        "fee_rate": "0.60",
-        "d0_fee_rate": "0.70",
+        "fee_rate": "0.60",  # card payments (T1)
+        "d0_fee_rate": "0.70",  # card payments (D0)
+        "qr_fee_rate": "0.38",  # QR wallet payments (T1)
+        "qr_d0_fee_rate": "0.48",  # QR wallet payments (D0)
         "min_payout": 10_000,  # 100.00: a smaller balance carries over to the next run
         "require_operator": False,  # sign-on must name a valid operator + password (63)
         "supervisor_types": [],  # e.g. ["void", "refund"]: these need a supervisor signed on
@@ -139,6 +141,20 @@ DEFAULTS: dict[str, Any] = {
         "fail_burst": 10,
         "fail_refill_seconds": 6.0,
         "nice": 10,  # niceness (0-19) of the child process: the POS event loop gets the CPU first
+    },
+    # Real-time merchant notifications (host/merchant/webhooks.py; docs/webhooks.md): each
+    # final outcome of a merchant with a webhook is POSTed, signed, from the journal's outbox.
+    "webhooks": {
+        "enabled": True,  # run the delivery worker in `poshost serve`
+        "poll_interval": 0.2,  # seconds between looks at the outbox (events go out within it)
+        "timeout": 5.0,  # seconds one POST may take, connection included
+        "retry_min": 1.0,  # seconds before the first retry; doubled after each failure
+        "retry_max": 3600.0,  # at most this long between two attempts
+        "give_up_after": 86400.0,  # seconds of failures after which an event is marked failed
+        "concurrency": 8,  # deliveries in flight at once
+        # Hex of the 32-byte key that seals webhook secrets in the journal; empty: the file
+        # <data.dir>/webhook.key, generated on first use (like the PAN fingerprint key).
+        "sealing_key": "",
     },
     # QR wallet payments (docs/qr.md). `link` names the wallet link the QR flows use (a link
     # with protocol = "wallet": address, app_id, platform_key = the platform's public key file,
@@ -316,6 +332,8 @@ class MerchantSettings:
     cycle: Literal["T1", "D0"]
     fee_rate: str
     d0_fee_rate: str
+    qr_fee_rate: str
+    qr_d0_fee_rate: str
     min_payout: int
     require_operator: bool
     supervisor_types: tuple[str, ...]
@@ -330,6 +348,18 @@ class BackofficeSettings:
     fail_burst: int
     fail_refill_seconds: float
     nice: int
+
+
+@attrs.frozen
+class WebhooksSettings:
+    enabled: bool
+    poll_interval: float
+    timeout: float
+    retry_min: float
+    retry_max: float
+    give_up_after: float
+    concurrency: int
+    sealing_key: str = attrs.field(repr=False)
 
 
 @attrs.frozen
@@ -400,6 +430,7 @@ SECTIONS: dict[str, type] = {
     "flows": FlowSettings,
     "merchant": MerchantSettings,
     "backoffice": BackofficeSettings,
+    "webhooks": WebhooksSettings,
     "qr": QrSettings,
     "activation": ActivationSettings,
     "security": SecuritySettings,
@@ -426,6 +457,7 @@ class Settings:
     flows: FlowSettings
     merchant: MerchantSettings
     backoffice: BackofficeSettings
+    webhooks: WebhooksSettings
     qr: QrSettings
     activation: ActivationSettings
     security: SecuritySettings

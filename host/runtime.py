@@ -27,6 +27,7 @@ from host.flows import FLOWS
 from host.hsm import build_hsm
 from host.issuer.router import Router
 from host.issuer.saf import recover_pending, saf_worker
+from host.merchant.webhooks import webhook_worker
 from host.store import open_store
 from keys.hsm import SoftHSM
 
@@ -120,12 +121,15 @@ async def _serve(
     handle_signals: bool,
     task_status,
 ) -> None:
-    """The host's tasks until shutdown: links, store-and-forward, security monitor, server."""
+    """The host's tasks until shutdown: links, store-and-forward, webhook delivery, security
+    monitor, server."""
     async with trio.open_nursery() as nursery:
         await nursery.start(host.hsm.run)
         for link in host.links.values():
             await nursery.start(link.run)
         await nursery.start(saf_worker, host)
+        if host.settings.webhooks.enabled:
+            await nursery.start(webhook_worker, host)
         if host.settings.qr.link:
             from host.issuer.wallet_orders import order_watch
 

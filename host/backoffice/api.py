@@ -47,6 +47,7 @@ from host.security import SecurityMonitor, peer_address
 from host.store.errors import NotFound
 from host.store.merchant_records import DayTotals
 from host.store.passwords import verify_password
+from host.store.records import CHANNELS
 
 log = structlog.get_logger("poshost.backoffice")
 
@@ -56,8 +57,8 @@ DATE_RE = re.compile(r"\d{8}")
 STATUSES = ("pending", "approved", "declined", "timeout", "reversed", "voided", "error")
 TXN_FIELDS = (
     "id", "tid", "mid", "batch", "stan", "business_date", "settlement_date", "txn_type", "amount",
-    "currency", "pan_masked", "card_group", "rrn", "auth_code", "response_code", "status",
-    "original_id", "requested_at", "responded_at", "master_tid",
+    "currency", "pan_masked", "card_group", "channel", "rrn", "auth_code", "response_code",
+    "status", "original_id", "requested_at", "responded_at", "master_tid",
 )  # fmt: skip
 TID_RE = re.compile(r"[ -~]{8}")
 
@@ -210,14 +211,17 @@ class BackOffice:
 
     async def _transactions(self, mid: str, query) -> Response:
         q = _query(
-            query, ("terminal", "master", "date", "status", "rrn", "type", "limit", "offset")
+            query,
+            ("terminal", "master", "date", "status", "rrn", "type", "channel", "limit", "offset"),
         )
         if q.get("status") and q["status"] not in STATUSES:
             raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
+        if q.get("channel") and q["channel"] not in CHANNELS:
+            raise ApiError(400, f"channel must be one of {', '.join(CHANNELS)}")
         rows = await self.store.list_transactions(
             mid=mid, tid=q.get("terminal"), business_date=_date(q.get("date")),
             status=q.get("status"), rrn=q.get("rrn"), txn_type=q.get("type"),
-            rolls_up_to=q.get("master"),
+            rolls_up_to=q.get("master"), channel=q.get("channel"),
             limit=_int(q.get("limit"), 100, 1, 1000), offset=_int(q.get("offset"), 0, 0, 10**9),
         )  # fmt: skip
         items = [{k: getattr(t, k) for k in TXN_FIELDS} for t in rows]
@@ -266,13 +270,15 @@ class BackOffice:
         return _json(200, {"merchant": mid, "business_date": date, **_group(group)})
 
     async def _recon_file(self, mid: str, date: str, name: str) -> Response:
-        if name not in ("transactions.csv", "settlement.csv", "tills.csv"):
+        if name not in ("transactions.csv", "settlement.csv", "channels.csv", "tills.csv"):
             raise _not_found()
         record = await self.store.get_merchant_settlement(mid, date)
         if record is None:
             raise ApiError(404, f"no settlement record for {date}")
         if name == "settlement.csv":
             text = recon.summary_csv([record])
+        elif name == "channels.csv":
+            text = recon.channels_csv(record)
         elif name == "tills.csv":
             groups = tills.roll_up(await self.store.till_day_totals(date, mid))
             text = recon.tills_csv(groups, date, mid)

@@ -118,8 +118,10 @@ def _rate(_ctx, _param, value):
 @terms.command("set")
 @click.argument("mid", callback=MID)
 @click.option("--cycle", type=click.Choice(["T1", "D0"]), help="Settlement cycle.")
-@click.option("--fee-rate", callback=_rate, help="T+1 fee, percent (e.g. 0.60).")
-@click.option("--d0-fee-rate", callback=_rate, help="D0 fee, percent (e.g. 0.70).")
+@click.option("--fee-rate", callback=_rate, help="Card T+1 fee, percent (e.g. 0.60).")
+@click.option("--d0-fee-rate", callback=_rate, help="Card D0 fee, percent (e.g. 0.70).")
+@click.option("--qr-fee-rate", callback=_rate, help="QR wallet T+1 fee, percent (e.g. 0.38).")
+@click.option("--qr-d0-fee-rate", callback=_rate, help="QR wallet D0 fee, percent (e.g. 0.48).")
 @click.option("--min-payout", type=click.IntRange(0), help="Minimum payout in fen.")
 @click.option("--require-operator/--no-require-operator", default=None,
               help="Sign-on must name a valid operator with the password.")  # fmt: skip

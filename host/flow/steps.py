@@ -254,6 +254,7 @@ def new_transaction(host: Host, ex: Exchange) -> NewTransaction:
         original_id=original.id if original is not None else None,
         extra=_extra(ex),
         master_tid=ex.terminal.master_tid,
+        channel=ex.channel,
     )
 
 

@@ -18,7 +18,9 @@ Supervisor role: the transaction types listed in the merchant's ``supervisor_typ
 
 Merchant terms (table ``merchant_terms``, ``poshost estate terms set``) override the
 ``[merchant]`` defaults of the config field by field: settlement cycle (T1 / D0), fee rates,
-minimum payout, operator rules, what a secondary terminal may undo (docs/tills.md).
+minimum payout, operator rules, what a secondary terminal may undo (docs/tills.md). Each payment
+channel has its own fee rate: ``fee_rate`` / ``d0_fee_rate`` for cards, ``qr_fee_rate`` /
+``qr_d0_fee_rate`` for QR wallet payments.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class Terms:
     secondary_may_void_others: bool = False
     secondary_may_refund: bool = True
     secondary_may_refund_others: bool = False
+    qr_fee_rate: str = "0.38"  # QR wallet payments, T1
+    qr_d0_fee_rate: str = "0.48"  # QR wallet payments, D0
+
+    def channel_rates(self) -> dict[str, str]:
+        """The fee rate of each channel (card, qr) for this merchant's cycle."""
+        if self.cycle == "D0":
+            return {"card": self.d0_fee_rate, "qr": self.qr_d0_fee_rate}
+        return {"card": self.fee_rate, "qr": self.qr_fee_rate}
 
 
 def effective_terms(base: MerchantSettings, row: MerchantTerms | None) -> Terms:
@@ -74,6 +84,8 @@ def effective_terms(base: MerchantSettings, row: MerchantTerms | None) -> Terms:
         min_payout=int(pick("min_payout")),
         require_operator=bool(pick("require_operator")),
         supervisor_types=tuple(types),
+        qr_fee_rate=str(pick("qr_fee_rate")),
+        qr_d0_fee_rate=str(pick("qr_d0_fee_rate")),
         secondary_may_void_others=bool(pick("secondary_may_void_others")),
         secondary_may_refund=bool(pick("secondary_may_refund")),
         secondary_may_refund_others=bool(pick("secondary_may_refund_others")),

@@ -5,8 +5,14 @@ amounts twice: ``*_fen`` integer minor units, and the same amount formatted ``12
 
 ``<date>_<mid>_transactions.csv`` — the rows a merchant's settlement counts, journal order:
     business_date,mid,tid,batch,stan,rrn,auth_code,txn_type,sign,card_group,pan_masked,
-    amount_fen,amount,requested_at_utc
-    (sign D = debit: purchase, completion, completion advice; C = credit: refund)
+    amount_fen,amount,requested_at_utc,channel
+    (sign D = debit: purchase, completion, completion advice; C = credit: refund;
+    channel: card or qr, how the customer paid)
+
+``<date>_<mid>_channels.csv`` — the settlement record's line per payment channel:
+    business_date,mid,channel,debit_count,debit_amount_fen,credit_count,credit_amount_fen,
+    gross_fen,fee_rate_pct,fee_fen,gross,fee
+    (each channel's fee at its own rate; the settlement record's fee is their sum)
 
 ``<date>_<mid>_settlement.csv`` — the merchant's settlement record, one line:
     business_date,mid,cycle,payout_date,debit_count,debit_amount_fen,credit_count,
@@ -46,7 +52,7 @@ from host.clock import journal_date, parse_date
 from host.merchant import tills
 from host.merchant.tills import TillGroup
 from host.store.errors import NotFound
-from host.store.merchant_records import DayTotals, fee_for, yuan
+from host.store.merchant_records import ChannelSettlement, DayTotals, fee_for, yuan
 
 DEBITS = txntypes.DEBITS
 
@@ -65,6 +71,21 @@ DETAIL_HEADER = [
     "amount_fen",
     "amount",
     "requested_at_utc",
+    "channel",
+]
+CHANNELS_HEADER = [
+    "business_date",
+    "mid",
+    "channel",
+    "debit_count",
+    "debit_amount_fen",
+    "credit_count",
+    "credit_amount_fen",
+    "gross_fen",
+    "fee_rate_pct",
+    "fee_fen",
+    "gross",
+    "fee",
 ]
 SUMMARY_HEADER = [
     "business_date",
@@ -142,9 +163,31 @@ def detail_csv(rows: list[Any]) -> str:
         out.append(
             [t.business_date, t.mid, t.tid, t.batch, t.stan, t.rrn or "", t.auth_code or "",
              t.txn_type, sign, t.card_group, t.pan_masked or "", t.amount, yuan(t.amount),
-             _utc(t.requested_at)]
+             _utc(t.requested_at), t.channel]
         )  # fmt: skip
     return _csv(DETAIL_HEADER, out)
+
+
+def channels_csv(record: Any) -> str:
+    """The record's per-channel lines; a record from before channels is one card line."""
+    out = []
+    for c in channel_lines(record):
+        out.append([record.business_date, record.mid, c.channel, c.debit_count, c.debit_amount,
+                    c.credit_count, c.credit_amount, c.gross, c.fee_rate, c.fee, yuan(c.gross),
+                    yuan(c.fee)])  # fmt: skip
+    return _csv(CHANNELS_HEADER, out)
+
+
+def channel_lines(record: Any) -> tuple[Any, ...]:
+    if record.channels or not record.debit_count + record.credit_count:
+        return record.channels
+    return (
+        ChannelSettlement(
+            channel="card", debit_count=record.debit_count, debit_amount=record.debit_amount,
+            credit_count=record.credit_count, credit_amount=record.credit_amount,
+            gross=record.gross, fee_rate=record.fee_rate, fee=record.fee,
+        ),
+    )  # fmt: skip
 
 
 def summary_csv(records: list[Any]) -> str:
@@ -223,6 +266,7 @@ def file_names(day: dt.date, mid: str | None = None) -> dict[str, str]:
     return {
         "transactions": f"{business_date}_{mid}_transactions.csv",
         "settlement": f"{business_date}_{mid}_settlement.csv",
+        "channels": f"{business_date}_{mid}_channels.csv",
         "tills": f"{business_date}_{mid}_tills.csv",
     }
 
@@ -245,6 +289,7 @@ def write_files(store: Any, day: dt.date, directory: Path) -> list[Path]:
         rows = store.counted_transactions(record.mid, business_date)
         put(names["transactions"], detail_csv(rows))
         put(names["settlement"], summary_csv([record]))
+        put(names["channels"], channels_csv(record))
         groups = till_groups(store, business_date, record.mid)
         put(names["tills"], tills_csv(groups, business_date, record.mid))
     put(file_names(day)["acquirer"], acquirer_csv(store, day))
@@ -269,10 +314,7 @@ def check(store: Any, day: dt.date, directory: Path | None = None) -> list[str]:
                 )
         if r.gross != r.debit_amount - r.credit_amount:
             problems.append(f"{mid}: gross {r.gross} != debits - credits")
-        if r.fee != fee_for(r.gross, r.fee_rate):
-            problems.append(
-                f"{mid}: fee {r.fee} != {fee_for(r.gross, r.fee_rate)} at {r.fee_rate}%"
-            )
+        problems.extend(_check_channels(store, r))
         if r.net != r.gross - r.fee:
             problems.append(f"{mid}: net {r.net} != gross - fee")
         if r.payout + r.carried_out != r.net + r.carried_in:
@@ -304,11 +346,45 @@ def check(store: Any, day: dt.date, directory: Path | None = None) -> list[str]:
     return problems
 
 
+def _check_channels(store, r) -> list[str]:
+    """Each channel's line against the journal and its rate; their sum against the record."""
+    problems = []
+    lines = channel_lines(r)
+    if not r.channels:  # a record from before channels: all cards at fee_rate
+        if r.fee != fee_for(r.gross, r.fee_rate):
+            problems.append(
+                f"{r.mid}: fee {r.fee} != {fee_for(r.gross, r.fee_rate)} at {r.fee_rate}%"
+            )
+        return problems
+    journal = store.merchant_channel_totals(r.business_date, r.mid)
+    for c in lines:
+        j = journal.get(c.channel, DayTotals())
+        for name in ("debit_count", "debit_amount", "credit_count", "credit_amount"):
+            if getattr(j, name) != getattr(c, name):
+                problems.append(
+                    f"{r.mid} {c.channel}: {name} journal {getattr(j, name)} line "
+                    f"{getattr(c, name)}"
+                )
+        if c.gross != c.debit_amount - c.credit_amount:
+            problems.append(f"{r.mid} {c.channel}: gross {c.gross} != debits - credits")
+        if c.fee != fee_for(c.gross, c.fee_rate):
+            problems.append(
+                f"{r.mid} {c.channel}: fee {c.fee} != {fee_for(c.gross, c.fee_rate)}"
+                f" at {c.fee_rate}%"
+            )
+    for channel in sorted(set(journal) - {c.channel for c in lines}):
+        problems.append(f"{r.mid}: journal has {channel} rows but the record no {channel} line")
+    if r.fee != sum(c.fee for c in lines):
+        problems.append(f"{r.mid}: fee {r.fee} != the channels' fees added")
+    return problems
+
+
 def _check_files(store, r, directory: Path) -> list[str]:
     problems = []
     names = file_names(parse_date(r.business_date), r.mid)
     detail, summary = directory / names["transactions"], directory / names["settlement"]
-    for path in (detail, summary):
+    channels = directory / names["channels"]
+    for path in (detail, summary, channels):
         if not path.exists():
             problems.append(f"missing {path.name}")
     if problems:
@@ -334,6 +410,10 @@ def _check_files(store, r, directory: Path) -> list[str]:
     want = list(csv.reader(io.StringIO(summary_csv([r]))))
     if got != want:
         problems.append(f"{summary.name}: differs from the settlement record")
+    with channels.open(newline="", encoding="utf-8") as fh:
+        got = list(csv.reader(fh))
+    if got != list(csv.reader(io.StringIO(channels_csv(r)))):
+        problems.append(f"{channels.name}: differs from the settlement record")
     till_file = directory / names["tills"]
     if not till_file.exists():
         problems.append(f"missing {till_file.name}")

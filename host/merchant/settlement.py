@@ -4,10 +4,13 @@ become one settlement record.
 * What counts: the journal's approved debits (purchase, completion, completion advice) and
   credits (refund) of the business date — the same rule as batch totals. A voided or reversed
   sale is no longer 'approved' and does not count.
-* gross = debits - credits; fee = gross x rate / 100 rounded HALF UP to the fen, once per
-  merchant and date (``merchant_records.fee_for``); net = gross - fee.
-* Cycle: T1 (default) pays on the next calendar day at ``fee_rate``; D0 pays on the business
-  date itself (funds advanced the same day) at ``d0_fee_rate``.
+* gross = debits - credits; fees per payment channel (card, qr): a channel's fee = its gross
+  x its rate / 100 rounded HALF UP to the fen, once per merchant, date and channel
+  (``merchant_records.fee_for``); fee = the channels' fees added; net = gross - fee. Each
+  channel's line (counts, amounts, rate, fee) is kept with the record.
+* Cycle: T1 (default) pays on the next calendar day at ``fee_rate`` (cards) and
+  ``qr_fee_rate`` (QR); D0 pays on the business date itself (funds advanced the same day) at
+  ``d0_fee_rate`` and ``qr_d0_fee_rate``.
 * Minimum payout: balance = net + what the previous record carried over; a balance below the
   merchant's ``min_payout`` (or not positive) is carried over to the next run instead of paid.
   Merchants with a carried balance get a record on each run date even without sales.
@@ -69,6 +72,7 @@ def run_settlement(
             fee_rate=rate,
             min_payout=terms.min_payout,
             payout_date=journal_date(payout_date(day, terms.cycle)),
+            channel_rates=terms.channel_rates(),
         )
         log.info("merchant_settled", mid=mid, business_date=business_date, cycle=record.cycle,
                  gross=record.gross, fee=record.fee, net=record.net, payout=record.payout,

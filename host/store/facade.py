@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from host.store import access, estate, journal, merchant_ops, qr, reversals, tills
+from host.store import access, estate, journal, merchant_ops, qr, reversals, tills, webhooks
 from host.store.merchant_records import TillTotals
 from host.store.records import (
     Batch,
@@ -27,6 +27,7 @@ from host.store.records import (
     Terminal,
     Transaction,
 )
+from host.store.webhooks import MerchantWebhook, WebhookDelivery, WebhookEvent
 
 T = TypeVar("T")
 
@@ -187,6 +188,7 @@ class AsyncFacade:
         latency_ms: int | None = None,
         extra: dict[str, Any] | None = None,
         original_status: str | None = None,
+        notify: bool = True,
     ) -> None:
         return await self._write(
             journal.record_outcome,
@@ -202,6 +204,7 @@ class AsyncFacade:
             latency_ms=latency_ms,
             extra=extra,
             original_status=original_status,
+            notify=notify,
         )
 
     async def set_status(self, txn_id: int, status: str) -> None:
@@ -390,6 +393,7 @@ class AsyncFacade:
         fee_rate: str,
         min_payout: int,
         payout_date: str,
+        channel_rates: dict[str, str] | None = None,
     ) -> Any:
         return await self._write(
             merchant_ops.settle_merchant,
@@ -399,6 +403,7 @@ class AsyncFacade:
             fee_rate=fee_rate,
             min_payout=min_payout,
             payout_date=payout_date,
+            channel_rates=channel_rates,
         )
 
     async def enroll_device(
@@ -463,6 +468,42 @@ class AsyncFacade:
 
     async def revoke_api_token(self, token_id: int) -> None:
         return await self._write(access.revoke_api_token, token_id)
+
+    async def set_webhook(self, mid: str, url: str, sealed_secret: str, secret_check: str) -> None:
+        return await self._write(webhooks.set_webhook, mid, url, sealed_secret, secret_check)
+
+    async def clear_webhook(self, mid: str) -> None:
+        return await self._write(webhooks.clear_webhook, mid)
+
+    async def claim_webhook_events(self, hold_ms: int, limit: int = 50) -> list[WebhookEvent]:
+        return await self._write(webhooks.claim_webhook_events, hold_ms, limit)
+
+    async def record_webhook_attempt(
+        self,
+        event_id: str,
+        *,
+        url: str,
+        status_code: int | None,
+        latency_ms: int,
+        error: str | None,
+        delivered: bool,
+        retry_in_ms: int = 0,
+        give_up_after_ms: int = 86400000,
+    ) -> str:
+        return await self._write(
+            webhooks.record_webhook_attempt,
+            event_id,
+            url=url,
+            status_code=status_code,
+            latency_ms=latency_ms,
+            error=error,
+            delivered=delivered,
+            retry_in_ms=retry_in_ms,
+            give_up_after_ms=give_up_after_ms,
+        )
+
+    async def resend_webhook_event(self, event_id: str) -> WebhookEvent:
+        return await self._write(webhooks.resend_webhook_event, event_id)
 
     # -- the QR wallet flows (host/store/qr.py)
 
@@ -590,6 +631,7 @@ class AsyncFacade:
         txn_type: str | None = None,
         batch: str | None = None,
         pan_fingerprint: str | None = None,
+        channel: str | None = None,
         rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -604,6 +646,7 @@ class AsyncFacade:
             txn_type=txn_type,
             batch=batch,
             pan_fingerprint=pan_fingerprint,
+            channel=channel,
             rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
@@ -736,6 +779,48 @@ class AsyncFacade:
 
     async def list_api_tokens(self, mid: str | None = None) -> list[Any]:
         return await self._read(access.list_api_tokens, mid)
+
+    async def merchant_channel_totals(self, business_date: str, mid: str) -> dict[str, Any]:
+        return await self._read(merchant_ops.merchant_channel_totals, business_date, mid)
+
+    async def get_webhook(self, mid: str) -> MerchantWebhook | None:
+        return await self._read(webhooks.get_webhook, mid)
+
+    async def get_webhook_event(self, event_id: str) -> WebhookEvent:
+        return await self._read(webhooks.get_webhook_event, event_id)
+
+    async def list_webhook_events(
+        self,
+        *,
+        mid: str | None = None,
+        transaction_id: int | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[WebhookEvent]:
+        return await self._read(
+            webhooks.list_webhook_events,
+            mid=mid,
+            transaction_id=transaction_id,
+            status=status,
+            limit=limit,
+        )
+
+    async def list_webhook_deliveries(
+        self, *, mid: str | None = None, event_id: str | None = None, limit: int = 100
+    ) -> list[WebhookDelivery]:
+        return await self._read(
+            webhooks.list_webhook_deliveries, mid=mid, event_id=event_id, limit=limit
+        )
+
+    async def count_webhook_events(self, mid: str) -> dict[str, int]:
+        return await self._read(webhooks.count_webhook_events, mid)
+
+    async def webhook_events_due(
+        self,
+    ) -> bool:
+        return await self._read(
+            webhooks.webhook_events_due,
+        )
 
 
 class SyncFacade:
@@ -888,6 +973,7 @@ class SyncFacade:
         latency_ms: int | None = None,
         extra: dict[str, Any] | None = None,
         original_status: str | None = None,
+        notify: bool = True,
     ) -> None:
         return self._transact(
             journal.record_outcome,
@@ -903,6 +989,7 @@ class SyncFacade:
             latency_ms=latency_ms,
             extra=extra,
             original_status=original_status,
+            notify=notify,
         )
 
     def set_status(self, txn_id: int, status: str) -> None:
@@ -1081,6 +1168,7 @@ class SyncFacade:
         fee_rate: str,
         min_payout: int,
         payout_date: str,
+        channel_rates: dict[str, str] | None = None,
     ) -> Any:
         return self._transact(
             merchant_ops.settle_merchant,
@@ -1090,6 +1178,7 @@ class SyncFacade:
             fee_rate=fee_rate,
             min_payout=min_payout,
             payout_date=payout_date,
+            channel_rates=channel_rates,
         )
 
     def enroll_device(self, serial: str, transport_token: str, *, replace: bool = False) -> None:
@@ -1148,6 +1237,42 @@ class SyncFacade:
 
     def revoke_api_token(self, token_id: int) -> None:
         return self._transact(access.revoke_api_token, token_id)
+
+    def set_webhook(self, mid: str, url: str, sealed_secret: str, secret_check: str) -> None:
+        return self._transact(webhooks.set_webhook, mid, url, sealed_secret, secret_check)
+
+    def clear_webhook(self, mid: str) -> None:
+        return self._transact(webhooks.clear_webhook, mid)
+
+    def claim_webhook_events(self, hold_ms: int, limit: int = 50) -> list[WebhookEvent]:
+        return self._transact(webhooks.claim_webhook_events, hold_ms, limit)
+
+    def record_webhook_attempt(
+        self,
+        event_id: str,
+        *,
+        url: str,
+        status_code: int | None,
+        latency_ms: int,
+        error: str | None,
+        delivered: bool,
+        retry_in_ms: int = 0,
+        give_up_after_ms: int = 86400000,
+    ) -> str:
+        return self._transact(
+            webhooks.record_webhook_attempt,
+            event_id,
+            url=url,
+            status_code=status_code,
+            latency_ms=latency_ms,
+            error=error,
+            delivered=delivered,
+            retry_in_ms=retry_in_ms,
+            give_up_after_ms=give_up_after_ms,
+        )
+
+    def resend_webhook_event(self, event_id: str) -> WebhookEvent:
+        return self._transact(webhooks.resend_webhook_event, event_id)
 
     # -- the QR wallet flows (host/store/qr.py)
 
@@ -1271,6 +1396,7 @@ class SyncFacade:
         txn_type: str | None = None,
         batch: str | None = None,
         pan_fingerprint: str | None = None,
+        channel: str | None = None,
         rolls_up_to: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -1285,6 +1411,7 @@ class SyncFacade:
             txn_type=txn_type,
             batch=batch,
             pan_fingerprint=pan_fingerprint,
+            channel=channel,
             rolls_up_to=rolls_up_to,
             limit=limit,
             offset=offset,
@@ -1413,3 +1540,45 @@ class SyncFacade:
 
     def list_api_tokens(self, mid: str | None = None) -> list[Any]:
         return self._read_now(access.list_api_tokens, mid)
+
+    def merchant_channel_totals(self, business_date: str, mid: str) -> dict[str, Any]:
+        return self._read_now(merchant_ops.merchant_channel_totals, business_date, mid)
+
+    def get_webhook(self, mid: str) -> MerchantWebhook | None:
+        return self._read_now(webhooks.get_webhook, mid)
+
+    def get_webhook_event(self, event_id: str) -> WebhookEvent:
+        return self._read_now(webhooks.get_webhook_event, event_id)
+
+    def list_webhook_events(
+        self,
+        *,
+        mid: str | None = None,
+        transaction_id: int | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[WebhookEvent]:
+        return self._read_now(
+            webhooks.list_webhook_events,
+            mid=mid,
+            transaction_id=transaction_id,
+            status=status,
+            limit=limit,
+        )
+
+    def list_webhook_deliveries(
+        self, *, mid: str | None = None, event_id: str | None = None, limit: int = 100
+    ) -> list[WebhookDelivery]:
+        return self._read_now(
+            webhooks.list_webhook_deliveries, mid=mid, event_id=event_id, limit=limit
+        )
+
+    def count_webhook_events(self, mid: str) -> dict[str, int]:
+        return self._read_now(webhooks.count_webhook_events, mid)
+
+    def webhook_events_due(
+        self,
+    ) -> bool:
+        return self._read_now(
+            webhooks.webhook_events_due,
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from host.store import webhooks
 from host.store.db import Db
 from host.store.errors import (
     DuplicateTransaction,
@@ -35,7 +36,7 @@ from host.store.sql import CREDITS, DEBITS, check_choice, where_clause
 _TXN_INSERT_COLUMNS = (
     "tid, mid, batch, stan, business_date, txn_type, mti, processing_code, condition_code,"
     " amount, currency, pan_masked, pan_fingerprint, card_group, rrn, original_id, issuer_link,"
-    " issuer_stan, requested_at, extra, master_tid"
+    " issuer_stan, requested_at, extra, master_tid, channel"
 )
 _TXN_INSERT = (
     f"INSERT INTO transactions ({_TXN_INSERT_COLUMNS}, status) VALUES ("  # noqa: S608
@@ -69,6 +70,7 @@ def insert_pending(db: Db, txn: NewTransaction) -> int:
         "requested_at": db.now() if txn.requested_at is None else txn.requested_at,
         "extra": to_json(txn.extra),
         "master_tid": txn.master_tid,
+        "channel": txn.channel,
     }
     row = db.query_one(_TXN_INSERT, params)
     if row is None:
@@ -137,14 +139,17 @@ def record_outcome(
     latency_ms: int | None = None,
     extra: dict[str, Any] | None = None,
     original_status: str | None = None,
+    notify: bool = True,
 ) -> None:
     """Record the issuer's answer (or a timeout/error). Fields given as None keep their value;
     ``latency_ms`` defaults to responded_at - requested_at. ``original_status`` also sets the
     status of the row this one refers to, in the same transaction (e.g. ``'voided'`` when a
-    void is approved)."""
+    void is approved). The merchant's webhook event for the outcome is queued in the same
+    transaction too (``notify=False``: the caller queues the event that follows instead, as
+    an unknown outcome does with its reversal)."""
     check_choice(status, TXN_STATUSES, "status")
     responded_at = db.now() if responded_at is None else responded_at
-    changed = db.execute(
+    row = db.query_one(
         "UPDATE transactions SET status = :status,"
         " response_code = COALESCE(:response_code, response_code),"
         " auth_code = COALESCE(:auth_code, auth_code),"
@@ -155,7 +160,7 @@ def record_outcome(
         " extra = COALESCE(:extra, extra),"
         " responded_at = :responded_at,"
         " latency_ms = COALESCE(:latency_ms, :responded_at - requested_at)"
-        " WHERE id = :id",
+        " WHERE id = :id RETURNING mid, txn_type, original_id",
         {
             "id": txn_id,
             "status": status,
@@ -170,14 +175,15 @@ def record_outcome(
             "latency_ms": latency_ms,
         },
     )
-    if not changed:
+    if row is None:
         raise NotFound(f"transaction {txn_id} not found")
     if original_status is not None:
         check_choice(original_status, TXN_STATUSES, "original status")
-        row = db.query_one("SELECT original_id FROM transactions WHERE id = :id", {"id": txn_id})
-        if row is None or row["original_id"] is None:
+        if row["original_id"] is None:
             raise NotFound(f"transaction {txn_id} has no original not found")
         set_status(db, row["original_id"], original_status)
+    if notify:
+        webhooks.emit_outcome(db, txn_id, row["mid"], row["txn_type"], status)
 
 
 def set_status(db: Db, txn_id: int, status: str) -> None:
@@ -253,6 +259,7 @@ def list_transactions(
     txn_type: str | None = None,
     batch: str | None = None,
     pan_fingerprint: str | None = None,
+    channel: str | None = None,
     rolls_up_to: str | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -269,6 +276,7 @@ def list_transactions(
         txn_type=txn_type,
         batch=batch,
         pan_fingerprint=pan_fingerprint,
+        channel=channel,
     )
     if rolls_up_to is not None:
         where += " AND" if where else " WHERE"

@@ -267,21 +267,71 @@ def settlement_candidates(db: Db, business_date: str) -> list[str]:
     return sorted(mids)
 
 
-def get_merchant_settlement(db: Db, mid: str, business_date: str) -> Any:
-    from host.store.merchant_records import MerchantSettlement
+_CHANNEL_TOTALS_SQL = f"""
+SELECT channel,
+  SUM(CASE WHEN txn_type IN {DEBITS} THEN 1 ELSE 0 END) AS debit_count,
+  SUM(CASE WHEN txn_type IN {DEBITS} THEN amount ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type IN {CREDITS} THEN 1 ELSE 0 END) AS credit_count,
+  SUM(CASE WHEN txn_type IN {CREDITS} THEN amount ELSE 0 END) AS credit_amount
+FROM transactions
+WHERE business_date = :d AND status = 'approved' AND mid = :mid
+  AND txn_type IN {SETTLED}
+GROUP BY channel
+"""  # noqa: S608 (registry type names, never input)
 
+
+def merchant_channel_totals(db: Db, business_date: str, mid: str) -> dict[str, Any]:
+    """channel -> DayTotals of one merchant's counted rows of a business date."""
+    from host.store.merchant_records import DayTotals
+
+    rows = db.query(_CHANNEL_TOTALS_SQL, {"d": business_date, "mid": mid})
+    return {
+        r["channel"]: DayTotals(**{k: int(r[k] or 0) for k in r if k != "channel"}) for r in rows
+    }
+
+
+_RECORD_KEY = ("mid", "business_date")
+
+
+def _with_channels(db: Db, rows: list[dict[str, Any]]) -> list[Any]:
+    """Settlement records with their per-channel lines (one query for all of them)."""
+    from host.store.merchant_records import ChannelSettlement, MerchantSettlement
+
+    if not rows:
+        return []
+    params: dict[str, Any] = {}
+    keys = []
+    for i, r in enumerate(rows):
+        params[f"m{i}"], params[f"d{i}"] = r["mid"], r["business_date"]
+        keys.append(f"(mid = :m{i} AND business_date = :d{i})")
+    lines = db.query(
+        "SELECT * FROM merchant_settlement_channels WHERE "  # noqa: S608 (placeholders only)
+        + " OR ".join(keys)
+        + " ORDER BY channel",
+        params,
+    )
+    by_record: dict[tuple[str, str], list[Any]] = {}
+    for line in lines:
+        by_record.setdefault((line["mid"], line["business_date"]), []).append(
+            ChannelSettlement(**{k: v for k, v in line.items() if k not in _RECORD_KEY})
+        )
+    return [
+        MerchantSettlement(**r, channels=tuple(by_record.get((r["mid"], r["business_date"]), ())))
+        for r in rows
+    ]
+
+
+def get_merchant_settlement(db: Db, mid: str, business_date: str) -> Any:
     row = db.query_one(
         "SELECT * FROM merchant_settlements WHERE mid = :mid AND business_date = :d",
         {"mid": mid, "d": business_date},
     )
-    return None if row is None else MerchantSettlement(**row)
+    return None if row is None else _with_channels(db, [row])[0]
 
 
 def list_merchant_settlements(
     db: Db, *, mid: str | None = None, business_date: str | None = None, limit: int = 1000
 ) -> list[Any]:
-    from host.store.merchant_records import MerchantSettlement
-
     where, params = where_clause(mid=mid, business_date=business_date)
     params["limit"] = int(limit)
     rows = db.query(
@@ -289,7 +339,7 @@ def list_merchant_settlements(
         " ORDER BY business_date DESC, mid LIMIT :limit",
         params,
     )
-    return [MerchantSettlement(**r) for r in rows]
+    return _with_channels(db, rows)
 
 
 def settle_merchant(
@@ -301,17 +351,31 @@ def settle_merchant(
     fee_rate: str,
     min_payout: int,
     payout_date: str,
+    channel_rates: dict[str, str] | None = None,
 ) -> Any:
     """Create the merchant's settlement record for ``business_date`` from the journal, in one
     transaction, exactly once: when the record exists already it is returned unchanged (a
-    re-run, or another process that got there first)."""
+    re-run, or another process that got there first).
+
+    Fees are per channel: each channel's gross at its rate in ``channel_rates`` (default:
+    cards at ``fee_rate``), rounded once per merchant, date and channel; the record's fee is
+    their sum, and each channel gets its line in ``merchant_settlement_channels``.
+    ``fee_rate`` stays the record's card rate."""
     from host.store.merchant_records import DayTotals, fee_for
 
     existing = get_merchant_settlement(db, mid, business_date)
     if existing is not None:
         return existing
     check_choice(cycle, ("T1", "D0"), "cycle")
-    totals = merchant_day_totals(db, business_date, mid).get(mid, DayTotals())
+    rates = {"card": fee_rate} if channel_rates is None else dict(channel_rates)
+    by_channel = merchant_channel_totals(db, business_date, mid)
+    missing = sorted(set(by_channel) - set(rates))
+    if missing:
+        raise ValueError(f"no fee rate for channel(s) {', '.join(missing)}")
+    totals = DayTotals(
+        *(sum(getattr(t, f) for t in by_channel.values()) for f in
+          ("debit_count", "debit_amount", "credit_count", "credit_amount"))
+    )  # fmt: skip
     previous = db.query_one(
         "SELECT carried_out FROM merchant_settlements WHERE mid = :mid"
         " AND business_date < :d ORDER BY business_date DESC LIMIT 1",
@@ -319,7 +383,8 @@ def settle_merchant(
     )
     carried_in = int(previous["carried_out"]) if previous else 0
     gross = totals.gross
-    fee = fee_for(gross, fee_rate)
+    fees = {ch: fee_for(t.gross, rates[ch]) for ch, t in by_channel.items()}
+    fee = sum(fees.values())
     net = gross - fee
     balance = net + carried_in
     payout = balance if balance >= min_payout and balance > 0 else 0
@@ -333,7 +398,7 @@ def settle_merchant(
         "cc": totals.credit_count,
         "ca": totals.credit_amount,
         "gross": gross,
-        "rate": fee_rate,
+        "rate": rates.get("card", fee_rate),
         "fee": fee,
         "net": net,
         "cin": carried_in,
@@ -342,7 +407,7 @@ def settle_merchant(
         "status": "paid" if payout else "carried",
         "now": db.now(),
     }
-    db.execute(
+    inserted = db.execute(
         "INSERT INTO merchant_settlements (mid, business_date, cycle, payout_date, debit_count,"
         " debit_amount, credit_count, credit_amount, gross, fee_rate, fee, net, carried_in,"
         " payout, carried_out, status, created_at) VALUES (:mid, :d, :cycle, :payout_date,"
@@ -350,6 +415,16 @@ def settle_merchant(
         " ON CONFLICT (mid, business_date) DO NOTHING",
         params,
     )
+    if inserted:
+        for channel, t in sorted(by_channel.items()):
+            db.execute(
+                "INSERT INTO merchant_settlement_channels (mid, business_date, channel,"
+                " debit_count, debit_amount, credit_count, credit_amount, gross, fee_rate, fee)"
+                " VALUES (:mid, :d, :ch, :dc, :da, :cc, :ca, :gross, :rate, :fee)",
+                {"mid": mid, "d": business_date, "ch": channel, "dc": t.debit_count,
+                 "da": t.debit_amount, "cc": t.credit_count, "ca": t.credit_amount,
+                 "gross": t.gross, "rate": rates[channel], "fee": fees[channel]},
+            )  # fmt: skip
     return get_merchant_settlement(db, mid, business_date)
 
 

@@ -26,6 +26,8 @@ TERMS_FIELDS = (
     "min_payout",
     "require_operator",
     "supervisor_types",
+    "qr_fee_rate",
+    "qr_d0_fee_rate",
     # what a secondary terminal may undo (docs/tills.md)
     "secondary_may_void_others",
     "secondary_may_refund",
@@ -116,6 +118,8 @@ class MerchantTerms:
     secondary_may_refund: bool | None = attrs.field(default=None, converter=_optional_bool)
     secondary_may_refund_others: bool | None = attrs.field(default=None, converter=_optional_bool)
     updated_at: int = 0
+    qr_fee_rate: str | None = None
+    qr_d0_fee_rate: str | None = None
 
 
 def fee_for(gross: int, rate_pct: str) -> int:
@@ -159,9 +163,26 @@ class MerchantSettlement:
     carried_out: int  # net + carried_in - payout
     status: str  # paid | carried
     created_at: int
+    # One line per payment channel with counted transactions (card, qr): each channel's fee
+    # at its own rate. Empty for records made before channels existed (all cards, fee_rate).
+    channels: tuple[ChannelSettlement, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSettlement:
+    """A channel's share of a merchant settlement record."""
+
+    channel: str
+    debit_count: int
+    debit_amount: int
+    credit_count: int
+    credit_amount: int
+    gross: int
+    fee_rate: str  # percent
+    fee: int
 
 
 @attrs.frozen

@@ -3,13 +3,13 @@
 The SQL lives in one module per section of the schema: ``estate`` (merchants, terminals,
 operators), ``journal`` (transactions, batches, the business day), ``reversals`` (reversals and
 store-and-forward), ``merchant_ops`` (risk, security events, terms, merchant settlement),
-``access`` (activation, back-office tokens) and ``tills`` (masters and secondaries, per-till
-totals). Each function takes a :class:`~host.store.db.Db` first. Write functions never begin or
-commit: the caller (the writer thread or process, or the synchronous store) runs them inside a
-transaction and a savepoint, so a function that raises
-leaves no partial change behind. Expected conflicts (duplicates, a second reversal) are detected
-with ``ON CONFLICT DO NOTHING`` and reported as exceptions from Python, so they never abort the
-surrounding group transaction.
+``access`` (activation, back-office tokens), ``tills`` (masters and secondaries, per-till
+totals) and ``webhooks`` (merchant webhooks, their outbox). Each function takes a
+:class:`~host.store.db.Db` first. Write functions never begin or commit: the caller (the writer
+thread or process, or the synchronous store) runs them inside a transaction and a savepoint, so
+a function that raises leaves no partial change behind. Expected conflicts (duplicates, a second
+reversal) are detected with ``ON CONFLICT DO NOTHING`` and reported as exceptions from Python,
+so they never abort the surrounding group transaction.
 
 Only what is listed here can be called through the store: the writer process runs a write by
 its name from ``WRITES_BY_NAME`` and nothing else, and the two faces of the store
@@ -96,6 +96,7 @@ from host.store.merchant_ops import (
     list_risk_events,
     list_risk_limits,
     list_security_events,
+    merchant_channel_totals,
     merchant_day_totals,
     merchant_risk_totals,
     recent_card_debits,
@@ -117,6 +118,19 @@ from host.store.reversals import (
     saf_mark_attempt,
 )
 from host.store.tills import list_secondaries, set_master, till_day_totals
+from host.store.webhooks import (
+    claim_webhook_events,
+    clear_webhook,
+    count_webhook_events,
+    get_webhook,
+    get_webhook_event,
+    list_webhook_deliveries,
+    list_webhook_events,
+    record_webhook_attempt,
+    resend_webhook_event,
+    set_webhook,
+    webhook_events_due,
+)
 
 WRITES: tuple[Callable[..., Any], ...] = (
     # estate
@@ -172,6 +186,12 @@ WRITES: tuple[Callable[..., Any], ...] = (
     add_api_token,
     rehash_api_token,
     revoke_api_token,
+    # merchant webhooks
+    set_webhook,
+    clear_webhook,
+    claim_webhook_events,
+    record_webhook_attempt,
+    resend_webhook_event,
     # the QR wallet flows (host/store/qr.py)
     qr_open,
     qr_complete,
@@ -211,6 +231,7 @@ READS: tuple[Callable[..., Any], ...] = (
     list_security_events,
     get_merchant_terms,
     merchant_day_totals,
+    merchant_channel_totals,
     settlement_candidates,
     get_merchant_settlement,
     list_merchant_settlements,
@@ -220,5 +241,12 @@ READS: tuple[Callable[..., Any], ...] = (
     latest_activation_code,
     get_api_token,
     list_api_tokens,
+    # merchant webhooks
+    get_webhook,
+    get_webhook_event,
+    list_webhook_events,
+    list_webhook_deliveries,
+    count_webhook_events,
+    webhook_events_due,
 )
 WRITES_BY_NAME: dict[str, Callable[..., Any]] = {fn.__name__: fn for fn in WRITES}

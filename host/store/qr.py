@@ -1,11 +1,14 @@
 """Journal writes of the QR wallet flows (docs/qr.md). Each changes a row only from the state
 the flow saw, so a notification, the terminal's query, the validity watch and a reversal that
-race for one order move it once: the first wins, the others find it settled."""
+race for one order move it once: the first wins, the others find it settled. A write that gives
+a row its final outcome queues the merchant's webhook event in the same transaction
+(docs/webhooks.md), as ``record_outcome`` and ``record_reversal`` do."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from host.store import webhooks
 from host.store.db import Db
 from host.store.journal import get_transaction, set_status
 from host.store.records import to_json
@@ -23,9 +26,10 @@ def qr_open(db: Db, txn_id: int, *, rrn: str, extra: dict[str, Any]) -> bool:
 
 def qr_complete(db: Db, txn_id: int, *, auth_code: str | None, extra: dict[str, Any],
                 settlement_date: str | None = None) -> bool:  # fmt: skip
-    """An order the wallet says is paid: 'pending' -> 'approved' (once)."""
+    """An order the wallet says is paid: 'pending' -> 'approved' (once), with the merchant's
+    webhook event in the same transaction (host/store/webhooks.py)."""
     now = db.now()
-    return bool(db.execute(
+    changed = bool(db.execute(
         "UPDATE transactions SET status = 'approved', response_code = '00',"
         " auth_code = :auth, extra = :extra, responded_at = :now,"
         " settlement_date = COALESCE(:sdate, settlement_date, business_date),"
@@ -33,6 +37,10 @@ def qr_complete(db: Db, txn_id: int, *, auth_code: str | None, extra: dict[str, 
         {"id": txn_id, "auth": auth_code, "extra": to_json(extra), "now": now,
          "sdate": settlement_date},
     ))  # fmt: skip
+    if changed:
+        row = get_transaction(db, txn_id)
+        webhooks.emit_outcome(db, txn_id, row.mid, row.txn_type, "approved")
+    return changed
 
 
 def qr_close(db: Db, txn_id: int, reason: str, *, link: str, payload: bytes,
@@ -79,4 +87,7 @@ def qr_forward_done(db: Db, txn_id: int, *, approved: bool, response_code: str,
         row = get_transaction(db, txn_id)
         if row.original_id is not None:
             set_status(db, row.original_id, original_status)
+    if changed:  # the refund's final outcome: its webhook event, in the same transaction
+        row = get_transaction(db, txn_id)
+        webhooks.emit_outcome(db, txn_id, row.mid, row.txn_type, status)
     return bool(changed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from codec import txntypes
+from host.store import webhooks
 from host.store.db import Db
 from host.store.errors import (
     AlreadyReversed,
@@ -58,6 +59,7 @@ def record_reversal(
             "UPDATE transactions SET status = 'approved' WHERE id = :id AND status = 'voided'",
             {"id": reversed_row.original_id},
         )
+    webhooks.emit_reversal(db, original_id, reversed_row.mid, reversed_row.txn_type)
     saf_id = None
     if payload is not None:
         if link is None:
@@ -84,8 +86,9 @@ def record_unknown_outcome(
     if get_reversal(db, txn_id) is not None:
         return None
     record_outcome(
-        db, txn_id, status="timeout", response_code="98", rrn=rrn, settlement_date=settlement_date
-    )
+        db, txn_id, status="timeout", response_code="98", rrn=rrn,
+        settlement_date=settlement_date, notify=False,  # the reversal's event says it all
+    )  # fmt: skip
     return record_reversal(db, txn_id, reason, link=link, payload=payload)
 
 

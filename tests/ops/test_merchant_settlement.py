@@ -149,7 +149,7 @@ def test_reconciliation_files_tie_to_the_journal_and_the_check_finds_differences
         [
             f"{D1}_{m}_{kind}.csv"
             for m in (M1, M2, M3)
-            for kind in ("transactions", "settlement", "tills")
+            for kind in ("transactions", "settlement", "channels", "tills")
         ]
         + [f"{D1}_acquirer_totals.csv"]
     )

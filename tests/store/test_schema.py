@@ -47,6 +47,7 @@ def test_upgrade_from_v1_keeps_data(url):
         assert store.get_transaction(txn_id).amount == 500
         assert [t.id for t in store.find_by_rrn("RRN000000001")] == [txn_id]
         assert store.get_merchant("M1").name == "Old shop"
+        assert store.get_transaction(txn_id).channel == "card"  # v13's default for old rows
 
     db = connect(url)
     try:
