@@ -23,7 +23,7 @@ from host.config import ConfigError, LinkSettings, Settings, parse_address
 from host.flow.batch import BatchCache
 from host.flow.engine import FlowTable
 from host.flow.session_guard import SessionLimits
-from host.hsm import AsyncHSM
+from host.hsm import AsyncHSM, ClearTestKeys, SoftAsyncHSM, SoftClearTestKeys, network_hsm
 from host.issuer.link import IssuerLink
 from host.issuer.protocol import PROTOCOLS
 from host.issuer.router import Router
@@ -94,9 +94,8 @@ class EstateCache:
 class Host:
     settings: Settings
     store: Store
-    hsm: AsyncHSM  # what the flows await: in-process or network (hsm.kind)
-    local_hsm: SoftHSM  # in-process, same LMK: setup-time key wrapping and track decryption
-    links: dict[str, IssuerLink | WalletLink]  # card issuers, and wallets (docs/qr.md)
+    hsm: AsyncHSM  # every key operation: in-process or network (hsm.kind)
+    links: dict[str, IssuerLink]
     zpks: dict[str, KeyToken]
     router: Router
     calendar: BusinessCalendar
@@ -219,6 +218,13 @@ def load_lmk(settings: Settings) -> tuple[bytes, str]:
     path = Path(hsm_cfg.lmk_file or settings.data_dir / "lmk.hex")
     if path.exists():
         return bytes.fromhex(path.read_text().strip()), str(path)
+    if hsm_cfg.kind == "network":
+        # An offline key command of a network installation: a fresh LMK here would make tokens
+        # the HSM cannot read.
+        raise ConfigError(
+            f"hsm.kind = network: the LMK lives in the HSM, and {path} does not exist; give this "
+            "command the HSM's LMK (hsm.lmk_file, hsm.lmk or hsm.lmk_components)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     lmk = SoftHSM.generate_lmk(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -246,20 +252,44 @@ def load_fingerprint_key(settings: Settings) -> bytes:
     return key
 
 
-def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
+async def zone_pin_keys(settings: Settings, test_keys: ClearTestKeys) -> dict[str, KeyToken]:
     """Each link's ZPK: a token under the LMK (`zpk`), or a clear key flagged as a test key.
 
-    ``hsm`` imports the test keys: the start-up's short-lived test-key HSM (see
-    :func:`startup_test_key_hsm`), never the one the running host serves with.
+    ``test_keys`` wraps the test keys at start-up only (:func:`open_hsm`), never through the
+    HSM interface the running host serves with.
     """
     zpks: dict[str, KeyToken] = {}
     for name, link in settings.links.items():
         if link.zpk:
             zpks[name] = KeyToken.from_text(link.zpk)
         elif link.zpk_clear_test_key:
-            zpks[name] = hsm.import_clear(KeyType.ZPK, bytes.fromhex(link.zpk_clear_test_key))
+            clear = bytes.fromhex(link.zpk_clear_test_key)
+            zpks[name] = await test_keys.import_test_key(KeyType.ZPK, clear)
             log.warning("link_test_zpk", link=name, kcv=zpks[name].check_value)
     return zpks
+
+
+def open_hsm(settings: Settings) -> tuple[AsyncHSM, ClearTestKeys]:
+    """The HSM the host serves with, and what wraps the configured TEST keys at start-up.
+
+    ``soft``: the LMK is loaded (a new installation generates one) into this process, which
+    holds the software HSM. ``network``: the host reads no LMK at all (``hsm.lmk*`` are
+    ignored, none is generated); the HSM holds it, and test keys go to it as TK commands.
+    """
+    if settings.hsm.kind == "network":
+        hsm = network_hsm(settings)
+        log.info("lmk_not_loaded", hsm=settings.hsm.address, reason="hsm.kind = network")
+        lmk_settings = ("lmk", "lmk_components", "lmk_file")
+        ignored = [f"hsm.{k}" for k in lmk_settings if getattr(settings.hsm, k)]
+        if ignored:
+            log.warning("lmk_settings_ignored", settings=ignored, reason="hsm.kind = network")
+        return hsm, hsm
+    lmk, lmk_source = load_lmk(settings)
+    soft = SoftHSM(lmk, **hsm_options(settings))
+    test_keys = SoftClearTestKeys(startup_test_key_hsm(lmk, settings))
+    del lmk
+    log.info("lmk_loaded", source=lmk_source, kcv=soft.lmk_check_value)
+    return SoftAsyncHSM(soft), test_keys
 
 
 def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:

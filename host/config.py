@@ -58,9 +58,12 @@ DEFAULTS: dict[str, Any] = {
         "lmk_components": [],
         "lmk_file": "",
         # "soft": the software HSM inside this process. "network": a payShield-style HSM over
-        # TCP at `address` holding the same LMK (e.g. `poshost hsm-sim`; docs/hsm.md).
+        # TCP at `address` that holds the LMK (e.g. `poshost hsm-sim`; docs/hsm.md); the host
+        # then reads no LMK (the lmk settings above are ignored).
         "kind": "soft",
         "address": "127.0.0.1:1500",
+        # network: the LMK check value the HSM must report at start (NC); "" = log what it has.
+        "lmk_check_value": "",
         "connections": 2,  # pooled TCP connections; each carries many commands at once
         "timeout": 2.0,  # seconds a command may take (connect included), else 96
         "connect_timeout": 1.0,  # seconds to open a connection
@@ -258,6 +261,7 @@ class HsmSettings:
     lmk_file: str = attrs.field()
     kind: Literal["soft", "network"] = attrs.field()
     address: str = attrs.field()
+    lmk_check_value: str = attrs.field()
     connections: int = attrs.field()
     timeout: float = attrs.field()
     connect_timeout: float = attrs.field()

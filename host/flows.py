@@ -17,8 +17,9 @@ from host.merchant import operators as op
 from host.merchant import risk as r
 from host.merchant import tills as t
 
-# Who is speaking, and may it transact? Every financial flow starts with these.
-_SESSION = (s.identify_terminal, s.require_session, s.verify_mac)
+# Who is speaking, and may it transact? Every financial flow starts with these (and, once the
+# request is authenticated, opens an encrypted track through the HSM).
+_SESSION = (s.identify_terminal, s.require_session, s.verify_mac, s.open_track)
 # The batch and the business day, then the amount limits.
 _CHECKS = (s.check_batch, b.check_business_day, s.check_amount)
 _FINANCIAL_END = (s.journal_outcome, r.release_limits, s.respond)
@@ -92,7 +93,7 @@ FLOWS: dict[str, Flow] = {
     ),
     "batch_upload_detail": Flow(
         "batch_upload_detail",
-        (s.identify_terminal, s.require_session, st.batch_upload_detail),
+        (s.identify_terminal, s.require_session, s.open_track, st.batch_upload_detail),
         (s.respond,),
     ),
     "batch_upload_end": Flow(

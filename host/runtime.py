@@ -8,15 +8,7 @@ import attrs
 import structlog
 import trio
 
-from host.app import (
-    Host,
-    build_links,
-    hsm_options,
-    load_fingerprint_key,
-    load_lmk,
-    startup_test_key_hsm,
-    zone_pin_keys,
-)
+from host.app import Host, build_links, load_fingerprint_key, open_hsm, zone_pin_keys
 from host.backoffice.process import BackOfficeProcess, child_config
 from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import Settings, parse_address
@@ -24,12 +16,13 @@ from host.demo import seed_demo_estate
 from host.edge.dispatch import Dispatcher
 from host.edge.server import Limits, TerminalServer
 from host.flows import FLOWS
-from host.hsm import build_hsm
+from host.hsm import ClearTestKeys, HsmUnavailable
 from host.issuer.router import Router
 from host.issuer.saf import recover_pending, saf_worker
 from host.merchant.webhooks import webhook_worker
-from host.store import open_store
-from keys.hsm import SoftHSM
+from host.store import Store, open_store
+from keys.errors import KeysError
+from keys.tokens import KeyToken
 
 log = structlog.get_logger("poshost")
 
@@ -55,12 +48,7 @@ async def run_host(
     arrive (when handle_signals), or the caller cancels. A graceful stop refuses new
     connections, lets requests in flight finish within server.shutdown_grace, then closes the
     journal after its last write is durable."""
-    lmk, lmk_source = load_lmk(settings)
-    local_hsm = SoftHSM(lmk, **hsm_options(settings))
-    test_keys = startup_test_key_hsm(lmk, settings)  # start-up only: configured TEST keys
-    del lmk
-    log.info("lmk_loaded", source=lmk_source, kcv=local_hsm.lmk_check_value)
-    hsm = build_hsm(settings, local_hsm)
+    hsm, test_keys = open_hsm(settings)  # network: no LMK in this process
     server_cfg = settings.server
     limits = Limits(
         max_connections=server_cfg.max_connections,
@@ -74,16 +62,21 @@ async def run_host(
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     commit_delay = settings.journal.commit_delay_ms / 1000
     writer_process = settings.journal.writer == "process"
-    async with open_store(
-        settings.journal_url, commit_delay=commit_delay, writer_process=writer_process
-    ) as store:
+    async with (
+        open_store(
+            settings.journal_url, commit_delay=commit_delay, writer_process=writer_process
+        ) as store,
+        trio.open_nursery() as hsm_nursery,
+    ):
+        await hsm_nursery.start(hsm.run)  # a network HSM wraps the test keys below
+        zpks = await _wrap_test_keys(settings, store, test_keys, demo)
+        del test_keys  # the running host hands no clear key to any HSM
         host = Host(
             settings=settings,
             store=store,
             hsm=hsm,
-            local_hsm=local_hsm,
             links=build_links(settings),
-            zpks=zone_pin_keys(settings, test_keys),
+            zpks=zpks,
             router=Router.from_table((r.prefix, r.link) for r in settings.routes),
             calendar=BusinessCalendar.from_settings(
                 settings.acquirer.timezone, settings.acquirer.cutover
@@ -92,9 +85,6 @@ async def run_host(
             fingerprint_key=load_fingerprint_key(settings),
             clock=clock or SystemClock(),
         )
-        if demo:
-            await seed_demo_estate(store, test_keys)
-        del test_keys  # the serving HSMs take no clear key
         recovered = await recover_pending(host)
         if recovered:
             log.warning("recovered_after_crash", transactions=recovered)
@@ -109,7 +99,29 @@ async def run_host(
             if backoffice is not None:
                 with trio.CancelScope(shield=True):
                     await backoffice.aclose()
+            hsm_nursery.cancel_scope.cancel()
     log.info("stopped")
+
+
+class StartupError(Exception):
+    """The host cannot start as configured (the message says why and what to do)."""
+
+
+async def _wrap_test_keys(
+    settings: Settings, store: Store, test_keys: ClearTestKeys, demo: bool
+) -> dict[str, KeyToken]:
+    """The links' ZPKs, and the demo estate when asked for: the configured TEST keys wrapped at
+    start. A network HSM that cannot wrap them (down, or an hsm-sim without --test-keys) stops
+    the start with one error line instead of a host whose links have no ZPK."""
+    try:
+        zpks = await zone_pin_keys(settings, test_keys)
+        if demo:
+            await seed_demo_estate(store, test_keys)
+    except (HsmUnavailable, KeysError) as exc:
+        log.error("test_keys_not_wrapped", error=str(exc), hsm_kind=settings.hsm.kind)
+        why = "the configured test keys (--demo, links.*.zpk_clear_test_key) were not wrapped"
+        raise StartupError(f"{why}: {exc}") from exc
+    return zpks
 
 
 async def _serve(
@@ -124,7 +136,6 @@ async def _serve(
     """The host's tasks until shutdown: links, store-and-forward, webhook delivery, security
     monitor, server."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(host.hsm.run)
         for link in host.links.values():
             await nursery.start(link.run)
         await nursery.start(saf_worker, host)

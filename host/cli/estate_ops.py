@@ -218,9 +218,9 @@ def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace
         raise click.UsageError("a clear KDK is for test estates only: add the flag")
     try:
         settings = load_settings(config_file(config_path))
+        lmk, _source = load_lmk(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    lmk, _source = load_lmk(settings)
     # An offline estate tool: ceremony mode for components; clear keys only with the test flag.
     hsm = SoftHSM(lmk, ceremony=True, clear_test_keys=test_ok, **hsm_options(settings))
     try:

@@ -62,12 +62,27 @@ def serve(
         trio.run(_run, settings, demo)
     except KeyboardInterrupt:
         pass
+    except BaseExceptionGroup as group:
+        why = _startup_error(group)
+        if why is None:
+            raise
+        raise click.ClickException(why) from None
     finally:
         # The host has closed its links by now: the simulators go last, so Ctrl-C does not
         # show up as a spurious link_closed_by_peer.
         for sim in sims:
             sim.terminate()
             sim.wait(timeout=10)
+
+
+def _startup_error(group: BaseExceptionGroup) -> str | None:
+    """The message of a StartupError in the group the host's nurseries raised, if any."""
+    from host.runtime import StartupError
+
+    found = group.subgroup(StartupError)
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return str(found) if found is not None else None
 
 
 async def _run(settings, demo: bool) -> None:

@@ -144,18 +144,36 @@ def card_fingerprint(host: Host, ex: Exchange) -> str:
     return ex.card.fingerprint
 
 
+def _track_encrypted(ex: Exchange) -> bool:
+    security = str(ex.request.get(53, ""))
+    return len(security) >= 3 and security[2] == "1"
+
+
+async def open_track(host: Host, ex: Exchange) -> None:
+    """Decrypt an encrypted track 2 (53 digit 3 = 1) with the terminal's TDK through the HSM
+    (over the network with ``hsm.kind = "network"``), once; the steps after it read the clear
+    track from the exchange. It runs after the MAC check, so a request nobody authenticated
+    never gets the HSM to open a track."""
+    track = ex.request.get(35)
+    if not track or not _track_encrypted(ex):
+        return
+    if not ex.terminal.tdk_token:
+        raise Decline(codes.SECURITY_FAILURE, "encrypted track but no TDK")
+    try:
+        clear = await host.hsm.decrypt_track(host.token(ex.terminal.tdk_token), str(track))
+    except HsmUnavailable as exc:
+        raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
+    except KeysError as exc:
+        raise Decline(codes.SECURITY_FAILURE, "track decryption failed") from exc
+    ex.card.track2 = clear
+
+
 def _clear_track2(host: Host, ex: Exchange) -> str | None:
     track = ex.request.get(35)
     if not track:
         return None
-    security = str(ex.request.get(53, ""))
-    if len(security) >= 3 and security[2] == "1":
-        if not ex.terminal.tdk_token:
-            raise Decline(codes.SECURITY_FAILURE, "encrypted track but no TDK")
-        try:
-            track = host.local_hsm.decrypt_track(host.token(ex.terminal.tdk_token), str(track))
-        except KeysError as exc:
-            raise Decline(codes.SECURITY_FAILURE, "track decryption failed") from exc
+    if _track_encrypted(ex):  # every flow that reads a card runs open_track first
+        raise Decline(codes.SECURITY_FAILURE, "encrypted track not opened")
     ex.card.track2 = str(track)
     return ex.card.track2
 
@@ -166,6 +184,15 @@ async def select_route(host: Host, ex: Exchange) -> None:
     if link is None or link not in host.links:
         raise Decline(codes.NO_SUCH_ISSUER, f"no route for {mask_pan(pan)}")
     ex.link = link
+
+
+def _dukpt_source(bdk: KeyToken, ksn: bytes) -> DukptSource:
+    """A 10-byte KSN is TDES DUKPT (X9.24-1). A 12-byte one is AES DUKPT (X9.24-3): field 52
+    holds 8 bytes, so the PIN pad enciphers format 0 under its 2TDEA PIN working key
+    (docs/terminal-dialect.md)."""
+    if len(ksn) == 12:
+        return DukptSource(bdk, ksn, fmt=0, working_key="TDES2")
+    return DukptSource(bdk, ksn)
 
 
 async def translate_pin(host: Host, ex: Exchange) -> None:
@@ -186,7 +213,7 @@ async def translate_pin(host: Host, ex: Exchange) -> None:
                 raise Decline(codes.PIN_FORMAT_ERROR, "DUKPT terminal sent no KSN in 62")
             if not terminal.bdk_token:
                 raise Decline(codes.SECURITY_FAILURE, "DUKPT terminal without a BDK")
-            source: KeyToken | DukptSource = DukptSource(host.token(terminal.bdk_token), ksn)
+            source: KeyToken | DukptSource = _dukpt_source(host.token(terminal.bdk_token), ksn)
         else:
             if not terminal.pik_token:
                 raise Decline(

@@ -32,7 +32,7 @@ from host.edge.server import Connection
 from host.flow import management
 from host.flow.engine import Decline, Exchange, Step
 from host.flows import FLOWS
-from host.hsm import SoftAsyncHSM
+from host.hsm import SoftAsyncHSM, SoftClearTestKeys
 from host.issuer.link import LinkDown
 from host.issuer.protocol import ISO8583
 from host.issuer.router import Router
@@ -106,7 +106,7 @@ async def fake_host(
     settings = load_settings(environ={}, overrides=overrides)
     lmk = bytes.fromhex(TEST_LMK)
     soft = SoftHSM(lmk, **hsm_options(settings))
-    test_keys = SoftHSM(lmk, clear_test_keys=True, **hsm_options(settings))
+    test_keys = SoftClearTestKeys(SoftHSM(lmk, clear_test_keys=True, **hsm_options(settings)))
     clock = clock or FixedClock(MORNING)
 
     def journal_clock() -> int:  # the journal dates its rows on the same clock as the host
@@ -119,9 +119,8 @@ async def fake_host(
             settings=settings,
             store=store,
             hsm=SoftAsyncHSM(soft),
-            local_hsm=soft,
             links={"sim": ScriptedLink(answer)},
-            zpks=zone_pin_keys(settings, test_keys),
+            zpks=await zone_pin_keys(settings, test_keys),
             router=Router.from_table([("", "sim")]),
             calendar=BusinessCalendar.from_settings(
                 settings.acquirer.timezone, settings.acquirer.cutover

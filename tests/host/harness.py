@@ -74,11 +74,12 @@ async def wait_links_up(running: RunningHost, timeout: float = 5.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def hsm_sim(lmk_hex: str = TEST_LMK):
-    """The real network HSM simulator on its own loopback socket: (HsmSim, port)."""
-    from tools.hsm_sim.server import HsmSim, serve_hsm, sim_hsm
+async def hsm_sim(lmk_hex: str = TEST_LMK, *, test_keys: bool = True):
+    """The real network HSM simulator on its own loopback socket: (HsmSim, port). It wraps
+    the demo estate's and the test link's clear TEST keys (--test-keys) unless told not to."""
+    from tools.hsm_sim.server import HsmSim, serve_hsm, sim_hsm, sim_test_key_hsm
 
-    sim = HsmSim(sim_hsm(lmk_hex))
+    sim = HsmSim(sim_hsm(lmk_hex), sim_test_key_hsm(lmk_hex) if test_keys else None)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_hsm, sim, "127.0.0.1", 0)
         yield sim, port
@@ -86,8 +87,13 @@ async def hsm_sim(lmk_hex: str = TEST_LMK):
 
 
 def network_hsm_settings(port: int, **more) -> dict:
-    """Host overrides for hsm.kind = "network" against an hsm-sim holding TEST_LMK."""
-    return {"hsm.kind": "network", "hsm.address": f"127.0.0.1:{port}", "hsm.lmk": TEST_LMK, **more}
+    """Host overrides for hsm.kind = "network" against an hsm-sim: the host gets no LMK (the
+    simulator holds TEST_LMK), only the check value it must report."""
+    from keys.lmk import LocalMasterKey
+
+    kcv = LocalMasterKey(bytes.fromhex(TEST_LMK)).check_value
+    return {"hsm.kind": "network", "hsm.address": f"127.0.0.1:{port}",
+            "hsm.lmk_check_value": kcv, **more}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
