@@ -1,4 +1,5 @@
-"""The running host: what every flow step may use (store, HSM, links, router, clock, caches).
+"""The running host: what every flow step may use (store, HSM, links, router, clock, and the
+small per-process caches of the steps, each a typed attribute).
 
 Built once at start from the settings; flows receive it as their first argument instead of
 reaching for globals, so a test can build a host with a fixed clock and a temporary journal.
@@ -9,29 +10,39 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import structlog
 import trio
 
-from host.clock import BusinessCalendar, Clock, SystemClock
-from host.config import ConfigError, Settings, parse_address
+from host.clock import BusinessCalendar, Clock, Moment, SystemClock
+from host.config import ConfigError, LinkSettings, Settings, parse_address
+from host.flow.batch import BatchCache
 from host.flow.engine import FlowTable
+from host.flow.session_guard import SessionLimits
 from host.hsm import AsyncHSM, ClearTestKeys, SoftAsyncHSM, SoftClearTestKeys, network_hsm
 from host.issuer.link import IssuerLink
 from host.issuer.protocol import PROTOCOLS
 from host.issuer.router import Router
+from host.merchant.business_day import BusinessDayRecord
+from host.merchant.operators import TermsCache
+from host.merchant.risk import RiskEngine
 from host.security import SecurityMonitor
 from host.store import Store
 from host.store.errors import NotFound
-from host.store.records import pan_fingerprint
+from host.store.records import Merchant, Terminal, pan_fingerprint
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType, parse_key_type
 
+if TYPE_CHECKING:
+    from host.issuer.wallet_link import WalletLink
+
 log = structlog.get_logger("poshost.host")
+_V = TypeVar("_V")
 
 
 @attrs.define
@@ -51,39 +62,32 @@ class EstateCache:
     _terminals: dict[str, _Cached] = attrs.field(factory=dict)
     _merchants: dict[str, _Cached] = attrs.field(factory=dict)
 
-    async def terminal(self, tid: str) -> Any | None:
-        return await self._get(self._terminals, tid, self.store.get_terminal)
+    async def terminal(self, tid: str) -> Terminal | None:
+        found: Terminal | None = await self._get(self._terminals, tid, self.store.get_terminal)
+        return found
 
-    async def merchant(self, mid: str) -> Any | None:
-        return await self._get(self._merchants, mid, self.store.get_merchant)
+    async def merchant(self, mid: str) -> Merchant | None:
+        found: Merchant | None = await self._get(self._merchants, mid, self.store.get_merchant)
+        return found
 
     def forget_terminal(self, tid: str) -> None:
         self._terminals.pop(tid, None)
 
-    async def _get(self, cache: dict[str, _Cached], key: str, load) -> Any | None:
+    async def _get(
+        self, cache: dict[str, _Cached], key: str, load: Callable[[str], Awaitable[_V]]
+    ) -> _V | None:
         now = trio.current_time()
         hit = cache.get(key)
+        value: _V | None
         if hit is not None and hit.expires > now:
-            return hit.value
+            value = hit.value
+            return value
         try:
             value = await load(key)
         except NotFound:
             value = None
         cache[key] = _Cached(value, now + self.ttl)
         return value
-
-
-@attrs.frozen
-class Moment:
-    """One second of the host's clock, pre-formatted for the wire and the journal."""
-
-    instant: dt.datetime
-    local: dt.datetime
-    business_date: dt.date
-    yyyymmdd: str
-    hhmmss: str  # field 12
-    mmdd: str  # field 13
-    transmission: str  # field 7, UTC MMDDhhmmss
 
 
 @attrs.define
@@ -98,17 +102,32 @@ class Host:
     flows: FlowTable
     fingerprint_key: bytes
     clock: Clock = attrs.field(factory=SystemClock)
-    estate: EstateCache = attrs.field(default=None)
+    estate: EstateCache = attrs.field()
     saf_event: trio.Event = attrs.field(factory=trio.Event)
-    security: SecurityMonitor = attrs.field(default=None)
+    security: SecurityMonitor = attrs.field()
     _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
-    caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
+    # The steps' per-process state, one typed attribute each (docs/design.md "Conventions").
+    risk: RiskEngine = attrs.field()  # limits and running totals (host/merchant/risk.py)
+    terms: TermsCache = attrs.field(factory=TermsCache)  # merchants' effective terms
+    sessions: SessionLimits = attrs.field()  # sign-on / sign-off rate limits per terminal
+    batches: BatchCache = attrs.field(factory=BatchCache)  # each terminal's open batch
+    business_day: BusinessDayRecord = attrs.field(factory=BusinessDayRecord)  # last cut-over
 
-    def __attrs_post_init__(self) -> None:
-        if self.estate is None:
-            self.estate = EstateCache(self.store)
-        if self.security is None:
-            self.security = SecurityMonitor(self.store)
+    @estate.default
+    def _estate(self) -> EstateCache:
+        return EstateCache(self.store)
+
+    @security.default
+    def _security(self) -> SecurityMonitor:
+        return SecurityMonitor(self.store)
+
+    @risk.default
+    def _risk(self) -> RiskEngine:
+        return RiskEngine.from_settings(self.settings.risk)
+
+    @sessions.default
+    def _sessions(self) -> SessionLimits:
+        return SessionLimits.from_settings(self.settings.security)
 
     def token(self, text: str) -> KeyToken:
         """A key token parsed from its stored text, cached: a purchase needs the MAK twice and
@@ -145,7 +164,6 @@ class Host:
             instant=second,
             local=local,
             business_date=date,
-            yyyymmdd=date.strftime("%Y%m%d"),
             hhmmss=local.strftime("%H%M%S"),
             mmdd=local.strftime("%m%d"),
             transmission=second.astimezone(dt.UTC).strftime("%m%d%H%M%S"),
@@ -176,31 +194,31 @@ class Host:
 
     @property
     def acquirer_id(self) -> str:
-        return str(self.settings.get("acquirer.institution_id"))
+        return self.settings.acquirer.institution_id
 
 
 def hsm_options(settings: Settings) -> dict[str, Any]:
     """The SoftHSM's usage settings from [hsm]: single-length types, legacy TR-31, K0 type."""
-    cfg = settings["hsm"]
+    cfg = settings.hsm
     return {
-        "single_length": frozenset(parse_key_type(t) for t in cfg["single_length_types"]),
-        "legacy_tr31": bool(cfg["legacy_tr31"]),
-        "tr31_k0_type": parse_key_type(cfg["tr31_k0_type"]),
+        "single_length": frozenset(parse_key_type(t) for t in cfg.single_length_types),
+        "legacy_tr31": cfg.legacy_tr31,
+        "tr31_k0_type": parse_key_type(cfg.tr31_k0_type),
     }
 
 
 def load_lmk(settings: Settings) -> tuple[bytes, str]:
     """The LMK and where it came from. A new installation gets a fresh random LMK in its data
     directory (mode 0600), like an HSM commissioned for the first time."""
-    hsm_cfg = settings["hsm"]
-    if hsm_cfg.get("lmk"):
-        return bytes.fromhex(hsm_cfg["lmk"]), "hsm.lmk"
-    if hsm_cfg.get("lmk_components"):
-        return xor_components(hsm_cfg["lmk_components"]), "hsm.lmk_components"
-    path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
+    hsm_cfg = settings.hsm
+    if hsm_cfg.lmk:
+        return bytes.fromhex(hsm_cfg.lmk), "hsm.lmk"
+    if hsm_cfg.lmk_components:
+        return xor_components(list(hsm_cfg.lmk_components)), "hsm.lmk_components"
+    path = Path(hsm_cfg.lmk_file or settings.data_dir / "lmk.hex")
     if path.exists():
         return bytes.fromhex(path.read_text().strip()), str(path)
-    if hsm_cfg.get("kind") == "network":
+    if hsm_cfg.kind == "network":
         # An offline key command of a network installation: a fresh LMK here would make tokens
         # the HSM cannot read.
         raise ConfigError(
@@ -217,7 +235,7 @@ def load_lmk(settings: Settings) -> tuple[bytes, str]:
 
 
 def load_fingerprint_key(settings: Settings) -> bytes:
-    configured = settings.get("journal.pan_fingerprint_key")
+    configured = settings.journal.pan_fingerprint_key
     if configured:
         key = bytes.fromhex(configured)
         if len(key) < 16:
@@ -241,11 +259,11 @@ async def zone_pin_keys(settings: Settings, test_keys: ClearTestKeys) -> dict[st
     HSM interface the running host serves with.
     """
     zpks: dict[str, KeyToken] = {}
-    for name, link in settings["links"].items():
-        if link.get("zpk"):
-            zpks[name] = KeyToken.from_text(link["zpk"])
-        elif link.get("zpk_clear_test_key"):
-            clear = bytes.fromhex(link["zpk_clear_test_key"])
+    for name, link in settings.links.items():
+        if link.zpk:
+            zpks[name] = KeyToken.from_text(link.zpk)
+        elif link.zpk_clear_test_key:
+            clear = bytes.fromhex(link.zpk_clear_test_key)
             zpks[name] = await test_keys.import_test_key(KeyType.ZPK, clear)
             log.warning("link_test_zpk", link=name, kcv=zpks[name].check_value)
     return zpks
@@ -258,10 +276,11 @@ def open_hsm(settings: Settings) -> tuple[AsyncHSM, ClearTestKeys]:
     holds the software HSM. ``network``: the host reads no LMK at all (``hsm.lmk*`` are
     ignored, none is generated); the HSM holds it, and test keys go to it as TK commands.
     """
-    if settings.get("hsm.kind") == "network":
+    if settings.hsm.kind == "network":
         hsm = network_hsm(settings)
-        log.info("lmk_not_loaded", hsm=settings.get("hsm.address"), reason="hsm.kind = network")
-        ignored = [f"hsm.{k}" for k in ("lmk", "lmk_components", "lmk_file") if settings["hsm"][k]]
+        log.info("lmk_not_loaded", hsm=settings.hsm.address, reason="hsm.kind = network")
+        lmk_settings = ("lmk", "lmk_components", "lmk_file")
+        ignored = [f"hsm.{k}" for k in lmk_settings if getattr(settings.hsm, k)]
         if ignored:
             log.warning("lmk_settings_ignored", settings=ignored, reason="hsm.kind = network")
         return hsm, hsm
@@ -280,42 +299,45 @@ def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
     return SoftHSM(lmk, clear_test_keys=True, **hsm_options(settings))
 
 
-def build_links(settings: Settings) -> dict[str, Any]:
-    issuer = settings["issuer"]
-    links: dict[str, Any] = {}
-    for name, cfg in settings["links"].items():
-        host, port = parse_address(cfg["address"])
-        if cfg.get("protocol") == "wallet":
+def build_links(settings: Settings) -> dict[str, IssuerLink | WalletLink]:
+    """Each configured link: an ISO 8583 issuer link, or a wallet link (protocol = "wallet")."""
+    issuer = settings.issuer
+    links: dict[str, IssuerLink | WalletLink] = {}
+    for name, cfg in settings.links.items():
+        host, port = parse_address(cfg.address)
+        if cfg.protocol == "wallet":
             links[name] = build_wallet_link(settings, name, cfg, host, port)
             continue
         links[name] = IssuerLink(
             name,
             host,
             port,
-            timeout=float(cfg.get("timeout", issuer["timeout"])),
-            echo_interval=float(issuer["echo_interval"]),
-            reconnect_min=float(issuer["reconnect_min"]),
-            reconnect_max=float(issuer["reconnect_max"]),
-            protocol=PROTOCOLS[cfg.get("protocol", "iso8583")],
+            timeout=settings.link_timeout(name),
+            echo_interval=issuer.echo_interval,
+            reconnect_min=issuer.reconnect_min,
+            reconnect_max=issuer.reconnect_max,
+            protocol=PROTOCOLS[cfg.protocol],
         )
     return links
 
 
-def build_wallet_link(settings: Settings, name: str, cfg: Any, host: str, port: int):
+def build_wallet_link(
+    settings: Settings, name: str, cfg: LinkSettings, host: str, port: int
+) -> WalletLink:
     """A wallet link (docs/qr.md): the acquirer's key pair is made on first start in the data
     directory (private key 0600, never printed; public half next to it for the platform)."""
     from host.issuer.wallet_link import WalletLink, acquirer_key_paths
     from keys import rsa_sign
 
-    qr = settings["qr"]
-    private, public = acquirer_key_paths(settings.data_dir, cfg.get("key_file"))
+    qr = settings.qr
+    private, public = acquirer_key_paths(settings.data_dir, cfg.key_file or None)
     key = rsa_sign.load_or_create(private, public)
-    notify_url = qr["notify_url"] or (
-        f"http://{qr['notify_listen']}/wallet/notify" if qr["notify_listen"] else None
+    notify_url = qr.notify_url or (
+        f"http://{qr.notify_listen}/wallet/notify" if qr.notify_listen else None
     )
     return WalletLink(
-        name, host, port, str(cfg.get("app_id", "")), key, Path(cfg["platform_key"]),
-        timeout=float(cfg.get("timeout", settings["issuer"]["timeout"])),
-        probe_interval=float(cfg.get("probe_interval", 5.0)),
+        name, host, port, cfg.app_id, key, Path(cfg.platform_key),
+        timeout=settings.link_timeout(name),
+        probe_interval=cfg.probe_interval,
         notify_url=notify_url,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from host.issuer.saf import recover_pending, saf_worker
 from host.merchant.webhooks import webhook_worker
 from host.store import Store, open_store
 from keys.errors import KeysError
+from keys.tokens import KeyToken
 
 log = structlog.get_logger("poshost")
 
@@ -48,19 +49,19 @@ async def run_host(
     connections, lets requests in flight finish within server.shutdown_grace, then closes the
     journal after its last write is durable."""
     hsm, test_keys = open_hsm(settings)  # network: no LMK in this process
-    server_cfg = settings["server"]
+    server_cfg = settings.server
     limits = Limits(
-        max_connections=int(server_cfg["max_connections"]),
-        max_per_peer=int(server_cfg["max_per_peer"]),
-        max_frame=int(server_cfg["max_frame"]),
-        first_frame_timeout=float(server_cfg["first_frame_timeout"]),
-        idle_timeout=float(server_cfg["idle_timeout"]),
-        read_timeout=float(server_cfg["read_timeout"]),
-        shutdown_grace=float(server_cfg["shutdown_grace"]),
+        max_connections=server_cfg.max_connections,
+        max_per_peer=server_cfg.max_per_peer,
+        max_frame=server_cfg.max_frame,
+        first_frame_timeout=server_cfg.first_frame_timeout,
+        idle_timeout=server_cfg.idle_timeout,
+        read_timeout=server_cfg.read_timeout,
+        shutdown_grace=server_cfg.shutdown_grace,
     )
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    commit_delay = float(settings.get("journal.commit_delay_ms")) / 1000
-    writer_process = settings.get("journal.writer") == "process"
+    commit_delay = settings.journal.commit_delay_ms / 1000
+    writer_process = settings.journal.writer == "process"
     async with (
         open_store(
             settings.journal_url, commit_delay=commit_delay, writer_process=writer_process
@@ -70,15 +71,16 @@ async def run_host(
         await hsm_nursery.start(hsm.run)  # a network HSM wraps the test keys below
         zpks = await _wrap_test_keys(settings, store, test_keys, demo)
         del test_keys  # the running host hands no clear key to any HSM
-        acquirer = settings["acquirer"]
         host = Host(
             settings=settings,
             store=store,
             hsm=hsm,
             links=build_links(settings),
             zpks=zpks,
-            router=Router.from_table(settings["routes"]),
-            calendar=BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"]),
+            router=Router.from_table((r.prefix, r.link) for r in settings.routes),
+            calendar=BusinessCalendar.from_settings(
+                settings.acquirer.timezone, settings.acquirer.cutover
+            ),
             flows=FLOWS,
             fingerprint_key=load_fingerprint_key(settings),
             clock=clock or SystemClock(),
@@ -89,7 +91,7 @@ async def run_host(
         shutdown = trio.Event()
         server = TerminalServer(Dispatcher(host), limits, security=host.security)
         backoffice = None
-        if settings["backoffice"]["listen"]:
+        if settings.backoffice.listen:
             backoffice = await BackOfficeProcess.start(child_config(settings))
         try:
             await _serve(host, server, limits, shutdown, backoffice, handle_signals, task_status)
@@ -105,7 +107,9 @@ class StartupError(Exception):
     """The host cannot start as configured (the message says why and what to do)."""
 
 
-async def _wrap_test_keys(settings: Settings, store: Store, test_keys: ClearTestKeys, demo: bool):
+async def _wrap_test_keys(
+    settings: Settings, store: Store, test_keys: ClearTestKeys, demo: bool
+) -> dict[str, KeyToken]:
     """The links' ZPKs, and the demo estate when asked for: the configured TEST keys wrapped at
     start. A network HSM that cannot wrap them (down, or an hsm-sim without --test-keys) stops
     the start with one error line instead of a host whose links have no ZPK."""
@@ -114,7 +118,7 @@ async def _wrap_test_keys(settings: Settings, store: Store, test_keys: ClearTest
         if demo:
             await seed_demo_estate(store, test_keys)
     except (HsmUnavailable, KeysError) as exc:
-        log.error("test_keys_not_wrapped", error=str(exc), hsm_kind=settings.get("hsm.kind"))
+        log.error("test_keys_not_wrapped", error=str(exc), hsm_kind=settings.hsm.kind)
         why = "the configured test keys (--demo, links.*.zpk_clear_test_key) were not wrapped"
         raise StartupError(f"{why}: {exc}") from exc
     return zpks
@@ -135,20 +139,20 @@ async def _serve(
         for link in host.links.values():
             await nursery.start(link.run)
         await nursery.start(saf_worker, host)
-        if host.settings.get("webhooks.enabled"):
+        if host.settings.webhooks.enabled:
             await nursery.start(webhook_worker, host)
-        if host.settings["qr"]["link"]:
+        if host.settings.qr.link:
             from host.issuer.wallet_orders import order_watch
 
             await nursery.start(order_watch, host)
-        if host.settings["qr"]["notify_listen"]:
+        if host.settings.qr.notify_listen:
             from host.issuer.wallet_notify import serve_notifications
 
             await nursery.start(serve_notifications, host)
         await nursery.start(host.security.run)
         if handle_signals:
             nursery.start_soon(_signals, shutdown)
-        address, port = parse_address(host.settings["server"]["listen"])
+        address, port = parse_address(host.settings.server.listen)
         bound = await nursery.start(server.serve, address, port)
         task_status.started(RunningHost(host, server, bound, shutdown, backoffice))
         await shutdown.wait()

@@ -192,7 +192,7 @@ class _Engine:
     def __init__(self, key: bytes, algorithm: Algorithm) -> None:
         self.key = key
         self.algorithm = algorithm
-        self._ecb: Any = None
+        self._ecb: des.Cipher | None = None
         self._chain: macs.ChainedCbc | None = None
         self._chain_k1: macs.ChainedCbc | None = None
 
@@ -200,7 +200,7 @@ class _Engine:
         return f"_Engine({self.algorithm.name})"
 
     @property
-    def ecb(self) -> Any:
+    def ecb(self) -> des.Cipher:
         if self._ecb is None:
             if self.algorithm is Algorithm.AES:
                 self._ecb = AES.new(self.key, AES.MODE_ECB)
@@ -256,7 +256,7 @@ class SoftHSM:
         tr31_k0_type: KeyType = T.TMK,
     ):
         self._lmk = LocalMasterKey(lmk)
-        self._engines = LRU(cache_size)
+        self._engines: LRU[_Engine] = LRU(cache_size)
         self.dukpt_cache = dukpt.DukptCache(dukpt_cache_size)
         self.ceremony = ceremony
         self.clear_test_keys = clear_test_keys
@@ -568,7 +568,7 @@ class SoftHSM:
         data: bytes,
         algorithm: str,
         padding: int,
-        allowed=MAC_KEYS,
+        allowed: frozenset[KeyType] = MAC_KEYS,
         direction: str = "generate",
     ) -> bytes:
         name = MAC_ALGORITHMS.get(algorithm.lower())

@@ -163,7 +163,7 @@ def pan_from_account(account: str) -> str:
 # -- commands (client side builds, simulator parses the same layout) -------------------------
 
 
-def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: int, pan: str):
+def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: int, pan: str) -> str:
     """CA: translate a PIN block from a TPK to a ZPK."""
     return (
         "CA"

@@ -45,7 +45,7 @@ class SigningKey:
 
     @property
     def public(self) -> VerifyKey:
-        return VerifyKey(self.key.publickey())
+        return VerifyKey(self.key.public_key())
 
     def __repr__(self) -> str:
         return f"SigningKey({self.key.size_in_bits()} bits, {self.public.fingerprint})"
@@ -126,7 +126,7 @@ def public_from_pem(data: bytes) -> VerifyKey:
         key = RSA.import_key(data)
     except (ValueError, IndexError, TypeError) as exc:
         raise SignatureKeyError("not an RSA public key") from exc
-    return VerifyKey(key.publickey())
+    return VerifyKey(key.public_key())
 
 
 def load_or_create(private_path: Path, public_path: Path | None = None) -> SigningKey:

@@ -22,7 +22,6 @@ The OpenAPI description is ``openapi.json`` next to this module, served at ``/op
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import time
@@ -42,6 +41,7 @@ from host.backoffice.tokens import (
     is_legacy,
     new_token,
 )
+from host.clock import journal_date, parse_date
 from host.merchant import recon, tills
 from host.security import SecurityMonitor, peer_address
 from host.store.errors import NotFound
@@ -284,7 +284,7 @@ class BackOffice:
             text = recon.tills_csv(groups, date, mid)
         else:
             text = recon.detail_csv(await self.store.counted_transactions(mid, date))
-        filename = recon.file_names(date, mid)[name.removesuffix(".csv")]
+        filename = recon.file_names(parse_date(date), mid)[name.removesuffix(".csv")]
         disposition = [("content-disposition", f'attachment; filename="{filename}"')]
         return 200, "text/csv; charset=utf-8", text.encode("utf-8"), disposition
 
@@ -321,13 +321,15 @@ def _query(query: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, s
 
 
 def _date(value: str | None) -> str | None:
+    """A business date from the query, as the journal's SQL compares it (YYYYMMDD)."""
     if value is None:
         return None
     try:
-        dt.datetime.strptime(value, "%Y%m%d")
+        if len(value) != 8:
+            raise ValueError(value)
+        return journal_date(parse_date(value))
     except ValueError as exc:
         raise ApiError(400, "date must be YYYYMMDD") from exc
-    return value
 
 
 def _int(value: str | None, default: int, low: int, high: int) -> int:

@@ -81,7 +81,7 @@ def limits_show(ctx: click.Context, mid: str | None, config_path, as_json: bool)
             raise click.ClickException(str(exc)) from exc
         import attrs
 
-        effective = attrs.asdict(resolve_limits(settings, merchant.mcc, rows))
+        effective = attrs.asdict(resolve_limits(settings.risk, merchant.mcc, rows))
         if as_json:
             print_json(effective)
             return
@@ -168,7 +168,7 @@ def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None
         settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    data = attrs.asdict(effective_terms(settings, row))
+    data = attrs.asdict(effective_terms(settings.merchant, row))
     if as_json:
         print_json(data)
         return
@@ -267,13 +267,13 @@ def activation_code_issue(ctx, tid, serial, ttl, config_path) -> None:
         settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    ttl = ttl or int(settings.get("activation.code_ttl"))
+    ttl = ttl or settings.activation.code_ttl
     code = new_code()
     expires = int(time.time() * 1000) + ttl * 1000
     with opened(ctx) as store:
         store.add_activation_code(
             tid, hash_code(code), expires_at=expires,
-            max_tries=int(settings.get("activation.max_tries")), serial=serial,
+            max_tries=settings.activation.max_tries, serial=serial,
         )  # fmt: skip
     click.echo(f"activation code for {tid}: {code} (valid {ttl // 60} minutes, single use)")
 

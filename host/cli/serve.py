@@ -51,7 +51,7 @@ def serve(
         return
     # Everything the host creates (journal, its WAL, LMK, recon files) is the owner's alone.
     os.umask(0o077)
-    logs.configure(settings.get("log.format"), settings.get("log.level"))
+    logs.configure(settings.log.format, settings.log.level)
 
     sims = []
     if with_sim:
@@ -108,7 +108,7 @@ def banner(settings, port: int, demo: bool) -> str:
             "--pin 1234",
             "  poshost journal list",
         ]
-        if settings["qr"]["link"]:
+        if settings.qr.link:
             lines += [
                 "  poshost terminal qr-pay --amount 1000"
                 " --code $(poshost wallet-sim code --user alice)",
@@ -131,9 +131,8 @@ def wallet_overrides(settings) -> dict:
     from codec.wallet import DEMO_APP_ID
 
     values: dict = {}
-    links = settings["links"]
-    name = settings["qr"]["link"] or "wallet"
-    if name not in links:
+    name = settings.qr.link or "wallet"
+    if name not in settings.links:
         values[f"links.{name}"] = {
             "address": WALLET_GATEWAY,
             "protocol": "wallet",
@@ -141,7 +140,7 @@ def wallet_overrides(settings) -> dict:
             "platform_key": str(settings.data_dir / "wallet-sim" / "platform_public.pem"),
         }
     values["qr.link"] = name
-    if not settings["qr"]["notify_listen"]:
+    if not settings.qr.notify_listen:
         values["qr.notify_listen"] = WALLET_NOTIFY
     return values
 
@@ -151,13 +150,13 @@ def _start_wallet_sim(settings) -> subprocess.Popen:
     host's public key read from the data dir (written there on the host's first start)."""
     from host.issuer.wallet_link import acquirer_key_paths
 
-    link = settings["links"][settings["qr"]["link"]]
-    _, acquirer_public = acquirer_key_paths(settings.data_dir, link.get("key_file"))
+    link = settings.links[settings.qr.link]
+    _, acquirer_public = acquirer_key_paths(settings.data_dir, link.key_file or None)
     folder = settings.data_dir / "wallet-sim"
     args = [
         "wallet-sim",
         "--listen",
-        link["address"],
+        link.address,
         "--control",
         WALLET_CONTROL,
         "--state",
@@ -167,7 +166,7 @@ def _start_wallet_sim(settings) -> subprocess.Popen:
         "--acquirer-key",
         str(acquirer_public),
         "--app-id",
-        str(link.get("app_id", "")),
+        link.app_id,
     ]
     return _child(args, "wallet-sim | ", settings)  # fmt: skip
 
@@ -176,13 +175,14 @@ def _start_simulator(settings) -> subprocess.Popen:
     """The bundled issuer simulator in its own process group (Ctrl-C reaches serve only, which
     stops the host first), its lines relayed whole and marked ``issuer-sim |``."""
     # the simulator listens where the demo link points, so the two always meet
-    address = settings["links"].get("sim", {}).get("address", "127.0.0.1:9583")
+    sim_link = settings.links.get("sim")
+    address = sim_link.address if sim_link is not None else "127.0.0.1:9583"
     return _child(["issuer-sim", "--listen", address], "issuer-sim | ", settings)
 
 
 def _child(args: list[str], mark: str, settings) -> subprocess.Popen:
     env = dict(os.environ)
-    env["POSHOST_SIM_LOG_FORMAT"] = logs.resolved_format(settings.get("log.format"))
+    env["POSHOST_SIM_LOG_FORMAT"] = logs.resolved_format(settings.log.format)
     sim = subprocess.Popen(
         [sys.executable, "-c", "from host.cli import main; main()", *args],
         preexec_fn=_own_group_and_die_with_parent,

@@ -10,11 +10,13 @@ by the host at its age limit) or flagged (still out of balance after upload: for
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import click
 
 from host.cli.common import journal_option, opened, print_json, print_table, store_context, when
+from host.clock import journal_date, parse_date
 from host.formatting import business_date as day
 from host.formatting import format_amount as money
 from host.store.errors import NotFound
@@ -117,16 +119,14 @@ def _settings(config_path):
         raise click.ClickException(str(exc)) from exc
 
 
-def _date(_ctx, _param, value):
-    import datetime as dt
-
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
+    """A business date as YYYYMMDD on the command line, a date inside."""
     if value is None:
         return None
     try:
-        dt.datetime.strptime(value, "%Y%m%d")
+        return parse_date(value)
     except ValueError as exc:
         raise click.BadParameter("a business date is YYYYMMDD") from exc
-    return value
 
 
 _config_option = click.option(
@@ -149,8 +149,7 @@ def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
     from host.merchant.settlement import SettlementRefused, run_settlement
 
     settings = _settings(config_path)
-    acquirer = settings["acquirer"]
-    calendar = BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"])
+    calendar = BusinessCalendar.from_settings(settings.acquirer.timezone, settings.acquirer.cutover)
     today = None if allow_open_day else calendar.business_date(SystemClock().now())
     with opened(ctx) as store:
         try:
@@ -176,7 +175,9 @@ def show(ctx, business_date, mid, as_json) -> None:
     """Merchant settlement records (amounts formatted; --json gives fen)."""
 
     with opened(ctx) as store:
-        records = store.list_merchant_settlements(mid=mid, business_date=business_date)
+        records = store.list_merchant_settlements(
+            mid=mid, business_date=journal_date(business_date) if business_date else None
+        )
     if as_json:
         print_json([r.to_dict() for r in records])
         return
@@ -203,7 +204,7 @@ def tills_report(ctx, business_date, mid, as_json) -> None:
     from host.merchant.tills import add_up, roll_up
 
     with opened(ctx) as store:
-        groups = roll_up(store.till_day_totals(business_date, mid))
+        groups = roll_up(store.till_day_totals(journal_date(business_date), mid))
     if as_json:
         print_json([
             {"mid": g.mid, "master": g.master,
@@ -276,7 +277,7 @@ def check(ctx, business_date, directory, bills) -> None:
             qr_problems, totals = bill_check(store, business_date, read)
             problems += qr_problems
             click.echo(
-                f"QR {business_date}: journal sales {totals['sales'][0]} / "
+                f"QR {journal_date(business_date)}: journal sales {totals['sales'][0]} / "
                 f"{money(totals['sales'][1])}, refunds {totals['refunds'][0]} / "
                 f"{money(totals['refunds'][1])}; wallet bill pays {totals['bill_pays'][0]} / "
                 f"{money(totals['bill_pays'][1])}, refunds {totals['bill_refunds'][0]} / "
@@ -286,4 +287,4 @@ def check(ctx, business_date, directory, bills) -> None:
         click.echo(line)
     if problems:
         raise SystemExit(1)
-    click.echo(f"{business_date}: journal, settlement records and files agree")
+    click.echo(f"{journal_date(business_date)}: journal, settlement records and files agree")

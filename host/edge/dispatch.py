@@ -69,7 +69,8 @@ class Dispatcher:
             payload = await encode_response(self.host, ex)
         except (CodecError, ValueError, KeyError, KeysError, HsmUnavailable) as exc:
             return await self._unanswerable(envelope, request, ex, exc, started)
-        response: Message = ex.notes["response"]
+        response = ex.response
+        assert response is not None  # encode_response refuses an exchange without one
         log.info(
             "txn",
             tid=request.get(41),
@@ -89,7 +90,7 @@ class Dispatcher:
         see is reversed at the issuer, so the card is not left debited."""
         log.error("response_unencodable", type=ex.txn.name, code=ex.code,
                   error=f"{type(exc).__name__}: {exc}")  # fmt: skip
-        if ex.approved and ex.txn.reversible and ex.journal_id is not None and ex.link:
+        if ex.approved and ex.txn.reversible and ex.journal.id is not None and ex.link:
             await queue_reversal(self.host, ex, reason="answer could not be sent to terminal")
         return self._refuse(envelope, request, "96", str(exc), started)
 

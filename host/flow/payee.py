@@ -12,14 +12,19 @@ number (12-19 digits, check digit), 12 the payee is the paying card.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from codec import responses as codes
 from codec.errors import CodecError
 from codec.subfields import parse_payee
 from host.flow.engine import Decline, Exchange
 from host.flow.steps import card_pan
 
+if TYPE_CHECKING:
+    from host.app import Host
 
-async def check_payee(host, ex: Exchange) -> None:
+
+async def check_payee(host: Host, ex: Exchange) -> None:
     field = ex.txn.payee
     raw = ex.request.get(field) if field is not None else None
     if not raw:

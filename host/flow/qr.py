@@ -20,7 +20,7 @@ unknown (cancelled at the wallet).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -28,10 +28,17 @@ import trio
 from codec import responses as codes
 from codec import txntypes
 from codec import wallet as w
-from host.flow.engine import Decline, Exchange
+from host.clock import journal_date, parse_date
+from host.config import QrSettings
+from host.flow.engine import Decline, Exchange, Step
 from host.flow.steps import card_pan, outcome_unknown
 from host.issuer.link import LinkDown, OutcomeUnknown
+from host.issuer.wallet_link import WalletLink
 from host.issuer.wallet_orders import close_order, complete_order
+
+if TYPE_CHECKING:
+    from host.app import Host
+    from host.store.records import Transaction
 
 log = structlog.get_logger("poshost.qr")
 
@@ -39,24 +46,54 @@ QR_SALES = txntypes.QR_SALES
 AWAITING = txntypes.AWAITING_PAYER
 
 
-def _qr(host) -> Any:
-    return host.settings["qr"]
+def _qr(host: Host) -> QrSettings:
+    return host.settings.qr
 
 
 def _subject(ex: Exchange) -> str:
-    return (ex.merchant.name if ex.merchant is not None else "")[:64]
+    return ex.merchant.name[:64]
 
 
-def _ms(host) -> int:
+def _ms(host: Host) -> int:
     return int(host.now().timestamp() * 1000)
 
 
-def by_channel(card: tuple, qr: tuple):
-    """One step that runs ``qr`` for a QR original (``notes['channel']``), else ``card``: a void
+def _wallet(host: Host, name: str | None) -> WalletLink:
+    """The wallet link ``name`` (a QR step's link is one: the configuration says so)."""
+    link = host.links.get(name) if name else None
+    if not isinstance(link, WalletLink):
+        raise Decline(codes.NO_SUCH_ISSUER, f"{name!r} is not a configured wallet link")
+    return link
+
+
+def _original(ex: Exchange) -> Transaction:
+    """The row the find step before this one set (every row that runs a QR undo finds it)."""
+    if ex.original.row is None:
+        raise RuntimeError("no original found before a step that needs it")
+    return ex.original.row
+
+
+def _journalled(ex: Exchange) -> tuple[int, str]:
+    """The journal row and RRN of this request (a wallet step runs after journal_request)."""
+    if ex.journal.id is None or ex.rrn is None:
+        raise RuntimeError("a wallet call needs the journalled request")
+    return ex.journal.id, ex.rrn
+
+
+def _order(ex: Exchange) -> str:
+    """This exchange's order number at the wallet: its business date and journal row."""
+    journal_id, _ = _journalled(ex)
+    if ex.business_date is None:
+        raise RuntimeError("an order number needs the journalled request")
+    return w.order_number(journal_date(ex.business_date), journal_id)
+
+
+def by_channel(card: tuple[Step, ...], qr: tuple[Step, ...]) -> Step:
+    """One step that runs ``qr`` for a QR original (``ex.channel``), else ``card``: a void
     or refund row serves both, as the registry says."""
 
-    async def channel_steps(host, ex: Exchange) -> None:
-        for step in qr if ex.notes.get("channel") == "qr" else card:
+    async def channel_steps(host: Host, ex: Exchange) -> None:
+        for step in qr if ex.channel == "qr" else card:
             await step(host, ex)
 
     return channel_steps
@@ -65,46 +102,46 @@ def by_channel(card: tuple, qr: tuple):
 # -- who pays, through which wallet ------------------------------------------------------------
 
 
-async def read_payment_code(host, ex: Exchange) -> None:
+async def read_payment_code(host: Host, ex: Exchange) -> None:
     """48 holds the code the terminal scanned off the customer's phone. It stands in for the
     card from here on: the journal and the logs keep its 6+4 mask, never the code."""
     code = str(ex.request.get(48, "") or "")
     if not w.valid_payment_code(code):
         raise Decline(codes.INVALID_CARD, "48 is not a payment code (16-24 digits)")
-    ex.notes["pan"] = code
-    ex.notes["channel"] = "qr"
-    ex.notes["card_group"] = "domestic"
+    ex.card.pan = code
+    ex.channel = "qr"
+    ex.card.group = "domestic"
 
 
-async def select_wallet(host, ex: Exchange) -> None:
-    name = _qr(host)["link"]
+async def select_wallet(host: Host, ex: Exchange) -> None:
+    name = _qr(host).link
     if not name or name not in host.links:
         raise Decline(codes.NO_SUCH_ISSUER, "QR payments are not configured (qr.link)")
     ex.link = name
-    ex.notes["channel"] = "qr"
-    ex.notes["card_group"] = "domestic"
-    ex.response_fields[63] = str(_qr(host)["organisation"])
+    ex.channel = "qr"
+    ex.card.group = "domestic"
+    ex.response_fields[63] = _qr(host).organisation
 
 
-async def wallet_of_original(host, ex: Exchange) -> None:
+async def wallet_of_original(host: Host, ex: Exchange) -> None:
     """A void or refund of a QR sale goes to the wallet that took the sale."""
-    link = ex.original.issuer_link
+    link = _original(ex).issuer_link
     if not link or link not in host.links:
         raise Decline(codes.NO_SUCH_ISSUER, f"the sale's wallet link {link!r} is not configured")
     ex.link = link
-    ex.notes["card_group"] = "domestic"
-    ex.response_fields[63] = str(_qr(host)["organisation"])
+    ex.card.group = "domestic"
+    ex.response_fields[63] = _qr(host).organisation
 
 
 def _paid(ex: Exchange, reply: w.WalletReply, order: str) -> None:
     trade_no = str(reply.get("trade_no", ""))
     ex.code = codes.APPROVED
     ex.auth_code = trade_no[-6:] or None
-    ex.notes["outcome_extra"] = {"f7": ex.notes.get("f7"), "channel": "qr",
-                                 "out_trade_no": order, "trade_no": trade_no}  # fmt: skip
+    ex.journal.outcome_extra = {"f7": ex.issuer.transmission, "channel": "qr",
+                                "out_trade_no": order, "trade_no": trade_no}  # fmt: skip
 
 
-async def _ask(link, call: w.WalletCall) -> w.WalletReply | None:
+async def _ask(link: WalletLink, call: w.WalletCall) -> w.WalletReply | None:
     """A call whose failure leaves the outcome open (a query while polling): None then."""
     try:
         return await link.request(call)
@@ -115,30 +152,30 @@ async def _ask(link, call: w.WalletCall) -> w.WalletReply | None:
 # -- customer-presented code --------------------------------------------------------------------
 
 
-async def wallet_pay(host, ex: Exchange) -> None:
+async def wallet_pay(host: Host, ex: Exchange) -> None:
     """``trade.pay``, then ``trade.query`` every ``qr.poll_interval`` while the outcome is open,
     until ``qr.pay_deadline``. 91 only when the pay request certainly never left."""
-    link = host.links[ex.link]
+    link = _wallet(host, ex.link)
     proto = link.protocol
-    order = w.order_number(ex.business_date, ex.journal_id)
+    order = _order(ex)
     qr = _qr(host)
-    deadline = trio.current_time() + float(qr["pay_deadline"])
-    poll = float(qr["poll_interval"])
+    deadline = trio.current_time() + qr.pay_deadline
+    poll = qr.poll_interval
     call = proto.pay(order, int(ex.request[4]), card_pan(host, ex), subject=_subject(ex),
                      store_id=ex.terminal.mid, terminal_id=ex.terminal.tid)  # fmt: skip
     try:
         try:
             reply: w.WalletReply | None = await link.request(call)
         except LinkDown as exc:
-            ex.notes["status"] = "error"
+            ex.journal.failure = "error"
             raise Decline(codes.ISSUER_DOWN, f"wallet link {ex.link} down") from exc
         except OutcomeUnknown:
             reply = None
         while True:
             settled = proto.settled(reply) if reply is not None else None
-            if settled == "paid":
+            if reply is not None and settled == "paid":
                 return _paid(ex, reply, order)
-            if settled == "declined":
+            if reply is not None and settled == "declined":
                 raise Decline(proto.decline_code(reply), f"wallet: {reply.sub_code or reply.code}")
             if trio.current_time() + poll > deadline:
                 break
@@ -157,18 +194,18 @@ async def wallet_pay(host, ex: Exchange) -> None:
 # -- merchant-presented order -------------------------------------------------------------------
 
 
-async def wallet_order(host, ex: Exchange) -> None:
+async def wallet_order(host: Host, ex: Exchange) -> None:
     """``trade.precreate``: the order's QR goes back in 63; the row stays pending."""
-    link = host.links[ex.link]
+    link = _wallet(host, ex.link)
     proto = link.protocol
-    order = w.order_number(ex.business_date, ex.journal_id)
-    validity = int(_qr(host)["order_validity"])
+    order = _order(ex)
+    validity = _qr(host).order_validity
     call = proto.precreate(order, int(ex.request[4]), validity, subject=_subject(ex),
                            store_id=ex.terminal.mid, terminal_id=ex.terminal.tid)  # fmt: skip
     try:
         reply = await link.request(call)
     except LinkDown as exc:
-        ex.notes["status"] = "error"
+        ex.journal.failure = "error"
         raise Decline(codes.ISSUER_DOWN, f"wallet link {ex.link} down") from exc
     except OutcomeUnknown as exc:
         await outcome_unknown(host, ex, f"98 {type(exc).__name__}")
@@ -182,14 +219,15 @@ async def wallet_order(host, ex: Exchange) -> None:
     if not reply.ok:
         raise Decline(proto.decline_code(reply), f"wallet: {reply.sub_code or reply.code}")
     qr_code = str(reply.get("qr_code", ""))
-    organisation = str(_qr(host)["organisation"])
+    organisation = _qr(host).organisation
     if not qr_code or len(organisation + qr_code) > 163 or not qr_code.isprintable():
         await outcome_unknown(host, ex, "98 the wallet's QR does not fit field 63")
         raise Decline(codes.OUTCOME_UNKNOWN, "unusable QR content: closed at the wallet")
-    extra = {"f7": ex.notes.get("f7"), "channel": "qr", "out_trade_no": order,
+    extra = {"f7": ex.issuer.transmission, "channel": "qr", "out_trade_no": order,
              "expires_at": _ms(host) + validity * 1000, "qr_code": qr_code}  # fmt: skip
-    await host.store.qr_open(ex.journal_id, rrn=ex.rrn, extra=extra)
-    ex.notes["outcome_recorded"] = True  # stays pending: the customer pays next
+    journal_id, rrn = _journalled(ex)
+    await host.store.qr_open(journal_id, rrn=rrn, extra=extra)
+    ex.journal.outcome_recorded = True  # stays pending: the customer pays next
     ex.code = codes.APPROVED
     ex.response_fields[63] = organisation + qr_code
 
@@ -197,7 +235,7 @@ async def wallet_order(host, ex: Exchange) -> None:
 # -- the terminal's query ----------------------------------------------------------------------
 
 
-async def find_order(host, ex: Exchange) -> None:
+async def find_order(host: Host, ex: Exchange) -> None:
     rrn = str(ex.request.get(37, "") or "").strip()
     if not rrn:
         raise Decline(codes.ORIGINAL_NOT_FOUND, "no order RRN in 37")
@@ -205,16 +243,16 @@ async def find_order(host, ex: Exchange) -> None:
             if r.mid == ex.terminal.mid and r.txn_type in QR_SALES]  # fmt: skip
     if not rows:
         raise Decline(codes.ORIGINAL_NOT_FOUND, "no QR sale of this merchant with that RRN")
-    ex.original = rows[-1]
+    ex.original.row = rows[-1]
 
 
-async def query_order(host, ex: Exchange) -> None:
+async def query_order(host: Host, ex: Exchange) -> None:
     """00 when paid; 09 while the customer has not paid; 12 when closed. A pending order is
     asked at the wallet, so a lost notification costs nothing."""
-    row = ex.original
-    ex.rrn, ex.business_date = row.rrn, row.business_date
+    row = _original(ex)
+    ex.rrn, ex.business_date = row.rrn, parse_date(row.business_date)
     ex.response_fields[4] = f"{row.amount:012d}"
-    ex.response_fields[63] = str(_qr(host)["organisation"])
+    ex.response_fields[63] = _qr(host).organisation
     if row.status == "approved":
         ex.auth_code = row.auth_code
         ex.code = codes.APPROVED
@@ -223,11 +261,9 @@ async def query_order(host, ex: Exchange) -> None:
         raise Decline(codes.INVALID_TRANSACTION, f"order is {row.status}")
     if row.txn_type not in AWAITING or not (row.extra or {}).get("out_trade_no"):
         raise Decline(codes.REQUEST_IN_PROGRESS, "sale still in progress")
-    link = host.links.get(row.issuer_link)
-    if link is None:
-        raise Decline(codes.NO_SUCH_ISSUER, f"wallet link {row.issuer_link!r} not configured")
+    link = _wallet(host, row.issuer_link)
     try:
-        reply = await link.request(link.protocol.query(row.extra["out_trade_no"]))
+        reply = await link.request(link.protocol.query(str((row.extra or {})["out_trade_no"])))
     except LinkDown as exc:
         raise Decline(codes.ISSUER_DOWN, "wallet unreachable") from exc
     except OutcomeUnknown as exc:
@@ -251,19 +287,18 @@ async def query_order(host, ex: Exchange) -> None:
 # -- voids and refunds of QR sales --------------------------------------------------------------
 
 
-async def wallet_refund(host, ex: Exchange) -> None:
+async def wallet_refund(host: Host, ex: Exchange) -> None:
     """``trade.refund`` of the request's amount, on the void's or refund's own order number (so
     a resend refunds nothing twice). Retried while the answer is unknown until
     ``qr.pay_deadline``; still unknown then, carried forward by store-and-forward and 98."""
-    link = host.links[ex.link]
+    link = _wallet(host, ex.link)
     proto = link.protocol
-    original = ex.original
-    call = proto.refund(w.order_number(original.business_date, original.id),
-                        w.order_number(ex.business_date, ex.journal_id),
+    original = _original(ex)
+    call = proto.refund(w.order_number(original.business_date, original.id), _order(ex),
                         int(ex.request[4]))  # fmt: skip
     qr = _qr(host)
-    deadline = trio.current_time() + float(qr["pay_deadline"])
-    poll = float(qr["poll_interval"])
+    deadline = trio.current_time() + qr.pay_deadline
+    poll = qr.poll_interval
     try:
         while True:
             try:
@@ -291,11 +326,14 @@ async def wallet_refund(host, ex: Exchange) -> None:
     raise Decline(codes.OUTCOME_UNKNOWN, "refund outcome unknown: it is being completed")
 
 
-async def _forward(host, ex: Exchange, call: w.WalletCall, reason: str) -> None:
-    proto = host.links[ex.link].protocol
-    await host.store.qr_forward(ex.journal_id, reason, link=ex.link, payload=proto.encode(call),
-                                rrn=ex.rrn, settlement_date=ex.business_date)  # fmt: skip
-    ex.notes["outcome_recorded"] = True
+async def _forward(host: Host, ex: Exchange, call: w.WalletCall, reason: str) -> None:
+    link = _wallet(host, ex.link)
+    journal_id, rrn = _journalled(ex)
+    day = journal_date(ex.business_date) if ex.business_date is not None else None
+    await host.store.qr_forward(journal_id, reason, link=link.name,
+                                payload=link.protocol.encode(call), rrn=rrn,
+                                settlement_date=day)  # fmt: skip
+    ex.journal.outcome_recorded = True
     ex.code = codes.OUTCOME_UNKNOWN
     host.saf_wakeup()
-    log.warning("qr_refund_forwarded", tid=ex.terminal.tid, txn=ex.journal_id, reason=reason)
+    log.warning("qr_refund_forwarded", tid=ex.terminal.tid, txn=ex.journal.id, reason=reason)

@@ -12,12 +12,16 @@ configured TEST keys included, is a command to the HSM (docs/hsm.md).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from keys.hsm import DukptSource, SoftHSM
 from keys.tokens import KeyToken, KeyType
+
+if TYPE_CHECKING:
+    from host.config import Settings
+    from host.hsm.network import NetworkHSM
 
 
 class HsmUnavailable(Exception):
@@ -115,19 +119,20 @@ class SoftClearTestKeys:
         return self.soft.import_clear(key_type, clear)
 
 
-def network_hsm(settings):
+def network_hsm(settings: Settings) -> NetworkHSM:
     """The network HSM client ``[hsm]`` describes (``hsm.kind = "network"``)."""
     from host.config import parse_address
     from host.hsm.network import NetworkHSM
 
-    address, port = parse_address(settings.get("hsm.address"))
+    cfg = settings.hsm
+    address, port = parse_address(cfg.address)
     return NetworkHSM(
         address,
         port,
-        connections=int(settings.get("hsm.connections")),
-        timeout=float(settings.get("hsm.timeout")),
-        connect_timeout=float(settings.get("hsm.connect_timeout")),
-        breaker_failures=int(settings.get("hsm.breaker_failures")),
-        breaker_cooldown=float(settings.get("hsm.breaker_cooldown")),
-        expected_lmk=settings.get("hsm.lmk_check_value") or None,
+        connections=cfg.connections,
+        timeout=cfg.timeout,
+        connect_timeout=cfg.connect_timeout,
+        breaker_failures=cfg.breaker_failures,
+        breaker_cooldown=cfg.breaker_cooldown,
+        expected_lmk=cfg.lmk_check_value or None,
     )

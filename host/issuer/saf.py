@@ -28,7 +28,7 @@ def backoff_ms(attempts: int, base_s: float) -> int:
 
 
 async def saf_worker(host, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    interval = float(host.settings.get("issuer.saf_interval"))
+    interval = host.settings.issuer.saf_interval
     task_status.started()
     while True:
         with trio.move_on_after(interval):

@@ -20,7 +20,7 @@ READ_TIMEOUT = 10.0
 
 
 async def serve_notifications(host, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    address, port = parse_address(host.settings["qr"]["notify_listen"])
+    address, port = parse_address(host.settings.qr.notify_listen)
     listeners = await trio.open_tcp_listeners(port, host=address)
     bound = listeners[0].socket.getsockname()[1]
     log.info("wallet_notify_listening", host=address, port=bound)

@@ -15,6 +15,7 @@ from codec import responses as codes
 from codec import txntypes
 from codec import wallet as w
 from codec.errors import CodecError
+from host.config import QrSettings
 from host.issuer.link import LinkDown, OutcomeUnknown
 from host.store.errors import AlreadyReversed, NotFound
 from keys import rsa_sign
@@ -24,8 +25,8 @@ log = structlog.get_logger("poshost.qr")
 AWAITING = txntypes.AWAITING_PAYER
 
 
-def _qr(host) -> Any:
-    return host.settings["qr"]
+def _qr(host: Any) -> QrSettings:
+    return host.settings.qr
 
 
 def _ms(host) -> int:
@@ -92,7 +93,7 @@ async def forward_done(host, item, reply: w.WalletReply, protocol) -> None:
 async def order_watch(host, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Every ``qr.watch_interval``: orders past their validity are asked at the wallet once and
     approved when paid, else closed (cancelled through store-and-forward)."""
-    interval = float(_qr(host)["watch_interval"])
+    interval = _qr(host).watch_interval
     task_status.started()
     while True:
         await trio.sleep(interval)
@@ -152,7 +153,7 @@ async def on_notification(host, body: bytes, peer: str | None) -> tuple[int, byt
     except ValueError:
         return 400, b"fail"
     age = (host.now() - sent).total_seconds()
-    if age > float(_qr(host)["notify_max_age"]) or age < -300:
+    if age > _qr(host).notify_max_age or age < -300:
         host.security.record("wallet_notify_refused", peer=peer, detail="stale notification")
         return 400, b"fail"
     try:

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from codec import txntypes
+from host.clock import journal_date, parse_date
 from host.merchant import tills
 from host.merchant.tills import TillGroup
 from host.store.errors import NotFound
@@ -224,8 +225,9 @@ def till_groups(store, business_date: str, mid: str) -> list[TillGroup]:
     return tills.roll_up(store.till_day_totals(business_date, mid))
 
 
-def acquirer_rows(store, business_date: str) -> list[list[Any]]:
+def acquirer_rows(store: Any, day: dt.date) -> list[list[Any]]:
     """The acquirer totals, recomputed (a SyncStore)."""
+    business_date = journal_date(day)
     journal = store.merchant_day_totals(business_date)
     records = {r.mid: r for r in store.list_merchant_settlements(business_date=business_date)}
     rows, total = [], [0] * 14
@@ -254,11 +256,12 @@ def acquirer_rows(store, business_date: str) -> list[list[Any]]:
     return rows
 
 
-def acquirer_csv(store, business_date: str) -> str:
-    return _csv(ACQUIRER_HEADER, acquirer_rows(store, business_date))
+def acquirer_csv(store: Any, day: dt.date) -> str:
+    return _csv(ACQUIRER_HEADER, acquirer_rows(store, day))
 
 
-def file_names(business_date: str, mid: str | None = None) -> dict[str, str]:
+def file_names(day: dt.date, mid: str | None = None) -> dict[str, str]:
+    business_date = journal_date(day)
     if mid is None:
         return {"acquirer": f"{business_date}_acquirer_totals.csv"}
     return {
@@ -269,8 +272,9 @@ def file_names(business_date: str, mid: str | None = None) -> dict[str, str]:
     }
 
 
-def write_files(store, business_date: str, directory: Path) -> list[Path]:
+def write_files(store: Any, day: dt.date, directory: Path) -> list[Path]:
     """Every file of a business date into ``directory`` (written whole, then renamed)."""
+    business_date = journal_date(day)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
 
@@ -282,20 +286,21 @@ def write_files(store, business_date: str, directory: Path) -> list[Path]:
         written.append(path)
 
     for record in store.list_merchant_settlements(business_date=business_date):
-        names = file_names(business_date, record.mid)
+        names = file_names(day, record.mid)
         rows = store.counted_transactions(record.mid, business_date)
         put(names["transactions"], detail_csv(rows))
         put(names["settlement"], summary_csv([record]))
         put(names["channels"], channels_csv(record))
         groups = till_groups(store, business_date, record.mid)
         put(names["tills"], tills_csv(groups, business_date, record.mid))
-    put(file_names(business_date)["acquirer"], acquirer_csv(store, business_date))
+    put(file_names(day)["acquirer"], acquirer_csv(store, day))
     return written
 
 
-def check(store, business_date: str, directory: Path | None = None) -> list[str]:
+def check(store: Any, day: dt.date, directory: Path | None = None) -> list[str]:
     """Every difference between the journal and the settlement records (and the files in
     ``directory``, when given). An empty list means every fen ties."""
+    business_date = journal_date(day)
     problems: list[str] = []
     journal = store.merchant_day_totals(business_date)
     records = {r.mid: r for r in store.list_merchant_settlements(business_date=business_date)}
@@ -330,11 +335,11 @@ def check(store, business_date: str, directory: Path | None = None) -> list[str]
         if directory is not None:
             problems.extend(_check_files(store, r, directory))
     if directory is not None:
-        path = directory / file_names(business_date)["acquirer"]
+        path = directory / file_names(day)["acquirer"]
         if not path.exists():
             problems.append(f"missing {path.name}")
         else:
-            expected = [[str(v) for v in row] for row in acquirer_rows(store, business_date)]
+            expected = [[str(v) for v in row] for row in acquirer_rows(store, day)]
             with path.open(newline="", encoding="utf-8") as fh:
                 got = list(csv.reader(fh))
             if got[:1] != [ACQUIRER_HEADER] or got[1:] != expected:
@@ -377,7 +382,7 @@ def _check_channels(store, r) -> list[str]:
 
 def _check_files(store, r, directory: Path) -> list[str]:
     problems = []
-    names = file_names(r.business_date, r.mid)
+    names = file_names(parse_date(r.business_date), r.mid)
     detail, summary = directory / names["transactions"], directory / names["settlement"]
     channels = directory / names["channels"]
     for path in (detail, summary, channels):

@@ -24,6 +24,7 @@ the whole story, with what a void from another till does to the original till's 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 import structlog
@@ -33,6 +34,9 @@ from codec import txntypes
 from host.flow.engine import Decline, Exchange
 from host.merchant.operators import merchant_terms
 from host.store.merchant_records import DayTotals, TillTotals
+
+if TYPE_CHECKING:
+    from host.app import Host
 
 log = structlog.get_logger("poshost.tills")
 
@@ -52,9 +56,9 @@ def _kind(ex: Exchange) -> str | None:
     return None
 
 
-async def check_till_policy(host, ex: Exchange) -> None:
+async def check_till_policy(host: Host, ex: Exchange) -> None:
     """After the original is found: may this terminal undo it? Only a secondary is limited."""
-    original, me = ex.original, ex.terminal
+    original, me = ex.original.row, ex.terminal
     if original is None or me.master_tid is None:
         return
     kind = _kind(ex)

@@ -16,6 +16,7 @@ cut-over) and compares, order by order:
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +27,7 @@ import attrs
 from codec import txntypes
 from codec import wallet as w
 from codec.errors import CodecError
+from host.clock import journal_date
 
 CANCEL = "cancel-"  # the request number the wallet gives the refund a cancel made
 
@@ -88,8 +90,9 @@ def _date_of(order: str) -> str | None:
         return None
 
 
-def check(store, business_date: str, bills: list[Bill]) -> tuple[list[str], dict[str, Any]]:
+def check(store: Any, day: dt.date, bills: list[Bill]) -> tuple[list[str], dict[str, Any]]:
     """(problems, totals) of the business date's QR rows against the bills."""
+    business_date = journal_date(day)  # as the journal and the order numbers write it
     pays: dict[str, int] = defaultdict(int)
     refunds: dict[str, int] = {}
     cancels: dict[str, int] = defaultdict(int)

@@ -60,7 +60,7 @@ def url_for_log(url: str) -> str:
 def load_sealing_key(settings: Settings) -> bytes:
     """The key that seals webhook secrets in the journal: ``webhooks.sealing_key`` (hex), else
     ``<data.dir>/webhook.key``, created (mode 0600) on first use."""
-    configured = settings.get("webhooks.sealing_key")
+    configured = settings.webhooks.sealing_key
     if configured:
         try:
             key = bytes.fromhex(configured)
@@ -87,16 +87,16 @@ class WebhookWorker:
     """Takes due events from the outbox and delivers them, ``concurrency`` at a time."""
 
     def __init__(self, host: Any, sealing_key: bytes):
-        cfg = host.settings["webhooks"]
+        cfg = host.settings.webhooks
         self.host = host
         self.store = host.store
         self.sealing_key = sealing_key
-        self.poll_interval = float(cfg["poll_interval"])
-        self.timeout = float(cfg["timeout"])
-        self.retry_min = float(cfg["retry_min"])
-        self.retry_max = float(cfg["retry_max"])
-        self.give_up_after_ms = int(float(cfg["give_up_after"]) * 1000)
-        self.concurrency = max(1, int(cfg["concurrency"]))
+        self.poll_interval = cfg.poll_interval
+        self.timeout = cfg.timeout
+        self.retry_min = cfg.retry_min
+        self.retry_max = cfg.retry_max
+        self.give_up_after_ms = int(cfg.give_up_after * 1000)
+        self.concurrency = max(1, cfg.concurrency)
         self.in_flight: set[str] = set()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

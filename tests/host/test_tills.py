@@ -27,7 +27,7 @@ from codec.subfields import (
 )
 from host.backoffice.api import serve_backoffice
 from host.cli import main
-from host.clock import FixedClock
+from host.clock import FixedClock, parse_date
 from host.config import load_settings
 from host.merchant.recon import check, write_files
 from host.merchant.settlement import run_settlement
@@ -124,7 +124,7 @@ class Shop:
         """Change the merchant's terms as an operator does; the host re-reads terms within
         its estate TTL, which the test does not wait out."""
         await trio.to_thread.run_sync(lambda: estate(self.url, "terms", "set", MID, *args))
-        self.running.host.caches.pop("terms", None)
+        self.running.host.terms.clear()
 
 
 @contextlib.asynccontextmanager
@@ -263,6 +263,7 @@ def test_both_tills_settle_and_the_day_rolls_up_under_the_master(tmp_path, journ
             assert await s.b.refund(b2, 100) == "00"  # B refunds its own
             date = str(a1[15])
             business_date = f"2025{date}"
+            day = parse_date(business_date)
             # The rows keep the master their terminal had.
             rows = await s.store.list_transactions(mid=MID, limit=100)
             assert {r.tid: r.master_tid for r in rows} == {
@@ -292,11 +293,11 @@ def test_both_tills_settle_and_the_day_rolls_up_under_the_master(tmp_path, journ
                 with SyncStore.open(s.url) as sync:
                     (record,) = [
                         r
-                        for r in run_settlement(sync, load_settings(environ={}), business_date)
+                        for r in run_settlement(sync, load_settings(environ={}), day)
                         if r.mid == MID
                     ]
-                    write_files(sync, business_date, tmp_path / "recon")
-                    return record, check(sync, business_date, tmp_path / "recon")
+                    write_files(sync, day, tmp_path / "recon")
+                    return record, check(sync, day, tmp_path / "recon")
 
             record, problems = await trio.to_thread.run_sync(settle_and_files)
             assert problems == []

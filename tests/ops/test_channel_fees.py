@@ -4,6 +4,7 @@ backends. The expected figures are worked out by hand in the comments, not read 
 code under test."""
 
 import csv
+import datetime as dt
 import json
 
 import trio
@@ -17,7 +18,8 @@ from host.merchant.settlement import run_settlement
 from host.store import NewTransaction, open_store
 from tests.ops.test_backoffice import http
 
-D1 = "20250310"
+D1 = "20250310"  # as the journal keeps it
+DAY1 = dt.date(2025, 3, 10)
 M1, M2, M3 = "100000000000001", "100000000000002", "100000000000003"
 
 
@@ -67,7 +69,7 @@ def test_fees_per_channel_in_settlement_recon_and_back_office(sync_store, url, t
                   "--qr-d0-fee-rate", "0.30"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    records = {r.mid: r for r in run_settlement(sync_store, load_settings(environ={}), D1)}
+    records = {r.mid: r for r in run_settlement(sync_store, load_settings(environ={}), DAY1)}
 
     m1 = records[M1]
     assert (m1.gross, m1.fee, m1.net, m1.payout) == (181_395, 953, 180_442, 180_442)
@@ -89,7 +91,7 @@ def test_fees_per_channel_in_settlement_recon_and_back_office(sync_store, url, t
     assert [(c.channel, c.fee) for c in m3.channels] == [("qr", 5)] and m3.fee == 5
 
     out = tmp_path / "recon"
-    write_files(sync_store, D1, out)
+    write_files(sync_store, DAY1, out)
     with (out / f"{D1}_{M1}_channels.csv").open() as fh:
         rows = {r["channel"]: r for r in csv.DictReader(fh)}
     assert (rows["card"]["gross_fen"], rows["card"]["fee_rate_pct"], rows["card"]["fee"]) == (
@@ -104,10 +106,10 @@ def test_fees_per_channel_in_settlement_recon_and_back_office(sync_store, url, t
         ("card", "D", "100000"), ("card", "D", "25050"), ("card", "C", "5000"),
         ("qr", "D", "12345"), ("qr", "D", "50000"), ("qr", "C", "1000"),
     ]  # fmt: skip
-    assert check(sync_store, D1, out) == []
+    assert check(sync_store, DAY1, out) == []
     path = out / f"{D1}_{M1}_channels.csv"
     path.write_text(path.read_text().replace(",233,", ",232,"))
-    assert check(sync_store, D1, out) == [f"{path.name}: differs from the settlement record"]
+    assert check(sync_store, DAY1, out) == [f"{path.name}: differs from the settlement record"]
 
     async def api():
         async with open_store(url) as store:
