@@ -566,39 +566,55 @@ def load_settings(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = copy.deepcopy(DEFAULTS)
     sources: dict[str, str] = {}
-
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                loaded = tomllib.load(fh)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        for section, table in loaded.items():
-            if section == "routes":
-                if not isinstance(table, list):
-                    raise ConfigError(f"{path}: routes must be an array of tables ([[routes]])")
-                values["routes"] = table
-                sources["routes"] = f"file:{path}"
-                continue
-            if not isinstance(table, dict):
-                raise ConfigError(f"{path}: [{section}] must be a table")
-            if section not in values:
-                raise ConfigError(f"{path}: unknown section [{section}]{_nearest(section, values)}")
-            if section in ("links",):
-                # Links are a set the operator defines: the file replaces the default set.
-                values[section] = {}
-            for key, value in table.items():
-                if section == "links":
-                    _check_link_keys(f"{path}: ", key, value)
-                elif key not in values[section]:
-                    raise ConfigError(
-                        f"{path}: unknown setting {section}.{key}{_nearest(key, values[section])}"
-                    )
-                values[section][key] = value
-                sources[f"{section}.{key}"] = f"file:{path}"
+        _merge_file(values, sources, path)
+    _merge_environ(values, sources, environ)
+    _merge_overrides(values, sources, overrides or {})
+    settings = _typed_settings(values, sources)
+    _validate(settings)
+    return settings
 
+
+def _merge_file(
+    values: dict[str, Any], sources: dict[str, str], path: str | os.PathLike[str]
+) -> None:
+    """The TOML file over the defaults; a misspelt section or setting is refused by name."""
+    try:
+        with open(path, "rb") as fh:
+            loaded = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for section, table in loaded.items():
+        if section == "routes":
+            if not isinstance(table, list):
+                raise ConfigError(f"{path}: routes must be an array of tables ([[routes]])")
+            values["routes"] = table
+            sources["routes"] = f"file:{path}"
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        if section not in values:
+            raise ConfigError(f"{path}: unknown section [{section}]{_nearest(section, values)}")
+        if section in ("links",):
+            # Links are a set the operator defines: the file replaces the default set.
+            values[section] = {}
+        for key, value in table.items():
+            if section == "links":
+                _check_link_keys(f"{path}: ", key, value)
+            elif key not in values[section]:
+                raise ConfigError(
+                    f"{path}: unknown setting {section}.{key}{_nearest(key, values[section])}"
+                )
+            values[section][key] = value
+            sources[f"{section}.{key}"] = f"file:{path}"
+
+
+def _merge_environ(
+    values: dict[str, Any], sources: dict[str, str], environ: Mapping[str, str]
+) -> None:
+    """``POSHOST_SECTION_KEY`` over the file, typed like the default it replaces."""
     for name, raw in environ.items():
         if not name.startswith("POSHOST_"):
             continue
@@ -615,7 +631,12 @@ def load_settings(
         values[section][key] = _parse_env_value(raw, DEFAULTS[section][key])
         sources[f"{section}.{key}"] = f"env:{name}"
 
-    for dotted, value in (overrides or {}).items():
+
+def _merge_overrides(
+    values: dict[str, Any], sources: dict[str, str], overrides: Mapping[str, Any]
+) -> None:
+    """Command-line overrides ("section.key" -> value) over everything else."""
+    for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         if section not in values:
             raise ConfigError(f"{dotted}: unknown section{_nearest(section, values)}")
@@ -629,10 +650,6 @@ def load_settings(
         else:
             values[section][key] = value
         sources[dotted] = "command line"
-
-    settings = _typed_settings(values, sources)
-    _validate(settings)
-    return settings
 
 
 def _check_link_keys(where: str, name: str, table: Any) -> None:
