@@ -26,7 +26,7 @@ from host.router import Router
 from host.security import SecurityMonitor
 from host.store import Store
 from host.store.errors import NotFound
-from host.store.records import pan_fingerprint
+from host.store.records import PanFingerprinter
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType, parse_key_type
@@ -103,6 +103,7 @@ class Host:
     saf_event: trio.Event = attrs.field(factory=trio.Event)
     security: SecurityMonitor = attrs.field(default=None)
     _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
+    _fingerprinter: PanFingerprinter = attrs.field(default=None, init=False, repr=False)
     caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
 
     def __attrs_post_init__(self) -> None:
@@ -110,6 +111,7 @@ class Host:
             self.estate = EstateCache(self.store)
         if self.security is None:
             self.security = SecurityMonitor(self.store)
+        self._fingerprinter = PanFingerprinter(self.fingerprint_key)
 
     def token(self, text: str) -> KeyToken:
         """A key token parsed from its stored text, cached: a purchase needs the MAK twice and
@@ -162,7 +164,7 @@ class Host:
     # -- identifiers ---------------------------------------------------------------------------
     def fingerprint(self, pan: str) -> str:
         """A keyed hash so the journal can match the same card without holding its PAN."""
-        return pan_fingerprint(pan, self.fingerprint_key)
+        return self._fingerprinter(pan)
 
     @staticmethod
     def rrn_for(journal_id: int, business_date: dt.date) -> str:

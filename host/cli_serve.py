@@ -28,10 +28,19 @@ from host.config import ConfigError, config_file, load_settings
     is_flag=True,
     help="Also start the bundled issuer simulator (its own process) for the demo link.",
 )
-def serve(config_path: str | None, print_config: bool, demo: bool, with_sim: bool) -> None:
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Masked request/response dumps on every exchange's log line (log.dumps = all), not "
+    "only on declines: for certification runs.",
+)
+def serve(
+    config_path: str | None, print_config: bool, demo: bool, with_sim: bool, trace: bool
+) -> None:
     """Run the host: terminals connect over TCP; authorizations go to the issuer links."""
     try:
-        settings = load_settings(config_file(config_path))
+        overrides = {"log.dumps": "all"} if trace else None
+        settings = load_settings(config_file(config_path), overrides=overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_config:

@@ -104,7 +104,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # BIN routing, longest matching PAN prefix wins; "" matches every PAN.
     "routes": [{"prefix": "", "link": "sim"}],
-    "log": {"format": "auto", "level": "info"},  # format: auto | json | console
+    "log": {
+        "format": "auto",  # auto | json | console
+        "level": "info",
+        # The masked request/response dumps on the one line per exchange: "declines" (default:
+        # only for answers other than 00, where someone will want to read them) or "all"
+        # (certification runs; `poshost serve --trace`). An approval's line always carries its
+        # terminal, STAN, type, code, amount, masked PAN and latency.
+        "dumps": "declines",
+    },
     # Voids, refunds, pre-authorizations and settlement (host/originals.py, host/settlement.py).
     "flows": {
         "refund_max_age_days": 30,  # a refund may name an original this many business days old
@@ -379,6 +387,8 @@ def _validate(values: Mapping[str, Any]) -> None:
         raise ConfigError("security.pending_ttl and security.session_refill must be > 0")
     if int(security["session_burst"]) < 1:
         raise ConfigError("security.session_burst must be at least 1")
+    if values["log"]["dumps"] not in ("declines", "all"):
+        raise ConfigError('log.dumps must be "declines" or "all"')
     if values["journal"]["writer"] not in ("process", "thread"):
         raise ConfigError('journal.writer must be "process" or "thread"')
     _validate_backoffice(values["backoffice"])
