@@ -121,7 +121,7 @@ def start_sampling(pid: int, seconds: float, out: Path) -> subprocess.Popen | No
 
 
 def _frame(frame: str) -> str:
-    """'func (host/steps.py:123)' -> 'func (host/steps.py)': a function, not a line."""
+    """'func (host/flow/steps.py:123)' -> 'func (host/flow/steps.py)': a function, not a line."""
     name, _, where = frame.partition(" (")
     return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
 
@@ -162,7 +162,7 @@ def print_samples(raw: Path, top: int = 15) -> None:
     for name, n in own.most_common(top):
         print(f"  {n / total:6.1%}  {name}")
     print(f"\ntop {top} project functions by inclusive samples (with what they call):")
-    skip = ("host/cli", "host/runtime", "host/server.py")
+    skip = ("host/cli", "host/runtime", "host/edge/server.py")
     shown = [(k, v) for k, v in inclusive.most_common() if not k.split(" (")[-1].startswith(skip)]
     for name, n in shown[:top]:
         print(f"  {n / total:6.1%}  {name}")

@@ -18,11 +18,11 @@ import trio
 
 from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import ConfigError, Settings, parse_address
-from host.flow import FlowTable
+from host.flow.engine import FlowTable
 from host.hsm import AsyncHSM
-from host.issuer_link import IssuerLink
-from host.issuer_protocol import PROTOCOLS
-from host.router import Router
+from host.issuer.link import IssuerLink
+from host.issuer.protocol import PROTOCOLS
+from host.issuer.router import Router
 from host.security import SecurityMonitor
 from host.store import Store
 from host.store.errors import NotFound

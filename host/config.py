@@ -93,7 +93,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "saf_interval": 5.0,  # seconds between store-and-forward retries
     },
     # Issuer links: name -> {address, protocol, zpk, ...}; routes: list of {prefix, link}.
-    # protocol: how the issuer speaks (host/issuer_protocol.py); "iso8583" (ISO 8583:1987,
+    # protocol: how the issuer speaks (host/issuer/protocol.py); "iso8583" (ISO 8583:1987,
     # docs/issuer-contract.md) when not given.
     "links": {
         "sim": {
@@ -113,14 +113,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # terminal, STAN, type, code, amount, masked PAN and latency.
         "dumps": "declines",
     },
-    # Voids, refunds, pre-authorizations and settlement (host/originals.py, host/settlement.py).
+    # Voids, refunds, pre-authorizations and settlement (host/flow/originals.py and batch.py).
     "flows": {
         "refund_max_age_days": 30,  # a refund may name an original this many business days old
         "preauth_expiry_days": 30,  # a pre-authorization can be completed/cancelled this long
         "completion_tolerance_pct": 15,  # completion may exceed the authorized amount by this
         "batch_max_days": 3,  # an unsettled batch older than this is closed at its next use (77)
     },
-    # Merchant terms (host/operators.py, host/merchant_settlement.py); each can be overridden
+    # Merchant terms (host/merchant/operators.py and settlement.py); each can be overridden
     # per merchant with `poshost estate terms set`. fee_rate is a percent in decimal text.
     "merchant": {
         "cycle": "T1",  # T1: paid the next day; D0: paid the same day (d0_fee_rate)
@@ -140,12 +140,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "fail_refill_seconds": 6.0,
         "nice": 10,  # niceness (0-19) of the child process: the POS event loop gets the CPU first
     },
-    # Terminal activation (host/activation.py).
+    # Terminal activation (host/merchant/activation.py).
     "activation": {
         "code_ttl": 1800,  # seconds an activation code stays valid
         "max_tries": 5,  # failed attempts (wrong code or serial) that lock a code
     },
-    # Sign-on and sign-off protection (host/session_guard.py; docs/security/sign-on.md).
+    # Sign-on and sign-off protection (host/flow/session_guard.py; docs/security/sign-on.md).
     "security": {
         # Seconds a sign-on's new keys wait for the terminal to prove them (a request MACed
         # under the new MAK); unproven after that they are dropped and the current keys stay.
@@ -158,7 +158,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "session_burst": 60,
         "session_refill": 2.0,
     },
-    # Risk limits (host/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
+    # Risk limits (host/merchant/risk.py). Amounts in fen; 0 is off. Per-MCC defaults under
     # [risk.mcc."NNNN"] in the file; per-MCC and per-merchant overrides via `poshost estate
     # limits`. velocity_window in seconds; refund_ratio_pct: month's refunds / month's sales.
     "risk": {
@@ -177,7 +177,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 SOURCE_DEFAULT = "default"
-LINK_PROTOCOLS = ("iso8583",)  # the keys of host.issuer_protocol.PROTOCOLS (a test holds them)
+LINK_PROTOCOLS = ("iso8583",)  # the keys of host.issuer.protocol.PROTOCOLS (a test holds them)
 
 
 @attrs.frozen

@@ -1,18 +1,19 @@
 """The flow table: transaction type name -> ordered steps. Adding a transaction type is adding
-a row here (and, if it needs one, a small step); the engine in ``host.flow`` never changes."""
+a row here (and, if it needs one, a small step); the engine (``host.flow.engine``) stays
+as it is."""
 
 from __future__ import annotations
 
-from host import activation as act
-from host import business_day as b
-from host import management as m
-from host import operators as op
-from host import originals as o
-from host import risk as r
-from host import session_guard as g
-from host import settlement as st
-from host import steps as s
-from host.flow import Flow
+from host.flow import batch as st
+from host.flow import management as m
+from host.flow import originals as o
+from host.flow import session_guard as g
+from host.flow import steps as s
+from host.flow.engine import Flow
+from host.merchant import activation as act
+from host.merchant import business_day as b
+from host.merchant import operators as op
+from host.merchant import risk as r
 
 # Who is speaking, and may it transact? Every financial flow starts with these.
 _SESSION = (s.identify_terminal, s.require_session, s.verify_mac)

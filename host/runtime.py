@@ -21,12 +21,12 @@ from host.backoffice.process import BackOfficeProcess, child_config
 from host.clock import BusinessCalendar, Clock, SystemClock
 from host.config import Settings, parse_address
 from host.demo import seed_demo_estate
-from host.dispatch import Dispatcher
+from host.edge.dispatch import Dispatcher
+from host.edge.server import Limits, TerminalServer
 from host.flows import FLOWS
 from host.hsm import build_hsm
-from host.router import Router
-from host.saf import recover_pending, saf_worker
-from host.server import Limits, TerminalServer
+from host.issuer.router import Router
+from host.issuer.saf import recover_pending, saf_worker
 from host.store import open_store
 from keys.hsm import SoftHSM
 

@@ -29,7 +29,6 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 import trio
 
-from host import recon
 from host.backoffice.tokens import (
     TOKEN_RE,
     UNKNOWN_ID_DIGEST,
@@ -39,6 +38,7 @@ from host.backoffice.tokens import (
     is_legacy,
     new_token,
 )
+from host.merchant import recon
 from host.security import SecurityMonitor, peer_address
 from host.store.passwords import verify_password
 

@@ -887,7 +887,8 @@ def enable_operator(db: Db, tid: str, operator_no: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Merchant operations: risk limits and events, merchant terms (host/risk.py, host/operators.py)
+# Merchant operations: risk limits and events, merchant terms (host/merchant/risk.py and
+# host/merchant/operators.py)
 
 
 def set_risk_limits(db: Db, scope: str, key: str, values: dict[str, int | None]) -> None:
@@ -1092,7 +1093,7 @@ def get_merchant_terms(db: Db, mid: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# Merchant settlement (host/merchant_settlement.py) and reconciliation (host/recon.py)
+# Merchant settlement (host/merchant/settlement.py) and reconciliation (host/merchant/recon.py)
 
 _DAY_TOTALS_SQL = f"""
 SELECT mid,
@@ -1234,7 +1235,7 @@ def counted_transactions(db: Db, mid: str, business_date: str) -> list[Transacti
 
 
 # ---------------------------------------------------------------------------------------------
-# Activation (host/activation.py): devices' transport keys, one-time activation codes
+# Activation (host/merchant/activation.py): devices' transport keys, one-time activation codes
 
 
 def enroll_device(db: Db, serial: str, transport_token: str, *, replace: bool = False) -> None:

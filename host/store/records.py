@@ -96,7 +96,7 @@ class Terminal:
     signed_on: bool = attrs.field(default=False, converter=bool)
     operator: str | None = None
     signed_on_at: int | None = None
-    # A sign-on's keys while the terminal has not proven them (host/management.py).
+    # A sign-on's keys while the terminal has not proven them (host/flow/management.py).
     pending_pik_token: str | None = _secret()
     pending_mak_token: str | None = _secret()
     pending_tdk_token: str | None = _secret()

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from codec import terminal as terminal_codec
 from codec.framing import build_envelope, parse_envelope, prefix_length
-from host.server import Limits, TerminalServer
+from host.edge.server import Limits, TerminalServer
 from tests.host.harness import demo_device, host_settings, running_host, sim_and_host, terminal
 from tools.issuer_sim.testing import PIN, RICH
 from tools.terminal.client import TerminalClient

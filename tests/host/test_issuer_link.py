@@ -5,7 +5,7 @@ import trio
 from codec import issuer as issuer_codec
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.message import Message
-from host.issuer_link import IssuerLink, LinkDown, LinkLost, LinkTimeout, OutcomeUnknown, match_key
+from host.issuer.link import IssuerLink, LinkDown, LinkLost, LinkTimeout, OutcomeUnknown, match_key
 from tests.host.harness import one_by_one_issuer
 
 
@@ -168,7 +168,7 @@ def test_links_name_their_protocol_and_a_wrong_one_is_refused():
 
     from host.app import build_links
     from host.config import LINK_PROTOCOLS, ConfigError, load_settings
-    from host.issuer_protocol import PROTOCOLS
+    from host.issuer.protocol import PROTOCOLS
 
     assert set(LINK_PROTOCOLS) == set(PROTOCOLS)
     settings = load_settings(environ={}, overrides={

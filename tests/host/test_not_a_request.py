@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from codec import terminal as terminal_codec
-from host.flow import Flow
+from host.flow.engine import Flow
 from host.flows import FLOWS
 from tests.host.harness import demo_device, sim_and_host, terminal
 from tools.issuer_sim.testing import PIN, RICH

@@ -75,7 +75,7 @@ def test_wrong_batch_77_issuer_down_91_not_signed_on_77(tmp_path):
 
 
 def test_parameter_download_returns_the_documented_tags(tmp_path):
-    from host.management import parse_parameters
+    from host.flow.management import parse_parameters
 
     async def main():
         async with running_host(host_settings(tmp_path, link_port=1)) as running:

@@ -11,7 +11,7 @@ import pytest
 from codec import terminal as terminal_codec
 from codec.framing import parse_envelope
 from host.config import ConfigError, load_settings
-from host.session_guard import TokenBuckets
+from host.flow.session_guard import TokenBuckets
 from keys.hsm import encrypt_track
 from tests.host.flowkit import run, shop
 from tests.host.harness import demo_device, terminal

@@ -7,10 +7,10 @@ import re
 import trio
 from click.testing import CliRunner
 
-from host.activation import derive_transport_key, hash_code
 from host.app import load_lmk, startup_test_key_hsm
 from host.cli import main
 from host.clock import FixedClock
+from host.merchant.activation import derive_transport_key, hash_code
 from keys.tokens import KeyType
 from tests.host.flowkit import MORNING, PIN, RICH, run
 from tests.host.harness import running_host, sim_and_host

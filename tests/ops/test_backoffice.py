@@ -8,7 +8,7 @@ import trio
 
 from host.backoffice.api import new_token, serve_backoffice
 from host.config import load_settings
-from host.merchant_settlement import run_settlement
+from host.merchant.settlement import run_settlement
 from host.store import SyncStore
 from tests.host.flowkit import PIN, RICH, original, run, shop
 from tests.host.harness import demo_device, terminal

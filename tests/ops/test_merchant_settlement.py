@@ -6,8 +6,8 @@ import csv
 import pytest
 
 from host.config import load_settings
-from host.merchant_settlement import SettlementRefused, run_settlement
-from host.recon import check, write_files
+from host.merchant.recon import check, write_files
+from host.merchant.settlement import SettlementRefused, run_settlement
 from host.store import NewTransaction, SyncStore
 from host.store.merchant_records import fee_for
 

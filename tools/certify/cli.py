@@ -18,7 +18,7 @@ import click
 import structlog
 import trio
 
-from host.exitcodes import DECLINED
+from host.harness import DECLINED
 from tools.certify import report, target
 from tools.certify.provision import own_terminals
 from tools.certify.runner import Runner, SuiteResult

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-from host.app import load_lmk
-from host.config import Settings
-from host.store import SyncStore
-from host.store.errors import AlreadyExists, NotFound
-from host.store.passwords import hash_password
+from host.harness import AlreadyExists, NotFound, Settings, SyncStore, hash_password, load_lmk
 from keys.hsm import SoftHSM
 from keys.tokens import KeyType
 from specs import demo_estate
@@ -66,7 +62,7 @@ def suite_tids(suites) -> set[str]:
 def own_terminals(suites) -> dict[str, str]:
     """Provision certify's twins in the journal of the host the root --config describes and
     return demo TID -> twin TID. No journal there: say so (exit 4) rather than create one."""
-    from host.cli_journal import configured_host_with_journal
+    from host.harness import configured_host_with_journal
 
     settings = configured_host_with_journal(
         "certify adds its own terminals to the host's journal: give `poshost --config FILE`, "

@@ -7,7 +7,7 @@ import datetime as dt
 import html
 import xml.etree.ElementTree as ET
 
-from host.formatting import local_time
+from host.harness import local_time
 from tools.certify.runner import CaseResult, SuiteResult
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from host.config import load_settings
-from host.runtime import RunningHost, run_host
+from host.harness import RunningHost, load_settings, run_host
 from tools.issuer_sim.config import SimConfig
 from tools.issuer_sim.server import Simulator
 

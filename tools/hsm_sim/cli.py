@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import trio
 
-from host.config import ConfigError, parse_address
+from host.harness import ConfigError, parse_address
 
 
 @click.command("hsm-sim")
@@ -19,7 +19,7 @@ from host.config import ConfigError, parse_address
 @click.option("--lmk", envvar="HSM_SIM_LMK", help="The LMK in hex (or $HSM_SIM_LMK).")
 def hsm_sim(listen: str, lmk_file: str | None, lmk: str | None) -> None:
     """A payShield-style network HSM on loopback holding the host's LMK (docs/hsm.md)."""
-    from host.logs import configure
+    from host.harness import configure_logs
     from tools.hsm_sim.server import HsmSim, serve_hsm, sim_hsm
 
     if bool(lmk_file) == bool(lmk):
@@ -30,7 +30,7 @@ def hsm_sim(listen: str, lmk_file: str | None, lmk: str | None) -> None:
         soft = sim_hsm(text)
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    configure("auto", "info")
+    configure_logs("auto", "info")
     click.echo(f"hsm-sim LMK check value {soft.lmk_check_value}", err=True)
     try:
         trio.run(functools.partial(serve_hsm, HsmSim(soft), address, port))

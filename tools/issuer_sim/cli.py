@@ -90,11 +90,11 @@ def issuer_sim(ctx: click.Context, config_path, **overrides) -> None:
 
     import trio
 
-    from host import logs
+    from host.harness import configure_logs
     from tools.issuer_sim.server import Simulator
 
     # `serve --issuer-sim` relays these lines and says which format its own lines use.
-    logs.configure(os.environ.get("POSHOST_SIM_LOG_FORMAT", "auto"), "info")
+    configure_logs(os.environ.get("POSHOST_SIM_LOG_FORMAT", "auto"), "info")
     config = _config(config_path, overrides)
     try:
         sim = Simulator(config)

@@ -49,6 +49,7 @@ class Recorder:
         rule: str | None = None,
         hook: bool = False,
         error: str | None = None,
+        arrived: float | None = None,
     ) -> None:
         if self._f is None:
             return
@@ -64,6 +65,10 @@ class Recorder:
         }
         if error:
             line["error"] = error
+        if arrived is not None:
+            # wall time of arrival, taken then: the answer's time less its elapsed time is late by
+            # however long the answer waited to be recorded, which reorders back-to-back requests
+            line["arrived"] = round(arrived, 6)
         self._f.write(json.dumps(line, separators=(",", ":")) + "\n")
         self._f.flush()
 

@@ -108,7 +108,7 @@ async def replay(
     repeat (same 11 and 41 as an earlier request) is matched to its own answer, not to the
     first one's. A request recorded without an answer (dropped) waits ``timeout``."""
     entries = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    entries.sort(key=lambda e: e["ts"] - _elapsed(e))  # logged at the answer: arrival order
+    entries.sort(key=_arrival)  # logged at the answer: replay in arrival order
     results: list[ReplayResult] = []
     skipped = 0
     async with await IssuerClient.connect(host, port) as client:
@@ -125,6 +125,12 @@ async def replay(
             results.append(await _one(client, msg, recorded, timeout))
             report(results[-1])
     return results, skipped
+
+
+def _arrival(entry: dict) -> float:
+    """When the request arrived: recorded as such, or (older recordings) the answer's time less
+    its elapsed time."""
+    return entry.get("arrived", entry["ts"] - _elapsed(entry))
 
 
 def _elapsed(entry: dict) -> float:

@@ -27,7 +27,7 @@ from codec import issuer
 from codec.errors import CodecError, FrameError
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.message import Message, response_mti
-from host.outbox import Outbox
+from host.harness import Outbox
 from tools.issuer_sim import decide as d
 from tools.issuer_sim import wire
 from tools.issuer_sim.cards import load_cards, mask_pan
@@ -272,6 +272,7 @@ class Simulator:
 
     async def _request(self, conn: Connection, msg: Message) -> None:
         t0 = trio.current_time()
+        arrived = time.time()  # for the recording: the order requests came in
         rule = first_match(self.rules, msg, self.rng) if self.rules else None
         settings = self.settings
         outcome, response, used_hook, error = "answered", None, False, None
@@ -319,7 +320,9 @@ class Simulator:
         finally:
             self.stats[outcome] += 1
             elapsed = trio.current_time() - t0
-            self._log_exchange(conn, msg, response, outcome, elapsed, rule, used_hook, error)
+            self._log_exchange(
+                conn, msg, response, outcome, elapsed, rule, used_hook, error, arrived=arrived
+            )
 
     async def _run_hook(self, conn: Connection, msg: Message):
         """(what the hook asked for, an error text). A hook that raises or returns something
@@ -357,7 +360,7 @@ class Simulator:
             return response, issuer.encode(response), error
 
     def _log_exchange(
-        self, conn, msg, response, outcome, elapsed, rule, used_hook, error=None
+        self, conn, msg, response, outcome, elapsed, rule, used_hook, error=None, arrived=None
     ) -> None:
         pan = msg.get(2)
         log.info(
@@ -386,6 +389,7 @@ class Simulator:
                 rule=rule.name if rule is not None else None,
                 hook=used_hook,
                 error=error,
+                arrived=arrived,
             )
 
     def _hook_context(self, conn: Connection) -> HookContext:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from host.exitcodes import Unreachable
+from host.harness import Unreachable
 from specs import demo_estate
 from tools.load import report
 from tools.load.engine import LoadConfig, LoadError, TerminalSpec, parse_mix
@@ -129,7 +129,7 @@ def load(ctx, host, count, prefix, no_provision, rate, duration, mix, amount, pa
 def provision_local(count: int, prefix: str) -> int:
     """Add the missing load terminals to the journal of the host this config describes (the
     root --config / POSHOST_CONFIG). A query never creates a journal: none there, say so."""
-    from host.cli_journal import configured_host_with_journal
+    from host.harness import configured_host_with_journal
     from tools.load.provision import provision as do_provision
 
     settings = configured_host_with_journal(
@@ -175,7 +175,7 @@ def run_with_progress(config: LoadConfig, workers: int, quiet: bool):
 @click.option("--prefix", default="LT", show_default=True)
 def provision(config_path, count: int, prefix: str) -> None:
     """Add load terminals (PREFIX000001...) to the host's estate, with a TEST TMK."""
-    from host.config import config_file, load_settings
+    from host.harness import config_file, load_settings
     from tools.load.provision import provision as do_provision
 
     added = do_provision(load_settings(config_file(config_path)), count, prefix)

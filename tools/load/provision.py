@@ -4,10 +4,7 @@ task, like ``poshost estate``); run it once before a load of more than the demo 
 
 from __future__ import annotations
 
-from host.app import load_lmk
-from host.config import Settings
-from host.store import SyncStore
-from host.store.errors import AlreadyExists, NotFound
+from host.harness import AlreadyExists, NotFound, Settings, SyncStore, load_lmk
 from keys.hsm import SoftHSM
 from keys.tokens import KeyType
 from tools.load.engine import TerminalSpec

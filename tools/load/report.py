@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from host.formatting import local_time
+from host.harness import local_time
 from tools.load.run import LoadReport
 
 # Labels of the mix kinds as a payments engineer says them.

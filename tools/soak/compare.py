@@ -126,7 +126,7 @@ def _mismatch(
 
 def journal_purchases(journal_url: str) -> list[JournalPurchase]:
     """The purchase rows of the host's journal (any backend), through the store's own API."""
-    from host.store import SyncStore
+    from host.harness import SyncStore
 
     with SyncStore.open(journal_url) as store:
         rows = store.list_transactions(txn_type="purchase", limit=10_000_000)

@@ -239,7 +239,7 @@ class Soak:
 
     def drain(self) -> tuple[int, int, float]:
         """Wait (bounded) until no purchase is pending and the SAF queue is empty."""
-        from host.store import SyncStore
+        from host.harness import SyncStore
 
         started = time.monotonic()
         pending = saf = -1
@@ -253,7 +253,7 @@ class Soak:
         return pending, saf, time.monotonic() - started
 
     def result(self, pending: int, saf: int, drained_in: float) -> SoakResult:
-        from host.store import SyncStore
+        from host.harness import SyncStore
 
         journal = compare.journal_purchases(st.journal_url(self.workdir))
         issuer = compare.issuer_purchases(self.workdir / "sim.sqlite")

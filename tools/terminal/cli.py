@@ -19,8 +19,7 @@ import click
 import trio
 
 from codec import subfields, txntypes
-from host.exitcodes import DECLINED, Unreachable
-from host.formatting import format_amount, signed_amount
+from host.harness import DECLINED, Unreachable, format_amount, signed_amount
 from tools.terminal.device import HostUnreachable, TerminalError
 from tools.terminal.pos import Outcome, Pos, receipt, response_text, settlement_slip
 from tools.terminal.state import (

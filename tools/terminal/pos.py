@@ -20,7 +20,7 @@ from codec import terminal as terminal_codec
 from codec.dump import format_message, mask_pan
 from codec.framing import parse_envelope
 from codec.message import Message
-from host.formatting import format_amount, local_time, signed_amount, terminal_time
+from host.harness import format_amount, local_time, signed_amount, terminal_time
 from tools.terminal.client import TerminalClient
 from tools.terminal.device import TYPES, BadResponseMac, Device, HostUnreachable, TerminalError
 from tools.terminal.state import LogEntry, StateError, TerminalState

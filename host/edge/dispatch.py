@@ -19,10 +19,10 @@ from codec.errors import CodecError
 from codec.framing import Envelope
 from codec.message import Message, response_mti
 from codec.txntypes import REQUEST_MTIS, UnknownTransaction, identify
-from host.flow import Exchange, run_flow
+from host.edge.server import CloseConnection, Connection
+from host.flow.engine import Exchange, run_flow
+from host.flow.steps import encode_response, queue_reversal
 from host.hsm import HsmUnavailable
-from host.server import CloseConnection, Connection
-from host.steps import encode_response, queue_reversal
 from keys.errors import KeysError
 
 log = structlog.get_logger("poshost.txn")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import click
 
 from host.app import hsm_options, load_lmk
-from host.cli_estate import terminal
-from host.cli_journal import opened
+from host.cli.common import opened
+from host.cli.estate import terminal
 from host.config import ConfigError, config_file, load_settings
 from keys.checkvalue import kcv
 from keys.errors import KeysError

@@ -13,18 +13,18 @@ import click
 
 # name -> "module:attribute" of a click command or group.
 SUBCOMMANDS: dict[str, str] = {
-    "decode": "host.cli_codec:decode",
-    "encode": "host.cli_codec:encode",
-    "journal": "host.cli_journal:journal",
-    "estate": "host.cli_estate:estate",
-    "serve": "host.cli_serve:serve",
-    "settle": "host.cli_settle:settle",
+    "decode": "host.cli.codec:decode",
+    "encode": "host.cli.codec:encode",
+    "journal": "host.cli.journal:journal",
+    "estate": "host.cli.estate_commands:estate",
+    "serve": "host.cli.serve:serve",
+    "settle": "host.cli.settle:settle",
     "issuer-sim": "tools.issuer_sim.cli:issuer_sim",
     "hsm-sim": "tools.hsm_sim.cli:hsm_sim",
-    "keys": "host.cli_keys:keys",
+    "keys": "host.cli.keys:keys",
     "terminal": "tools.terminal.cli:terminal",
-    "risk": "host.cli_risk:risk",
-    "backoffice": "host.cli_backoffice:backoffice",
+    "risk": "host.cli.risk:risk",
+    "backoffice": "host.cli.backoffice:backoffice",
     "certify": "tools.certify.cli:certify",
     "load": "tools.load.cli:load",
 }

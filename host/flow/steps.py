@@ -17,10 +17,10 @@ from codec import terminal as terminal_codec
 from codec.dump import mask_pan
 from codec.message import FieldValue, Message
 from codec.subfields import Field60
-from host.flow import Decline, Exchange
+from host.flow.engine import Decline, Exchange
+from host.flow.session_guard import mac_matches, try_pending_keys
 from host.hsm import HsmUnavailable
-from host.issuer_link import LinkDown, OutcomeUnknown
-from host.session_guard import mac_matches, try_pending_keys
+from host.issuer.link import LinkDown, OutcomeUnknown
 from host.store.errors import DuplicateTransaction, OriginalConflict
 from host.store.records import NewTransaction
 from keys.errors import KeysError
@@ -58,7 +58,7 @@ async def require_session(host, ex: Exchange) -> None:
 
 async def verify_mac(host, ex: Exchange) -> None:
     """The MAC under the current MAK; failing that, under the pending MAK of a sign-on the
-    terminal has not proven yet, which this request then proves (host/session_guard.py)."""
+    terminal has not proven yet, which this request then proves (host/flow/session_guard.py)."""
     mac = ex.request.get(64)
     terminal = ex.terminal
     if mac:

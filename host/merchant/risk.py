@@ -42,8 +42,8 @@ import trio
 
 from codec import txntypes
 from codec.dump import mask_pan
-from host.flow import Decline, Exchange
-from host.steps import card_fingerprint, card_pan, moment
+from host.flow.engine import Decline, Exchange
+from host.flow.steps import card_fingerprint, card_pan, moment
 from host.store.merchant_records import LIMIT_FIELDS
 
 log = structlog.get_logger("poshost.risk")

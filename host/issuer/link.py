@@ -4,7 +4,7 @@ One connection carries many requests at once. The link keeps the socket, reconne
 exponential backoff, pairs answers with the tasks waiting for them, sends echo tests when idle
 and reports itself down so the host can answer 91 at once instead of waiting for a timeout.
 How the issuer speaks (framing, encoding, which answer belongs to which request, sign-on and
-echo messages) is its protocol object (``host.issuer_protocol``); ISO 8583:1987 by default.
+echo messages) is its protocol object (``host.issuer.protocol``); ISO 8583:1987 by default.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import trio
 
 from codec.errors import CodecError
 from codec.message import Message
-from host.issuer_protocol import ISO8583, IssuerProtocol
+from host.issuer.protocol import ISO8583, IssuerProtocol
 from host.outbox import Outbox
 
 log = structlog.get_logger("poshost.link")

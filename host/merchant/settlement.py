@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from host.operators import effective_terms
+from host.merchant.operators import effective_terms
 
 log = structlog.get_logger("poshost.merchant_settlement")
 

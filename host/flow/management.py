@@ -10,11 +10,11 @@ from codec import responses as codes
 from codec import subfields
 from codec.subfields import Field60, SignOnKeys
 from host.clock import parse_date
-from host.flow import Decline, Exchange
+from host.flow.engine import Decline, Exchange
+from host.flow.session_guard import may_sign_off, now_ms, refuse_sign_off
+from host.flow.steps import field60
 from host.hsm import HsmUnavailable
-from host.issuer_protocol import protocol_for
-from host.session_guard import may_sign_off, now_ms, refuse_sign_off
-from host.steps import field60
+from host.issuer.protocol import protocol_for
 from host.store.errors import AlreadyReversed
 from keys.errors import KeysError
 from keys.tokens import KeyToken, KeyType

@@ -25,7 +25,7 @@ from codec.message import FieldValue, Message
 if TYPE_CHECKING:
     from codec.framing import Envelope
     from codec.txntypes import TxnType
-    from host.server import Connection
+    from host.edge.server import Connection
 
 
 log = structlog.get_logger("poshost.flow")

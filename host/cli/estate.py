@@ -9,7 +9,7 @@ import re
 
 import click
 
-from host.cli_journal import journal_option, opened, print_json, print_table, store_context, when
+from host.cli.common import journal_option, opened, print_json, print_table, store_context, when
 from host.store import hash_password
 
 
@@ -254,7 +254,3 @@ def operator_enable(ctx: click.Context, tid: str, operator_no: str) -> None:
     with opened(ctx) as store:
         store.enable_operator(tid, operator_no)
     click.echo(f"operator {operator_no} of terminal {tid} enabled")
-
-
-# registers `terminal set-key`, `limits`, `terms`, `activation-code`, `device`, `token`
-from host import cli_estate_keys, cli_estate_ops  # noqa: E402, F401

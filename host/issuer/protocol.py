@@ -1,5 +1,5 @@
 """The issuer-protocol seam (h11's shape): everything that depends on how an issuer speaks, with
-no I/O. A link (``host.issuer_link``) keeps the socket, backoff, waiters and outbox; a protocol
+no I/O. A link (``host.issuer.link``) keeps the socket, backoff, waiters and outbox; a protocol
 object supplies framing, encode/decode, the key that pairs an answer with its request, the
 sign-on and echo messages, the request for an exchange and the reversal for a journal row.
 

@@ -9,7 +9,7 @@ import signal
 
 import click
 
-from host.cli_journal import journal_option, journal_url, require_existing
+from host.cli.common import journal_option, journal_url, require_existing
 
 
 @click.command()

@@ -26,8 +26,8 @@ from codec import subfields, txntypes
 from codec.dump import mask_pan
 from codec.errors import CodecError
 from codec.subfields import SettlementTotals
-from host.flow import Decline, Exchange
-from host.steps import card_pan, field60
+from host.flow.engine import Decline, Exchange
+from host.flow.steps import card_pan, field60
 from host.store.errors import NotFound
 from host.store.records import BatchTotals, GroupTotals
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from host.cli_journal import journal_option, opened, print_json, print_table, store_context, when
+from host.cli.common import journal_option, opened, print_json, print_table, store_context, when
 from host.formatting import business_date as day
 from host.formatting import format_amount as money
 from host.store.errors import NotFound
@@ -103,7 +103,7 @@ def status(ctx: click.Context, tid: str | None, history: int, as_json: bool) -> 
     )
 
 
-# -- merchant settlement and reconciliation (host/merchant_settlement.py, host/recon.py) -----
+# -- merchant settlement and reconciliation (host/merchant/settlement.py and recon.py) ---------
 
 
 def _settings(config_path):
@@ -143,8 +143,8 @@ def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
     from pathlib import Path
 
     from host.clock import BusinessCalendar, SystemClock
-    from host.merchant_settlement import SettlementRefused, run_settlement
-    from host.recon import write_files
+    from host.merchant.recon import write_files
+    from host.merchant.settlement import SettlementRefused, run_settlement
 
     settings = _settings(config_path)
     acquirer = settings["acquirer"]
@@ -197,7 +197,7 @@ def files(ctx, business_date, out_dir) -> None:
     """(Re)write the reconciliation files of a settled business date."""
     from pathlib import Path
 
-    from host.recon import write_files
+    from host.merchant.recon import write_files
 
     with opened(ctx) as store:
         for path in write_files(store, business_date, Path(out_dir)):
@@ -213,7 +213,7 @@ def check(ctx, business_date, directory) -> None:
     """Recompute every total from the journal; report each difference (exit 1 if any)."""
     from pathlib import Path
 
-    from host.recon import check as recon_check
+    from host.merchant.recon import check as recon_check
 
     with opened(ctx) as store:
         problems = recon_check(store, business_date, Path(directory) if directory else None)

@@ -20,7 +20,7 @@ import trio
 
 from codec import responses as codes
 from codec import terminal as terminal_codec
-from host.flow import Decline, Exchange
+from host.flow.engine import Decline, Exchange
 from keys.errors import KeysError
 
 log = structlog.get_logger("poshost.session")

@@ -20,9 +20,9 @@ import structlog
 
 from codec import responses as codes
 from host.clock import parse_date
-from host.flow import Decline, Exchange
-from host.settlement import forget_batch, next_batch
-from host.steps import SIGN_ON_AGAIN, moment
+from host.flow.batch import forget_batch, next_batch
+from host.flow.engine import Decline, Exchange
+from host.flow.steps import SIGN_ON_AGAIN, moment
 
 log = structlog.get_logger("poshost.business_day")
 

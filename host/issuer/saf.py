@@ -15,8 +15,8 @@ import trio
 from codec import txntypes
 from codec.errors import CodecError
 from host.clock import parse_date
-from host.issuer_link import LinkDown, OutcomeUnknown
-from host.issuer_protocol import protocol_for
+from host.issuer.link import LinkDown, OutcomeUnknown
+from host.issuer.protocol import protocol_for
 
 log = structlog.get_logger("poshost.saf")
 

@@ -28,7 +28,7 @@ import structlog
 import trio
 
 from codec import responses as codes
-from host.flow import Decline, Exchange
+from host.flow.engine import Decline, Exchange
 from host.store.errors import NotFound
 from host.store.passwords import verify_password
 

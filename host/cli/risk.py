@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from host.cli_inputs import yyyymmdd
-from host.cli_journal import journal_option, opened, print_json, print_table, store_context, when
+from host.cli.common import journal_option, opened, print_json, print_table, store_context, when
+from host.cli.inputs import yyyymmdd
 from host.formatting import business_date as day
 from host.formatting import format_amount as money
 

@@ -26,15 +26,15 @@ from codec.issuer import original_data
 from codec.subfields import Field61
 from codec.txntypes import UnknownTransaction, identify_original
 from host.clock import parse_date
-from host.flow import Decline, Exchange
-from host.issuer_protocol import original_f7
-from host.steps import (
+from host.flow.engine import Decline, Exchange
+from host.flow.steps import (
     card_fingerprint,
     card_pan,
     field60,
     insert_transaction,
     new_transaction,
 )
+from host.issuer.protocol import original_f7
 from host.store.errors import DuplicateTransaction
 
 log = structlog.get_logger("poshost.originals")

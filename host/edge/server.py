@@ -68,7 +68,7 @@ class Connection:
     answered: int = 0  # frames answered; until the first, first_frame_timeout applies
     # The MAK (token text) this connection proved it holds: a request on it verified under that
     # MAK, or a first sign-on on it put the MAK in force. While that MAK is the terminal's
-    # current one, this connection holds the session and may end it (host/session_guard.py).
+    # current one, this connection holds the session and may end it (host/flow/session_guard.py).
     proven_mak: str | None = attrs.field(default=None, repr=False)
 
 
@@ -102,7 +102,7 @@ def _peer_name(stream: trio.SocketStream) -> str:
 
 
 def bug_site(exc: BaseException) -> str:
-    """``KeyError@host/steps.py:123``: the exception type and where it was raised."""
+    """``KeyError@host/flow/steps.py:123``: the exception type and where it was raised."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return type(exc).__name__

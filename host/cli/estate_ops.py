@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import click
 
-from host.cli_estate import MCC, MID, estate
-from host.cli_inputs import hex_values
-from host.cli_journal import opened, print_json, print_table
+from host.cli.common import opened, print_json, print_table
+from host.cli.estate import MCC, MID, estate
+from host.cli.inputs import hex_values
 from host.config import ConfigError, config_file, load_settings
-from host.risk import resolve_limits
+from host.merchant.risk import resolve_limits
 from host.store.merchant_records import LIMIT_FIELDS
 
 _config_option_estate = click.option(
@@ -145,7 +145,7 @@ def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None
     """The terms in force for a merchant (its own, else the configured defaults)."""
     import attrs
 
-    from host.operators import effective_terms
+    from host.merchant.operators import effective_terms
 
     with opened(ctx) as store:
         row = store.get_merchant_terms(mid)
@@ -165,7 +165,7 @@ def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None
     )
 
 
-# -- activation: devices' transport keys and one-time codes (host/activation.py) -------------
+# -- activation: devices' transport keys and one-time codes (host/merchant/activation.py) ---
 
 
 @estate.group()
@@ -190,8 +190,8 @@ def device() -> None:
 @click.pass_context
 def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace, config_path):
     """Enroll a device's transport key: components, a token, or derived from a test KDK."""
-    from host.activation import derive_transport_key
     from host.app import hsm_options, load_lmk
+    from host.merchant.activation import derive_transport_key
     from keys.checkvalue import kcv
     from keys.errors import KeysError
     from keys.hsm import SoftHSM
@@ -246,7 +246,7 @@ def activation_code_issue(ctx, tid, serial, ttl, config_path) -> None:
     """Issue a code for TID (printed once; stored only as a hash). Voids earlier codes."""
     import time
 
-    from host.activation import hash_code, new_code
+    from host.merchant.activation import hash_code, new_code
 
     try:
         settings = load_settings(config_file(config_path))
@@ -307,7 +307,7 @@ def token_list(ctx: click.Context, mid: str | None) -> None:
     import time
 
     from host.backoffice.tokens import is_legacy
-    from host.cli_journal import when
+    from host.cli.common import when
 
     with opened(ctx) as store:
         rows = store.list_api_tokens(mid)

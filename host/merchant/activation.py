@@ -41,7 +41,7 @@ import trio
 
 from codec import responses as codes
 from codec import subfields
-from host.flow import Decline, Exchange
+from host.flow.engine import Decline, Exchange
 from host.hsm import HsmUnavailable
 from host.store.passwords import hash_password, verify_password
 from keys import des

@@ -1,0 +1,2 @@
+"""Merchant operations: risk limits, operators and terms, activation, the business day,
+merchant settlement and reconciliation."""
