@@ -47,6 +47,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # "process": the journal writer runs in a child process of the host (no GIL shared
         # with the event loop); "thread": a thread of the host process.
         "writer": "process",
+        # Where a journal write's durability comes from. "log": the writer appends it to the
+        # journal's write log (<journal>-log, one fdatasync per group) and answers, and the rows
+        # reach the tables in batches a moment later; reads of the journal wait for that
+        # (docs/journal.md). SQLite with the writer process only, one host (and its workers)
+        # per journal file. "database": each group is a durable database transaction; what a
+        # PostgreSQL journal (several hosts) and the thread writer always do.
+        "durability": "log",
     },
     "hsm": {
         # One of: lmk (hex), lmk_components (list of hex), or lmk_file. When none is given, a
@@ -391,6 +398,8 @@ def _validate(values: Mapping[str, Any]) -> None:
         raise ConfigError('log.dumps must be "declines" or "all"')
     if values["journal"]["writer"] not in ("process", "thread"):
         raise ConfigError('journal.writer must be "process" or "thread"')
+    if values["journal"]["durability"] not in ("log", "database"):
+        raise ConfigError('journal.durability must be "log" or "database"')
     _validate_backoffice(values["backoffice"])
 
 

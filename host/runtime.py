@@ -71,11 +71,7 @@ async def run_host(
         shutdown_grace=float(server_cfg["shutdown_grace"]),
     )
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    commit_delay = float(settings.get("journal.commit_delay_ms")) / 1000
-    writer_process = settings.get("journal.writer") == "process"
-    async with open_store(
-        settings.journal_url, commit_delay=commit_delay, writer_process=writer_process
-    ) as store:
+    async with open_store(settings.journal_url, **journal_options(settings)) as store:
         acquirer = settings["acquirer"]
         host = Host(
             settings=settings,
@@ -108,6 +104,22 @@ async def run_host(
                 with trio.CancelScope(shield=True):
                     await backoffice.aclose()
     log.info("stopped")
+
+
+def journal_options(settings: Settings) -> dict:
+    """How the host opens its journal: the writer, its commit delay, and where durability comes
+    from (the write log on SQLite with the writer process; the database otherwise, since a
+    PostgreSQL journal is shared by several hosts and the thread writer has no log)."""
+    writer_process = settings.get("journal.writer") == "process"
+    durability = settings.get("journal.durability")
+    sqlite = settings.journal_url.startswith("sqlite:")
+    if durability == "log" and not (writer_process and sqlite):
+        durability = "database"
+    return {
+        "commit_delay": float(settings.get("journal.commit_delay_ms")) / 1000,
+        "writer_process": writer_process,
+        "durability": durability,
+    }
 
 
 async def _serve(

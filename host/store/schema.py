@@ -304,6 +304,16 @@ V12_API_EXPIRY = """
 ALTER TABLE api_tokens ADD COLUMN expires_at {bigint}
 """
 
+# The SQLite journal's write log (host/store/journal_log.py): how far each log's records have
+# been applied to the tables, in the same transaction as the rows themselves, so a restart
+# applies exactly the records after it.
+V13_JOURNAL_LOG = """
+CREATE TABLE journal_log (
+    log          TEXT PRIMARY KEY,
+    applied_seq  {bigint} NOT NULL
+)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -317,6 +327,7 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "pending sign-on keys, in force once the terminal proves them", V10_PENDING_KEYS),
     Migration(11, "terminal profile: balance entries in field 54", V11_TERMINAL_PROFILE),
     Migration(12, "back-office API tokens: optional expiry", V12_API_EXPIRY),
+    Migration(13, "journal write log: records applied to the tables", V13_JOURNAL_LOG),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

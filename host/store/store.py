@@ -4,7 +4,10 @@
   is committed (durable); writes go through one writer with group commit (a thread of this
   process, or with ``writer_process=True`` a child process: :mod:`host.store.writer_process`),
   reads run in worker threads on a small pool of read connections. The event loop never touches
-  disk.
+  disk. With ``durability="log"`` (SQLite, writer process: the host's default) a request or
+  an outcome is durable once it is in the journal's write log and reaches the tables a moment
+  later (:mod:`host.store.log_writer`); every read of the journal first asks the writer to
+  apply what it has acknowledged, so reads see every acknowledged write.
 * :class:`SyncStore` — plain blocking calls for CLI tools and scripts: one connection, one
   transaction per write.
 
@@ -29,6 +32,7 @@ import trio
 from host.store import ops
 from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, redact
 from host.store.errors import StoreClosed
+from host.store.log_writer import project_now
 from host.store.schema import migrate
 from host.store.writer import Op, Writer, WriterStats
 from host.store.writer_process import WriterProcess, cannot_abort
@@ -173,6 +177,29 @@ READS = (
 )
 
 
+# Reads of tables that only synchronous writes change (the estate, limits, terms, tokens): in
+# log mode they need not wait for the writer to apply logged journal writes first.
+ESTATE_READS = frozenset(
+    fn.__name__
+    for fn in (
+        ops.get_merchant,
+        ops.list_merchants,
+        ops.get_terminal,
+        ops.list_terminals,
+        ops.get_operator,
+        ops.list_operators,
+        ops.get_business_day,
+        ops.get_risk_limit_rows,
+        ops.list_risk_limits,
+        ops.get_merchant_terms,
+        ops.get_device,
+        ops.latest_activation_code,
+        ops.get_api_token,
+        ops.list_api_tokens,
+    )
+)
+
+
 def _install(cls: type, write: Callable, read: Callable) -> type:
     for fn in WRITES:
         setattr(cls, fn.__name__, write(fn))
@@ -224,9 +251,16 @@ class _ReaderPool:
 class Store:
     """The journal and estate store for Trio code. See the module docstring."""
 
-    def __init__(self, url: str, writer: Writer | WriterProcess, readers: _ReaderPool):
+    def __init__(
+        self,
+        url: str,
+        writer: Writer | WriterProcess,
+        readers: _ReaderPool,
+        durability: str = "database",
+    ):
         self.url = url
         self.backend = Url.parse(url).backend
+        self.durability = durability
         self._writer = writer
         self._process = writer if isinstance(writer, WriterProcess) else None
         self._readers = readers
@@ -243,15 +277,22 @@ class Store:
         batch_cap: int = 256,
         commit_delay: float = 0.0,
         writer_process: bool = False,
+        durability: str = "database",
     ) -> Store:
         """Open (creating and migrating as needed) the store at ``url``; ``aclose()`` it.
         ``commit_delay`` (seconds): see :mod:`host.store.writer`. ``writer_process``: the
         writer runs in a child process (:mod:`host.store.writer_process`) instead of a thread;
-        it keeps the default clock."""
+        it keeps the default clock. ``durability``: "database" (each group is a durable
+        transaction) or "log" (SQLite with the writer process only: the journal's write log,
+        :mod:`host.store.log_writer`; one such store per journal file)."""
         url = url or default_url()
         parsed = Url.parse(url)
         if writer_process and clock is not epoch_ms:
             raise ValueError("a writer process keeps the default clock (epoch_ms)")
+        if durability not in ("database", "log"):
+            raise ValueError('durability is "database" or "log"')
+        if durability == "log" and (not writer_process or parsed.backend != "sqlite"):
+            raise ValueError("durability = log needs a SQLite journal and the writer process")
 
         def prepare() -> Writer | None:
             db = connect(parsed, clock, writer=True)
@@ -271,11 +312,14 @@ class Store:
 
         writer = await trio.to_thread.run_sync(prepare)
         if writer is None:
-            writer = await WriterProcess.start(url, commit_delay=commit_delay, batch_cap=batch_cap)
+            writer = await WriterProcess.start(
+                url, commit_delay=commit_delay, batch_cap=batch_cap, durability=durability
+            )
         pool = _ReaderPool(lambda: connect(parsed, clock), readers)
         mode = "process" if writer_process else "thread"
-        log.info("store.opened", url=redact(url), backend=parsed.backend, writer=mode)
-        return cls(url, writer, pool)
+        log.info("store.opened", url=redact(url), backend=parsed.backend, writer=mode,
+                 durability=durability)  # fmt: skip
+        return cls(url, writer, pool, durability)
 
     async def aclose(self) -> None:
         """Complete every write submitted so far, then close all connections."""
@@ -312,6 +356,12 @@ class Store:
         # at a cost that showed in the event loop's profile: two writes per purchase.)
         return await trio.lowlevel.wait_task_rescheduled(cannot_abort)
 
+    async def applied(self) -> None:
+        """Return once every write acknowledged so far (by this process or another using the
+        same writer) is in the tables; at once with durability = database."""
+        if self.durability == "log":
+            await self._write(project_now)
+
     def _notifier(self) -> Callable:
         """One callback per Trio run: the writer thread calls it once per committed group."""
         token = trio.lowlevel.current_trio_token()
@@ -328,6 +378,8 @@ class Store:
     async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._closed:
             raise StoreClosed("store is closed")
+        if self.durability == "log" and fn.__name__ not in ESTATE_READS:
+            await self.applied()
         return await trio.to_thread.run_sync(
             self._readers.run, fn, args, kwargs, limiter=self._readers.limiter
         )

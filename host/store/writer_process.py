@@ -42,6 +42,7 @@ from host.logs import configure
 from host.store import ops
 from host.store.db import connect
 from host.store.errors import StoreError
+from host.store.log_writer import LogWriter, project_now
 from host.store.writer import Op, Writer, WriterStats
 
 _LEN = struct.Struct(">I")
@@ -94,15 +95,26 @@ def _portable(seq: int, ok: bool, value: object) -> tuple[int, bool, object]:
 
 
 def serve(
-    sock: socket.socket, reader: FrameReader, url: str, commit_delay: float, batch_cap: int
+    sock: socket.socket,
+    reader: FrameReader,
+    url: str,
+    commit_delay: float,
+    batch_cap: int,
+    durability: str = "database",
 ) -> int:
     """The child's main loop, one thread: read what the host sent, run it as one group (after
     the commit delay when several operations came together, as the thread writer does), send
-    the group's results in one frame; until EOF, after which what was read still commits."""
-    writer = Writer(
-        lambda: connect(url, writer=True), batch_cap=batch_cap, commit_delay=commit_delay
-    )
+    the group's results in one frame; until EOF, after which what was read still commits.
+    With ``durability = "log"`` the group logic is :class:`~host.store.log_writer.LogWriter`'s
+    (the SQLite journal's write log); between groups it applies logged writes when due."""
+    writer: Writer
     try:
+        if durability == "log":
+            writer = LogWriter(url, batch_cap=batch_cap, commit_delay=commit_delay)
+        else:
+            writer = Writer(
+                lambda: connect(url, writer=True), batch_cap=batch_cap, commit_delay=commit_delay
+            )
         db = writer.open_connection()
     except BaseException as exc:
         sock.sendall(frame(("failed", f"{type(exc).__name__}: {exc}")))
@@ -116,11 +128,19 @@ def serve(
     inbox = _Inbox(sock, reader, notify)
     while inbox.pending or not inbox.eof:
         if not inbox.pending:
-            # Nothing to do: wait for the host, checkpointing if it stays quiet a moment.
+            # Nothing to do: wait for the host, doing the writer's own work when it is due
+            # (applying logged writes) or when the host stays quiet a moment (a checkpoint).
+            due = writer.next_deadline()
+            if due is not None and due < IDLE:
+                inbox.receive(timeout=max(due, 1e-4))
+                if not inbox.pending and not inbox.eof:
+                    writer.on_due(db)
+                continue
             inbox.receive(timeout=IDLE)
             if not inbox.pending and not inbox.eof:
-                writer.checkpoint_if_due(db, idle=True)
-                inbox.receive(timeout=None)
+                writer.on_idle(db)
+                if writer.next_deadline() is None:
+                    inbox.receive(timeout=None)
             continue
         inbox.receive(timeout=0)
         if commit_delay and len(inbox.pending) > 1 and not inbox.eof:
@@ -129,7 +149,8 @@ def serve(
         group = inbox.pending[:batch_cap]
         del inbox.pending[:batch_cap]
         db = writer.run_group(db, group)
-        writer.checkpoint_if_due(db, idle=False)
+        writer.after_group(db)
+    writer.finish(db)
     db.close()
     with contextlib.suppress(OSError):
         sock.sendall(frame(("closed", attrs.astuple(writer.stats))))
@@ -164,7 +185,10 @@ class _Inbox:
                 return
             for batch in self._reader.feed(data):
                 for seq, name, args, kwargs in batch:
-                    fn = getattr(ops, name, None) if not name.startswith("_") else None
+                    if name == project_now.__name__:
+                        fn = project_now
+                    else:
+                        fn = getattr(ops, name, None) if not name.startswith("_") else None
                     if fn is None:
                         self._notify([(Op(None, (), {}, self._notify, seq), _unknown(name))])
                         continue
@@ -193,8 +217,8 @@ def main(argv: list[str]) -> int:
         if not data:
             return 1
         config = reader.feed(data)
-    url, commit_delay, batch_cap = config[0]
-    return serve(sock, reader, url, commit_delay, batch_cap)
+    url, commit_delay, batch_cap, durability = config[0]
+    return serve(sock, reader, url, commit_delay, batch_cap, durability)
 
 
 # -- the host's end ------------------------------------------------------------------------------
@@ -231,11 +255,13 @@ class WriterProcess:
         self.stats = WriterStats()
 
     @classmethod
-    async def start(cls, url: str, *, commit_delay: float, batch_cap: int) -> WriterProcess:
+    async def start(
+        cls, url: str, *, commit_delay: float, batch_cap: int, durability: str = "database"
+    ) -> WriterProcess:
         proc, ours = spawn_child(_CHILD)
         ours.setblocking(False)
         self = cls(proc, ours)
-        await self._send_all(frame((url, commit_delay, batch_cap)))
+        await self._send_all(frame((url, commit_delay, batch_cap, durability)))
         reader = FrameReader()
         hello: list[object] = []
         while not hello and (data := await self._recv()):
