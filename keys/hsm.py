@@ -322,8 +322,15 @@ class SoftHSM:
         if direction is not None:
             rules.check_direction(token, direction, operation)
         # The token's own fields are its identity (the cryptogram is wrapped, not clear);
-        # hashing them as they are is cheaper on the hot path than a digest of the text.
-        ck = (token.key_type, token.algorithm, token.exportable, token.mode, token.cryptogram)
+        # hashing them as they are is cheaper on the hot path than a digest of the text. The
+        # enums go in as their values: an Enum member hashes in Python, its str value in C.
+        ck = (
+            token.key_type.value,
+            token.algorithm.value,
+            token.exportable,
+            token.mode,
+            token.cryptogram,
+        )
         eng = self._engines.get(ck)
         if eng is None:
             clear = self._lmk.unwrap(

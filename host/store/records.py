@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import operator
 from typing import Any
 
 import attrs
@@ -150,6 +151,22 @@ class NewTransaction:
     def _amount_is_int(self, _attr, value):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"amount must be a non-negative int in minor units, got {value!r}")
+
+    def __reduce__(self):
+        # Two of these cross to the journal's writer process per purchase: a flat tuple pickles
+        # and unpickles in half the time of attrs' state dict (the values were validated here).
+        return _restore_new_transaction, _NEW_TRANSACTION_VALUES(self)
+
+
+_NEW_TRANSACTION_FIELDS = tuple(a.name for a in attrs.fields(NewTransaction))
+_NEW_TRANSACTION_VALUES = operator.attrgetter(*_NEW_TRANSACTION_FIELDS)
+
+
+def _restore_new_transaction(*values: Any) -> NewTransaction:
+    txn = object.__new__(NewTransaction)
+    for name, value in zip(_NEW_TRANSACTION_FIELDS, values, strict=True):
+        object.__setattr__(txn, name, value)
+    return txn
 
 
 @attrs.frozen(kw_only=True)

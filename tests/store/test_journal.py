@@ -327,3 +327,20 @@ def test_the_reused_hmac_refuses_a_short_key_and_hides_it():
     with pytest.raises(ValueError):
         PanFingerprinter(b"short")
     assert "k" * 16 not in repr(PanFingerprinter(b"k" * 16))
+
+
+@given(
+    stan=st.text("0123456789", min_size=6, max_size=6),
+    amount=st.integers(min_value=0, max_value=10**12),
+    pan_masked=st.none() | st.just("622848******1234"),
+    extra=st.none() | st.dictionaries(st.text(max_size=5), st.text(max_size=10), max_size=3),
+)
+def test_a_new_transaction_crosses_to_the_writer_process_unchanged(stan, amount, pan_masked, extra):
+    import pickle
+
+    txn_ = txn(stan, amount=amount, pan_masked=pan_masked, extra=extra)
+    copy = pickle.loads(pickle.dumps(txn_, pickle.HIGHEST_PROTOCOL))
+    assert copy == txn_ and type(copy) is NewTransaction
+    assert [getattr(copy, a) for a in ("tid", "stan", "amount", "extra")] == [
+        txn_.tid, stan, amount, extra,
+    ]  # fmt: skip
