@@ -7,6 +7,7 @@ reaching for globals, so a test can build a host with a fixed clock and a tempor
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import secrets
 from pathlib import Path
@@ -48,11 +49,28 @@ class EstateCache:
 
     store: Store
     ttl: float = 5.0
+    # A record re-read because a request disagreed with it (``fresh_terminal``) is not read
+    # again within this many seconds, so wrong MACs cost a peer no more than a read a second.
+    refresh_interval: float = 1.0
     _terminals: dict[str, _Cached] = attrs.field(factory=dict)
     _merchants: dict[str, _Cached] = attrs.field(factory=dict)
+    _refreshed: dict[str, float] = attrs.field(factory=dict)
 
     async def terminal(self, tid: str) -> Any | None:
         return await self._get(self._terminals, tid, self.store.get_terminal)
+
+    async def fresh_terminal(self, tid: str) -> Any | None:
+        """The terminal's record from the journal (not the cache) when the cached one may be
+        stale: another process (a worker of this host, `poshost estate`) signed it on, settled
+        its batch or changed its keys. None when it was refreshed a moment ago already."""
+        now = trio.current_time()
+        if now - self._refreshed.get(tid, -math.inf) < self.refresh_interval:
+            return None
+        if len(self._refreshed) > 100_000:
+            self._refreshed.clear()
+        self._refreshed[tid] = now
+        self.forget_terminal(tid)
+        return await self.terminal(tid)
 
     async def merchant(self, mid: str) -> Any | None:
         return await self._get(self._merchants, mid, self.store.get_merchant)

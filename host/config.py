@@ -34,6 +34,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "idle_timeout": 300.0,  # seconds a connection that was answered may stay silent
         "read_timeout": 15.0,  # seconds to complete a frame once its first byte arrived
         "shutdown_grace": 10.0,  # seconds in-flight work may take after SIGTERM
+        # Host processes sharing the listening port (SO_REUSEPORT) and the journal writer, one
+        # core each (`serve --workers`, host/cli/workers.py). Limits above are per worker.
+        "workers": 1,
     },
     "data": {"dir": "var"},
     "journal": {
@@ -379,6 +382,9 @@ def _validate(values: Mapping[str, Any]) -> None:
             raise ConfigError(f"routes: link {route.get('link')!r} is not defined in [links]")
         if not str(route.get("prefix", "")).isdigit() and route.get("prefix", "") != "":
             raise ConfigError(f"routes: prefix {route.get('prefix')!r} must be digits")
+    workers = values["server"]["workers"]
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ConfigError("server.workers must be a whole number from 1 to 64")
     for key in ("max_connections", "max_per_peer", "max_frame", "first_frame_timeout"):
         try:
             positive = float(values["server"][key]) > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import signal
+import socket
 
 import attrs
 import structlog
@@ -34,6 +36,21 @@ log = structlog.get_logger("poshost")
 
 
 @attrs.frozen
+class WorkerRole:
+    """One of the processes of ``serve --workers N``: its number (0 is the primary: it seeds
+    the demo estate, recovers pending rows after a crash and runs store-and-forward), how many
+    there are, and its socket to the journal writer the parent started."""
+
+    index: int
+    count: int
+    journal: socket.socket = attrs.field(repr=False)
+
+    @property
+    def primary(self) -> bool:
+        return self.index == 0
+
+
+@attrs.frozen
 class RunningHost:
     host: Host
     server: TerminalServer
@@ -48,12 +65,15 @@ async def run_host(
     clock: Clock | None = None,
     demo: bool = False,
     handle_signals: bool = False,
+    worker: WorkerRole | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until `shutdown` (in the RunningHost handed to task_status) is set, SIGINT/SIGTERM
     arrive (when handle_signals), or the caller cancels. A graceful stop refuses new
     connections, lets requests in flight finish within server.shutdown_grace, then closes the
-    journal after its last write is durable."""
+    journal after its last write is durable. As one of several ``worker`` processes it shares
+    the listening port and the journal writer with the others (host/cli/workers.py)."""
+    primary = worker is None or worker.primary
     lmk, lmk_source = load_lmk(settings)
     local_hsm = SoftHSM(lmk, **hsm_options(settings))
     test_keys = startup_test_key_hsm(lmk, settings)  # start-up only: configured TEST keys
@@ -71,7 +91,10 @@ async def run_host(
         shutdown_grace=float(server_cfg["shutdown_grace"]),
     )
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    async with open_store(settings.journal_url, **journal_options(settings)) as store:
+    options = journal_options(settings)
+    if worker is not None:
+        options["journal_socket"] = worker.journal
+    async with open_store(settings.journal_url, **options) as store:
         acquirer = settings["acquirer"]
         host = Host(
             settings=settings,
@@ -86,19 +109,21 @@ async def run_host(
             fingerprint_key=load_fingerprint_key(settings),
             clock=clock or SystemClock(),
         )
-        if demo:
+        if demo and primary:
             await seed_demo_estate(store, test_keys)
         del test_keys  # the serving HSMs take no clear key
-        recovered = await recover_pending(host)
-        if recovered:
-            log.warning("recovered_after_crash", transactions=recovered)
+        if primary:
+            recovered = await recover_pending(host)
+            if recovered:
+                log.warning("recovered_after_crash", transactions=recovered)
         shutdown = trio.Event()
         server = TerminalServer(Dispatcher(host), limits, security=host.security)
         backoffice = None
-        if settings["backoffice"]["listen"]:
+        if settings["backoffice"]["listen"] and worker is None:  # the workers' parent runs it
             backoffice = await BackOfficeProcess.start(child_config(settings))
         try:
-            await _serve(host, server, limits, shutdown, backoffice, handle_signals, task_status)
+            await _serve(host, server, limits, shutdown, backoffice, handle_signals, worker,
+                         task_status)  # fmt: skip
         finally:
             if backoffice is not None:
                 with trio.CancelScope(shield=True):
@@ -129,19 +154,23 @@ async def _serve(
     shutdown: trio.Event,
     backoffice: BackOfficeProcess | None,
     handle_signals: bool,
+    worker: WorkerRole | None,
     task_status,
 ) -> None:
-    """The host's tasks until shutdown: links, store-and-forward, security monitor, server."""
+    """The host's tasks until shutdown: links, store-and-forward (one worker runs it for all:
+    two would send the same reversal at once), security monitor, server."""
     async with trio.open_nursery() as nursery:
         await nursery.start(host.hsm.run)
         for link in host.links.values():
             await nursery.start(link.run)
-        await nursery.start(saf_worker, host)
+        if worker is None or worker.primary:
+            await nursery.start(saf_worker, host)
         await nursery.start(host.security.run)
         if handle_signals:
             nursery.start_soon(_signals, shutdown)
         address, port = parse_address(host.settings["server"]["listen"])
-        bound = await nursery.start(server.serve, address, port)
+        serve = functools.partial(server.serve, reuse_port=worker is not None)
+        bound = await nursery.start(serve, address, port)
         task_status.started(RunningHost(host, server, bound, shutdown, backoffice))
         await shutdown.wait()
         log.info("shutting_down", in_flight=server.in_flight, connections=server.active)

@@ -34,13 +34,27 @@ from host.config import ConfigError, config_file, load_settings
     help="Masked request/response dumps on every exchange's log line (log.dumps = all), not "
     "only on declines: for certification runs.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Host processes sharing the port and the journal writer (server.workers, default 1).",
+)
 def serve(
-    config_path: str | None, print_config: bool, demo: bool, with_sim: bool, trace: bool
+    config_path: str | None,
+    print_config: bool,
+    demo: bool,
+    with_sim: bool,
+    trace: bool,
+    workers: int | None,
 ) -> None:
     """Run the host: terminals connect over TCP; authorizations go to the issuer links."""
     try:
-        overrides = {"log.dumps": "all"} if trace else None
-        settings = load_settings(config_file(config_path), overrides=overrides)
+        overrides: dict = {"log.dumps": "all"} if trace else {}
+        if workers is not None:
+            overrides["server.workers"] = workers
+        config = config_file(config_path)
+        settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_config:
@@ -56,7 +70,14 @@ def serve(
     if with_sim:
         sim = _start_simulator(settings)
     try:
-        trio.run(_run, settings, demo)
+        count = int(settings.get("server.workers"))
+        if count > 1:
+            from host.cli.workers import run_workers
+
+            config = os.path.abspath(config) if config else None
+            run_workers(settings, config=config, demo=demo, trace=trace, count=count, banner=banner)
+        else:
+            trio.run(_run, settings, demo)
     except KeyboardInterrupt:
         pass
     finally:

@@ -76,9 +76,7 @@ def listening_sockets(
     """Bound, listening, non-blocking sockets for ``host`` (one per address family), like
     ``trio.open_tcp_listeners``; with ``reuse_port`` other processes may listen on the same
     port (each gets a share of the connections)."""
-    infos = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     seen = set()
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -278,13 +279,18 @@ class Store:
         commit_delay: float = 0.0,
         writer_process: bool = False,
         durability: str = "database",
+        workers: int = 0,
+        journal_socket: socket.socket | None = None,
     ) -> Store:
         """Open (creating and migrating as needed) the store at ``url``; ``aclose()`` it.
         ``commit_delay`` (seconds): see :mod:`host.store.writer`. ``writer_process``: the
         writer runs in a child process (:mod:`host.store.writer_process`) instead of a thread;
         it keeps the default clock. ``durability``: "database" (each group is a durable
         transaction) or "log" (SQLite with the writer process only: the journal's write log,
-        :mod:`host.store.log_writer`; one such store per journal file)."""
+        :mod:`host.store.log_writer`; one such store per journal file). ``workers``: the writer
+        process also serves that many worker processes (``writer_sockets()``);
+        ``journal_socket``: this store is such a worker's, on the writer its parent started (the
+        parent migrated the schema)."""
         url = url or default_url()
         parsed = Url.parse(url)
         if writer_process and clock is not epoch_ms:
@@ -293,6 +299,11 @@ class Store:
             raise ValueError('durability is "database" or "log"')
         if durability == "log" and (not writer_process or parsed.backend != "sqlite"):
             raise ValueError("durability = log needs a SQLite journal and the writer process")
+        if journal_socket is not None:
+            attached = await WriterProcess.attach(journal_socket)
+            pool = _ReaderPool(lambda: connect(parsed, clock), readers)
+            log.info("store.attached", url=redact(url), durability=durability)
+            return cls(url, attached, pool, durability)
 
         def prepare() -> Writer | None:
             db = connect(parsed, clock, writer=True)
@@ -313,7 +324,11 @@ class Store:
         writer = await trio.to_thread.run_sync(prepare)
         if writer is None:
             writer = await WriterProcess.start(
-                url, commit_delay=commit_delay, batch_cap=batch_cap, durability=durability
+                url,
+                commit_delay=commit_delay,
+                batch_cap=batch_cap,
+                durability=durability,
+                workers=workers,
             )
         pool = _ReaderPool(lambda: connect(parsed, clock), readers)
         mode = "process" if writer_process else "thread"
@@ -338,6 +353,10 @@ class Store:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def writer_sockets(self) -> list[socket.socket]:
+        """The sockets of the worker processes the writer process serves (``workers``)."""
+        return self._process.worker_sockets if self._process is not None else []
 
     @property
     def writer_stats(self) -> WriterStats:

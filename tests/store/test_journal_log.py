@@ -222,3 +222,42 @@ def test_the_log_is_owner_only_preallocated_and_reused(tmp_path):
         assert path.stat().st_size == 1 << 16  # overwritten in place, never grown
     finally:
         log.close()
+
+
+def test_one_writer_serves_every_worker_with_one_duplicate_check(url):
+    """`serve --workers`: each worker has a socket of its own to the one journal writer; the
+    same request journalled by two workers at once is accepted exactly once, and a worker that
+    stops does not wait for the others."""
+    SyncStore.open(url).close()
+
+    async def main():
+        parent = await WriterProcess.start(url, commit_delay=0.0, batch_cap=64,
+                                           durability="log", workers=2)  # fmt: skip
+        a, b = [await WriterProcess.attach(s) for s in parent.worker_sockets]
+        outcomes: list = []
+
+        async def insert(handle, stan):
+            try:
+                outcomes.append((stan, await handle.write(ops.insert_pending, (txn(stan),), {})))
+            except DuplicateTransaction:
+                outcomes.append((stan, "duplicate"))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(insert, a, f"{i:06d}")
+                nursery.start_soon(insert, b, f"{39 - i:06d}")
+        with trio.fail_after(10):
+            await a.aclose()  # one worker stops; the other keeps writing
+        late = await b.write(ops.insert_pending, (txn("000100"),), {})
+        await b.aclose()
+        await parent.aclose()
+        return outcomes, late
+
+    outcomes, late = trio.run(main)
+    ids = [r for _stan, r in outcomes if r != "duplicate"]
+    assert len(ids) == 40 and len(set(ids)) == 40 and late > max(ids)
+    for i in range(40):
+        results = [r for stan, r in outcomes if stan == f"{i:06d}"]
+        assert sorted(map(str, results)).count("duplicate") == 1, results
+    with SyncStore.open(url) as store:
+        assert len(store.list_transactions(limit=1000)) == 41
