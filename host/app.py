@@ -7,6 +7,7 @@ reaching for globals, so a test can build a host with a fixed clock and a tempor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import os
 import secrets
@@ -195,9 +196,19 @@ class Host:
             f"{journal_id % 100_000_000:08d}"
         )
 
-    @property
+    @functools.cached_property
     def acquirer_id(self) -> str:
         return str(self.settings.get("acquirer.institution_id"))
+
+    @functools.cached_property
+    def card_organisation(self) -> str:
+        """Field 63 of the answers (the settings do not change while the host runs)."""
+        return str(self.settings.get("acquirer.card_organisation"))
+
+    @functools.cached_property
+    def domestic_bins(self) -> tuple[str, ...]:
+        """PAN prefixes of the domestic card group, as one tuple for ``str.startswith``."""
+        return tuple(str(p) for p in self.settings.get("acquirer.domestic_bins"))
 
 
 def hsm_options(settings: Settings) -> dict[str, Any]:

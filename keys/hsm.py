@@ -556,7 +556,7 @@ class SoftHSM:
         if eng.algorithm is not Algorithm.TDES:
             raise MacError(f"the {name} MAC needs a DES/TDES key")
         if name == "unionpay_ecb":
-            return macs.unionpay_ecb_mac_with(eng.ecb.encrypt, data)
+            return macs.unionpay_ecb_mac_chained(eng.chain, data)
         if name == "x9.19":
             return eng.x919(data, padding)
         return macs.iso9797_alg1_with(eng.chain, data, padding)

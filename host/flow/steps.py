@@ -223,8 +223,7 @@ async def translate_pin(host, ex: Exchange) -> None:
 def _card_group(host, pan: str | None) -> str:
     if pan is None:
         return "domestic"
-    domestic = host.settings.get("acquirer.domestic_bins")
-    return "domestic" if any(pan.startswith(p) for p in domestic) else "foreign"
+    return "domestic" if pan.startswith(host.domestic_bins) else "foreign"
 
 
 def moment(host, ex: Exchange):
@@ -415,7 +414,7 @@ async def respond(host, ex: Exchange) -> None:
     if ex.auth_code:
         extra[38] = ex.auth_code
     if req.mti[:2] in MAC_MTI_CLASSES:
-        extra[63] = str(host.settings.get("acquirer.card_organisation"))
+        extra[63] = host.card_organisation
     extra.update(ex.response_fields)
     ex.notes["response"] = req.response(code, extra=extra)
 
