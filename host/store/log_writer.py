@@ -19,7 +19,8 @@ under load, at once when the writer is idle, before any other operation, and whe
 asks (``project_now``: the host's reads of the journal send it first, so they see every write
 that was acknowledged). Each batch records the last applied sequence number in
 ``journal_log`` in the same transaction, and commits durably; a restart applies the records
-after it. The log is emptied once it is large and everything in it has been applied.
+after it. The log starts again at its top once it is half full and everything in it has been
+applied.
 
 So the Store API keeps its meaning: an operation's rows are written by its ``ops`` function in
 one transaction (with whatever else that function writes); what changes is when. A logged call
