@@ -23,6 +23,12 @@ not grow): what lies beyond it is an older pass over the file, applied long ago.
 
 One writer per log: the file is locked (``flock``) while a writer holds it, so a second host
 on the same SQLite journal waits, then fails with a clear message instead of interleaving.
+
+Other processes (the CLI, the back office, a test's own connection) read the tables directly.
+So that they too see every write the host acknowledged, the writer keeps the sequence number of
+the last durable record in ``<journal>-log.seq`` (8 bytes, rewritten before each
+``fdatasync``); a reader that finds it ahead of the ``journal_log`` row waits the moment it takes
+the writer to apply the batch (:func:`wait_applied`).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ log = structlog.get_logger(__name__)
 _HEAD = struct.Struct(">2sBBII")  # magic, version, kind, length, crc32
 MAGIC = b"PJ"
 VERSION = 1
+LOG_NAME = "journal"  # the journal_log row of the one write log of a SQLite journal
 KIND_OPS = 1  # a group of journal operations (JSON array of [seq, name, args, kwargs, now])
 MAX_RECORD = 64 << 20
 
@@ -90,6 +97,56 @@ def log_path_for(db_path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(db_path)}-log")
 
 
+def seq_path_for(log_path: Path) -> Path:
+    return Path(f"{log_path}.seq")
+
+
+def wait_applied(db, db_path: str, *, timeout: float = 2.0) -> None:
+    """Before a read from outside the writer: wait until the tables hold every record the
+    journal's write log has made durable (the writer applies a batch within ~50 ms). At once
+    when there is no log, or no writer holds it (a stopped host applies its log when it starts
+    again)."""
+    log_path = log_path_for(db_path)
+    try:
+        with open(seq_path_for(log_path), "rb") as fh:
+            head = fh.read(_SEQ.size)
+    except OSError:
+        return
+    if len(head) != _SEQ.size:
+        return
+    (durable,) = _SEQ.unpack(head)
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        row = db.query_one(
+            "SELECT applied_seq FROM journal_log WHERE log = :log", {"log": LOG_NAME}
+        )
+        if row is not None and int(row["applied_seq"]) >= durable:
+            return
+        if not _held(log_path) or time.monotonic() > deadline:
+            if time.monotonic() > deadline:
+                log.warning("journal_log.read_before_applied", durable=durable,
+                            applied=row["applied_seq"] if row else 0)  # fmt: skip
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def _held(log_path: Path) -> bool:
+    """Does a writer hold the log (is anyone going to apply it)?"""
+    try:
+        fd = os.open(log_path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class JournalLog:
     """The open log file of one writer: ``recover()`` once, then ``append()`` and ``sync()``
     per group; ``wrap()`` starts again at the beginning once every record is applied."""
@@ -97,6 +154,8 @@ class JournalLog:
     def __init__(self, path: Path, fd: int, size: int) -> None:
         self.path = path
         self._fd = fd
+        self._seq_fd = os.open(seq_path_for(path), os.O_RDWR | os.O_CREAT, 0o600)
+        self._last_seq = 0
         self._buffer: list[bytes] = []
         self._buffered = 0
         self.capacity = size
@@ -140,7 +199,8 @@ class JournalLog:
         self.position = end
         return records
 
-    def append(self, payload: bytes, first_seq: int, kind: int = KIND_OPS) -> None:
+    def append(self, payload: bytes, first_seq: int, last_seq: int, kind: int = KIND_OPS) -> None:
+        self._last_seq = max(self._last_seq, last_seq)
         record = encode_record(payload, first_seq, kind)
         self._buffer.append(record)
         self._buffered += len(record)
@@ -163,6 +223,7 @@ class JournalLog:
             written = os.pwrite(self._fd, view, position)
             view = view[written:]
             position += written
+        self.published(self._last_seq)
         os.fdatasync(self._fd)
         self.position = position
         self.capacity = max(self.capacity, position)
@@ -175,9 +236,15 @@ class JournalLog:
             raise StoreError("the write log cannot wrap with records not yet written")
         self.position = 0
 
+    def published(self, seq: int) -> None:
+        """Tell readers in other processes how far the log goes (a hint: not fsynced)."""
+        self._last_seq = max(self._last_seq, seq)
+        os.pwrite(self._seq_fd, _SEQ.pack(self._last_seq), 0)
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)  # the lock goes with the descriptor
+            os.close(self._seq_fd)
             self._fd = -1
 
 

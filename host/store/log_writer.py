@@ -44,13 +44,12 @@ import structlog
 from host.store import ops
 from host.store.db import Db, SqliteDb, Url, call, connect, epoch_ms
 from host.store.errors import DuplicateTransaction, StoreError
-from host.store.journal_log import KIND_OPS, JournalLog, log_path_for
+from host.store.journal_log import KIND_OPS, LOG_NAME, JournalLog, log_path_for
 from host.store.records import TXN_STATUSES, NewTransaction
 from host.store.writer import Op, Writer
 
 log = structlog.get_logger(__name__)
 
-LOG_NAME = "journal"  # the journal_log row of the one write log of a SQLite journal
 _TXN_FIELDS = tuple(a.name for a in attrs.fields(NewTransaction))
 _REQUIRED = ("tid", "mid", "batch", "stan", "business_date", "txn_type", "mti", "currency")
 
@@ -192,6 +191,7 @@ class LogWriter(Writer):
                 if seq > applied:
                     todo.append(_Logged(seq, _LOGGED_FNS[name], _decode_args(args), kwargs, now))
         self._seq = last
+        self._log.published(last)
         if todo:
             log.warning(
                 "journal_log.applying_after_restart",
@@ -396,7 +396,7 @@ class LogWriter(Writer):
         if not self._log.fits(len(payload) + 64) and not self._pending:
             self._log.wrap()  # everything before is applied, durably: start again at the top
         try:
-            self._log.append(payload, entries[0].seq)
+            self._log.append(payload, entries[0].seq, entries[-1].seq)
             self._log.sync()
         except OSError as exc:
             # After a failed fsync the file's state is unknown: stop (the host's writes fail

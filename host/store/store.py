@@ -33,6 +33,7 @@ import trio
 from host.store import ops
 from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, redact
 from host.store.errors import StoreClosed
+from host.store.journal_log import wait_applied
 from host.store.log_writer import project_now
 from host.store.schema import migrate
 from host.store.writer import Op, Writer, WriterStats
@@ -77,9 +78,20 @@ def _sync_write(fn: Callable[..., Any]):
 def _sync_read(fn: Callable[..., Any]):
     @functools.wraps(fn)
     def method(self: SyncStore, *args: Any, **kwargs: Any) -> Any:
-        return call(fn, self._connection(), *args, **kwargs)
+        return call(self._after_log(fn), self._connection(), *args, **kwargs)
 
     return method
+
+
+def _reading_after_log(fn: Callable[..., Any], db_path: str) -> Callable[..., Any]:
+    """``fn`` run once the tables hold what a running host's journal writer has made durable
+    in its write log (a read from outside the writer: the CLI, the back office)."""
+
+    def read(db: Db, *args: Any, **kwargs: Any) -> Any:
+        wait_applied(db, db_path)
+        return fn(db, *args, **kwargs)
+
+    return read
 
 
 WRITES = (
@@ -397,8 +409,11 @@ class Store:
     async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._closed:
             raise StoreClosed("store is closed")
-        if self.durability == "log" and fn.__name__ not in ESTATE_READS:
-            await self.applied()
+        if fn.__name__ not in ESTATE_READS:
+            if self.durability == "log":
+                await self.applied()
+            elif self.backend == "sqlite":
+                fn = _reading_after_log(fn, Url.parse(self.url).target)
         return await trio.to_thread.run_sync(
             self._readers.run, fn, args, kwargs, limiter=self._readers.limiter
         )
@@ -452,6 +467,11 @@ class SyncStore:
         if self._db is None:
             raise StoreClosed("store is closed")
         return self._db
+
+    def _after_log(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if self.backend != "sqlite" or fn.__name__ in ESTATE_READS:
+            return fn
+        return _reading_after_log(fn, Url.parse(self.url).target)
 
     def _transact(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         def in_transaction(db: Db) -> Any:
