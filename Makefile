@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/poshost serve --demo --issuer-sim
+	$(BIN)/poshost serve --demo --issuer-sim --wallet-sim
 
 lint: install
 	$(BIN)/ruff check .

@@ -361,10 +361,12 @@ def main() -> None:
         phases = [("host warm-up", 300, 2.0), (f"{DATABASE} full speed", 0, args.duration)]
         phases += [(f"{DATABASE} {r:g}/s", r, args.duration) for r in rates[:1]]
         host_phase("database", phases=phases, env=database)
-        # The HSM as a network peer: `poshost hsm-sim` on loopback holding the same LMK; every
-        # MAC and PIN operation is a payShield-style command on a pooled, pipelined connection.
-        hsm = Proc(poshost("hsm-sim", "--listen", f"127.0.0.1:{hsm_port}", "--lmk", LMK),
-                   tmp / "hsm-sim.log")  # fmt: skip
+        # The HSM as a network peer: `poshost hsm-sim` on loopback holding the LMK the load
+        # terminals were provisioned under (the host reads none); every MAC and PIN operation is
+        # a payShield-style command on a pooled, pipelined connection. --test-keys: it wraps the
+        # demo estate's and the link's published test keys when the host starts.
+        hsm = Proc(poshost("hsm-sim", "--listen", f"127.0.0.1:{hsm_port}", "--lmk", LMK,
+                           "--test-keys"), tmp / "hsm-sim.log")  # fmt: skip
         try:
             wait_port(hsm_port)
             address = f"127.0.0.1:{hsm_port}"

@@ -3,7 +3,8 @@
 Masking is the default and not optional here: PAN as first 6 + last 4, and only the length of
 tracks (35, 36), the PIN block (52), IC data (55) and field 62 (working keys under the TMK, or
 a DUKPT KSN) — except that a TUSN in 62, not being key material, is shown. PANs inside batch
-upload records (48 of a 0320) are masked as well; in the issuer dialect 48 carries the ZPK
+upload records (48 of a 0320) and the QR payment code (48 of a financial message) are masked
+as well; in the issuer dialect 48 carries the ZPK
 under the ZMK during key exchange and is shown as a length only.
 """
 
@@ -49,6 +50,9 @@ def _mask_value(msg: Message, n: int, v: FieldValue, dialect: str) -> str:
         return f"[{len(v)} chars]"
     if n == 48 and msg.mti in ("0320", "0330") and isinstance(v, str):
         return _mask_batch_upload(v)
+    if n == 48 and msg.mti[:2] in ("01", "02", "04") and isinstance(v, str):
+        # a QR payment code (docs/qr.md) or a transfer payee's account: 6 + 4, as a PAN
+        return mask_pan(v)
     if isinstance(v, bytes):
         return v.hex().upper()
     return v

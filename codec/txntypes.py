@@ -41,6 +41,8 @@ class TxnType:
     risk: bool = False
     velocity: bool = False
     card_debit: bool = False
+    channel: str = "card"  # "card" | "qr": how the customer pays (docs/qr.md)
+    awaits_payer: bool = False  # stays pending while the customer pays (a QR order)
 
 
 _Financial = dict[tuple[str, str, str, str], TxnType]
@@ -62,6 +64,8 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
         by_name[t.name] = t
 
     for row in data["financial"]:
+        if row.get("channel", "card") not in ("card", "qr"):
+            raise ValueError(f"transactions.toml: {row['name']}: channel is card or qr")
         if row.get("settles") not in (None, "debit", "credit"):
             raise ValueError(f"transactions.toml: {row['name']}: settles is debit or credit")
         t = TxnType(
@@ -71,6 +75,7 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
             settles=row.get("settles"), undoes=row.get("undoes"), completes=row.get("completes"),
             risk=row.get("risk", False),
             velocity=row.get("velocity", False), card_debit=row.get("card_debit", False),
+            channel=row.get("channel", "card"), awaits_payer=row.get("awaits_payer", False),
         )  # fmt: skip
         add(financial, (t.request_mti, row["processing"], row["condition"], row["type"]), t)
     for row in data["management"]:
@@ -121,6 +126,9 @@ UNDOING_SETTLED = names(lambda t: t.undoes is not None and TYPES[t.undoes].settl
 RISK_CHECKED = names(lambda t: t.risk)
 VELOCITY = names(lambda t: t.velocity)
 CARD_DEBITS = names(lambda t: t.card_debit)
+QR = names(lambda t: t.channel == "qr")  # the QR wallet's own rows (docs/qr.md)
+QR_SALES = names(lambda t: t.channel == "qr" and t.settles == "debit")
+AWAITING_PAYER = names(lambda t: t.awaits_payer)  # pending until paid, closed, or expired
 BY_TYPE_CODE = {t.type_code: t.name for t in TYPES.values() if t.settles}
 """60.1 of an uploaded batch record -> the journal type it names."""
 

@@ -1,4 +1,5 @@
-"""The running host: what every flow step may use (store, HSM, links, router, clock, caches).
+"""The running host: what every flow step may use (store, HSM, links, router, clock, and the
+small per-process caches of the steps, each a typed attribute).
 
 Built once at start from the settings; flows receive it as their first argument instead of
 reaching for globals, so a test can build a host with a fixed clock and a temporary journal.
@@ -7,33 +8,42 @@ reaching for globals, so a test can build a host with a fixed clock and a tempor
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import structlog
 import trio
 
-from host.clock import BusinessCalendar, Clock, SystemClock
-from host.config import ConfigError, Settings, parse_address
+from host.clock import BusinessCalendar, Clock, Moment, SystemClock
+from host.config import ConfigError, LinkSettings, Settings, parse_address
+from host.flow.batch import BatchCache
 from host.flow.engine import FlowTable
-from host.hsm import AsyncHSM
+from host.flow.session_guard import SessionLimits
+from host.hsm import AsyncHSM, ClearTestKeys, SoftAsyncHSM, SoftClearTestKeys, network_hsm
 from host.issuer.link import IssuerLink
 from host.issuer.protocol import PROTOCOLS
 from host.issuer.router import Router
+from host.merchant.business_day import BusinessDayRecord
+from host.merchant.operators import TermsCache
+from host.merchant.risk import RiskEngine
 from host.security import SecurityMonitor
 from host.store import Store
 from host.store.errors import NotFound
-from host.store.records import PanFingerprinter
+from host.store.records import Merchant, PanFingerprinter, Terminal
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType, parse_key_type
 
+if TYPE_CHECKING:
+    from host.issuer.wallet_link import WalletLink
+
 log = structlog.get_logger("poshost.host")
+_V = TypeVar("_V")
 
 
 @attrs.define
@@ -57,10 +67,11 @@ class EstateCache:
     _merchants: dict[str, _Cached] = attrs.field(factory=dict)
     _refreshed: dict[str, float] = attrs.field(factory=dict)
 
-    async def terminal(self, tid: str) -> Any | None:
-        return await self._get(self._terminals, tid, self.store.get_terminal)
+    async def terminal(self, tid: str) -> Terminal | None:
+        found: Terminal | None = await self._get(self._terminals, tid, self.store.get_terminal)
+        return found
 
-    async def fresh_terminal(self, tid: str) -> Any | None:
+    async def fresh_terminal(self, tid: str) -> Terminal | None:
         """The terminal's record from the journal (not the cache) when the cached one may be
         stale: another process (a worker of this host, `poshost estate`) signed it on, settled
         its batch or changed its keys. None when it was refreshed a moment ago already."""
@@ -73,17 +84,22 @@ class EstateCache:
         self.forget_terminal(tid)
         return await self.terminal(tid)
 
-    async def merchant(self, mid: str) -> Any | None:
-        return await self._get(self._merchants, mid, self.store.get_merchant)
+    async def merchant(self, mid: str) -> Merchant | None:
+        found: Merchant | None = await self._get(self._merchants, mid, self.store.get_merchant)
+        return found
 
     def forget_terminal(self, tid: str) -> None:
         self._terminals.pop(tid, None)
 
-    async def _get(self, cache: dict[str, _Cached], key: str, load) -> Any | None:
+    async def _get(
+        self, cache: dict[str, _Cached], key: str, load: Callable[[str], Awaitable[_V]]
+    ) -> _V | None:
         now = trio.current_time()
         hit = cache.get(key)
+        value: _V | None
         if hit is not None and hit.expires > now:
-            return hit.value
+            value = hit.value
+            return value
         try:
             value = await load(key)
         except NotFound:
@@ -92,25 +108,11 @@ class EstateCache:
         return value
 
 
-@attrs.frozen
-class Moment:
-    """One second of the host's clock, pre-formatted for the wire and the journal."""
-
-    instant: dt.datetime
-    local: dt.datetime
-    business_date: dt.date
-    yyyymmdd: str
-    hhmmss: str  # field 12
-    mmdd: str  # field 13
-    transmission: str  # field 7, UTC MMDDhhmmss
-
-
 @attrs.define
 class Host:
     settings: Settings
     store: Store
-    hsm: AsyncHSM  # what the flows await: in-process or network (hsm.kind)
-    local_hsm: SoftHSM  # in-process, same LMK: setup-time key wrapping and track decryption
+    hsm: AsyncHSM  # every key operation: in-process or network (hsm.kind)
     links: dict[str, IssuerLink]
     zpks: dict[str, KeyToken]
     router: Router
@@ -118,19 +120,37 @@ class Host:
     flows: FlowTable
     fingerprint_key: bytes
     clock: Clock = attrs.field(factory=SystemClock)
-    estate: EstateCache = attrs.field(default=None)
+    estate: EstateCache = attrs.field()
     saf_event: trio.Event = attrs.field(factory=trio.Event)
-    security: SecurityMonitor = attrs.field(default=None)
+    security: SecurityMonitor = attrs.field()
     _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
-    _fingerprinter: PanFingerprinter = attrs.field(default=None, init=False, repr=False)
-    caches: dict[Any, Any] = attrs.field(factory=dict)  # small per-process caches of steps
+    _fingerprint: PanFingerprinter = attrs.field(init=False, repr=False)
+    # The steps' per-process state, one typed attribute each (docs/design.md "Conventions").
+    risk: RiskEngine = attrs.field()  # limits and running totals (host/merchant/risk.py)
+    terms: TermsCache = attrs.field(factory=TermsCache)  # merchants' effective terms
+    sessions: SessionLimits = attrs.field()  # sign-on / sign-off rate limits per terminal
+    batches: BatchCache = attrs.field(factory=BatchCache)  # each terminal's open batch
+    business_day: BusinessDayRecord = attrs.field(factory=BusinessDayRecord)  # last cut-over
 
-    def __attrs_post_init__(self) -> None:
-        if self.estate is None:
-            self.estate = EstateCache(self.store)
-        if self.security is None:
-            self.security = SecurityMonitor(self.store)
-        self._fingerprinter = PanFingerprinter(self.fingerprint_key)
+    @estate.default
+    def _estate(self) -> EstateCache:
+        return EstateCache(self.store)
+
+    @security.default
+    def _security(self) -> SecurityMonitor:
+        return SecurityMonitor(self.store)
+
+    @risk.default
+    def _risk(self) -> RiskEngine:
+        return RiskEngine.from_settings(self.settings.risk)
+
+    @sessions.default
+    def _sessions(self) -> SessionLimits:
+        return SessionLimits.from_settings(self.settings.security)
+
+    @_fingerprint.default
+    def _fingerprinter(self) -> PanFingerprinter:
+        return PanFingerprinter(self.fingerprint_key)
 
     def token(self, text: str) -> KeyToken:
         """A key token parsed from its stored text, cached: a purchase needs the MAK twice and
@@ -167,7 +187,6 @@ class Host:
             instant=second,
             local=local,
             business_date=date,
-            yyyymmdd=date.strftime("%Y%m%d"),
             hhmmss=local.strftime("%H%M%S"),
             mmdd=local.strftime("%m%d"),
             transmission=second.astimezone(dt.UTC).strftime("%m%d%H%M%S"),
@@ -183,7 +202,7 @@ class Host:
     # -- identifiers ---------------------------------------------------------------------------
     def fingerprint(self, pan: str) -> str:
         """A keyed hash so the journal can match the same card without holding its PAN."""
-        return self._fingerprinter(pan)
+        return self._fingerprint(pan)
 
     @staticmethod
     def rrn_for(journal_id: int, business_date: dt.date) -> str:
@@ -196,42 +215,39 @@ class Host:
             f"{journal_id % 100_000_000:08d}"
         )
 
-    @functools.cached_property
+    @property
     def acquirer_id(self) -> str:
-        return str(self.settings.get("acquirer.institution_id"))
-
-    @functools.cached_property
-    def card_organisation(self) -> str:
-        """Field 63 of the answers (the settings do not change while the host runs)."""
-        return str(self.settings.get("acquirer.card_organisation"))
-
-    @functools.cached_property
-    def domestic_bins(self) -> tuple[str, ...]:
-        """PAN prefixes of the domestic card group, as one tuple for ``str.startswith``."""
-        return tuple(str(p) for p in self.settings.get("acquirer.domestic_bins"))
+        return self.settings.acquirer.institution_id
 
 
 def hsm_options(settings: Settings) -> dict[str, Any]:
     """The SoftHSM's usage settings from [hsm]: single-length types, legacy TR-31, K0 type."""
-    cfg = settings["hsm"]
+    cfg = settings.hsm
     return {
-        "single_length": frozenset(parse_key_type(t) for t in cfg["single_length_types"]),
-        "legacy_tr31": bool(cfg["legacy_tr31"]),
-        "tr31_k0_type": parse_key_type(cfg["tr31_k0_type"]),
+        "single_length": frozenset(parse_key_type(t) for t in cfg.single_length_types),
+        "legacy_tr31": cfg.legacy_tr31,
+        "tr31_k0_type": parse_key_type(cfg.tr31_k0_type),
     }
 
 
 def load_lmk(settings: Settings) -> tuple[bytes, str]:
     """The LMK and where it came from. A new installation gets a fresh random LMK in its data
     directory (mode 0600), like an HSM commissioned for the first time."""
-    hsm_cfg = settings["hsm"]
-    if hsm_cfg.get("lmk"):
-        return bytes.fromhex(hsm_cfg["lmk"]), "hsm.lmk"
-    if hsm_cfg.get("lmk_components"):
-        return xor_components(hsm_cfg["lmk_components"]), "hsm.lmk_components"
-    path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
+    hsm_cfg = settings.hsm
+    if hsm_cfg.lmk:
+        return bytes.fromhex(hsm_cfg.lmk), "hsm.lmk"
+    if hsm_cfg.lmk_components:
+        return xor_components(list(hsm_cfg.lmk_components)), "hsm.lmk_components"
+    path = Path(hsm_cfg.lmk_file or settings.data_dir / "lmk.hex")
     if path.exists():
         return bytes.fromhex(path.read_text().strip()), str(path)
+    if hsm_cfg.kind == "network":
+        # An offline key command of a network installation: a fresh LMK here would make tokens
+        # the HSM cannot read.
+        raise ConfigError(
+            f"hsm.kind = network: the LMK lives in the HSM, and {path} does not exist; give this "
+            "command the HSM's LMK (hsm.lmk_file, hsm.lmk or hsm.lmk_components)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     lmk = SoftHSM.generate_lmk(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -242,7 +258,7 @@ def load_lmk(settings: Settings) -> tuple[bytes, str]:
 
 
 def load_fingerprint_key(settings: Settings) -> bytes:
-    configured = settings.get("journal.pan_fingerprint_key")
+    configured = settings.journal.pan_fingerprint_key
     if configured:
         key = bytes.fromhex(configured)
         if len(key) < 16:
@@ -259,20 +275,44 @@ def load_fingerprint_key(settings: Settings) -> bytes:
     return key
 
 
-def zone_pin_keys(settings: Settings, hsm: SoftHSM) -> dict[str, KeyToken]:
+async def zone_pin_keys(settings: Settings, test_keys: ClearTestKeys) -> dict[str, KeyToken]:
     """Each link's ZPK: a token under the LMK (`zpk`), or a clear key flagged as a test key.
 
-    ``hsm`` imports the test keys: the start-up's short-lived test-key HSM (see
-    :func:`startup_test_key_hsm`), never the one the running host serves with.
+    ``test_keys`` wraps the test keys at start-up only (:func:`open_hsm`), never through the
+    HSM interface the running host serves with.
     """
     zpks: dict[str, KeyToken] = {}
-    for name, link in settings["links"].items():
-        if link.get("zpk"):
-            zpks[name] = KeyToken.from_text(link["zpk"])
-        elif link.get("zpk_clear_test_key"):
-            zpks[name] = hsm.import_clear(KeyType.ZPK, bytes.fromhex(link["zpk_clear_test_key"]))
+    for name, link in settings.links.items():
+        if link.zpk:
+            zpks[name] = KeyToken.from_text(link.zpk)
+        elif link.zpk_clear_test_key:
+            clear = bytes.fromhex(link.zpk_clear_test_key)
+            zpks[name] = await test_keys.import_test_key(KeyType.ZPK, clear)
             log.warning("link_test_zpk", link=name, kcv=zpks[name].check_value)
     return zpks
+
+
+def open_hsm(settings: Settings) -> tuple[AsyncHSM, ClearTestKeys]:
+    """The HSM the host serves with, and what wraps the configured TEST keys at start-up.
+
+    ``soft``: the LMK is loaded (a new installation generates one) into this process, which
+    holds the software HSM. ``network``: the host reads no LMK at all (``hsm.lmk*`` are
+    ignored, none is generated); the HSM holds it, and test keys go to it as TK commands.
+    """
+    if settings.hsm.kind == "network":
+        hsm = network_hsm(settings)
+        log.info("lmk_not_loaded", hsm=settings.hsm.address, reason="hsm.kind = network")
+        lmk_settings = ("lmk", "lmk_components", "lmk_file")
+        ignored = [f"hsm.{k}" for k in lmk_settings if getattr(settings.hsm, k)]
+        if ignored:
+            log.warning("lmk_settings_ignored", settings=ignored, reason="hsm.kind = network")
+        return hsm, hsm
+    lmk, lmk_source = load_lmk(settings)
+    soft = SoftHSM(lmk, **hsm_options(settings))
+    test_keys = SoftClearTestKeys(startup_test_key_hsm(lmk, settings))
+    del lmk
+    log.info("lmk_loaded", source=lmk_source, kcv=soft.lmk_check_value)
+    return SoftAsyncHSM(soft), test_keys
 
 
 def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
@@ -282,19 +322,45 @@ def startup_test_key_hsm(lmk: bytes, settings: Settings) -> SoftHSM:
     return SoftHSM(lmk, clear_test_keys=True, **hsm_options(settings))
 
 
-def build_links(settings: Settings) -> dict[str, IssuerLink]:
-    issuer = settings["issuer"]
-    links = {}
-    for name, cfg in settings["links"].items():
-        host, port = parse_address(cfg["address"])
+def build_links(settings: Settings) -> dict[str, IssuerLink | WalletLink]:
+    """Each configured link: an ISO 8583 issuer link, or a wallet link (protocol = "wallet")."""
+    issuer = settings.issuer
+    links: dict[str, IssuerLink | WalletLink] = {}
+    for name, cfg in settings.links.items():
+        host, port = parse_address(cfg.address)
+        if cfg.protocol == "wallet":
+            links[name] = build_wallet_link(settings, name, cfg, host, port)
+            continue
         links[name] = IssuerLink(
             name,
             host,
             port,
-            timeout=float(cfg.get("timeout", issuer["timeout"])),
-            echo_interval=float(issuer["echo_interval"]),
-            reconnect_min=float(issuer["reconnect_min"]),
-            reconnect_max=float(issuer["reconnect_max"]),
-            protocol=PROTOCOLS[cfg.get("protocol", "iso8583")],
+            timeout=settings.link_timeout(name),
+            echo_interval=issuer.echo_interval,
+            reconnect_min=issuer.reconnect_min,
+            reconnect_max=issuer.reconnect_max,
+            protocol=PROTOCOLS[cfg.protocol],
         )
     return links
+
+
+def build_wallet_link(
+    settings: Settings, name: str, cfg: LinkSettings, host: str, port: int
+) -> WalletLink:
+    """A wallet link (docs/qr.md): the acquirer's key pair is made on first start in the data
+    directory (private key 0600, never printed; public half next to it for the platform)."""
+    from host.issuer.wallet_link import WalletLink, acquirer_key_paths
+    from keys import rsa_sign
+
+    qr = settings.qr
+    private, public = acquirer_key_paths(settings.data_dir, cfg.key_file or None)
+    key = rsa_sign.load_or_create(private, public)
+    notify_url = qr.notify_url or (
+        f"http://{qr.notify_listen}/wallet/notify" if qr.notify_listen else None
+    )
+    return WalletLink(
+        name, host, port, cfg.app_id, key, Path(cfg.platform_key),
+        timeout=settings.link_timeout(name),
+        probe_interval=cfg.probe_interval,
+        notify_url=notify_url,
+    )  # fmt: skip

@@ -33,9 +33,36 @@ class FixedClock:
         self.current = self.current + dt.timedelta(**delta)
 
 
+# A business date is a ``datetime.date`` everywhere in the host. It becomes text only where it
+# meets the journal's SQL (YYYYMMDD: ``journal_date`` / ``parse_date``) and the wire (field 15,
+# MMDD: ``settlement_mmdd``).
+
+
 def parse_date(yyyymmdd: str) -> dt.date:
     """A journal date (YYYYMMDD text) as a date."""
     return dt.datetime.strptime(yyyymmdd, "%Y%m%d").date()
+
+
+def journal_date(day: dt.date) -> str:
+    """A date as the journal keeps it (YYYYMMDD)."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def settlement_mmdd(day: dt.date) -> str:
+    """A business date as field 15 (settlement date) carries it: MMDD."""
+    return f"{day.month:02d}{day.day:02d}"
+
+
+@attrs.frozen
+class Moment:
+    """One second of the host's clock, pre-formatted for the wire."""
+
+    instant: dt.datetime
+    local: dt.datetime
+    business_date: dt.date
+    hhmmss: str  # field 12
+    mmdd: str  # field 13 (local calendar day; field 15 is the business date's)
+    transmission: str  # field 7, UTC MMDDhhmmss
 
 
 @attrs.frozen

@@ -14,10 +14,11 @@ from specs import demo_estate
 log = structlog.get_logger("poshost.demo")
 
 
-async def seed_demo_estate(store, hsm) -> int:
+async def seed_demo_estate(store, test_keys) -> int:
     """Adds what is missing; never overwrites an existing merchant or terminal. Each record is
     read before it is written: a refused insert counts as a failed journal write, and a normal
-    restart must not report failed_ops=3 at shutdown."""
+    restart must not report failed_ops=3 at shutdown. ``test_keys`` (host.hsm.ClearTestKeys)
+    wraps the estate's published test keys: in process, or on a network HSM."""
     estate = demo_estate()
     added = 0
     for m in estate.get("merchants", []):
@@ -32,10 +33,11 @@ async def seed_demo_estate(store, hsm) -> int:
             continue
         except NotFound:
             pass
-        tmk = hsm.import_clear(KeyType.TMK, bytes.fromhex(t["tmk_clear_test_key"]))
+        tmk = await test_keys.import_test_key(KeyType.TMK, bytes.fromhex(t["tmk_clear_test_key"]))
         bdk = None
         if t.get("bdk_clear_test_key"):
-            bdk = hsm.import_clear(KeyType.BDK, bytes.fromhex(t["bdk_clear_test_key"]))
+            clear = bytes.fromhex(t["bdk_clear_test_key"])
+            bdk = await test_keys.import_test_key(KeyType.BDK, clear)
         await store.add_terminal(t["tid"], t["mid"], t["key_mode"], current_batch=t["batch"])
         await store.set_terminal_keys(
             t["tid"], tmk_token=tmk.to_text(), bdk_token=bdk.to_text() if bdk else None

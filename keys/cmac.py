@@ -6,8 +6,6 @@ halves (test keys, K||K) work through the single-DES fallback instead of being r
 
 from __future__ import annotations
 
-from typing import Any
-
 from Crypto.Cipher import AES
 
 from keys import des
@@ -24,13 +22,13 @@ def _dbl(block: bytes) -> bytes:
     return v.to_bytes(n, "big")
 
 
-def subkeys(ecb: Any, block_size: int) -> tuple[bytes, bytes]:
+def subkeys(ecb: des.Cipher, block_size: int) -> tuple[bytes, bytes]:
     """K1, K2 of SP 800-38B section 6.1, from an ECB cipher object."""
     k1 = _dbl(ecb.encrypt(bytes(block_size)))
     return k1, _dbl(k1)
 
 
-def _new_cbc(key: bytes, algorithm: str) -> tuple[Any, Any, int]:
+def _new_cbc(key: bytes, algorithm: str) -> tuple[des.Cipher, des.Cipher, int]:
     if algorithm == "aes":
         if len(key) not in (16, 24, 32):
             raise KeyError_(f"an AES key is 16, 24 or 32 bytes, not {len(key)}")

@@ -8,7 +8,7 @@ the effective key, which gives the same result as TDES-EDE with the degenerate k
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from Crypto.Cipher import DES, DES3
 
@@ -58,7 +58,15 @@ def effective_key(key: bytes) -> bytes:
     return key
 
 
-def new_ecb(key: bytes) -> Any:
+class Cipher(Protocol):
+    """What keys/ asks of a pycryptodome cipher object (DES, TDES or AES; ECB or CBC): whole
+    blocks in, bytes out."""
+
+    def encrypt(self, plaintext: bytes, /) -> bytes: ...
+    def decrypt(self, ciphertext: bytes, /) -> bytes: ...
+
+
+def new_ecb(key: bytes) -> Cipher:
     """An ECB cipher object for a DES/TDES key (reusable: ECB keeps no state)."""
     k = effective_key(key)
     if len(k) == 8:
@@ -66,7 +74,7 @@ def new_ecb(key: bytes) -> Any:
     return DES3.new(k, DES3.MODE_ECB)
 
 
-def new_cbc(key: bytes, iv: bytes = bytes(8)) -> Any:
+def new_cbc(key: bytes, iv: bytes = bytes(8)) -> Cipher:
     """A CBC cipher object (stateful: one per message)."""
     k = effective_key(key)
     if len(k) == 8:

@@ -88,7 +88,7 @@ def _single_des(key: bytes) -> Any:
     return DES.new(key, DES.MODE_ECB)  # noqa: S304 - X9.24-1 specifies single DES here
 
 
-class DukptCache(LRU):
+class DukptCache(LRU[bytes]):
     """Bounded LRU of initial keys and counter-path keys, shared by TDES and AES DUKPT."""
 
     def __init__(self, maxsize: int = 65536) -> None:

@@ -88,12 +88,33 @@ MAC_ALGORITHMS = {
 }
 
 
+_W = dukpt.DerivedKeyType
+# The AES DUKPT working keys that may encipher PIN blocks: TDEA keys for 8-byte formats 0/1/3,
+# AES keys for format 4 (X9.24-3-2017 6.2.1; an HMAC key is never a PIN key).
+TDEA_WORKING_KEYS = frozenset({_W.TDES2, _W.TDES3})
+PIN_WORKING_KEYS = TDEA_WORKING_KEYS | {_W.AES128, _W.AES192, _W.AES256}
+
+
+def pin_working_key(name: str) -> dukpt.DerivedKeyType:
+    """The AES DUKPT PIN working key type named ``name`` (``AES128``, ``TDES2``...)."""
+    try:
+        wkt = dukpt.DerivedKeyType[str(name).upper()]
+    except KeyError:
+        raise KeyUsageError(f"unknown AES DUKPT working key type {name!r}") from None
+    if wkt not in PIN_WORKING_KEYS:
+        raise KeyUsageError(f"an AES DUKPT {wkt.name} key does not encipher PIN blocks")
+    return wkt
+
+
 @attrs.frozen
 class DukptSource:
     """A PIN block's source key given as DUKPT: the BDK token and the device's KSN.
 
-    ``fmt`` is the PIN block format the device used (default 0 for TDES DUKPT, 4 for AES).
-    ``working_key`` names the AES DUKPT PIN key type (``AES128`` by default; ``AES256`` etc.).
+    ``fmt`` is the PIN block format the device used (default 0 for TDES DUKPT and for AES
+    DUKPT with a TDEA working key, 4 for AES DUKPT with an AES working key).
+    ``working_key`` names the AES DUKPT PIN key type of X9.24-3-2017 6.2.1: ``AES128`` (the
+    default), ``AES192``, ``AES256``, or ``TDES2``/``TDES3`` for a device that enciphers an
+    8-byte format 0 block (the terminal dialect's field 52 holds 8 bytes).
     """
 
     bdk: KeyToken
@@ -157,6 +178,8 @@ class HSM(Protocol):
     ) -> bool: ...
     def export_tr31(self, token: KeyToken, kbpk: KeyToken, **header: str) -> str: ...
     def import_tr31(self, key_type: KeyType, block: str, kbpk: KeyToken) -> KeyToken: ...
+    def check_value(self, token: KeyToken) -> str: ...
+    def decrypt_data(self, tdk: KeyToken, data: bytes) -> bytes: ...
     def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str: ...
     def derive_ipek(self, bdk: KeyToken, ksn: bytes) -> KeyToken: ...
 
@@ -169,7 +192,7 @@ class _Engine:
     def __init__(self, key: bytes, algorithm: Algorithm) -> None:
         self.key = key
         self.algorithm = algorithm
-        self._ecb: Any = None
+        self._ecb: des.Cipher | None = None
         self._chain: macs.ChainedCbc | None = None
         self._chain_k1: macs.ChainedCbc | None = None
 
@@ -177,7 +200,7 @@ class _Engine:
         return f"_Engine({self.algorithm.name})"
 
     @property
-    def ecb(self) -> Any:
+    def ecb(self) -> des.Cipher:
         if self._ecb is None:
             if self.algorithm is Algorithm.AES:
                 self._ecb = AES.new(self.key, AES.MODE_ECB)
@@ -233,11 +256,11 @@ class SoftHSM:
         tr31_k0_type: KeyType = T.TMK,
     ):
         self._lmk = LocalMasterKey(lmk)
-        self._engines = LRU(cache_size)
+        self._engines: LRU[_Engine] = LRU(cache_size)
         # (id(token), allowed types, direction) -> (token, engine): the token is kept, so its
         # id is not reused while the entry lives; the allowed set is compared by value (a
         # caller may build it per call)
-        self._hot: dict[tuple[int, frozenset, str | None], tuple[KeyToken, _Engine]] = {}
+        self._hot: dict[tuple[int, frozenset[KeyType], str | None], tuple[KeyToken, _Engine]] = {}
         self.dukpt_cache = dukpt.DukptCache(dukpt_cache_size)
         self.ceremony = ceremony
         self.clear_test_keys = clear_test_keys
@@ -376,6 +399,15 @@ class SoftHSM:
             if length == 8 or des.effective_key(clear) == clear:
                 break
         return self._make_token(key_type, algorithm, clear)
+
+    def check_value(self, token: KeyToken) -> str:
+        """The key's check value computed from the key itself (6 hex digits for TDES, 10 for
+        AES): what an operator compares with a custodian's or a peer's, and what tells an HSM's
+        LMK from another's (a token from another LMK does not unwrap)."""
+        eng = self._engine(token, frozenset({token.key_type}), "check value")
+        if eng.algorithm is Algorithm.AES:
+            return kcv_aes(eng.key).hex().upper()
+        return eng.ecb.encrypt(bytes(8))[:3].hex().upper()
 
     def import_clear(
         self, key_type: KeyType, clear: bytes, algorithm: Algorithm | None = None
@@ -558,7 +590,7 @@ class SoftHSM:
         data: bytes,
         algorithm: str,
         padding: int,
-        allowed=MAC_KEYS,
+        allowed: frozenset[KeyType] = MAC_KEYS,
         direction: str = "generate",
     ) -> bytes:
         name = MAC_ALGORITHMS.get(algorithm.lower())
@@ -622,24 +654,16 @@ class SoftHSM:
                 ipek, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, _tdes_base(ksn))
             )
             return _Engine(dukpt.pin_key(tk), Algorithm.TDES), fmt
-        try:
-            wkt = dukpt.DerivedKeyType[src.working_key.upper()]
-        except KeyError:
-            raise KeyUsageError(f"unknown AES DUKPT working key type {src.working_key!r}") from None
-        if wkt not in (
-            dukpt.DerivedKeyType.AES128,
-            dukpt.DerivedKeyType.AES192,
-            dukpt.DerivedKeyType.AES256,
-        ):
-            raise KeyUsageError("only AES working keys are supported for AES DUKPT PIN blocks")
-        fmt = 4 if src.fmt is None else src.fmt
+        wkt = pin_working_key(src.working_key)
+        tdea = wkt in TDEA_WORKING_KEYS
+        fmt = (0 if tdea else 4) if src.fmt is None else src.fmt
         ikid, _ = dukpt.aes_ksn(ksn)
         ik = self._aes_ik(eng.key, bdk_id, ikid)
         dk = dukpt.derive_aes_derivation_key(
             ik, ksn, cache=self.dukpt_cache, cache_id=(bdk_id, ikid)
         )
         pk = dukpt.derive_working_key(dk, ksn, dukpt.KeyUsage.PIN_ENCRYPTION, wkt)
-        return _Engine(pk, Algorithm.AES), fmt
+        return _Engine(pk, Algorithm.TDES if tdea else Algorithm.AES), fmt
 
     def _ipek(self, bdk: bytes, bdk_id: bytes, ksn: bytes) -> bytes:
         iksn = _tdes_base(ksn)
@@ -755,11 +779,19 @@ class SoftHSM:
 
     # -- track data ----------------------------------------------------------------------
 
+    def decrypt_data(self, tdk: KeyToken, data: bytes) -> bytes:
+        """TDES-ECB decryption of whole blocks under a TDK: the network HSM's M2, which the
+        host uses for the one enciphered block of a track (:class:`TrackBlock`)."""
+        eng = self._engine(tdk, frozenset({T.TDK}), "data decryption", "decrypt")
+        if not isinstance(data, bytes | bytearray) or not data or len(data) % 8:
+            raise KeysError("the data to decrypt is a whole number of 8-byte blocks")
+        return eng.ecb.decrypt(bytes(data))
+
     def decrypt_track(self, tdk: KeyToken, track_nibbles: str) -> str:
         """Undo the terminal's track encryption (docs/terminal-dialect.md: the 8 bytes ending
         one byte before the end of the packed track are TDES-ECB encrypted with the TDK)."""
-        eng = self._engine(tdk, frozenset({T.TDK}), "track decryption", "decrypt")
-        return _track_transform(eng.ecb.decrypt, track_nibbles)
+        track = TrackBlock.of(track_nibbles)
+        return track.with_block(self.decrypt_data(tdk, track.block))
 
     # -- DUKPT -------------------------------------------------------------------------
 
@@ -781,20 +813,38 @@ def _tdes_base(ksn: bytes) -> bytes:
     return (int.from_bytes(ksn, "big") & ~dukpt.TDES_COUNTER_MASK).to_bytes(10, "big")
 
 
-def _track_transform(op: Any, track: str) -> str:
-    """Apply ``op`` to the 8 bytes that end one byte before the end of the packed track."""
-    if not isinstance(track, str) or not track:
-        raise KeysError("the track must be a non-empty string")
-    nibbles = track.upper().replace("=", "D")
-    if any(c not in "0123456789ABCDEF" for c in nibbles):
-        raise KeysError("the track holds a character that is not a nibble")
-    packed = bytes.fromhex(nibbles + ("0" if len(nibbles) % 2 else ""))
-    if len(packed) < 9:
-        raise KeysError("the track is too short to carry an encrypted block (9 bytes minimum)")
-    out = packed[:-9] + op(packed[-9:-1]) + packed[-1:]
-    return out.hex().upper()[: len(nibbles)].replace("D", "=")
+@attrs.frozen
+class TrackBlock:
+    """A track cut around its one enciphered block: the 8 bytes that end one byte before the end
+    of the packed track (docs/terminal-dialect.md). Pure, so the host can send only the block to
+    a network HSM and put the answer back itself."""
+
+    head: bytes
+    block: bytes
+    tail: bytes
+    nibbles: int
+
+    @classmethod
+    def of(cls, track: str) -> TrackBlock:
+        if not isinstance(track, str) or not track:
+            raise KeysError("the track must be a non-empty string")
+        nibbles = track.upper().replace("=", "D")
+        if any(c not in "0123456789ABCDEF" for c in nibbles):
+            raise KeysError("the track holds a character that is not a nibble")
+        packed = bytes.fromhex(nibbles + ("0" if len(nibbles) % 2 else ""))
+        if len(packed) < 9:
+            raise KeysError("the track is too short to carry an encrypted block (9 bytes minimum)")
+        return cls(packed[:-9], packed[-9:-1], packed[-1:], len(nibbles))
+
+    def with_block(self, block: bytes) -> str:
+        """The track text with ``block`` in place of the enciphered one."""
+        if len(block) != 8:
+            raise KeysError("a track block is 8 bytes")
+        out = self.head + bytes(block) + self.tail
+        return out.hex().upper()[: self.nibbles].replace("D", "=")
 
 
 def encrypt_track(tdk_clear: bytes, track: str) -> str:
     """Terminal side of the track encryption (for the emulator and tests)."""
-    return _track_transform(des.new_ecb(tdk_clear).encrypt, track)
+    tb = TrackBlock.of(track)
+    return tb.with_block(des.encrypt_ecb(tdk_clear, tb.block))

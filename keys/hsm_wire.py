@@ -30,8 +30,18 @@ INTERNAL_ERROR = "41"
 UNKNOWN_COMMAND = "68"  # payShield's "command disabled": the simulator has no such command
 
 # ISO 9564-1 PIN block formats <-> payShield format codes.
-PIN_FORMAT_CODES = {0: "01", 1: "05", 3: "47"}
+PIN_FORMAT_CODES = {0: "01", 1: "05", 3: "47", 4: "48"}
 PIN_FORMATS = {code: fmt for fmt, code in PIN_FORMAT_CODES.items()}
+
+# G0 for an AES BDK: the X9.24-3-2017 working key the device enciphered its PIN block with,
+# as the last digit of the standard's algorithm indicator (0000 2TDEA ... 0004 AES-256).
+DUKPT_WORKING_KEY_CODES = {"TDES2": "0", "TDES3": "1", "AES128": "2", "AES192": "3", "AES256": "4"}
+DUKPT_WORKING_KEYS = {code: name for name, code in DUKPT_WORKING_KEY_CODES.items()}
+AES_WORKING_KEYS = frozenset({"AES128", "AES192", "AES256"})  # 16-byte block, format 4
+
+# TK (this protocol's own, simulator only): the key types a configuration may hold as clear
+# TEST keys (links.*.zpk_clear_test_key, the demo estate's TMKs and BDKs).
+TEST_KEY_TYPES = frozenset({"TMK", "ZPK", "BDK", "BDK_AES"})
 
 # MAC algorithm codes of M6/M8 (1 and 3 as payShield; U is this protocol's UnionPay ECB MAC).
 MAC_ALGORITHM_CODES = {"x9.9": "1", "x9.19": "3", "unionpay_ecb": "U", "cmac": "6"}
@@ -153,7 +163,7 @@ def pan_from_account(account: str) -> str:
 # -- commands (client side builds, simulator parses the same layout) -------------------------
 
 
-def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: int, pan: str):
+def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: int, pan: str) -> str:
     """CA: translate a PIN block from a TPK to a ZPK."""
     return (
         "CA"
@@ -167,20 +177,86 @@ def ca_translate_tpk(tpk: str, zpk: str, block: bytes, src_fmt: int, dst_fmt: in
     )
 
 
-def g0_translate_dukpt(bdk: str, zpk: str, ksn: bytes, block: bytes, dst_fmt: int, pan: str):
-    """G0: translate a PIN block from the DUKPT key of a KSN (TDES BDK) to a ZPK."""
-    if len(ksn) != 10:
-        raise WireError("G0 carries a 10-byte TDES DUKPT KSN")
+def g0_translate_dukpt(
+    bdk: str,
+    zpk: str,
+    ksn: bytes,
+    block: bytes,
+    src_fmt: int,
+    dst_fmt: int,
+    pan: str,
+    working_key: str | None = None,
+) -> str:
+    """G0: translate a PIN block from the DUKPT key of a KSN to a ZPK.
+
+    A TDES BDK (X9.24-1) takes a 10-byte KSN. An AES BDK (X9.24-3) takes a 12-byte KSN and
+    the working key the device used (``working_key``: ``TDES2`` ... ``AES256``); a format 4
+    source block is 16 bytes and binds the whole PAN, so the PAN goes in full (2N + PAN) instead
+    of the 12-digit account number.
+    """
+    if working_key is None:
+        if len(ksn) != 10:
+            raise WireError("G0 with a TDES BDK carries a 10-byte KSN")
+        wk = ""
+    else:
+        if len(ksn) != 12:
+            raise WireError("G0 with an AES BDK carries a 12-byte KSN")
+        code = DUKPT_WORKING_KEY_CODES.get(working_key.upper())
+        if code is None:
+            raise WireError(f"no G0 working key code for {working_key!r}")
+        wk = code
+    aes_block = working_key is not None and working_key.upper() in AES_WORKING_KEYS
+    if len(block) != (16 if aes_block else 8):
+        raise WireError("the PIN block is 16 bytes under an AES working key, else 8")
     return (
         "G0"
         + key_field(bdk)
         + key_field(zpk)
-        + "605"  # KSN descriptor: as payShield, informational here (the KSN is 20H)
+        + "605"  # KSN descriptor: as payShield, informational here (the BDK's type sets the KSN)
         + ksn.hex().upper()
+        + wk
         + block.hex().upper()
+        + _fmt(src_fmt)
         + _fmt(dst_fmt)
-        + account_number(pan)
+        + (full_pan(pan) if src_fmt == 4 else account_number(pan))
     )
+
+
+def full_pan(pan: str) -> str:
+    """The whole PAN, 2-digit length first: what a format 4 block binds."""
+    if not pan.isdigit() or not 12 <= len(pan) <= 19:
+        raise WireError("a PAN is 12 to 19 digits")
+    return sized_field(pan)
+
+
+def m2_decrypt_data(key: str, data: bytes) -> str:
+    """M2: decrypt whole blocks under a data key (TDES-ECB), hex in and out."""
+    if not data or len(data) % 8 or len(data) > 0x7FFF:
+        raise WireError("M2 decrypts whole 8-byte blocks")
+    return (
+        "M2"
+        + "00"  # mode: ECB
+        + "1"  # input format: hex
+        + "1"  # output format: hex
+        + "TDK"  # key type: this protocol names it (the token binds it); payShield has a code
+        + key_field(key)
+        + f"{len(data):04X}"
+        + data.hex().upper()
+    )
+
+
+def bu_check_value(key: str) -> str:
+    """BU: the check value of a key, computed by the HSM from the key itself. payShield's key
+    type code and length flag are left out: the token names both."""
+    return "BU" + key_field(key)
+
+
+def tk_import_test_key(key_type: str, clear: bytes) -> str:
+    """TK (this protocol's own, not payShield's): wrap a published clear TEST key under the
+    LMK. Only a simulator started with ``--test-keys`` has it; others answer 68."""
+    if len(clear) not in (8, 16, 24, 32):
+        raise WireError("a key is 8, 16, 24 or 32 bytes")
+    return "TK" + sized_field(key_type) + sized_field(clear.hex().upper())
 
 
 def m6_generate_mac(mak: str, data: bytes, algorithm: str, padding: int) -> str:

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from functools import reduce
 from operator import xor as _ixor
-from typing import Any
 
 from keys import des
 from keys.cmac import cmac as _cmac
@@ -43,8 +42,9 @@ def xor_blocks(data: bytes) -> bytes:
     data = data + bytes(-len(data) % 8)
     if not data:
         return bytes(8)
-    words = struct.unpack(f">{len(data) // 8}Q", data)
-    return reduce(_ixor, words).to_bytes(8, "big")
+    words: tuple[int, ...] = struct.unpack(f">{len(data) // 8}Q", data)
+    folded: int = reduce(_ixor, words)
+    return folded.to_bytes(8, "big")
 
 
 # --- UnionPay ECB MAC (docs/terminal-dialect.md, "Keys, MAC, PIN") -----------------------------
@@ -112,7 +112,9 @@ def iso9797_alg1(key: bytes, data: bytes, padding: int = 1) -> bytes:
     return iso9797_alg1_with(ChainedCbc(key), data, padding)
 
 
-def x919_with(chain_k1: ChainedCbc | None, final_ecb: Any, data: bytes, padding: int = 1) -> bytes:
+def x919_with(
+    chain_k1: ChainedCbc | None, final_ecb: des.Cipher, data: bytes, padding: int = 1
+) -> bytes:
     """ISO 9797-1 algorithm 3 given a CBC chain under K and a TDES(K, K') ECB cipher.
 
     The last block goes through E_K(D_K'(E_K(x))), i.e. one TDES-EDE encryption, after the

@@ -14,6 +14,7 @@ import secrets
 
 from Crypto.Cipher import AES
 
+from keys.des import Cipher
 from keys.errors import PinError
 
 FORMATS = (0, 1, 3, 4)  # interchange formats (what an HSM translates)
@@ -153,14 +154,14 @@ def parse_pin_field_4(field: bytes) -> str:
     return pin
 
 
-def _aes(key: bytes):
+def _aes(key: bytes) -> Cipher:
     if len(key) not in (16, 24, 32):
         raise PinError("format 4 needs an AES key of 16, 24 or 32 bytes")
     return AES.new(key, AES.MODE_ECB)
 
 
 def encipher_format4(
-    key: bytes, pin: str, pan: str, *, ecb=None, rand: bytes | None = None
+    key: bytes, pin: str, pan: str, *, ecb: Cipher | None = None, rand: bytes | None = None
 ) -> bytes:
     """C = E(K, E(K, PIN field) XOR PAN field). ``ecb`` lets an HSM pass a cached cipher."""
     ecb = ecb or _aes(key)
@@ -168,7 +169,7 @@ def encipher_format4(
     return ecb.encrypt(_xor8(inter, pan_field_4(pan)))
 
 
-def decipher_format4(key: bytes, block: bytes, pan: str, *, ecb=None) -> str:
+def decipher_format4(key: bytes, block: bytes, pan: str, *, ecb: Cipher | None = None) -> str:
     """Inverse of :func:`encipher_format4`; any malformed input gives a :class:`PinError`."""
     if len(block) != 16:
         raise PinError("a format 4 PIN block is 16 bytes")

@@ -199,7 +199,7 @@ def _kdf(kbpk: bytes, version: str) -> tuple[bytes, bytes]:
     return derive(b"\x00\x00"), derive(b"\x00\x01")
 
 
-def _cbc(version: str, key: bytes, iv: bytes):
+def _cbc(version: str, key: bytes, iv: bytes) -> des.Cipher:
     if version == "B":
         return des.new_cbc(key, iv)
     return AES.new(key, AES.MODE_CBC, iv=iv)

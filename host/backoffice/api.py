@@ -8,6 +8,10 @@ journal. An unknown token id costs the same digest work as a wrong secret and ge
 answer. Failures are throttled per client address and per token id (429 + Retry-After, no
 digest work), and each failure and each throttled request is a security event.
 
+Tills (docs/tills.md): ``/tills?date=`` is the day's counted rows per terminal rolled up under
+each master, ``/tills/{master}?date=`` one master's view; ``/transactions?master=`` a master's
+rows and its secondaries'.
+
 Authorization: every data path names the merchant (``/v1/merchants/{mid}/...``); a token of
 another merchant gets 404 with the same body as a merchant that does not exist, so one
 merchant never sees another's data nor learns whether it exists. PANs are masked in the
@@ -18,7 +22,6 @@ The OpenAPI description is ``openapi.json`` next to this module, served at ``/op
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import time
@@ -38,9 +41,13 @@ from host.backoffice.tokens import (
     is_legacy,
     new_token,
 )
-from host.merchant import recon
+from host.clock import journal_date, parse_date
+from host.merchant import recon, tills
 from host.security import SecurityMonitor, peer_address
+from host.store.errors import NotFound
+from host.store.merchant_records import DayTotals
 from host.store.passwords import verify_password
+from host.store.records import CHANNELS
 
 log = structlog.get_logger("poshost.backoffice")
 
@@ -50,9 +57,10 @@ DATE_RE = re.compile(r"\d{8}")
 STATUSES = ("pending", "approved", "declined", "timeout", "reversed", "voided", "error")
 TXN_FIELDS = (
     "id", "tid", "mid", "batch", "stan", "business_date", "settlement_date", "txn_type", "amount",
-    "currency", "pan_masked", "card_group", "rrn", "auth_code", "response_code", "status",
-    "original_id", "requested_at", "responded_at",
+    "currency", "pan_masked", "card_group", "channel", "rrn", "auth_code", "response_code",
+    "status", "original_id", "requested_at", "responded_at", "master_tid",
 )  # fmt: skip
+TID_RE = re.compile(r"[ -~]{8}")
 
 Response = tuple[int, str, bytes, list[tuple[str, str]]]
 
@@ -193,17 +201,27 @@ class BackOffice:
             return await self._settlements(mid, query)
         if rest == ["risk-events"]:
             return await self._risk_events(mid, query)
+        if rest == ["tills"]:
+            return await self._tills(mid, query, None)
+        if len(rest) == 2 and rest[0] == "tills" and TID_RE.fullmatch(rest[1]):
+            return await self._tills(mid, query, rest[1])
         if len(rest) == 3 and rest[0] == "recon" and DATE_RE.fullmatch(rest[1]):
             return await self._recon_file(mid, rest[1], rest[2])
         raise _not_found()
 
     async def _transactions(self, mid: str, query) -> Response:
-        q = _query(query, ("terminal", "date", "status", "rrn", "type", "limit", "offset"))
+        q = _query(
+            query,
+            ("terminal", "master", "date", "status", "rrn", "type", "channel", "limit", "offset"),
+        )
         if q.get("status") and q["status"] not in STATUSES:
             raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
+        if q.get("channel") and q["channel"] not in CHANNELS:
+            raise ApiError(400, f"channel must be one of {', '.join(CHANNELS)}")
         rows = await self.store.list_transactions(
             mid=mid, tid=q.get("terminal"), business_date=_date(q.get("date")),
             status=q.get("status"), rrn=q.get("rrn"), txn_type=q.get("type"),
+            rolls_up_to=q.get("master"), channel=q.get("channel"),
             limit=_int(q.get("limit"), 100, 1, 1000), offset=_int(q.get("offset"), 0, 0, 10**9),
         )  # fmt: skip
         items = [{k: getattr(t, k) for k in TXN_FIELDS} for t in rows]
@@ -226,19 +244,65 @@ class BackOffice:
         items = [e.to_dict() for e in rows]
         return _json(200, {"merchant": mid, "count": len(items), "risk_events": items})
 
+    async def _tills(self, mid: str, query, master: str | None) -> Response:
+        """The day's counted rows per terminal, rolled up under masters (docs/tills.md): every
+        master of the merchant, or one master's view. The rows are the ones merchant
+        settlement counts, so the total is the settlement record's."""
+        q = _query(query, ("date",))
+        date = _date(q.get("date"))
+        if date is None:
+            raise ApiError(400, "date (YYYYMMDD) is required")
+        groups = tills.roll_up(await self.store.till_day_totals(date, mid))
+        if master is None:
+            return _json(200, {
+                "merchant": mid, "business_date": date,
+                "masters": [_group(g) for g in groups],
+                "total": _totals(tills.add_up(g.totals for g in groups)),
+            })  # fmt: skip
+        try:
+            terminal = await self.store.get_terminal(master)
+        except NotFound:
+            terminal = None
+        if terminal is None or terminal.mid != mid:
+            raise _not_found()  # another merchant's terminal looks like no terminal
+        mine = [g for g in groups if g.master == master]
+        group = mine[0] if mine else tills.TillGroup(mid, master, (), DayTotals())
+        return _json(200, {"merchant": mid, "business_date": date, **_group(group)})
+
     async def _recon_file(self, mid: str, date: str, name: str) -> Response:
-        if name not in ("transactions.csv", "settlement.csv"):
+        if name not in ("transactions.csv", "settlement.csv", "channels.csv", "tills.csv"):
             raise _not_found()
         record = await self.store.get_merchant_settlement(mid, date)
         if record is None:
             raise ApiError(404, f"no settlement record for {date}")
         if name == "settlement.csv":
             text = recon.summary_csv([record])
+        elif name == "channels.csv":
+            text = recon.channels_csv(record)
+        elif name == "tills.csv":
+            groups = tills.roll_up(await self.store.till_day_totals(date, mid))
+            text = recon.tills_csv(groups, date, mid)
         else:
             text = recon.detail_csv(await self.store.counted_transactions(mid, date))
-        filename = recon.file_names(date, mid)[name.removesuffix(".csv")]
+        filename = recon.file_names(parse_date(date), mid)[name.removesuffix(".csv")]
         disposition = [("content-disposition", f'attachment; filename="{filename}"')]
         return 200, "text/csv; charset=utf-8", text.encode("utf-8"), disposition
+
+
+def _totals(t) -> dict[str, int]:
+    return {
+        "debit_count": t.debit_count, "debit_amount": t.debit_amount,
+        "credit_count": t.credit_count, "credit_amount": t.credit_amount,
+        "gross": t.debit_amount - t.credit_amount,
+    }  # fmt: skip
+
+
+def _group(group) -> dict[str, Any]:
+    return {
+        "master": group.master,
+        "tills": [{"tid": t.tid, "role": group.role(t), **_totals(t)} for t in group.tills],
+        "total": _totals(group.totals),
+    }
 
 
 def _query(query: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, str]:
@@ -249,13 +313,15 @@ def _query(query: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, s
 
 
 def _date(value: str | None) -> str | None:
+    """A business date from the query, as the journal's SQL compares it (YYYYMMDD)."""
     if value is None:
         return None
     try:
-        dt.datetime.strptime(value, "%Y%m%d")
+        if len(value) != 8:
+            raise ValueError(value)
+        return journal_date(parse_date(value))
     except ValueError as exc:
         raise ApiError(400, "date must be YYYYMMDD") from exc
-    return value
 
 
 def _int(value: str | None, default: int, low: int, high: int) -> int:

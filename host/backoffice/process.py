@@ -38,15 +38,15 @@ _CHILD = "import sys; from host.backoffice.process import main; sys.exit(main(sy
 
 def child_config(settings: Settings) -> dict[str, Any]:
     """What the child needs: the journal, where to listen, the throttles, how to log."""
-    office = settings["backoffice"]
+    office = settings.backoffice
     return {
         "url": settings.journal_url,
-        "listen": office["listen"],
-        "fail_burst": int(office["fail_burst"]),
-        "fail_refill_seconds": float(office["fail_refill_seconds"]),
-        "nice": int(office["nice"]),
-        "log_format": settings.get("log.format"),
-        "log_level": settings.get("log.level"),
+        "listen": office.listen,
+        "fail_burst": office.fail_burst,
+        "fail_refill_seconds": office.fail_refill_seconds,
+        "nice": office.nice,
+        "log_format": settings.log.format,
+        "log_level": settings.log.level,
     }
 
 

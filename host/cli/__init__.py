@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, str] = {
     "backoffice": "host.cli.backoffice:backoffice",
     "certify": "tools.certify.cli:certify",
     "load": "tools.load.cli:load",
+    "webhook-receiver": "tools.webhook_receiver.cli:webhook_receiver",
+    "wallet-sim": "tools.wallet_sim.cli:wallet_sim",
 }
 
 

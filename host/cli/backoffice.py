@@ -27,7 +27,7 @@ def backoffice(url: str | None, listen: str, config_path: str | None) -> None:
     from host.store import open_store
 
     try:
-        office = load_settings(config_file(config_path))["backoffice"]
+        office = load_settings(config_file(config_path)).backoffice
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     url = journal_url(url, config_path)
@@ -41,8 +41,8 @@ def backoffice(url: str | None, listen: str, config_path: str | None) -> None:
             nursery.start_soon(
                 functools.partial(
                     serve_backoffice, store, listen, monitor=monitor,
-                    fail_burst=int(office["fail_burst"]),
-                    fail_refill_seconds=float(office["fail_refill_seconds"]),
+                    fail_burst=office.fail_burst,
+                    fail_refill_seconds=office.fail_refill_seconds,
                 )
             )  # fmt: skip
             # SIGINT or SIGTERM: stop serving; the monitor journals its last counts on the way out

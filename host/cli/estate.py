@@ -111,12 +111,61 @@ def terminal() -> None:
     help="Sign-on key mode (60.3), or dukpt.",
 )
 @click.option("--serial", help="Terminal serial number (TUSN).")
+@click.option(
+    "--master",
+    "master_tid",
+    callback=TID,
+    help="Make it a secondary of this terminal (same merchant).",
+)
 @click.pass_context
-def terminal_add(ctx: click.Context, tid: str, mid: str, key_mode: str, serial: str | None) -> None:
+def terminal_add(
+    ctx: click.Context, tid: str, mid: str, key_mode: str, serial: str | None, master_tid
+) -> None:
     """Add a terminal (its master key is loaded separately, through the HSM)."""
     with opened(ctx) as store:
-        store.add_terminal(tid, mid, key_mode, serial=serial)
-    click.echo(f"terminal {tid} added")
+        store.add_terminal(tid, mid, key_mode, serial=serial, master_tid=master_tid)
+    click.echo(f"terminal {tid} added" + (f", secondary of {master_tid}" if master_tid else ""))
+
+
+@terminal.command("set-master")
+@click.argument("tid", callback=TID)
+@click.argument("master_tid", metavar="MASTER", required=False, callback=TID)
+@click.option("--none", "clear", is_flag=True, help="No one's secondary any more.")
+@click.pass_context
+def terminal_set_master(ctx: click.Context, tid: str, master_tid: str | None, clear: bool):
+    """Make TID a secondary of MASTER (a terminal of the same merchant that is no one's
+    secondary), or with --none a terminal of its own. Rows journalled before keep the master
+    they were written with (docs/tills.md)."""
+    if (master_tid is None) == (not clear):
+        raise click.UsageError("give MASTER or --none")
+    with opened(ctx) as store:
+        store.set_master(tid, master_tid)
+    click.echo(f"terminal {tid}: " + (f"secondary of {master_tid}" if master_tid else "no master"))
+
+
+def _role(t, masters: set[str]) -> str | None:
+    if t.master_tid:
+        return "secondary"
+    return "master" if t.tid in masters else None
+
+
+def _terminal_dict(t, masters: set[str]) -> dict:
+    return {
+        "tid": t.tid,
+        "mid": t.mid,
+        "key_mode": t.key_mode,
+        "status": t.status,
+        "current_batch": t.current_batch,
+        "serial": t.serial,
+        "tmk_loaded": t.tmk_token is not None,
+        "bdk_loaded": t.bdk_token is not None,
+        "signed_on": t.signed_on,
+        # a sign-on's keys the terminal has not proven yet (docs/security/sign-on.md)
+        "keys_pending": t.pending_mak_token is not None,
+        "operator": t.operator,
+        "master": t.master_tid,
+        "role": _role(t, masters),
+    }
 
 
 @terminal.command("profile")
@@ -144,32 +193,35 @@ def terminal_profile(ctx: click.Context, tid: str, balance_entries: int | None, 
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @click.pass_context
 def terminal_list(ctx: click.Context, mid: str | None, status: str | None, as_json: bool) -> None:
-    """List terminals (key tokens are never printed; only whether a key is loaded)."""
+    """List terminals (key tokens are never printed; only whether a key is loaded), with
+    each one's role: master (of secondaries), secondary (of MASTER) or - (neither)."""
     with opened(ctx) as store:
         rows = store.list_terminals(mid=mid, status=status)
-    data = [
-        {
-            "tid": t.tid,
-            "mid": t.mid,
-            "key_mode": t.key_mode,
-            "status": t.status,
-            "current_batch": t.current_batch,
-            "serial": t.serial,
-            "tmk_loaded": t.tmk_token is not None,
-            "bdk_loaded": t.bdk_token is not None,
-            "signed_on": t.signed_on,
-            # a sign-on's keys the terminal has not proven yet (docs/security/sign-on.md)
-            "keys_pending": t.pending_mak_token is not None,
-            "operator": t.operator,
-        }
-        for t in rows
-    ]
+        every = rows if mid is None and status is None else store.list_terminals()
+    masters = {t.master_tid for t in every if t.master_tid}
+    data = [_terminal_dict(t, masters) for t in rows]
     if as_json:
         print_json(data)
         return
     headers = ["tid", "mid", "key_mode", "status", "current_batch", "tmk_loaded", "signed_on",
-               "keys_pending"]  # fmt: skip
+               "keys_pending", "role", "master"]  # fmt: skip
     print_table([h.upper() for h in headers], [[d[h] for h in headers] for d in data])
+
+
+@terminal.command("show")
+@click.argument("tid", callback=TID)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def terminal_show(ctx: click.Context, tid: str, as_json: bool) -> None:
+    """One terminal: its fields (never its keys), its master or its secondaries."""
+    with opened(ctx) as store:
+        t = store.get_terminal(tid)
+        secondaries = [s.tid for s in store.list_secondaries(tid)]
+    data = {**_terminal_dict(t, {tid} if secondaries else set()), "secondaries": secondaries}
+    if as_json:
+        print_json(data)
+        return
+    print_table(["FIELD", "VALUE"], [[k, v] for k, v in data.items()])
 
 
 @terminal.command("disable")

@@ -1,8 +1,9 @@
 """The whole ``poshost estate`` group: the base commands of ``host.cli.estate`` plus key loading
-(``estate_keys``) and merchant operations (``estate_ops``), which add their commands to its
-groups. Importing them here, rather than from ``estate``, keeps the imports one-way."""
+(``estate_keys``), merchant operations (``estate_ops``) and merchant webhooks
+(``estate_webhooks``), which add their commands to its groups. Importing them here, rather
+than from ``estate``, keeps the imports one-way."""
 
-from host.cli import estate_keys, estate_ops
+from host.cli import estate_keys, estate_ops, estate_webhooks
 from host.cli.estate import estate
 
-__all__ = ["estate", "estate_keys", "estate_ops"]
+__all__ = ["estate", "estate_keys", "estate_ops", "estate_webhooks"]

@@ -60,9 +60,9 @@ def set_key(
         raise click.UsageError(f"a clear key is for test estates only: add {TEST_KEY_FLAG}")
     try:
         settings = load_settings(config_file(config_path))
+        lmk, _source = load_lmk(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    lmk, _source = load_lmk(settings)
     # An offline estate tool: ceremony mode for components; clear keys only with the test flag.
     hsm = SoftHSM(lmk, ceremony=True, clear_test_keys=test_ok, **hsm_options(settings))
     key_type = KeyType.TMK if kind == "tmk" else KeyType.BDK

@@ -81,7 +81,7 @@ def limits_show(ctx: click.Context, mid: str | None, config_path, as_json: bool)
             raise click.ClickException(str(exc)) from exc
         import attrs
 
-        effective = attrs.asdict(resolve_limits(settings, merchant.mcc, rows))
+        effective = attrs.asdict(resolve_limits(settings.risk, merchant.mcc, rows))
         if as_json:
             print_json(effective)
             return
@@ -97,7 +97,8 @@ def limits_show(ctx: click.Context, mid: str | None, config_path, as_json: bool)
 
 @estate.group()
 def terms() -> None:
-    """A merchant's terms: settlement cycle, fee rates, minimum payout, operator rules."""
+    """A merchant's terms: settlement cycle, fee rates, minimum payout, operator rules, what
+    a secondary terminal may do (docs/tills.md)."""
 
 
 def _rate(_ctx, _param, value):
@@ -117,14 +118,28 @@ def _rate(_ctx, _param, value):
 @terms.command("set")
 @click.argument("mid", callback=MID)
 @click.option("--cycle", type=click.Choice(["T1", "D0"]), help="Settlement cycle.")
-@click.option("--fee-rate", callback=_rate, help="T+1 fee, percent (e.g. 0.60).")
-@click.option("--d0-fee-rate", callback=_rate, help="D0 fee, percent (e.g. 0.70).")
+@click.option("--fee-rate", callback=_rate, help="Card T+1 fee, percent (e.g. 0.60).")
+@click.option("--d0-fee-rate", callback=_rate, help="Card D0 fee, percent (e.g. 0.70).")
+@click.option("--qr-fee-rate", callback=_rate, help="QR wallet T+1 fee, percent (e.g. 0.38).")
+@click.option("--qr-d0-fee-rate", callback=_rate, help="QR wallet D0 fee, percent (e.g. 0.48).")
 @click.option("--min-payout", type=click.IntRange(0), help="Minimum payout in fen.")
 @click.option("--require-operator/--no-require-operator", default=None,
               help="Sign-on must name a valid operator with the password.")  # fmt: skip
 @click.option(
     "--supervisor-types", help="Comma list of types needing a supervisor, e.g. void,refund."
 )
+@click.option(
+    "--secondary-may-void-others/--no-secondary-may-void-others",
+    default=None,
+    help="A secondary terminal may void another till's sale (docs/tills.md).",
+)
+@click.option(
+    "--secondary-may-refund/--no-secondary-may-refund",
+    default=None,
+    help="A secondary terminal may refund its own sales.",
+)
+@click.option("--secondary-may-refund-others/--no-secondary-may-refund-others", default=None,
+              help="A secondary terminal may refund another till's sale.")  # fmt: skip
 @click.pass_context
 def terms_set(ctx: click.Context, mid: str, **values) -> None:
     """Set a merchant's terms (only the ones given change)."""
@@ -153,7 +168,7 @@ def terms_show(ctx: click.Context, mid: str, config_path, as_json: bool) -> None
         settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    data = attrs.asdict(effective_terms(settings, row))
+    data = attrs.asdict(effective_terms(settings.merchant, row))
     if as_json:
         print_json(data)
         return
@@ -203,9 +218,9 @@ def device_enroll(ctx, serial, components, token_text, kdk_hex, test_ok, replace
         raise click.UsageError("a clear KDK is for test estates only: add the flag")
     try:
         settings = load_settings(config_file(config_path))
+        lmk, _source = load_lmk(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    lmk, _source = load_lmk(settings)
     # An offline estate tool: ceremony mode for components; clear keys only with the test flag.
     hsm = SoftHSM(lmk, ceremony=True, clear_test_keys=test_ok, **hsm_options(settings))
     try:
@@ -252,13 +267,13 @@ def activation_code_issue(ctx, tid, serial, ttl, config_path) -> None:
         settings = load_settings(config_file(config_path))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    ttl = ttl or int(settings.get("activation.code_ttl"))
+    ttl = ttl or settings.activation.code_ttl
     code = new_code()
     expires = int(time.time() * 1000) + ttl * 1000
     with opened(ctx) as store:
         store.add_activation_code(
             tid, hash_code(code), expires_at=expires,
-            max_tries=int(settings.get("activation.max_tries")), serial=serial,
+            max_tries=settings.activation.max_tries, serial=serial,
         )  # fmt: skip
     click.echo(f"activation code for {tid}: {code} (valid {ttl // 60} minutes, single use)")
 

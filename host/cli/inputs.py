@@ -4,9 +4,9 @@ table that looks like "nothing happened"."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
+
+from host.clock import journal_date, parse_date
 
 
 def yyyymmdd(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -14,12 +14,12 @@ def yyyymmdd(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     if value is None:
         return None
     try:
-        dt.datetime.strptime(value, "%Y%m%d")
+        day = parse_date(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date as YYYYMMDD") from None
     if len(value) != 8:
         raise click.BadParameter(f"{value!r} is not a date as YYYYMMDD")
-    return value
+    return journal_date(day)
 
 
 def hex_values(_ctx: click.Context, _param: click.Parameter, value):

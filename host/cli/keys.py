@@ -351,12 +351,12 @@ def _configured_lmk() -> bytes:
         settings = load_settings(config_file())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    hsm_cfg = settings["hsm"]
-    if hsm_cfg.get("lmk"):
-        return _hex(hsm_cfg["lmk"], "hsm.lmk")
-    if hsm_cfg.get("lmk_components"):
-        return xor_components(hsm_cfg["lmk_components"])
-    path = Path(hsm_cfg.get("lmk_file") or settings.data_dir / "lmk.hex")
+    hsm_cfg = settings.hsm
+    if hsm_cfg.lmk:
+        return _hex(hsm_cfg.lmk, "hsm.lmk")
+    if hsm_cfg.lmk_components:
+        return xor_components(list(hsm_cfg.lmk_components))
+    path = Path(hsm_cfg.lmk_file or settings.data_dir / "lmk.hex")
     if not path.exists():
         raise click.ClickException(
             f"no LMK at {path}: the host generates one on its first start (make run); "

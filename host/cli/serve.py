@@ -29,6 +29,12 @@ from host.config import ConfigError, config_file, load_settings
     help="Also start the bundled issuer simulator (its own process) for the demo link.",
 )
 @click.option(
+    "--wallet-sim",
+    "with_wallet",
+    is_flag=True,
+    help="Also start wallet-sim (its own process) and a wallet link to it for QR payments.",
+)
+@click.option(
     "--trace",
     is_flag=True,
     help="Masked request/response dumps on every exchange's log line (log.dumps = all), not "
@@ -45,16 +51,20 @@ def serve(
     print_config: bool,
     demo: bool,
     with_sim: bool,
+    with_wallet: bool,
     trace: bool,
     workers: int | None,
 ) -> None:
     """Run the host: terminals connect over TCP; authorizations go to the issuer links."""
     try:
+        config = config_file(config_path)
         overrides: dict = {"log.dumps": "all"} if trace else {}
         if workers is not None:
             overrides["server.workers"] = workers
-        config = config_file(config_path)
         settings = load_settings(config, overrides=overrides)
+        if with_wallet:
+            overrides.update(wallet_overrides(settings))
+            settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_config:
@@ -64,28 +74,44 @@ def serve(
         return
     # Everything the host creates (journal, its WAL, LMK, recon files) is the owner's alone.
     os.umask(0o077)
-    logs.configure(settings.get("log.format"), settings.get("log.level"))
+    logs.configure(settings.log.format, settings.log.level)
 
-    sim = None
+    sims = []
     if with_sim:
-        sim = _start_simulator(settings)
+        sims.append(_start_simulator(settings))
+    if with_wallet:
+        sims.append(_start_wallet_sim(settings))
     try:
-        count = int(settings.get("server.workers"))
-        if count > 1:
+        if settings.server.workers > 1:
             from host.cli.workers import run_workers
 
             config = os.path.abspath(config) if config else None
-            run_workers(settings, config=config, demo=demo, trace=trace, count=count, banner=banner)
+            run_workers(settings, config=config, overrides=overrides, demo=demo, banner=banner)
         else:
             trio.run(_run, settings, demo)
     except KeyboardInterrupt:
         pass
+    except BaseExceptionGroup as group:
+        why = _startup_error(group)
+        if why is None:
+            raise
+        raise click.ClickException(why) from None
     finally:
-        if sim is not None:
-            # The host has closed its issuer link by now: the simulator goes last, so Ctrl-C
-            # does not show up as a spurious link_closed_by_peer.
+        # The host has closed its links by now: the simulators go last, so Ctrl-C does not
+        # show up as a spurious link_closed_by_peer.
+        for sim in sims:
             sim.terminate()
             sim.wait(timeout=10)
+
+
+def _startup_error(group: BaseExceptionGroup) -> str | None:
+    """The message of a StartupError in the group the host's nurseries raised, if any."""
+    from host.runtime import StartupError
+
+    found = group.subgroup(StartupError)
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return str(found) if found is not None else None
 
 
 async def _run(settings, demo: bool) -> None:
@@ -110,33 +136,96 @@ def banner(settings, port: int, demo: bool) -> str:
             "  poshost terminal purchase --amount 1000 --pan 6222020000000001 --expiry 3012 "
             "--pin 1234",
             "  poshost journal list",
-            "Stop with Ctrl-C.",
         ]
+        if settings.qr.link:
+            lines += [
+                "  poshost terminal qr-pay --amount 1000"
+                " --code $(poshost wallet-sim code --user alice)",
+                "  poshost terminal qr-order --amount 880"
+                "   # then: poshost wallet-sim pay <QR content> --user bob",
+            ]
+        lines.append("Stop with Ctrl-C.")
     return "\n".join(lines)
+
+
+WALLET_GATEWAY = "127.0.0.1:8590"
+WALLET_CONTROL = "127.0.0.1:8591"
+WALLET_NOTIFY = "127.0.0.1:8592"
+
+
+def wallet_overrides(settings) -> dict:
+    """`--wallet-sim`: a wallet link to the bundled simulator, unless the config has one, and QR
+    payments through it (docs/qr.md). The simulator keeps its state and key pair in the data
+    directory, next to the host's, so the two find each other's public keys."""
+    from codec.wallet import DEMO_APP_ID
+
+    values: dict = {}
+    name = settings.qr.link or "wallet"
+    if name not in settings.links:
+        values[f"links.{name}"] = {
+            "address": WALLET_GATEWAY,
+            "protocol": "wallet",
+            "app_id": DEMO_APP_ID,
+            "platform_key": str(settings.data_dir / "wallet-sim" / "platform_public.pem"),
+        }
+    values["qr.link"] = name
+    if not settings.qr.notify_listen:
+        values["qr.notify_listen"] = WALLET_NOTIFY
+    return values
+
+
+def _start_wallet_sim(settings) -> subprocess.Popen:
+    """wallet-sim in its own process group, state and keys under <data dir>/wallet-sim/, the
+    host's public key read from the data dir (written there on the host's first start)."""
+    from host.issuer.wallet_link import acquirer_key_paths
+
+    link = settings.links[settings.qr.link]
+    _, acquirer_public = acquirer_key_paths(settings.data_dir, link.key_file or None)
+    folder = settings.data_dir / "wallet-sim"
+    args = [
+        "wallet-sim",
+        "--listen",
+        link.address,
+        "--control",
+        WALLET_CONTROL,
+        "--state",
+        str(folder / "state.sqlite"),
+        "--key-dir",
+        str(folder),
+        "--acquirer-key",
+        str(acquirer_public),
+        "--app-id",
+        link.app_id,
+    ]
+    return _child(args, "wallet-sim | ", settings)  # fmt: skip
 
 
 def _start_simulator(settings) -> subprocess.Popen:
     """The bundled issuer simulator in its own process group (Ctrl-C reaches serve only, which
     stops the host first), its lines relayed whole and marked ``issuer-sim |``."""
     # the simulator listens where the demo link points, so the two always meet
-    address = settings["links"].get("sim", {}).get("address", "127.0.0.1:9583")
+    sim_link = settings.links.get("sim")
+    address = sim_link.address if sim_link is not None else "127.0.0.1:9583"
+    return _child(["issuer-sim", "--listen", address], "issuer-sim | ", settings)
+
+
+def _child(args: list[str], mark: str, settings) -> subprocess.Popen:
     env = dict(os.environ)
-    env["POSHOST_SIM_LOG_FORMAT"] = logs.resolved_format(settings.get("log.format"))
+    env["POSHOST_SIM_LOG_FORMAT"] = logs.resolved_format(settings.log.format)
     sim = subprocess.Popen(
-        [sys.executable, "-c", "from host.cli import main; main()", "issuer-sim",
-         "--listen", address],
+        [sys.executable, "-c", "from host.cli import main; main()", *args],
         preexec_fn=_own_group_and_die_with_parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
     )  # fmt: skip
-    threading.Thread(target=_relay, args=(sim.stdout,), daemon=True).start()
+    threading.Thread(target=_relay, args=(sim.stdout, mark), daemon=True).start()
     return sim
 
 
-def _relay(pipe) -> None:
+def _relay(pipe, mark: str) -> None:
     for raw in iter(pipe.readline, b""):
-        logs.write_line("issuer-sim | " + raw.decode(errors="replace"))
+        logs.write_line(mark + raw.decode(errors="replace"))
 
 
 def _own_group_and_die_with_parent() -> None:

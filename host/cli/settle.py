@@ -4,15 +4,19 @@
 (computed from the journal as settlement would), and the latest closed batches with how they
 ended: closed (balanced or reconciled by upload), unbalanced (waiting for an upload, or closed
 by the host at its age limit) or flagged (still out of balance after upload: for operations).
+``settle tills`` shows a date's settled rows per terminal, rolled up under masters
+(docs/tills.md).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import click
 
 from host.cli.common import journal_option, opened, print_json, print_table, store_context, when
+from host.clock import journal_date, parse_date
 from host.formatting import business_date as day
 from host.formatting import format_amount as money
 from host.store.errors import NotFound
@@ -115,16 +119,14 @@ def _settings(config_path):
         raise click.ClickException(str(exc)) from exc
 
 
-def _date(_ctx, _param, value):
-    import datetime as dt
-
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
+    """A business date as YYYYMMDD on the command line, a date inside."""
     if value is None:
         return None
     try:
-        dt.datetime.strptime(value, "%Y%m%d")
+        return parse_date(value)
     except ValueError as exc:
         raise click.BadParameter("a business date is YYYYMMDD") from exc
-    return value
 
 
 _config_option = click.option(
@@ -147,8 +149,7 @@ def run(ctx, business_date, out_dir, allow_open_day, config_path) -> None:
     from host.merchant.settlement import SettlementRefused, run_settlement
 
     settings = _settings(config_path)
-    acquirer = settings["acquirer"]
-    calendar = BusinessCalendar.from_settings(acquirer["timezone"], acquirer["cutover"])
+    calendar = BusinessCalendar.from_settings(settings.acquirer.timezone, settings.acquirer.cutover)
     today = None if allow_open_day else calendar.business_date(SystemClock().now())
     with opened(ctx) as store:
         try:
@@ -174,7 +175,9 @@ def show(ctx, business_date, mid, as_json) -> None:
     """Merchant settlement records (amounts formatted; --json gives fen)."""
 
     with opened(ctx) as store:
-        records = store.list_merchant_settlements(mid=mid, business_date=business_date)
+        records = store.list_merchant_settlements(
+            mid=mid, business_date=journal_date(business_date) if business_date else None
+        )
     if as_json:
         print_json([r.to_dict() for r in records])
         return
@@ -187,6 +190,49 @@ def show(ctx, business_date, mid, as_json) -> None:
           money(r.net), money(r.carried_in), money(r.payout), money(r.carried_out), r.status]
          for r in records],
     )  # fmt: skip
+
+
+@settle.command("tills")
+@click.option("--date", "business_date", required=True, callback=_date, help="YYYYMMDD.")
+@click.option("--mid", help="Only this merchant.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (amounts in fen).")
+@click.pass_context
+def tills_report(ctx, business_date, mid, as_json) -> None:
+    """A date's settled rows per terminal, rolled up under masters (docs/tills.md): one line
+    per till, a master line per group, a total per merchant (its settlement's debits and
+    credits, settled or not yet)."""
+    from host.merchant.tills import add_up, roll_up
+
+    with opened(ctx) as store:
+        groups = roll_up(store.till_day_totals(journal_date(business_date), mid))
+    if as_json:
+        print_json([
+            {"mid": g.mid, "master": g.master,
+             "tills": [{"tid": t.tid, "role": g.role(t), **_amounts(t)} for t in g.tills],
+             "total": _amounts(g.totals)}
+            for g in groups
+        ])  # fmt: skip
+        return
+    rows = []
+    for merchant in sorted({g.mid for g in groups}):
+        mine = [g for g in groups if g.mid == merchant]
+        for g in mine:
+            rows += [[merchant, g.master, t.tid, g.role(t), *_cells(t)] for t in g.tills]
+            rows.append([merchant, g.master, "", "MASTER", *_cells(g.totals)])
+        rows.append([merchant, "", "", "TOTAL", *_cells(add_up(g.totals for g in mine))])
+    print_table(["MID", "MASTER", "TID", "LINE", "DEBITS", "CREDITS", "GROSS"], rows)
+
+
+def _amounts(t) -> dict[str, int]:
+    return {"debit_count": t.debit_count, "debit_amount": t.debit_amount,
+            "credit_count": t.credit_count, "credit_amount": t.credit_amount,
+            "gross": t.debit_amount - t.credit_amount}  # fmt: skip
+
+
+def _cells(t) -> list[str]:
+    debits = f"{t.debit_count}/{money(t.debit_amount)}"
+    credits = f"{t.credit_count}/{money(t.credit_amount)}"
+    return [debits, credits, money(t.debit_amount - t.credit_amount)]
 
 
 @settle.command("files")
@@ -208,17 +254,37 @@ def files(ctx, business_date, out_dir) -> None:
 @click.option("--date", "business_date", required=True, callback=_date, help="YYYYMMDD.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True),
               help="Also check the files in this directory.")  # fmt: skip
+@click.option("--wallet-bill", "bills", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="The QR wallet's daily bill(s) covering the date: tie the QR totals to "
+              "them (docs/qr.md). Give the day before's too when sales ran past midnight "
+              "before cut-over.")  # fmt: skip
 @click.pass_context
-def check(ctx, business_date, directory) -> None:
+def check(ctx, business_date, directory, bills) -> None:
     """Recompute every total from the journal; report each difference (exit 1 if any)."""
     from pathlib import Path
 
     from host.merchant.recon import check as recon_check
+    from host.merchant.wallet_bill import BillError, read_bill
+    from host.merchant.wallet_bill import check as bill_check
 
     with opened(ctx) as store:
         problems = recon_check(store, business_date, Path(directory) if directory else None)
+        if bills:
+            try:
+                read = [read_bill(Path(b)) for b in bills]
+            except BillError as exc:
+                raise click.ClickException(str(exc)) from exc
+            qr_problems, totals = bill_check(store, business_date, read)
+            problems += qr_problems
+            click.echo(
+                f"QR {journal_date(business_date)}: journal sales {totals['sales'][0]} / "
+                f"{money(totals['sales'][1])}, refunds {totals['refunds'][0]} / "
+                f"{money(totals['refunds'][1])}; wallet bill pays {totals['bill_pays'][0]} / "
+                f"{money(totals['bill_pays'][1])}, refunds {totals['bill_refunds'][0]} / "
+                f"{money(totals['bill_refunds'][1])}"
+            )
     for line in problems:
         click.echo(line)
     if problems:
         raise SystemExit(1)
-    click.echo(f"{business_date}: journal, settlement records and files agree")
+    click.echo(f"{journal_date(business_date)}: journal, settlement records and files agree")

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 import trio
@@ -52,25 +54,32 @@ def run_workers(
     settings: Settings,
     *,
     config: str | None,
+    overrides: dict[str, Any],
     demo: bool,
-    trace: bool,
-    count: int,
     banner: Callable[[Settings, int, bool], str],
 ) -> None:
-    """Start the journal writer and ``count`` workers; return when they have all stopped.
-    ``banner`` is what `serve` prints once the host listens."""
+    """Start the journal writer and ``server.workers`` workers; return when they have all
+    stopped. The workers read ``config`` with ``overrides`` (the command line's), as `serve`
+    did; ``banner`` is what `serve` prints once the host listens."""
     from host.app import load_fingerprint_key, load_lmk
 
     # A first start generates the LMK and the fingerprint key into the data dir: once, here,
     # rather than in N workers racing to create the same files.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    load_lmk(settings)
+    if settings.hsm.kind == "soft":
+        load_lmk(settings)
     load_fingerprint_key(settings)
-    trio.run(_parent, settings, config, demo, trace, count, banner)
+    count = settings.server.workers
+    trio.run(_parent, settings, config, overrides, demo, count, banner)
 
 
 async def _parent(
-    settings: Settings, config: str | None, demo: bool, trace: bool, count: int, banner
+    settings: Settings,
+    config: str | None,
+    overrides: dict[str, Any],
+    demo: bool,
+    count: int,
+    banner: Callable[[Settings, int, bool], str],
 ) -> None:
     from host.backoffice.process import BackOfficeProcess, child_config
     from host.runtime import journal_options
@@ -81,14 +90,14 @@ async def _parent(
         raise SystemExit("serve --workers needs journal.writer = process")
     async with open_store(settings.journal_url, workers=count, **options) as store:
         backoffice = None
-        if settings["backoffice"]["listen"]:
+        if settings.backoffice.listen:
             backoffice = await BackOfficeProcess.start(child_config(settings))
         workers: list[subprocess.Popen] = []
         try:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 port = 0
                 for index, sock in enumerate(store.writer_sockets()):
-                    proc, port = await _start_worker(index, count, sock, config, demo, trace)
+                    proc, port = await _start_worker(index, count, sock, config, demo, overrides)
                     workers.append(proc)
                 logs.write_line(banner(settings, port, demo) + f"\n({count} workers)")
                 async with trio.open_nursery() as nursery:
@@ -110,13 +119,18 @@ async def _parent(
 
 
 async def _start_worker(
-    index: int, count: int, sock: socket.socket, config: str | None, demo: bool, trace: bool
+    index: int,
+    count: int,
+    sock: socket.socket,
+    config: str | None,
+    demo: bool,
+    overrides: dict[str, Any],
 ) -> tuple[subprocess.Popen, int]:
-    """Start one worker and wait until it listens (its port comes back on a pipe)."""
+    """Start one worker and wait until it listens (its port comes back on a pipe). The
+    command line's overrides hold no secret (a log setting, a wallet link's address)."""
     ready_r, ready_w = os.pipe()
-    flags = ["demo" if demo else "", "trace" if trace else ""]
     argv = [sys.executable, "-c", _WORKER, str(sock.fileno()), str(index), str(count),
-            str(ready_w), config or "", *flags]  # fmt: skip
+            str(ready_w), config or "", "demo" if demo else "", json.dumps(overrides)]  # fmt: skip
     try:
         proc = subprocess.Popen(
             argv,
@@ -162,15 +176,15 @@ def _die_with_parent() -> None:
 
 
 def worker_main(argv: list[str]) -> int:
-    """One worker: ``JOURNAL_FD INDEX COUNT READY_FD CONFIG DEMO TRACE`` (the settings are read
-    the way the parent read them: the same file, the same environment)."""
+    """One worker: ``JOURNAL_FD INDEX COUNT READY_FD CONFIG DEMO OVERRIDES`` (the settings are
+    read the way the parent read them: the same file, environment and command line)."""
     from host.runtime import WorkerRole
 
     journal_fd, index, count, ready_fd = (int(a) for a in argv[:4])
-    config, demo, trace = argv[4] or None, argv[5] == "demo", argv[6] == "trace"
-    settings = load_settings(config, overrides={"log.dumps": "all"} if trace else None)
+    config, demo, overrides = argv[4] or None, argv[5] == "demo", json.loads(argv[6])
+    settings = load_settings(config, overrides=overrides)
     os.umask(0o077)
-    logs.configure(settings.get("log.format"), settings.get("log.level"))
+    logs.configure(settings.log.format, settings.log.level)
     structlog.contextvars.bind_contextvars(worker=index)
     role = WorkerRole(index, count, socket.socket(fileno=journal_fd))
     with contextlib.suppress(KeyboardInterrupt):

@@ -44,7 +44,7 @@ def _readable_request_mti(payload: bytes) -> str | None:
 class Dispatcher:
     def __init__(self, host) -> None:
         self.host = host
-        self.dump_all = host.settings.get("log.dumps") == "all"
+        self.dump_all = host.settings.log.dumps == "all"
 
     async def __call__(self, envelope: Envelope, conn: Connection) -> Envelope | None:
         started = trio.current_time()
@@ -72,7 +72,8 @@ class Dispatcher:
             payload = await encode_response(self.host, ex)
         except (CodecError, ValueError, KeyError, KeysError, HsmUnavailable) as exc:
             return await self._unanswerable(envelope, request, ex, exc, started)
-        response: Message = ex.notes["response"]
+        response = ex.response
+        assert response is not None  # encode_response refuses an exchange without one
         code = response.get(39)
         latency_ms = round((trio.current_time() - started) * 1000, 2)
         if code != "00" or self.dump_all:
@@ -80,7 +81,7 @@ class Dispatcher:
                      reason=ex.reason or None, latency_ms=latency_ms,
                      request=masked_fields(request), response=masked_fields(response))  # fmt: skip
         else:
-            pan = ex.notes.get("pan")
+            pan = ex.card.pan
             log.info("txn", tid=request.get(41), stan=request.get(11), type=txn.name, code=code,
                      amount=request.get(4), pan=mask_pan(pan) if pan else None,
                      latency_ms=latency_ms)  # fmt: skip
@@ -92,7 +93,7 @@ class Dispatcher:
         see is reversed at the issuer, so the card is not left debited."""
         log.error("response_unencodable", type=ex.txn.name, code=ex.code,
                   error=f"{type(exc).__name__}: {exc}")  # fmt: skip
-        if ex.approved and ex.txn.reversible and ex.journal_id is not None and ex.link:
+        if ex.approved and ex.txn.reversible and ex.journal.id is not None and ex.link:
             await queue_reversal(self.host, ex, reason="answer could not be sent to terminal")
         return self._refuse(envelope, request, "96", str(exc), started)
 

@@ -19,17 +19,25 @@ reconciled ('closed': the host's totals stand); otherwise it stays out of balanc
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import attrs
 import structlog
 
 from codec import responses as codes
 from codec import subfields, txntypes
 from codec.dump import mask_pan
 from codec.errors import CodecError
-from codec.subfields import SettlementTotals
+from codec.subfields import BatchRecord, SettlementTotals
+from host.clock import journal_date
 from host.flow.engine import Decline, Exchange
 from host.flow.steps import card_pan, field60
 from host.store.errors import NotFound
-from host.store.records import BatchTotals, GroupTotals
+from host.store.records import Batch, BatchTotals, GroupTotals, Transaction
+
+if TYPE_CHECKING:
+    from host.app import Host
 
 log = structlog.get_logger("poshost.settlement")
 
@@ -37,6 +45,34 @@ GROUPS = ("domestic", "foreign")
 ORGANISATION = {"00": "domestic", "01": "foreign"}
 # 60.1 of the original in a batch-upload record -> journal type
 TYPE_CODES = txntypes.BY_TYPE_CODE
+
+
+@attrs.frozen
+class OpenBatch:
+    """What the host last read of a terminal's current batch: its number, the business date
+    it was opened on, its status."""
+
+    batch: str
+    opened_on: dt.date
+    status: str
+
+
+@attrs.define
+class BatchCache:
+    """Each terminal's current batch as the business-day check last read it, so a purchase
+    does not pay a database read to learn its batch is open; settling or closing a batch
+    forgets the terminal's entry."""
+
+    _batches: dict[str, OpenBatch] = attrs.field(factory=dict)
+
+    def get(self, tid: str) -> OpenBatch | None:
+        return self._batches.get(tid)
+
+    def put(self, tid: str, batch: OpenBatch) -> None:
+        self._batches[tid] = batch
+
+    def forget(self, tid: str) -> None:
+        self._batches.pop(tid, None)
 
 
 def next_batch(batch: str) -> str:
@@ -50,13 +86,16 @@ def _batch_of(ex: Exchange) -> str:
         raise Decline(codes.FORMAT_ERROR, f"field 60: {exc}") from exc
 
 
-def _group_totals(totals: BatchTotals | dict, group: str) -> GroupTotals:
+def _group_totals(totals: BatchTotals | dict[str, Any], group: str) -> GroupTotals:
     if isinstance(totals, BatchTotals):
-        return getattr(totals, group)
+        found: GroupTotals = getattr(totals, group)
+        return found
     return GroupTotals(**(totals or {}).get(group, {}))
 
 
-def _compare(host_totals, terminal: tuple[SettlementTotals, SettlementTotals]):
+def _compare(
+    host_totals: BatchTotals | dict[str, Any], terminal: tuple[SettlementTotals, SettlementTotals]
+) -> list[tuple[bool, SettlementTotals]]:
     """Per group: (balanced, the 48 block to answer with)."""
     out = []
     for group, theirs in zip(GROUPS, terminal, strict=True):
@@ -75,7 +114,9 @@ def _compare(host_totals, terminal: tuple[SettlementTotals, SettlementTotals]):
     return out
 
 
-def _terminal_dict(terminal: tuple[SettlementTotals, SettlementTotals]) -> dict:
+def _terminal_dict(
+    terminal: tuple[SettlementTotals, SettlementTotals],
+) -> dict[str, dict[str, int]]:
     return {
         group: {
             "debit_amount": t.debit_amount,
@@ -87,14 +128,14 @@ def _terminal_dict(terminal: tuple[SettlementTotals, SettlementTotals]) -> dict:
     }
 
 
-async def settle(host, ex: Exchange) -> None:
+async def settle(host: Host, ex: Exchange) -> None:
     tid = ex.terminal.tid
     batch = _batch_of(ex)
     try:
         terminal = subfields.parse_field48_settlement(str(ex.request.get(48, "")))
     except CodecError as exc:
         raise Decline(codes.FORMAT_ERROR, f"field 48: {exc}") from exc
-    ex.business_date = host.business_date().strftime("%Y%m%d")
+    ex.business_date = today = host.business_date()
     if batch != ex.terminal.current_batch:
         await _settle_again(host, ex, batch, terminal)
         return
@@ -107,7 +148,7 @@ async def settle(host, ex: Exchange) -> None:
         tid,
         batch,
         next_batch=following,
-        business_date=ex.business_date,
+        business_date=journal_date(today),
         status=status,
         host_totals=host_totals,
         terminal_totals=_terminal_dict(terminal),
@@ -120,10 +161,13 @@ async def settle(host, ex: Exchange) -> None:
     ex.response_fields[48] = subfields.format_field48_settlement(*(b for _, b in results))
 
 
-async def _settle_again(host, ex: Exchange, batch: str, terminal) -> None:
+async def _settle_again(
+    host: Host, ex: Exchange, batch: str, terminal: tuple[SettlementTotals, SettlementTotals]
+) -> None:
     """A 0500 for a batch that is not the terminal's open one: answered from the stored
     totals if that batch was closed already, else 77 (batch out of step)."""
     tid = ex.terminal.tid
+    stored: Batch | None
     try:
         stored = await host.store.get_batch(tid, batch)
     except NotFound:
@@ -142,8 +186,9 @@ async def _settle_again(host, ex: Exchange, batch: str, terminal) -> None:
     ex.response_fields[48] = subfields.format_field48_settlement(*(b for _, b in results))
 
 
-async def _batch_to_upload(host, ex: Exchange):
+async def _batch_to_upload(host: Host, ex: Exchange) -> Batch:
     batch = _batch_of(ex)
+    stored: Batch | None
     try:
         stored = await host.store.get_batch(ex.terminal.tid, batch)
     except NotFound:
@@ -153,7 +198,7 @@ async def _batch_to_upload(host, ex: Exchange):
     return stored
 
 
-async def batch_upload(host, ex: Exchange) -> None:
+async def batch_upload(host: Host, ex: Exchange) -> None:
     stored = await _batch_to_upload(host, ex)
     if stored.status != "unbalanced":
         raise Decline(
@@ -168,7 +213,7 @@ async def batch_upload(host, ex: Exchange) -> None:
     ex.response_fields[48] = f"{len(records):02d}" + "".join(verdicts)
 
 
-async def batch_upload_detail(host, ex: Exchange) -> None:
+async def batch_upload_detail(host: Host, ex: Exchange) -> None:
     """A refund-detail 0320 (3 = 200000, 60.1 = 25, 60.3 = 000), as NewPOS-type terminals send
     one per refund: the record travels in the usual fields (2 or 35, 4, 11) instead of 48. It
     counts as one uploaded record, like a record of 48."""
@@ -187,48 +232,64 @@ async def batch_upload_detail(host, ex: Exchange) -> None:
     ex.code = "00"
 
 
-async def _store_record(host, tid: str, batch: str, record) -> str:
+async def _store_record(host: Host, tid: str, batch: str, record: BatchRecord) -> str:
     """Keep one uploaded record (PAN masked) with whether it agrees with the journal; the
     verdict digit for 48: 1 agrees, 2 does not."""
-    agrees, host_id = await _agrees(host, tid, batch, record)
-    await host.store.add_batch_upload_record(
-        tid,
-        batch,
-        int(record.stan),  # the STAN keys the record: a repeated 0320 replaces, not adds
-        {
-            "organisation": record.organisation,
-            "pan": mask_pan(record.pan),
-            "amount": record.amount,
-            "stan": record.stan,
-            "type": record.original_type,
-            "journal_id": host_id,
-        },
-        agrees,
-    )
+    agrees, host_id, voided_by = await _agrees(host, tid, batch, record)
+    stored = {
+        "organisation": record.organisation,
+        "pan": mask_pan(record.pan),
+        "amount": record.amount,
+        "stan": record.stan,
+        "type": record.original_type,
+        "journal_id": host_id,
+    }
+    if voided_by:
+        stored["voided_by"] = voided_by
+    # the STAN keys the record: a repeated 0320 replaces, not adds
+    await host.store.add_batch_upload_record(tid, batch, int(record.stan), stored, agrees)
     return "1" if agrees else "2"
 
 
-async def _agrees(host, tid: str, batch: str, record) -> tuple[bool, int | None]:
+async def _agrees(
+    host: Host, tid: str, batch: str, record: BatchRecord
+) -> tuple[bool, int | None, str | None]:
+    """Whether an uploaded record is the journal's row, and which other till voided that row
+    if one did: the till that made a sale still counts it when its master voided it, and the
+    record agrees (the host knows of the void) without being counted (docs/tills.md)."""
     rows = [
         r
         for r in await host.store.find_in_batch(tid, batch, record.stan)
         if r.txn_type in txntypes.SETTLED
     ]
     if not rows:
-        return False, None
+        return False, None, None
     row = rows[0]
+    voided_by = await _voided_by_another_till(host, row)
     agrees = (
-        row.status == "approved"
+        (row.status == "approved" or voided_by is not None)
         and row.txn_type == TYPE_CODES.get(record.original_type)
         and row.amount == record.amount
         # the NewPOS layout carries no organisation: the PAN (its fingerprint) decides alone
         and (record.organisation is None or row.card_group == ORGANISATION.get(record.organisation))
         and row.pan_fingerprint == host.fingerprint(record.pan)
     )
-    return agrees, row.id
+    return agrees, row.id, voided_by
 
 
-async def batch_upload_end(host, ex: Exchange) -> None:
+async def _voided_by_another_till(host: Host, row: Transaction) -> str | None:
+    """The TID of the other till whose approved void undid ``row``, if one did (a master
+    voiding its secondary's sale): the till that made the sale still counts it."""
+    if row.status != "voided":
+        return None
+    for child in await host.store.find_by_original(row.id):
+        undoes_sale = child.txn_type in txntypes.UNDOING_SETTLED
+        if undoes_sale and child.status == "approved" and child.tid != row.tid:
+            return child.tid
+    return None
+
+
+async def batch_upload_end(host: Host, ex: Exchange) -> None:
     stored = await _batch_to_upload(host, ex)
     ex.code = "00"
     if stored.status != "unbalanced":
@@ -246,7 +307,10 @@ async def batch_upload_end(host, ex: Exchange) -> None:
         )
         if r.txn_type in txntypes.SETTLED
     }
-    matched = {u.record.get("journal_id") for u in uploaded if u.agrees}
+    # a sale another till voided agrees but is not counted: it is not one of the host's rows
+    matched = {
+        u.record.get("journal_id") for u in uploaded if u.agrees and not u.record.get("voided_by")
+    }
     reconciled = (
         announced == len(uploaded) and all(u.agrees for u in uploaded) and matched == counted
     )
@@ -261,5 +325,5 @@ async def batch_upload_end(host, ex: Exchange) -> None:
            host_count=len(counted))  # fmt: skip
 
 
-def forget_batch(host, tid: str) -> None:
-    host.caches.pop(("batch", tid), None)
+def forget_batch(host: Host, tid: str) -> None:
+    host.batches.forget(tid)

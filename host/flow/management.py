@@ -4,27 +4,34 @@ terminal's 0400 reversal.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING
+
 import structlog
 
 from codec import responses as codes
 from codec import subfields
 from codec.subfields import Field60, SignOnKeys
-from host.clock import parse_date
+from host.clock import journal_date, parse_date
 from host.flow.engine import Decline, Exchange
 from host.flow.session_guard import may_sign_off, now_ms, refuse_sign_off
 from host.flow.steps import field60
 from host.hsm import HsmUnavailable
-from host.issuer.protocol import protocol_for
+from host.issuer.protocol import undo_payload
 from host.store.errors import AlreadyReversed
 from keys.errors import KeysError
 from keys.tokens import KeyToken, KeyType
+
+if TYPE_CHECKING:
+    from host.app import Host
+    from host.store.records import Transaction
 
 log = structlog.get_logger("poshost.management")
 
 SIGN_ON_MODES = ("001", "003", "004")
 
 
-async def sign_on(host, ex: Exchange) -> None:
+async def sign_on(host: Host, ex: Exchange) -> None:
     """New PIK/MAK (and TDK for 004) under the terminal's TMK, with 4-byte check values in 62.
 
     The MAK is single-length DES in every mode (docs/terminal-dialect.md); the PIK is
@@ -76,7 +83,8 @@ async def sign_on(host, ex: Exchange) -> None:
         detail = "a sign-on replaced keys the terminal had not proven"
         host.security.record("keys_pending_replaced", peer=ex.conn.peer, tid=terminal.tid,
                              detail=detail)  # fmt: skip
-    tusn = subfields.parse_tusn(req[62]) if isinstance(req.get(62), bytes) else None
+    sent = req.get(62)
+    tusn = subfields.parse_tusn(sent) if isinstance(sent, bytes) else None
     log.info("signed_on", tid=terminal.tid, mode=mode, operator=operator, tusn=tusn,
              keys=keys, pik_kcv=pik.check_value, mak_kcv=mak.check_value)  # fmt: skip
     ex.code = "00"
@@ -84,7 +92,7 @@ async def sign_on(host, ex: Exchange) -> None:
     ex.response_fields[62] = field62
 
 
-async def sign_off(host, ex: Exchange) -> None:
+async def sign_off(host: Host, ex: Exchange) -> None:
     """End the session, only for the terminal itself: an 0820 carries no MAC, so a sign-off
     from a connection that never proved the terminal's keys could come from anyone."""
     terminal = ex.terminal
@@ -100,7 +108,7 @@ async def sign_off(host, ex: Exchange) -> None:
     ex.code = "00"
 
 
-async def echo(host, ex: Exchange) -> None:
+async def echo(host: Host, ex: Exchange) -> None:
     ex.code = "00"
 
 
@@ -124,7 +132,8 @@ def format_parameters(params: dict[str, str]) -> bytes:
 
 
 def parse_parameters(data: bytes) -> dict[str, str]:
-    out, pos = {}, 0
+    out: dict[str, str] = {}
+    pos = 0
     while pos < len(data):
         if pos + 5 > len(data):
             raise ValueError(f"parameter entry truncated at byte {pos}")
@@ -134,22 +143,22 @@ def parse_parameters(data: bytes) -> dict[str, str]:
     return out
 
 
-async def parameter_download(host, ex: Exchange) -> None:
+async def parameter_download(host: Host, ex: Exchange) -> None:
     settings = host.settings
     params = {
-        "01": str(settings.get("acquirer.name")),
-        "02": ex.merchant.name if ex.merchant is not None else "",
-        "03": str(int(float(settings.get("issuer.timeout")) + 5)),
+        "01": settings.acquirer.name,
+        "02": ex.merchant.name,
+        "03": str(int(settings.issuer.timeout + 5)),
         "04": "3",
-        "05": str(settings.get("acquirer.card_organisation")),
-        "06": str(settings.get("flows.batch_max_days")),
+        "05": settings.acquirer.card_organisation,
+        "06": str(settings.flows.batch_max_days),
     }
     ex.code = "00"
     ex.response_fields[60] = str(ex.request.get(60, ""))
     ex.response_fields[62] = format_parameters(params)
 
 
-async def find_original_for_reversal(host, ex: Exchange) -> None:
+async def find_original_for_reversal(host: Host, ex: Exchange) -> None:
     """A reversal reuses the original's STAN; look in today's and yesterday's business date
     (a reversal sent just after cut-over)."""
     req = ex.request
@@ -158,33 +167,36 @@ async def find_original_for_reversal(host, ex: Exchange) -> None:
     except ValueError as exc:
         raise Decline(codes.FORMAT_ERROR, f"field 60: {exc}") from exc
     today = host.business_date()
-    reverses = ex.notes.get("reverses")
-    for date in (today, today.fromordinal(today.toordinal() - 1)):
-        original = await host.store.find_transaction(
-            ex.terminal.tid, batch, str(req[11]), date.strftime("%Y%m%d")
+    reverses = ex.original.reverses
+    for date in (today, today - dt.timedelta(days=1)):
+        original: Transaction | None = await host.store.find_transaction(
+            ex.terminal.tid, batch, str(req[11]), journal_date(date)
         )
         if original is not None and reverses in (None, original.txn_type):
-            ex.original = original
+            ex.original.row = original
             return
 
 
-async def reverse_original(host, ex: Exchange) -> None:
+async def reverse_original(host: Host, ex: Exchange) -> None:
     """Undo the original once. A reversal is always acknowledged (00): for an unknown or
     already reversed original the acknowledgement has no effect anywhere."""
     ex.code = "00"
-    original = ex.original
+    original = ex.original.row
     reason = str(ex.request.get(39, "06"))
     if original is None:
         log.info("reversal_unknown_original", tid=ex.terminal.tid, stan=ex.request.get(11))
         return
     ex.rrn = original.rrn
-    ex.business_date = original.business_date
+    ex.business_date = day = parse_date(original.business_date)
     needs_issuer = original.status in ("approved", "pending", "timeout") and original.issuer_link
     payload = None
     if needs_issuer:
-        rrn = original.rrn or host.rrn_for(original.id, parse_date(original.business_date))
-        protocol = protocol_for(host, original.issuer_link)
-        payload = protocol.encode(protocol.reversal_for(host, original, rrn))
+        rrn = original.rrn or host.rrn_for(original.id, day)
+        payload = undo_payload(host, original.issuer_link, original, rrn)
+        if payload is None:
+            # A QR void or refund: the wallet gave the money back and nothing takes that back.
+            log.info("reversal_of_refund_ignored", tid=ex.terminal.tid, original=original.id)
+            return
     try:
         await host.store.record_reversal(
             original.id,

@@ -14,14 +14,22 @@ harmless (docs/security/sign-on.md):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 import structlog
 import trio
 
 from codec import responses as codes
 from codec import terminal as terminal_codec
+from codec.message import FieldValue
+from host.config import SecuritySettings
 from host.flow.engine import Decline, Exchange
 from keys.errors import KeysError
+
+if TYPE_CHECKING:
+    from host.app import Host
+    from host.store.records import Terminal
 
 log = structlog.get_logger("poshost.session")
 
@@ -56,58 +64,67 @@ class TokenBuckets:
         self._state = {k: v for k, v in self._state.items() if now - v[1] < full}
 
 
-def _buckets(host, kind: str) -> TokenBuckets:
-    buckets = host.caches.get(("session_buckets", kind))
-    if buckets is None:
-        security = host.settings["security"]
-        buckets = host.caches[("session_buckets", kind)] = TokenBuckets(
-            int(security["session_burst"]), float(security["session_refill"])
-        )
-    return buckets
+@attrs.define
+class SessionLimits:
+    """The running host's buckets: sign-ons and sign-offs are limited separately, so a flood
+    of one cannot lock a terminal out of the other."""
+
+    sign_on: TokenBuckets
+    sign_off: TokenBuckets
+
+    @classmethod
+    def from_settings(cls, security: SecuritySettings) -> SessionLimits:
+        burst, refill = security.session_burst, security.session_refill
+        return cls(TokenBuckets(burst, refill), TokenBuckets(burst, refill))
 
 
-def _limit(host, ex: Exchange, kind: str) -> None:
+def _limit(host: Host, ex: Exchange, buckets: TokenBuckets, kind: str) -> None:
     tid = ex.terminal.tid
-    if not _buckets(host, kind).take(tid, trio.current_time()):
+    if not buckets.take(tid, trio.current_time()):
         host.security.record(f"{kind}_rate_limited", peer=ex.conn.peer, tid=tid,
-                             detail=f"more than {host.settings.get('security.session_burst')}"
+                             detail=f"more than {host.settings.security.session_burst}"
                              f" {kind.replace('_', '-')}s in a burst")  # fmt: skip
         raise Decline(RATE_LIMITED, f"{kind} rate limit")
 
 
-async def limit_sign_on(host, ex: Exchange) -> None:
-    _limit(host, ex, "sign_on")
+async def limit_sign_on(host: Host, ex: Exchange) -> None:
+    _limit(host, ex, host.sessions.sign_on, "sign_on")
 
 
-async def limit_sign_off(host, ex: Exchange) -> None:
-    _limit(host, ex, "sign_off")
+async def limit_sign_off(host: Host, ex: Exchange) -> None:
+    _limit(host, ex, host.sessions.sign_off, "sign_off")
 
 
 # -- keys ------------------------------------------------------------------------------------
 
 
-async def mac_matches(host, mak_token: str | None, data: bytes, mac) -> bool:
+async def mac_matches(
+    host: Host, mak_token: str | None, data: bytes, mac: FieldValue | None
+) -> bool:
     """Does the MAC verify? HsmUnavailable is not a "no": it propagates (the step answers 96)
     so an HSM outage is never counted as a terminal's MAC failure."""
     if not mak_token or not mac:
         return False
     try:
-        return await host.hsm.verify_mac(host.token(mak_token), data, str(mac).encode("ascii"))
+        verified: bool = await host.hsm.verify_mac(
+            host.token(mak_token), data, str(mac).encode("ascii")
+        )
+        return verified
     except (KeysError, UnicodeEncodeError):
         return False
 
 
-def now_ms(host) -> int:
+def now_ms(host: Host) -> int:
     """The host's clock in epoch ms: pending keys are dated and expired on it."""
     return int(host.now().timestamp() * 1000)
 
 
-def pending_expired(host, terminal) -> bool:
-    ttl_ms = float(host.settings.get("security.pending_ttl")) * 1000
+def pending_expired(host: Host, terminal: Terminal) -> bool:
+    ttl_ms = host.settings.security.pending_ttl * 1000
     return terminal.pending_at is None or now_ms(host) - terminal.pending_at > ttl_ms
 
 
-async def try_pending_keys(host, ex: Exchange, data: bytes, mac) -> bool:
+async def try_pending_keys(host: Host, ex: Exchange, data: bytes, mac: FieldValue) -> bool:
     """The request failed under the current MAK: does it prove the pending keys? Then they
     are promoted durably before anything else happens, and the rest of this exchange (PIN,
     track, response MAC) uses them. Expired pending keys are dropped instead."""
@@ -146,7 +163,7 @@ async def try_pending_keys(host, ex: Exchange, data: bytes, mac) -> bool:
 # -- sign-off --------------------------------------------------------------------------------
 
 
-async def may_sign_off(host, ex: Exchange) -> bool:
+async def may_sign_off(host: Host, ex: Exchange) -> bool:
     """A sign-off is honoured from the connection that holds the session (it proved the
     current MAK), or when it carries a MAC (field 64, our extension for terminals that open a
     connection per message) under the current MAK or the unexpired pending one."""
@@ -163,7 +180,7 @@ async def may_sign_off(host, ex: Exchange) -> bool:
     return not pending_expired(host, terminal) and await mac_matches(host, pending, data, mac)
 
 
-def refuse_sign_off(host, ex: Exchange) -> None:
+def refuse_sign_off(host: Host, ex: Exchange) -> None:
     terminal = ex.terminal
     why = "MAC does not verify" if ex.request.get(64) else "connection does not hold the session"
     host.security.record("sign_off_refused", peer=ex.conn.peer, tid=terminal.tid, detail=why)

@@ -5,19 +5,23 @@ so they run on the event loop directly; a thread hop would cost more than the wo
 ``network``: a payShield-style HSM over TCP (host/hsm/network.py); an unreachable HSM raises
 :class:`HsmUnavailable`, which the steps turn into a 96 instead of waiting.
 
-Both take and return the host's key tokens (keys under the LMK); the network HSM holds the same
-LMK. Setup-time work (wrapping the demo and test keys, decrypting track data) still uses the
-in-process ``SoftHSM`` on ``Host.local_hsm``; see docs/hsm.md.
+Both take and return the host's key tokens (keys under the LMK). With ``network`` the host
+process never reads the LMK: every key operation, track decryption and the start-up wrapping of
+configured TEST keys included, is a command to the HSM (docs/hsm.md).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from keys.hsm import DukptSource, SoftHSM
 from keys.tokens import KeyToken, KeyType
+
+if TYPE_CHECKING:
+    from host.config import Settings
+    from host.hsm.network import NetworkHSM
 
 
 class HsmUnavailable(Exception):
@@ -42,7 +46,17 @@ class AsyncHSM(Protocol):
     async def generate_exported(
         self, key_type: KeyType, length: int, kek: KeyToken
     ) -> tuple[KeyToken, bytes, bytes]: ...
+    async def decrypt_track(self, tdk: KeyToken, track: str) -> str: ...
+    async def check_value(self, token: KeyToken) -> str: ...
     async def diagnostics(self) -> str: ...
+
+
+class ClearTestKeys(Protocol):
+    """Start-up only: wraps the configuration's published clear TEST keys (the demo estate,
+    ``links.*.zpk_clear_test_key``). The host drops it once started, so a running host has no
+    way to hand a clear key to its HSM."""
+
+    async def import_test_key(self, key_type: KeyType, clear: bytes) -> KeyToken: ...
 
 
 class SoftAsyncHSM:
@@ -82,29 +96,43 @@ class SoftAsyncHSM:
         cryptogram, check_value = self.soft.export_key(token, kek)
         return token, cryptogram, check_value
 
+    async def decrypt_track(self, tdk: KeyToken, track: str) -> str:
+        return self.soft.decrypt_track(tdk, track)
+
+    async def check_value(self, token: KeyToken) -> str:
+        return self.soft.check_value(token)
+
     async def diagnostics(self) -> str:
         return self.soft.lmk_check_value
 
 
-def build_hsm(settings, soft: SoftHSM) -> AsyncHSM:
-    """The HSM the settings ask for (``hsm.kind``)."""
-    from host.config import ConfigError, parse_address
+class SoftClearTestKeys:
+    """:class:`ClearTestKeys` on a short-lived SoftHSM built for test keys (same LMK)."""
 
-    kind = settings.get("hsm.kind")
-    if kind == "soft":
-        return SoftAsyncHSM(soft)
-    if kind == "network":
-        from host.hsm.network import NetworkHSM
+    def __init__(self, soft: SoftHSM) -> None:
+        self.soft = soft
 
-        address, port = parse_address(settings.get("hsm.address"))
-        return NetworkHSM(
-            address,
-            port,
-            connections=int(settings.get("hsm.connections")),
-            timeout=float(settings.get("hsm.timeout")),
-            connect_timeout=float(settings.get("hsm.connect_timeout")),
-            breaker_failures=int(settings.get("hsm.breaker_failures")),
-            breaker_cooldown=float(settings.get("hsm.breaker_cooldown")),
-            expected_lmk=soft.lmk_check_value,
-        )
-    raise ConfigError(f'hsm.kind must be "soft" or "network", not {kind!r}')
+    def __repr__(self) -> str:
+        return f"SoftClearTestKeys({self.soft!r})"
+
+    async def import_test_key(self, key_type: KeyType, clear: bytes) -> KeyToken:
+        return self.soft.import_clear(key_type, clear)
+
+
+def network_hsm(settings: Settings) -> NetworkHSM:
+    """The network HSM client ``[hsm]`` describes (``hsm.kind = "network"``)."""
+    from host.config import parse_address
+    from host.hsm.network import NetworkHSM
+
+    cfg = settings.hsm
+    address, port = parse_address(cfg.address)
+    return NetworkHSM(
+        address,
+        port,
+        connections=cfg.connections,
+        timeout=cfg.timeout,
+        connect_timeout=cfg.connect_timeout,
+        breaker_failures=cfg.breaker_failures,
+        breaker_cooldown=cfg.breaker_cooldown,
+        expected_lmk=cfg.lmk_check_value or None,
+    )

@@ -18,7 +18,7 @@ import trio
 from host.hsm import HsmUnavailable
 from keys import hsm_wire as wire
 from keys.errors import KeysError, KeyUsageError, MacError, PinError
-from keys.hsm import DukptSource
+from keys.hsm import TDEA_WORKING_KEYS, DukptSource, TrackBlock, pin_working_key
 from keys.tokens import KeyToken, KeyType
 
 log = structlog.get_logger("poshost.hsm")
@@ -26,6 +26,27 @@ log = structlog.get_logger("poshost.hsm")
 # HSM error codes -> the exception the host's steps already map to a response code.
 _PIN_ERRORS = frozenset({"20", "22", "23", "24"})
 _KEY_ERRORS = frozenset({"04", "10", "11", "12", "13"})
+
+
+def _g0(source: DukptSource, dest: KeyToken, block: bytes, pan: str) -> str:
+    """G0 for a TDES BDK (format 0 under the X9.24-1 PIN key) or an AES BDK (the X9.24-3
+    working key the device used: format 0 under a TDEA key, format 4 under an AES key)."""
+    bdk = source.bdk
+    if bdk.key_type is KeyType.BDK:
+        src_fmt = 0 if source.fmt is None else source.fmt
+        return wire.g0_translate_dukpt(
+            bdk.to_text(), dest.to_text(), bytes(source.ksn), block, src_fmt, 0, pan
+        )
+    if bdk.key_type is not KeyType.BDK_AES:
+        raise KeyUsageError(f"DUKPT derivation needs a BDK/BDK_AES key, not a {bdk.key_type.name}")
+    working_key = pin_working_key(source.working_key)
+    src_fmt = source.fmt
+    if src_fmt is None:
+        src_fmt = 0 if working_key in TDEA_WORKING_KEYS else 4
+    return wire.g0_translate_dukpt(
+        bdk.to_text(), dest.to_text(), bytes(source.ksn), block, src_fmt, 0, pan,
+        working_key.name,
+    )  # fmt: skip
 
 
 def _error(command: str, code: str) -> KeysError:
@@ -281,11 +302,7 @@ class NetworkHSM:
     ) -> bytes:
         try:
             if isinstance(source, DukptSource):
-                if source.bdk.key_type is not KeyType.BDK:
-                    raise KeyUsageError("the network HSM translates TDES DUKPT (G0) only")
-                command = wire.g0_translate_dukpt(
-                    source.bdk.to_text(), dest.to_text(), bytes(source.ksn), bytes(block), 0, pan
-                )
+                command = _g0(source, dest, bytes(block), pan)
             else:
                 command = wire.ca_translate_tpk(
                     source.to_text(), dest.to_text(), bytes(block), 0, 0, pan
@@ -329,6 +346,41 @@ class NetworkHSM:
         token = KeyToken.from_text(fields.key())
         cryptogram = bytes.fromhex(fields.sized())
         return token, cryptogram, fields.hex(8)
+
+    async def decrypt_track(self, tdk: KeyToken, track: str) -> str:
+        """M2 on the track's one enciphered block; the host cuts it out and puts it back, so
+        the HSM sees 8 bytes of ciphertext and no more of the card than that."""
+        cut = TrackBlock.of(track)
+        try:
+            command = wire.m2_decrypt_data(tdk.to_text(), cut.block)
+        except wire.WireError as exc:
+            raise KeysError(f"track decryption request: {exc}") from None
+        fields = await self._ok(command)
+        try:
+            size = int(fields.take(4), 16)
+            clear = fields.hex(2 * size) if size == len(cut.block) else b""
+        except (ValueError, wire.WireError):
+            clear = b""
+        if not clear:
+            raise KeysError("the HSM's M3 answer does not hold the decrypted block")
+        return cut.with_block(clear)
+
+    async def check_value(self, token: KeyToken) -> str:
+        """BU: the key's check value as the HSM computes it from the key."""
+        fields = await self._ok(wire.bu_check_value(token.to_text()))
+        return fields.sized()
+
+    async def import_test_key(self, key_type: KeyType, clear: bytes) -> KeyToken:
+        """TK: a published clear TEST key wrapped by an hsm-sim started with --test-keys (the
+        host calls it at start-up only, for the keys its configuration names as test keys)."""
+        error, fields = await self._call(wire.tk_import_test_key(key_type.value, bytes(clear)))
+        if error == wire.UNKNOWN_COMMAND:
+            raise KeyUsageError(
+                "the network HSM does not wrap clear test keys (an hsm-sim needs --test-keys)"
+            )
+        if error != wire.OK:
+            raise _error("TK", error)
+        return KeyToken.from_text(fields.key())
 
     async def diagnostics(self) -> str:
         """NC: the HSM's LMK check value (compare it with the host's before trusting tokens)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 
 import attrs
 import structlog
@@ -70,8 +70,10 @@ class IssuerLink:
     max_frame: int = 8192
     stan_source: Callable[[], str] | None = None  # STANs for the link's own 0800s
     protocol: IssuerProtocol = ISO8583
+    # How a connection is opened: TCP to host:port unless given (tests hand in memory streams).
+    connect: Callable[[], Awaitable[trio.abc.Stream]] | None = None
 
-    _stream: trio.SocketStream | None = attrs.field(default=None, init=False)
+    _stream: trio.abc.Stream | None = attrs.field(default=None, init=False)
     _outbox: Outbox | None = attrs.field(default=None, init=False)
     _connection: trio.CancelScope | None = attrs.field(default=None, init=False)
     _waiters: dict[Hashable, _Waiter] = attrs.field(factory=dict, init=False)
@@ -93,7 +95,7 @@ class IssuerLink:
         backoff = self.reconnect_min
         while True:
             try:
-                stream = await trio.open_tcp_stream(self.host, self.port)
+                stream = await self._open()
             except OSError as exc:
                 log.warning("link_connect_failed", link=self.name, error=str(exc), retry_in=backoff)
                 await trio.sleep(backoff)
@@ -110,6 +112,11 @@ class IssuerLink:
                     await stream.aclose()
             await trio.sleep(self.reconnect_min)
 
+    async def _open(self) -> trio.abc.Stream:
+        if self.connect is not None:
+            return await self.connect()
+        return await trio.open_tcp_stream(self.host, self.port)
+
     def _mark_down(self) -> None:
         self._stream = None
         self._outbox = None
@@ -119,7 +126,7 @@ class IssuerLink:
         for waiter in self._waiters.values():
             waiter.event.set()
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
         self._outbox = Outbox(stream)
         self._last_traffic = trio.current_time()
@@ -136,7 +143,7 @@ class IssuerLink:
             log.info("link_up", link=self.name)
             nursery.start_soon(self._echo_loop, nursery.cancel_scope)
 
-    async def _reader(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+    async def _reader(self, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
         decoder = self.protocol.decoder(self.max_frame)
         try:
             while True:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codec import issuer as issuer_codec
 from codec.framing import LengthPrefixedDecoder, prefix_length
 from codec.issuer import original_data
 from codec.message import FieldValue, Message
+from host.issuer.wallet_protocol import WALLET
+
+if TYPE_CHECKING:
+    from host.clock import Moment
+    from host.flow.engine import Exchange
 
 
 class FrameDecoder(Protocol):
@@ -35,10 +40,11 @@ class IssuerProtocol(Protocol):
     def management(self, code: str, stan: str, transmission: str) -> Message: ...
     def accepted(self, answer: Message) -> bool: ...
     def request_for(
-        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None, *,
-        pan: str, now: Any,
+        self, host: Any, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None, *,
+        pan: str, now: Moment,
     ) -> Message: ...  # fmt: skip
     def reversal_for(self, host: Any, original: Any, rrn: str) -> Message: ...
+    def undoable(self, original: Any) -> bool: ...
     def repeat(self, msg: Message) -> Message: ...
 
 
@@ -85,8 +91,8 @@ class Iso8583:
         return answer.get(39) == "00"
 
     def request_for(
-        self, host: Any, ex: Any, mti: str, extra: dict[int, FieldValue] | None, *,
-        pan: str, now: Any,
+        self, host: Any, ex: Exchange, mti: str, extra: dict[int, FieldValue] | None, *,
+        pan: str, now: Moment,
     ) -> Message:  # fmt: skip
         """The issuer request for this exchange (docs/issuer-contract.md); ``pan`` and ``now``
         are the flow's own readings of the card and the clock."""
@@ -94,16 +100,17 @@ class Iso8583:
         fields: dict[int, FieldValue] = {
             2: pan,
             3: str(req.get(3, "000000")),
-            7: ex.notes.get("f7") or now.transmission,
+            7: ex.issuer.transmission or now.transmission,
             11: str(req[11]),
             12: now.hhmmss,
             13: now.mmdd,
-            18: ex.merchant.mcc if ex.merchant is not None else "0000",
+            18: ex.merchant.mcc,
             22: str(req.get(22, "000"))[:3],
             25: str(req.get(25, "00")),
             32: host.acquirer_id,
             37: ex.rrn,
-            41: ex.terminal.tid,
+            # a master's void of its secondary's sale goes out under the sale's terminal
+            41: ex.issuer.tid or ex.terminal.tid,
             42: ex.terminal.mid,
             43: f"{ex.merchant.name[:40]:<40}",
             49: str(req.get(49, "156")),
@@ -111,7 +118,7 @@ class Iso8583:
         for n in (4, 14, 23):
             if n in req:
                 fields[n] = str(req[n])
-        track = ex.notes.get("track2")
+        track = ex.card.track2
         if track:
             fields[35] = track
         if ex.translated_pin is not None:
@@ -135,7 +142,7 @@ class Iso8583:
             25: original.condition_code or "00",
             32: host.acquirer_id,
             37: rrn,
-            41: original.tid,
+            41: (original.extra or {}).get("issuer_tid") or original.tid,
             42: original.mid,
             49: original.currency,
             90: original_data(original.mti, original.stan, f7, host.acquirer_id),
@@ -146,13 +153,44 @@ class Iso8583:
         """A store-and-forward item sent again: 0420 -> 0421."""
         return msg.with_mti(msg.mti[:3] + "1")
 
+    def acknowledges(self, answer: Message) -> bool:
+        """Any 0430 acknowledges a reversal (an issuer acknowledges one of an unknown original
+        too)."""
+        return True
+
+    def result_code(self, answer: Message) -> Any:
+        return answer.get(39)
+
+    def undoable(self, original: Any) -> bool:
+        return True
+
 
 ISO8583 = Iso8583()
-PROTOCOLS: dict[str, IssuerProtocol] = {ISO8583.name: ISO8583}
+PROTOCOLS: dict[str, Any] = {ISO8583.name: ISO8583, WALLET.name: WALLET}
 
 
-def protocol_for(host: Any, link_name: str | None) -> IssuerProtocol:
+class UndoProtocol(Protocol):
+    """What undoing a journal row needs of any link's protocol, a card issuer's or a wallet's
+    (host.issuer.wallet_protocol): whether the row can be undone, the message that undoes it,
+    and its bytes for the store-and-forward queue."""
+
+    def undoable(self, original: Any) -> bool: ...
+    def reversal_for(self, host: Any, original: Any, rrn: str) -> Any: ...
+    def encode(self, msg: Any) -> bytes: ...
+
+
+def protocol_for(host: Any, link_name: str | None) -> UndoProtocol:
     """The protocol of a link (a journal row names its link); the default for a link that is
     no longer configured, so its pending reversals can still be built."""
     link = host.links.get(link_name) if link_name else None
-    return link.protocol if link is not None else ISO8583
+    protocol: UndoProtocol = link.protocol if link is not None else ISO8583
+    return protocol
+
+
+def undo_payload(host: Any, link_name: str | None, original: Any, rrn: str) -> bytes | None:
+    """The bytes store-and-forward sends to undo ``original`` on its link (a reversal, or a
+    wallet's cancel); None when nothing undoes it (a QR refund: the money went back)."""
+    protocol = protocol_for(host, link_name)
+    if not protocol.undoable(original):
+        return None
+    return protocol.encode(protocol.reversal_for(host, original, rrn))

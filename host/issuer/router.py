@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import attrs
 
@@ -18,8 +18,9 @@ class Router:
     routes: tuple[Route, ...]  # sorted longest prefix first
 
     @classmethod
-    def from_table(cls, table: Iterable[Mapping[str, str]]) -> Router:
-        routes = [Route(str(row.get("prefix", "")), str(row["link"])) for row in table]
+    def from_table(cls, table: Iterable[tuple[str, str]]) -> Router:
+        """From (prefix, link) pairs (``settings.routes``)."""
+        routes = [Route(prefix, link) for prefix, link in table]
         routes.sort(key=lambda route: len(route.prefix), reverse=True)
         return cls(tuple(routes))
 

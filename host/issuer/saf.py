@@ -28,7 +28,7 @@ def backoff_ms(attempts: int, base_s: float) -> int:
 
 
 async def saf_worker(host, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    interval = float(host.settings.get("issuer.saf_interval"))
+    interval = host.settings.issuer.saf_interval
     task_status.started()
     while True:
         with trio.move_on_after(interval):
@@ -62,9 +62,19 @@ async def drain_once(host, base_backoff: float) -> int:
                 item.id, now_ms + backoff_ms(item.attempts, base_backoff), type(exc).__name__
             )
             continue
+        code = link.protocol.result_code(resp)
+        if not link.protocol.acknowledges(resp):  # the wallet could not say yet: again later
+            await host.store.saf_mark_attempt(
+                item.id, now_ms + backoff_ms(item.attempts, base_backoff), f"answered {code}"
+            )
+            continue
+        if item.kind == "forward":  # a QR refund carried forward: record its final answer first
+            from host.issuer.wallet_orders import forward_done
+
+            await forward_done(host, item, resp, link.protocol)
         await host.store.saf_ack(item.id)
         acked += 1
-        log.info("saf_acked", saf_id=item.id, txn=item.transaction_id, code=resp.get(39),
+        log.info("saf_acked", saf_id=item.id, txn=item.transaction_id, code=code,
                  attempts=item.attempts + 1)  # fmt: skip
     return acked
 
@@ -74,20 +84,40 @@ async def recover_pending(host) -> int:
     outcome recorded. Reversible ones are reversed (queued); the rest are marked errors.
     Nothing the issuer approved stays approved without the journal knowing."""
     recovered = 0
+    seen: set[int] = set()
     while True:
-        pending = await host.store.list_transactions(status="pending", limit=200)
+        rows = await host.store.list_transactions(status="pending", limit=200 + len(seen))
+        pending = [t for t in rows if t.id not in seen]
         if not pending:
             return recovered
         for txn in pending:
-            if txn.txn_type in txntypes.REVERSIBLE and txn.issuer_link:
-                rrn = txn.rrn or host.rrn_for(txn.id, parse_date(txn.business_date))
-                protocol = protocol_for(host, txn.issuer_link)
+            seen.add(txn.id)
+            if txn.txn_type in txntypes.AWAITING_PAYER and (txn.extra or {}).get("out_trade_no"):
+                continue  # an open QR order: the customer may still pay; the order watch ends it
+            protocol = protocol_for(host, txn.issuer_link)
+            rrn = txn.rrn or host.rrn_for(txn.id, parse_date(txn.business_date))
+            if txn.txn_type in txntypes.REVERSIBLE and txn.issuer_link and protocol.undoable(txn):
                 payload = protocol.encode(protocol.reversal_for(host, txn, rrn))
                 await host.store.record_reversal(
                     txn.id, "host restart with outcome unknown", link=txn.issuer_link,
                     payload=payload,
                 )  # fmt: skip
+            elif txn.issuer_link and protocol.name == "wallet" and txn.original_id is not None:
+                await _forward_refund(host, txn, protocol, rrn)
             else:
                 await host.store.record_outcome(txn.id, status="error", response_code="96")
             recovered += 1
             log.warning("recovered_pending", txn=txn.id, type=txn.txn_type, tid=txn.tid)
+
+
+async def _forward_refund(host, txn, protocol, rrn: str) -> None:
+    """A QR void or refund that may have reached the wallet: a refund cannot be undone, so the
+    same idempotent refund is carried forward until the wallet answers for good."""
+    from codec.wallet import order_number
+
+    original = await host.store.get_transaction(txn.original_id)
+    call = protocol.refund(order_number(original.business_date, original.id),
+                           order_number(txn.business_date, txn.id), txn.amount)  # fmt: skip
+    await host.store.qr_forward(txn.id, "host restart with outcome unknown", link=txn.issuer_link,
+                                payload=protocol.encode(call), rrn=rrn,
+                                settlement_date=txn.business_date)  # fmt: skip

@@ -18,19 +18,29 @@ Supervisor role: the transaction types listed in the merchant's ``supervisor_typ
 
 Merchant terms (table ``merchant_terms``, ``poshost estate terms set``) override the
 ``[merchant]`` defaults of the config field by field: settlement cycle (T1 / D0), fee rates,
-minimum payout, operator rules.
+minimum payout, operator rules, what a secondary terminal may undo (docs/tills.md). Each payment
+channel has its own fee rate: ``fee_rate`` / ``d0_fee_rate`` for cards, ``qr_fee_rate`` /
+``qr_d0_fee_rate`` for QR wallet payments.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 import trio
 
 from codec import responses as codes
+from host.config import MerchantSettings
 from host.flow.engine import Decline, Exchange
 from host.store.errors import NotFound
 from host.store.passwords import verify_password
+
+if TYPE_CHECKING:
+    from host.app import Host
+    from host.store.merchant_records import MerchantTerms
+    from host.store.records import Operator
 
 log = structlog.get_logger("poshost.operators")
 
@@ -43,15 +53,26 @@ class Terms:
     min_payout: int
     require_operator: bool
     supervisor_types: tuple[str, ...]
+    # what a secondary terminal may undo (host/merchant/tills.py, docs/tills.md)
+    secondary_may_void_others: bool = False
+    secondary_may_refund: bool = True
+    secondary_may_refund_others: bool = False
+    qr_fee_rate: str = "0.38"  # QR wallet payments, T1
+    qr_d0_fee_rate: str = "0.48"  # QR wallet payments, D0
+
+    def channel_rates(self) -> dict[str, str]:
+        """The fee rate of each channel (card, qr) for this merchant's cycle."""
+        if self.cycle == "D0":
+            return {"card": self.d0_fee_rate, "qr": self.qr_d0_fee_rate}
+        return {"card": self.fee_rate, "qr": self.qr_fee_rate}
 
 
-def effective_terms(settings, row) -> Terms:
+def effective_terms(base: MerchantSettings, row: MerchantTerms | None) -> Terms:
     """Config ``[merchant]`` defaults overridden by the merchant's row (None = default)."""
-    base = settings["merchant"]
 
-    def pick(name):
+    def pick(name: str) -> Any:
         value = getattr(row, name, None) if row is not None else None
-        return base[name] if value is None else value
+        return getattr(base, name) if value is None else value
 
     types = pick("supervisor_types")
     if isinstance(types, str):
@@ -63,31 +84,48 @@ def effective_terms(settings, row) -> Terms:
         min_payout=int(pick("min_payout")),
         require_operator=bool(pick("require_operator")),
         supervisor_types=tuple(types),
+        qr_fee_rate=str(pick("qr_fee_rate")),
+        qr_d0_fee_rate=str(pick("qr_d0_fee_rate")),
+        secondary_may_void_others=bool(pick("secondary_may_void_others")),
+        secondary_may_refund=bool(pick("secondary_may_refund")),
+        secondary_may_refund_others=bool(pick("secondary_may_refund_others")),
     )
 
 
-async def merchant_terms(host, mid: str) -> Terms:
-    """Cached a few seconds like the estate (changes by `poshost estate` apply within TTL)."""
-    cache = host.caches.setdefault("terms", {})
-    now = trio.current_time()
-    hit = cache.get(mid)
-    if hit is not None and hit[1] > now:
-        return hit[0]
-    terms = effective_terms(host.settings, await host.store.get_merchant_terms(mid))
-    cache[mid] = (terms, now + host.estate.ttl)
-    return terms
+@attrs.define
+class TermsCache:
+    """Each merchant's effective terms, kept a few seconds like the estate (changes made by
+    `poshost estate terms set` apply within the estate's TTL)."""
+
+    _terms: dict[str, tuple[Terms, float]] = attrs.field(factory=dict)
+
+    async def get(self, host: Host, mid: str) -> Terms:
+        now = trio.current_time()
+        hit = self._terms.get(mid)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        terms = effective_terms(host.settings.merchant, await host.store.get_merchant_terms(mid))
+        self._terms[mid] = (terms, now + host.estate.ttl)
+        return terms
+
+    def clear(self) -> None:
+        self._terms.clear()
 
 
-def split_field63(value) -> tuple[str, str]:
+async def merchant_terms(host: Host, mid: str) -> Terms:
+    return await host.terms.get(host, mid)
+
+
+def split_field63(value: object) -> tuple[str, str]:
     text = str(value or "")
     return text[:3].strip(), text[3:].strip()
 
 
-async def check_operator(host, ex: Exchange) -> None:
+async def check_operator(host: Host, ex: Exchange) -> None:
     """Before ``sign_on``: the operator named in 63 may sign on at this terminal."""
     number, password = split_field63(ex.request.get(63))
     terms = await merchant_terms(host, ex.terminal.mid)
-    operator = None
+    operator: Operator | None = None
     if number:
         try:
             operator = await host.store.get_operator(ex.terminal.tid, number)
@@ -95,15 +133,15 @@ async def check_operator(host, ex: Exchange) -> None:
             operator = None
     if operator is None:
         if terms.require_operator:
-            _refuse(ex, "55", "unknown_operator", number)
+            _refuse(ex, codes.INCORRECT_PIN, "unknown_operator", number)
         return
     if operator.status != "active":
-        _refuse(ex, "58", "operator_disabled", number)
+        _refuse(ex, codes.NOT_PERMITTED_TO_TERMINAL, "operator_disabled", number)
     if password or terms.require_operator:
         ok = await trio.to_thread.run_sync(verify_password, password, operator.password_hash)
         if not ok:
-            _refuse(ex, "55", "wrong_password", number)
-    ex.notes["operator"] = operator
+            _refuse(ex, codes.INCORRECT_PIN, "wrong_password", number)
+    ex.operator = operator
 
 
 def _refuse(ex: Exchange, code: str, why: str, number: str) -> None:
@@ -111,7 +149,7 @@ def _refuse(ex: Exchange, code: str, why: str, number: str) -> None:
     raise Decline(code, f"operator {number!r}: {why}")
 
 
-async def require_supervisor(host, ex: Exchange) -> None:
+async def require_supervisor(host: Host, ex: Exchange) -> None:
     """In the financial flows: types the merchant reserves for supervisors need one."""
     terms = await merchant_terms(host, ex.terminal.mid)
     if ex.txn.name not in terms.supervisor_types:

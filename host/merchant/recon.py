@@ -5,13 +5,26 @@ amounts twice: ``*_fen`` integer minor units, and the same amount formatted ``12
 
 ``<date>_<mid>_transactions.csv`` — the rows a merchant's settlement counts, journal order:
     business_date,mid,tid,batch,stan,rrn,auth_code,txn_type,sign,card_group,pan_masked,
-    amount_fen,amount,requested_at_utc
-    (sign D = debit: purchase, completion, completion advice; C = credit: refund)
+    amount_fen,amount,requested_at_utc,channel
+    (sign D = debit: purchase, completion, completion advice; C = credit: refund;
+    channel: card or qr, how the customer paid)
+
+``<date>_<mid>_channels.csv`` — the settlement record's line per payment channel:
+    business_date,mid,channel,debit_count,debit_amount_fen,credit_count,credit_amount_fen,
+    gross_fen,fee_rate_pct,fee_fen,gross,fee
+    (each channel's fee at its own rate; the settlement record's fee is their sum)
 
 ``<date>_<mid>_settlement.csv`` — the merchant's settlement record, one line:
     business_date,mid,cycle,payout_date,debit_count,debit_amount_fen,credit_count,
     credit_amount_fen,gross_fen,fee_rate_pct,fee_fen,net_fen,carried_in_fen,payout_fen,
     carried_out_fen,status,gross,fee,net,payout
+
+``<date>_<mid>_tills.csv`` — the merchant's counted rows per terminal, rolled up under masters
+(docs/tills.md): for each master (a terminal that was no one's secondary is the master of its
+own group), one ``till`` line per terminal of the group, then its ``master`` line (the sum, tid
+empty); last a ``total`` line, which is the settlement record's debits and credits:
+    business_date,mid,master_tid,tid,line,debit_count,debit_amount_fen,credit_count,
+    credit_amount_fen,gross_fen,gross
 
 ``<date>_acquirer_totals.csv`` — one line per merchant, then a ``TOTAL`` line:
     business_date,mid,journal_debit_count,journal_debit_amount_fen,journal_credit_count,
@@ -35,8 +48,11 @@ from pathlib import Path
 from typing import Any
 
 from codec import txntypes
+from host.clock import journal_date, parse_date
+from host.merchant import tills
+from host.merchant.tills import TillGroup
 from host.store.errors import NotFound
-from host.store.merchant_records import DayTotals, fee_for, yuan
+from host.store.merchant_records import ChannelSettlement, DayTotals, fee_for, yuan
 
 DEBITS = txntypes.DEBITS
 
@@ -55,6 +71,21 @@ DETAIL_HEADER = [
     "amount_fen",
     "amount",
     "requested_at_utc",
+    "channel",
+]
+CHANNELS_HEADER = [
+    "business_date",
+    "mid",
+    "channel",
+    "debit_count",
+    "debit_amount_fen",
+    "credit_count",
+    "credit_amount_fen",
+    "gross_fen",
+    "fee_rate_pct",
+    "fee_fen",
+    "gross",
+    "fee",
 ]
 SUMMARY_HEADER = [
     "business_date",
@@ -98,6 +129,21 @@ ACQUIRER_HEADER = [
 ]
 
 
+TILLS_HEADER = [
+    "business_date",
+    "mid",
+    "master_tid",
+    "tid",
+    "line",
+    "debit_count",
+    "debit_amount_fen",
+    "credit_count",
+    "credit_amount_fen",
+    "gross_fen",
+    "gross",
+]
+
+
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -117,9 +163,31 @@ def detail_csv(rows: list[Any]) -> str:
         out.append(
             [t.business_date, t.mid, t.tid, t.batch, t.stan, t.rrn or "", t.auth_code or "",
              t.txn_type, sign, t.card_group, t.pan_masked or "", t.amount, yuan(t.amount),
-             _utc(t.requested_at)]
+             _utc(t.requested_at), t.channel]
         )  # fmt: skip
     return _csv(DETAIL_HEADER, out)
+
+
+def channels_csv(record: Any) -> str:
+    """The record's per-channel lines; a record from before channels is one card line."""
+    out = []
+    for c in channel_lines(record):
+        out.append([record.business_date, record.mid, c.channel, c.debit_count, c.debit_amount,
+                    c.credit_count, c.credit_amount, c.gross, c.fee_rate, c.fee, yuan(c.gross),
+                    yuan(c.fee)])  # fmt: skip
+    return _csv(CHANNELS_HEADER, out)
+
+
+def channel_lines(record: Any) -> tuple[Any, ...]:
+    if record.channels or not record.debit_count + record.credit_count:
+        return record.channels
+    return (
+        ChannelSettlement(
+            channel="card", debit_count=record.debit_count, debit_amount=record.debit_amount,
+            credit_count=record.credit_count, credit_amount=record.credit_amount,
+            gross=record.gross, fee_rate=record.fee_rate, fee=record.fee,
+        ),
+    )  # fmt: skip
 
 
 def summary_csv(records: list[Any]) -> str:
@@ -132,8 +200,33 @@ def summary_csv(records: list[Any]) -> str:
     return _csv(SUMMARY_HEADER, out)
 
 
-def acquirer_rows(store, business_date: str) -> list[list[Any]]:
+def tills_rows(groups: list[TillGroup], business_date: str, mid: str) -> list[list[Any]]:
+    """The lines of the tills file from the day's groups (``tills.roll_up``) of one merchant."""
+
+    def line(master: str, tid: str, kind: str, t) -> list[Any]:
+        gross = t.debit_amount - t.credit_amount
+        return [business_date, mid, master, tid, kind, t.debit_count, t.debit_amount,
+                t.credit_count, t.credit_amount, gross, yuan(gross)]  # fmt: skip
+
+    out = []
+    for group in groups:
+        out.extend(line(group.master, t.tid, "till", t) for t in group.tills)
+        out.append(line(group.master, "", "master", group.totals))
+    out.append(line("", "", "total", tills.add_up(g.totals for g in groups)))
+    return out
+
+
+def tills_csv(groups: list[TillGroup], business_date: str, mid: str) -> str:
+    return _csv(TILLS_HEADER, tills_rows(groups, business_date, mid))
+
+
+def till_groups(store, business_date: str, mid: str) -> list[TillGroup]:
+    return tills.roll_up(store.till_day_totals(business_date, mid))
+
+
+def acquirer_rows(store: Any, day: dt.date) -> list[list[Any]]:
     """The acquirer totals, recomputed (a SyncStore)."""
+    business_date = journal_date(day)
     journal = store.merchant_day_totals(business_date)
     records = {r.mid: r for r in store.list_merchant_settlements(business_date=business_date)}
     rows, total = [], [0] * 14
@@ -162,21 +255,25 @@ def acquirer_rows(store, business_date: str) -> list[list[Any]]:
     return rows
 
 
-def acquirer_csv(store, business_date: str) -> str:
-    return _csv(ACQUIRER_HEADER, acquirer_rows(store, business_date))
+def acquirer_csv(store: Any, day: dt.date) -> str:
+    return _csv(ACQUIRER_HEADER, acquirer_rows(store, day))
 
 
-def file_names(business_date: str, mid: str | None = None) -> dict[str, str]:
+def file_names(day: dt.date, mid: str | None = None) -> dict[str, str]:
+    business_date = journal_date(day)
     if mid is None:
         return {"acquirer": f"{business_date}_acquirer_totals.csv"}
     return {
         "transactions": f"{business_date}_{mid}_transactions.csv",
         "settlement": f"{business_date}_{mid}_settlement.csv",
+        "channels": f"{business_date}_{mid}_channels.csv",
+        "tills": f"{business_date}_{mid}_tills.csv",
     }
 
 
-def write_files(store, business_date: str, directory: Path) -> list[Path]:
+def write_files(store: Any, day: dt.date, directory: Path) -> list[Path]:
     """Every file of a business date into ``directory`` (written whole, then renamed)."""
+    business_date = journal_date(day)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
 
@@ -188,17 +285,21 @@ def write_files(store, business_date: str, directory: Path) -> list[Path]:
         written.append(path)
 
     for record in store.list_merchant_settlements(business_date=business_date):
-        names = file_names(business_date, record.mid)
+        names = file_names(day, record.mid)
         rows = store.counted_transactions(record.mid, business_date)
         put(names["transactions"], detail_csv(rows))
         put(names["settlement"], summary_csv([record]))
-    put(file_names(business_date)["acquirer"], acquirer_csv(store, business_date))
+        put(names["channels"], channels_csv(record))
+        groups = till_groups(store, business_date, record.mid)
+        put(names["tills"], tills_csv(groups, business_date, record.mid))
+    put(file_names(day)["acquirer"], acquirer_csv(store, day))
     return written
 
 
-def check(store, business_date: str, directory: Path | None = None) -> list[str]:
+def check(store: Any, day: dt.date, directory: Path | None = None) -> list[str]:
     """Every difference between the journal and the settlement records (and the files in
     ``directory``, when given). An empty list means every fen ties."""
+    business_date = journal_date(day)
     problems: list[str] = []
     journal = store.merchant_day_totals(business_date)
     records = {r.mid: r for r in store.list_merchant_settlements(business_date=business_date)}
@@ -213,14 +314,15 @@ def check(store, business_date: str, directory: Path | None = None) -> list[str]
                 )
         if r.gross != r.debit_amount - r.credit_amount:
             problems.append(f"{mid}: gross {r.gross} != debits - credits")
-        if r.fee != fee_for(r.gross, r.fee_rate):
-            problems.append(
-                f"{mid}: fee {r.fee} != {fee_for(r.gross, r.fee_rate)} at {r.fee_rate}%"
-            )
+        problems.extend(_check_channels(store, r))
         if r.net != r.gross - r.fee:
             problems.append(f"{mid}: net {r.net} != gross - fee")
         if r.payout + r.carried_out != r.net + r.carried_in:
             problems.append(f"{mid}: payout + carried out != net + carried in")
+        groups = till_groups(store, business_date, mid)
+        rolled = tills.add_up(g.totals for g in groups)
+        if rolled != DayTotals(r.debit_count, r.debit_amount, r.credit_count, r.credit_amount):
+            problems.append(f"{mid}: the tills add up to {rolled}, not to the record")
         earlier = [
             p for p in store.list_merchant_settlements(mid=mid) if p.business_date < business_date
         ]
@@ -232,11 +334,11 @@ def check(store, business_date: str, directory: Path | None = None) -> list[str]
         if directory is not None:
             problems.extend(_check_files(store, r, directory))
     if directory is not None:
-        path = directory / file_names(business_date)["acquirer"]
+        path = directory / file_names(day)["acquirer"]
         if not path.exists():
             problems.append(f"missing {path.name}")
         else:
-            expected = [[str(v) for v in row] for row in acquirer_rows(store, business_date)]
+            expected = [[str(v) for v in row] for row in acquirer_rows(store, day)]
             with path.open(newline="", encoding="utf-8") as fh:
                 got = list(csv.reader(fh))
             if got[:1] != [ACQUIRER_HEADER] or got[1:] != expected:
@@ -244,11 +346,45 @@ def check(store, business_date: str, directory: Path | None = None) -> list[str]
     return problems
 
 
+def _check_channels(store, r) -> list[str]:
+    """Each channel's line against the journal and its rate; their sum against the record."""
+    problems = []
+    lines = channel_lines(r)
+    if not r.channels:  # a record from before channels: all cards at fee_rate
+        if r.fee != fee_for(r.gross, r.fee_rate):
+            problems.append(
+                f"{r.mid}: fee {r.fee} != {fee_for(r.gross, r.fee_rate)} at {r.fee_rate}%"
+            )
+        return problems
+    journal = store.merchant_channel_totals(r.business_date, r.mid)
+    for c in lines:
+        j = journal.get(c.channel, DayTotals())
+        for name in ("debit_count", "debit_amount", "credit_count", "credit_amount"):
+            if getattr(j, name) != getattr(c, name):
+                problems.append(
+                    f"{r.mid} {c.channel}: {name} journal {getattr(j, name)} line "
+                    f"{getattr(c, name)}"
+                )
+        if c.gross != c.debit_amount - c.credit_amount:
+            problems.append(f"{r.mid} {c.channel}: gross {c.gross} != debits - credits")
+        if c.fee != fee_for(c.gross, c.fee_rate):
+            problems.append(
+                f"{r.mid} {c.channel}: fee {c.fee} != {fee_for(c.gross, c.fee_rate)}"
+                f" at {c.fee_rate}%"
+            )
+    for channel in sorted(set(journal) - {c.channel for c in lines}):
+        problems.append(f"{r.mid}: journal has {channel} rows but the record no {channel} line")
+    if r.fee != sum(c.fee for c in lines):
+        problems.append(f"{r.mid}: fee {r.fee} != the channels' fees added")
+    return problems
+
+
 def _check_files(store, r, directory: Path) -> list[str]:
     problems = []
-    names = file_names(r.business_date, r.mid)
+    names = file_names(parse_date(r.business_date), r.mid)
     detail, summary = directory / names["transactions"], directory / names["settlement"]
-    for path in (detail, summary):
+    channels = directory / names["channels"]
+    for path in (detail, summary, channels):
         if not path.exists():
             problems.append(f"missing {path.name}")
     if problems:
@@ -274,4 +410,18 @@ def _check_files(store, r, directory: Path) -> list[str]:
     want = list(csv.reader(io.StringIO(summary_csv([r]))))
     if got != want:
         problems.append(f"{summary.name}: differs from the settlement record")
+    with channels.open(newline="", encoding="utf-8") as fh:
+        got = list(csv.reader(fh))
+    if got != list(csv.reader(io.StringIO(channels_csv(r)))):
+        problems.append(f"{channels.name}: differs from the settlement record")
+    till_file = directory / names["tills"]
+    if not till_file.exists():
+        problems.append(f"missing {till_file.name}")
+    else:
+        with till_file.open(newline="", encoding="utf-8") as fh:
+            got = list(csv.reader(fh))
+        groups = till_groups(store, r.business_date, r.mid)
+        want = list(csv.reader(io.StringIO(tills_csv(groups, r.business_date, r.mid))))
+        if got != want:
+            problems.append(f"{till_file.name}: differs from the journal")
     return problems

@@ -34,17 +34,25 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 import structlog
 import trio
 
+from codec import responses as codes
 from codec import txntypes
 from codec.dump import mask_pan
+from host.clock import journal_date
+from host.config import RiskSettings
 from host.flow.engine import Decline, Exchange
 from host.flow.steps import card_fingerprint, card_pan, moment
-from host.store.merchant_records import LIMIT_FIELDS
+
+if TYPE_CHECKING:
+    from host.app import Host
+    from host.store.merchant_records import RiskLimitRow
+    from host.store.records import Merchant
 
 log = structlog.get_logger("poshost.risk")
 
@@ -65,18 +73,13 @@ class Limits:
     refund_ratio_pct: int = 0
 
 
-def configured_limits(settings, mcc: str) -> dict[str, int]:
-    risk = settings["risk"]
-    values = {f: int(risk[f]) for f in LIMIT_FIELDS if f in risk}
-    for name, value in (risk.get("mcc") or {}).get(mcc, {}).items():
-        if name not in LIMIT_FIELDS:
-            raise ValueError(f"risk.mcc.{mcc}: unknown limit {name}")
-        values[name] = int(value)
-    return values
+def configured_limits(risk: RiskSettings, mcc: str) -> dict[str, int]:
+    """``[risk]`` overridden by ``[risk.mcc."NNNN"]`` (limit names checked when read)."""
+    return {**risk.limits(), **risk.mcc.get(mcc, {})}
 
 
-def resolve_limits(settings, mcc: str, rows) -> Limits:
-    values = configured_limits(settings, mcc)
+def resolve_limits(risk: RiskSettings, mcc: str, rows: Iterable[RiskLimitRow]) -> Limits:
+    values = configured_limits(risk, mcc)
     for scope in ("mcc", "merchant"):
         for row in rows:
             if row.scope == scope:
@@ -100,22 +103,22 @@ class RiskEngine:
     ttl: float = 5.0
     reseed: float = 30.0
     _limits: dict[str, tuple[Limits, float]] = attrs.field(factory=dict)
-    _totals: dict[tuple[str, str], _Totals] = attrs.field(factory=dict)
-    _cards: dict[str, collections.deque] = attrs.field(factory=dict)
+    _totals: dict[tuple[str, dt.date], _Totals] = attrs.field(factory=dict)
+    _cards: dict[str, collections.deque[list[int]]] = attrs.field(factory=dict)
     _cards_seeded: bool = False
     _seed_lock: trio.Lock = attrs.field(factory=trio.Lock)
 
-    async def limits(self, host, merchant) -> Limits:
+    async def limits(self, host: Host, merchant: Merchant) -> Limits:
         now = trio.current_time()
         hit = self._limits.get(merchant.mid)
         if hit is not None and hit[1] > now:
             return hit[0]
         rows = await host.store.get_risk_limit_rows(merchant.mid, merchant.mcc)
-        limits = resolve_limits(host.settings, merchant.mcc, rows)
+        limits = resolve_limits(host.settings.risk, merchant.mcc, rows)
         self._limits[merchant.mid] = (limits, now + self.ttl)
         return limits
 
-    async def totals(self, host, mid: str, date: dt.date) -> _Totals:
+    async def totals(self, host: Host, mid: str, date: dt.date) -> _Totals:
         key = (mid, date)
         now = trio.current_time()
         hit = self._totals.get(key)
@@ -126,7 +129,7 @@ class RiskEngine:
             if hit is not None and hit.seeded + self.reseed > now:
                 return hit
             base = await host.store.merchant_risk_totals(
-                mid, date.strftime("%Y%m%d"), date.replace(day=1).strftime("%Y%m%d")
+                mid, journal_date(date), journal_date(date.replace(day=1))
             )
             if hit is None:
                 hit = _Totals(base, now)
@@ -139,7 +142,9 @@ class RiskEngine:
                 hit.committed = {"day": 0, "month": 0, "refunds": 0}
             return hit
 
-    async def card_window(self, host, fingerprint: str, now_ms: int, window_ms: int):
+    async def card_window(
+        self, host: Host, fingerprint: str, now_ms: int, window_ms: int
+    ) -> collections.deque[list[int]]:
         if not self._cards_seeded:
             async with self._seed_lock:
                 if not self._cards_seeded:
@@ -162,23 +167,30 @@ class RiskEngine:
             if not w:
                 del self._cards[fp]
 
-
-def engine(host) -> RiskEngine:
-    eng = host.caches.get("risk")
-    if eng is None:
-        risk = host.settings["risk"]
-        eng = RiskEngine(ttl=float(risk.get("cache_ttl", 5.0)), reseed=float(risk["reseed"]))
-        host.caches["risk"] = eng
-    return eng
+    @classmethod
+    def from_settings(cls, risk: RiskSettings) -> RiskEngine:
+        return cls(ttl=risk.cache_ttl, reseed=risk.reseed)
 
 
-async def _decline(host, ex: Exchange, rule: str, code: str, detail: str) -> None:
-    pan = ex.notes.get("pan")
+@attrs.frozen
+class RiskHold:
+    """What ``check_limits`` reserved for one exchange, until ``release_limits`` commits it
+    (approved) or gives it back: the amounts in the merchant's running totals, and the entry
+    in the card's velocity window (with that window)."""
+
+    totals: _Totals
+    reserve: Mapping[str, int]
+    entry: list[int] | None = None
+    window: collections.deque[list[int]] | None = None
+
+
+async def _decline(host: Host, ex: Exchange, rule: str, code: str, detail: str) -> None:
+    pan = ex.card.pan
     masked = mask_pan(pan) if pan else None
     amount = int(ex.request.get(4, "0") or 0)
     await host.store.add_risk_event(
         mid=ex.terminal.mid, tid=ex.terminal.tid,
-        business_date=host.business_date().strftime("%Y%m%d"), txn_type=ex.txn.name,
+        business_date=journal_date(host.business_date()), txn_type=ex.txn.name,
         amount=amount, rule=rule, response_code=code, detail=detail, pan_masked=masked,
     )  # fmt: skip
     log.warning("risk_declined", mid=ex.terminal.mid, tid=ex.terminal.tid, txn=ex.txn.name,
@@ -186,39 +198,43 @@ async def _decline(host, ex: Exchange, rule: str, code: str, detail: str) -> Non
     raise Decline(code, f"risk limit {rule}: {detail}")
 
 
-async def check_limits(host, ex: Exchange) -> None:
+async def check_limits(host: Host, ex: Exchange) -> None:
     """After ``check_amount``: decline (13/61/65) what exceeds a limit, else reserve the amount
     in the running totals (released by ``release_limits`` unless approved)."""
-    if ex.txn.name not in CHECKED or not host.settings["risk"].get("enabled", True):
+    if ex.txn.name not in CHECKED or not host.settings.risk.enabled:
         return
-    eng = engine(host)
+    eng = host.risk
     card_pan(host, ex)  # 14 without a usable card; the masked PAN goes into risk events
     limits = await eng.limits(host, ex.merchant)
     amount = int(ex.request.get(4, "0") or 0)
     name = ex.txn.name
     if limits.min_amount and amount < limits.min_amount:
-        await _decline(host, ex, "min_amount", "13", f"{amount} < {limits.min_amount}")
+        await _decline(host, ex, "min_amount", codes.INVALID_AMOUNT,
+                       f"{amount} < {limits.min_amount}")  # fmt: skip
     if limits.max_amount and amount > limits.max_amount:
-        await _decline(host, ex, "max_amount", "61", f"{amount} > {limits.max_amount}")
+        await _decline(host, ex, "max_amount", codes.AMOUNT_LIMIT,
+                       f"{amount} > {limits.max_amount}")  # fmt: skip
     today = moment(host, ex).business_date
     totals = await eng.totals(host, ex.terminal.mid, today)
     reserve: dict[str, int] = {}
     if name in DEBITS:
         day, month = totals.get("day") + amount, totals.get("month") + amount
         if limits.daily_amount and day > limits.daily_amount:
-            await _decline(host, ex, "daily_amount", "61", f"{day} > {limits.daily_amount}")
+            detail = f"{day} > {limits.daily_amount}"
+            await _decline(host, ex, "daily_amount", codes.AMOUNT_LIMIT, detail)
         if limits.monthly_amount and month > limits.monthly_amount:
             detail = f"{month} > {limits.monthly_amount}"
-            await _decline(host, ex, "monthly_amount", "61", detail)
+            await _decline(host, ex, "monthly_amount", codes.AMOUNT_LIMIT, detail)
         reserve = {"day": amount, "month": amount}
     elif name == "refund":
         refunds = totals.get("refunds") + amount
         sales = totals.get("month")
         if limits.refund_ratio_pct and refunds * 100 > sales * limits.refund_ratio_pct:
             detail = f"refunds {refunds} > {limits.refund_ratio_pct}% of sales {sales}"
-            await _decline(host, ex, "refund_ratio", "61", detail)
+            await _decline(host, ex, "refund_ratio", codes.AMOUNT_LIMIT, detail)
         reserve = {"refunds": amount}
-    entry = None
+    entry: list[int] | None = None
+    window: collections.deque[list[int]] | None = None
     if name in VELOCITY_TYPES and (limits.velocity_count or limits.velocity_amount):
         fingerprint = card_fingerprint(host, ex)
         now_ms = int(host.now().timestamp() * 1000)
@@ -227,28 +243,30 @@ async def check_limits(host, ex: Exchange) -> None:
         total = sum(a for _, a in window) + amount
         if limits.velocity_count and count > limits.velocity_count:
             detail = f"{count} > {limits.velocity_count} in {limits.velocity_window}s"
-            await _decline(host, ex, "velocity_count", "65", detail)
+            await _decline(host, ex, "velocity_count", codes.FREQUENCY_LIMIT, detail)
         if limits.velocity_amount and total > limits.velocity_amount:
             detail = f"{total} > {limits.velocity_amount} in {limits.velocity_window}s"
-            await _decline(host, ex, "velocity_amount", "61", detail)
+            await _decline(host, ex, "velocity_amount", codes.AMOUNT_LIMIT, detail)
         entry = [now_ms, amount]
         window.append(entry)
     for k, v in reserve.items():
         totals.in_flight[k] += v
-    ex.notes["risk"] = (totals, reserve, entry, window if entry else None)
+    ex.risk = RiskHold(totals, reserve, entry, window)
 
 
-async def release_limits(host, ex: Exchange) -> None:
+async def release_limits(host: Host, ex: Exchange) -> None:
     """An ``always`` step: turn the reservation into a committed total when approved, else
     give it back (and drop the card-window entry)."""
-    held: Any = ex.notes.pop("risk", None)
+    held, ex.risk = ex.risk, None
     if held is None:
         return
-    totals, reserve, entry, window = held
-    for k, v in reserve.items():
-        totals.in_flight[k] -= v
+    for k, v in held.reserve.items():
+        held.totals.in_flight[k] -= v
         if ex.approved:
-            totals.committed[k] += v
-    if entry is not None and not ex.approved and ex.notes.get("status") != "timeout":
+            held.totals.committed[k] += v
+    # An unknown outcome (timeout) keeps its place in the card's window: the issuer may have
+    # approved it.
+    undone = not ex.approved and ex.journal.failure != "timeout"
+    if held.entry is not None and held.window is not None and undone:
         with contextlib.suppress(ValueError):
-            window.remove(entry)
+            held.window.remove(held.entry)

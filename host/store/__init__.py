@@ -3,7 +3,8 @@
 One API, two backends (SQLite file with WAL, or PostgreSQL via psycopg 3), two faces:
 :class:`Store` for Trio code (writes group-committed by one writer thread, reads in worker
 threads) and :class:`SyncStore` for blocking tools. Both have the methods named in
-``host.store.store.WRITES`` / ``READS``; the SQL is in ``host.store.ops``.
+``host.store.ops.WRITES`` / ``READS`` (typed in ``host.store.facade``); the SQL is in one
+module per section of the schema, listed in ``host.store.ops``.
 
 Conventions: amounts are integer minor units; ``*_at`` columns are UTC epoch milliseconds;
 dates are ``YYYYMMDD`` text; key tokens are opaque ``KeyToken.to_text()`` strings.

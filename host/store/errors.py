@@ -15,6 +15,11 @@ class AlreadyExists(StoreError):
     """An estate row (merchant, terminal, operator) with this key exists already."""
 
 
+class TillRefused(StoreError, ValueError):
+    """A master/secondary change the estate rules refuse: a master of another merchant, a
+    chain (a secondary as master, a master as secondary) or a terminal as its own master."""
+
+
 class DuplicateTransaction(StoreError):
     """A transaction with the same (tid, batch, stan, business_date) is journalled already."""
 

@@ -261,10 +261,8 @@ class LogWriter(Writer):
         """Operations that are not logged: one durable transaction, as with durability =
         database (an insert gets its id from this writer's block)."""
         for op in group:
-            if (
-                op.fn in (ops.insert_pending, ops.insert_pending_child)
-                and "txn_id" not in op.kwargs
-            ):
+            insert = op.fn in (ops.insert_pending, ops.insert_pending_child)
+            if insert and op.kwargs.get("txn_id") is None:
                 op.kwargs = {**op.kwargs, "txn_id": self._allocate(db)}
         try:
             outcomes = self._transact_group(db, group)
@@ -297,7 +295,7 @@ class LogWriter(Writer):
         run in the database instead (an unusual shape; the database then gives its answer)."""
         fn = op.fn
         if fn is ops.insert_pending:
-            if len(op.args) != 1 or op.kwargs:
+            if len(op.args) != 1 or any(v is not None for v in op.kwargs.values()):
                 return None
             txn = op.args[0]
             if not isinstance(txn, NewTransaction) or txn.original_id is not None:

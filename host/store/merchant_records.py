@@ -26,7 +26,24 @@ TERMS_FIELDS = (
     "min_payout",
     "require_operator",
     "supervisor_types",
+    "qr_fee_rate",
+    "qr_d0_fee_rate",
+    # what a secondary terminal may undo (docs/tills.md)
+    "secondary_may_void_others",
+    "secondary_may_refund",
+    "secondary_may_refund_others",
 )
+# Terms that are yes/no, stored as INTEGER 0/1 (None: the configured default).
+BOOL_TERMS = (
+    "require_operator",
+    "secondary_may_void_others",
+    "secondary_may_refund",
+    "secondary_may_refund_others",
+)
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -95,11 +112,14 @@ class MerchantTerms:
     fee_rate: str | None = None
     d0_fee_rate: str | None = None
     min_payout: int | None = None
-    require_operator: bool | None = attrs.field(
-        default=None, converter=lambda v: None if v is None else bool(v)
-    )
+    require_operator: bool | None = attrs.field(default=None, converter=_optional_bool)
     supervisor_types: str | None = None
+    secondary_may_void_others: bool | None = attrs.field(default=None, converter=_optional_bool)
+    secondary_may_refund: bool | None = attrs.field(default=None, converter=_optional_bool)
+    secondary_may_refund_others: bool | None = attrs.field(default=None, converter=_optional_bool)
     updated_at: int = 0
+    qr_fee_rate: str | None = None
+    qr_d0_fee_rate: str | None = None
 
 
 def fee_for(gross: int, rate_pct: str) -> int:
@@ -143,9 +163,26 @@ class MerchantSettlement:
     carried_out: int  # net + carried_in - payout
     status: str  # paid | carried
     created_at: int
+    # One line per payment channel with counted transactions (card, qr): each channel's fee
+    # at its own rate. Empty for records made before channels existed (all cards, fee_rate).
+    channels: tuple[ChannelSettlement, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSettlement:
+    """A channel's share of a merchant settlement record."""
+
+    channel: str
+    debit_count: int
+    debit_amount: int
+    credit_count: int
+    credit_amount: int
+    gross: int
+    fee_rate: str  # percent
+    fee: int
 
 
 @attrs.frozen
@@ -154,6 +191,28 @@ class DayTotals:
     debit_amount: int = 0
     credit_count: int = 0
     credit_amount: int = 0
+
+    @property
+    def gross(self) -> int:
+        return self.debit_amount - self.credit_amount
+
+
+@attrs.frozen(kw_only=True)
+class TillTotals:
+    """One terminal's settled approved rows of a business date, under the master they were
+    journalled with (a terminal moved during the day has one line per master)."""
+
+    mid: str
+    tid: str
+    master_tid: str | None
+    debit_count: int = 0
+    debit_amount: int = 0
+    credit_count: int = 0
+    credit_amount: int = 0
+
+    @property
+    def rolls_up_to(self) -> str:
+        return self.master_tid or self.tid
 
     @property
     def gross(self) -> int:

@@ -22,6 +22,9 @@ TXN_STATUSES = ("pending", "approved", "declined", "timeout", "reversed", "voide
 KEY_MODES = ("001", "003", "004", "dukpt")
 ROLES = ("operator", "supervisor")
 CARD_GROUPS = ("domestic", "foreign")
+# How the customer paid: a card, or a QR wallet. Each channel has its own fee rate in the
+# merchant terms and its own line in a merchant settlement (host/merchant/settlement.py).
+CHANNELS = ("card", "qr")
 BATCH_STATUSES = ("open", "closed", "unbalanced", "flagged")
 
 # Settlement: which approved transactions count as debits and which as credits.
@@ -104,6 +107,7 @@ class Terminal:
     pending_operator: str | None = None
     pending_at: int | None = None  # host clock, epoch ms
     balance_entries: int | None = None  # field 54 entries this terminal takes (None: 1)
+    master_tid: str | None = None  # the master of a secondary terminal (docs/tills.md)
 
 
 @attrs.frozen
@@ -140,6 +144,8 @@ class NewTransaction:
     issuer_stan: str | None = None
     requested_at: int | None = None  # default: the store's clock
     extra: dict[str, Any] | None = None
+    master_tid: str | None = None  # the terminal's master, if it is a secondary (docs/tills.md)
+    channel: str = attrs.field(default="card", validator=attrs.validators.in_(CHANNELS))
 
     @pan_masked.validator
     def _pan_is_masked(self, _attr, value):
@@ -200,6 +206,14 @@ class Transaction:
     latency_ms: int | None
     settlement_date: str | None
     extra: dict[str, Any] | None = attrs.field(converter=_json_in)
+    channel: str = "card"
+    # The master the terminal had when this row was written (None: the terminal was no one's
+    # secondary); the row rolls up under ``master_tid or tid`` (docs/tills.md).
+    master_tid: str | None = None
+
+    @property
+    def rolls_up_to(self) -> str:
+        return self.master_tid or self.tid
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the PAN is masked already (the journal never holds a clear PAN)."""

@@ -304,10 +304,87 @@ V12_API_EXPIRY = """
 ALTER TABLE api_tokens ADD COLUMN expires_at {bigint}
 """
 
+# Master and secondary terminals (docs/tills.md): a terminal may name its master; each journal
+# row keeps the master its terminal had when the row was written, so a day's roll-up stays what
+# it was when the terminal is moved later; the merchant terms say what a secondary may undo.
+V13_TILLS = """
+ALTER TABLE terminals ADD COLUMN master_tid TEXT REFERENCES terminals (tid);
+CREATE INDEX terminals_master ON terminals (master_tid);
+ALTER TABLE transactions ADD COLUMN master_tid TEXT;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_void_others INTEGER;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_refund INTEGER;
+ALTER TABLE merchant_terms ADD COLUMN secondary_may_refund_others INTEGER
+"""
+
+# Issue 17: the channel a journal row was paid through (card, or a QR wallet), each channel's
+# fee rate in the merchant terms and its own line in a merchant settlement; and real-time
+# merchant notifications. A webhook event is inserted by the same statement sequence, in the
+# same database transaction, as the journal outcome it reports (host/store/webhooks.py), so a
+# crash can neither lose nor duplicate one; the delivery worker (host/merchant/webhooks.py)
+# works through ``webhook_events`` and logs every attempt in ``webhook_deliveries``.
+V14_CHANNELS_AND_WEBHOOKS = """
+ALTER TABLE transactions ADD COLUMN channel TEXT NOT NULL DEFAULT 'card'
+    CHECK (channel IN ('card', 'qr'));
+ALTER TABLE merchant_terms ADD COLUMN qr_fee_rate TEXT;
+ALTER TABLE merchant_terms ADD COLUMN qr_d0_fee_rate TEXT;
+CREATE TABLE merchant_settlement_channels (
+    mid            TEXT NOT NULL,
+    business_date  TEXT NOT NULL,
+    channel        TEXT NOT NULL,
+    debit_count    {bigint} NOT NULL,
+    debit_amount   {bigint} NOT NULL,
+    credit_count   {bigint} NOT NULL,
+    credit_amount  {bigint} NOT NULL,
+    gross          {bigint} NOT NULL,
+    fee_rate       TEXT NOT NULL,
+    fee            {bigint} NOT NULL,
+    PRIMARY KEY (mid, business_date, channel)
+);
+CREATE TABLE merchant_webhooks (
+    mid           TEXT PRIMARY KEY REFERENCES merchants (mid),
+    url           TEXT NOT NULL,
+    sealed_secret TEXT NOT NULL,
+    secret_check  TEXT NOT NULL,
+    created_at    {bigint} NOT NULL,
+    updated_at    {bigint} NOT NULL
+);
+CREATE TABLE webhook_events (
+    id               {pk},
+    event_id         TEXT NOT NULL UNIQUE,
+    mid              TEXT NOT NULL,
+    transaction_id   {bigint} REFERENCES transactions (id),
+    kind             TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  {bigint} NOT NULL,
+    last_error       TEXT,
+    created_at       {bigint} NOT NULL,
+    retry_since      {bigint} NOT NULL,
+    delivered_at     {bigint}
+);
+CREATE INDEX webhook_events_due ON webhook_events (status, next_attempt_at);
+CREATE INDEX webhook_events_mid ON webhook_events (mid, id);
+CREATE TABLE webhook_deliveries (
+    id           {pk},
+    event_id     TEXT NOT NULL,
+    mid          TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    url          TEXT NOT NULL,
+    status_code  INTEGER,
+    latency_ms   {bigint} NOT NULL,
+    error        TEXT,
+    at           {bigint} NOT NULL
+);
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id, id);
+CREATE INDEX webhook_deliveries_mid ON webhook_deliveries (mid, id)
+"""
+
 # The SQLite journal's write log (host/store/journal_log.py): how far each log's records have
 # been applied to the tables, in the same transaction as the rows themselves, so a restart
 # applies exactly the records after it.
-V13_JOURNAL_LOG = """
+V15_JOURNAL_LOG = """
 CREATE TABLE journal_log (
     log          TEXT PRIMARY KEY,
     applied_seq  {bigint} NOT NULL
@@ -327,7 +404,11 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "pending sign-on keys, in force once the terminal proves them", V10_PENDING_KEYS),
     Migration(11, "terminal profile: balance entries in field 54", V11_TERMINAL_PROFILE),
     Migration(12, "back-office API tokens: optional expiry", V12_API_EXPIRY),
-    Migration(13, "journal write log: records applied to the tables", V13_JOURNAL_LOG),
+    Migration(13, "master and secondary terminals, their roll-up and policy", V13_TILLS),
+    Migration(
+        14, "payment channel, per-channel fees, merchant webhooks", V14_CHANNELS_AND_WEBHOOKS
+    ),
+    Migration(15, "journal write log: records applied to the tables", V15_JOURNAL_LOG),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

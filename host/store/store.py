@@ -1,4 +1,5 @@
-"""The two faces of the store, over the same SQL (``host.store.ops``).
+"""The two faces of the store, over the same SQL (``host.store.ops``; typed methods in
+``host.store.facade``).
 
 * :class:`Store` — for the Trio host. ``await store.insert_pending(...)`` returns once the row
   is committed (durable); writes go through one writer with group commit (a thread of this
@@ -7,7 +8,8 @@
   disk. With ``durability="log"`` (SQLite, writer process: the host's default) a request or
   an outcome is durable once it is in the journal's write log and reaches the tables a moment
   later (:mod:`host.store.log_writer`); every read of the journal first asks the writer to
-  apply what it has acknowledged, so reads see every acknowledged write.
+  apply what it has acknowledged, so reads see every acknowledged write; a read from another
+  process (a ``SyncStore``, a store without the log) waits the moment that takes.
 * :class:`SyncStore` — plain blocking calls for CLI tools and scripts: one connection, one
   transaction per write.
 
@@ -18,12 +20,11 @@ Both expose the same method names. Open with ``async with open_store(url) as sto
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import outcome
@@ -33,6 +34,7 @@ import trio
 from host.store import ops
 from host.store.db import DEFAULT_URL, Clock, Db, Url, call, connect, epoch_ms, redact
 from host.store.errors import StoreClosed
+from host.store.facade import AsyncFacade, SyncFacade
 from host.store.journal_log import wait_applied
 from host.store.log_writer import project_now
 from host.store.schema import migrate
@@ -40,154 +42,13 @@ from host.store.writer import Op, Writer, WriterStats
 from host.store.writer_process import WriterProcess, cannot_abort
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def default_url() -> str:
     """``$POSHOST_JOURNAL_URL`` (the variable the host's config reads), else
     ``sqlite:///var/poshost.sqlite`` (relative to the cwd)."""
     return os.environ.get("POSHOST_JOURNAL_URL") or DEFAULT_URL
-
-
-# -- method builders: each facade method is one function of ops, run the facade's way --------
-
-
-def _async_write(fn: Callable[..., Any]):
-    @functools.wraps(fn)
-    async def method(self: Store, *args: Any, **kwargs: Any) -> Any:
-        return await self._write(fn, *args, **kwargs)
-
-    return method
-
-
-def _async_read(fn: Callable[..., Any]):
-    @functools.wraps(fn)
-    async def method(self: Store, *args: Any, **kwargs: Any) -> Any:
-        return await self._read(fn, *args, **kwargs)
-
-    return method
-
-
-def _sync_write(fn: Callable[..., Any]):
-    @functools.wraps(fn)
-    def method(self: SyncStore, *args: Any, **kwargs: Any) -> Any:
-        return self._transact(fn, *args, **kwargs)
-
-    return method
-
-
-def _sync_read(fn: Callable[..., Any]):
-    @functools.wraps(fn)
-    def method(self: SyncStore, *args: Any, **kwargs: Any) -> Any:
-        return call(self._after_log(fn), self._connection(), *args, **kwargs)
-
-    return method
-
-
-def _reading_after_log(fn: Callable[..., Any], db_path: str) -> Callable[..., Any]:
-    """``fn`` run once the tables hold what a running host's journal writer has made durable
-    in its write log (a read from outside the writer: the CLI, the back office)."""
-
-    def read(db: Db, *args: Any, **kwargs: Any) -> Any:
-        wait_applied(db, db_path)
-        return fn(db, *args, **kwargs)
-
-    return read
-
-
-WRITES = (
-    # estate
-    ops.add_merchant,
-    ops.set_merchant_status,
-    ops.disable_merchant,
-    ops.enable_merchant,
-    ops.add_terminal,
-    ops.set_terminal_status,
-    ops.set_terminal_profile,
-    ops.disable_terminal,
-    ops.enable_terminal,
-    ops.set_terminal_keys,
-    ops.sign_on,
-    ops.sign_off,
-    ops.promote_keys,
-    ops.drop_pending_keys,
-    ops.set_current_batch,
-    ops.add_operator,
-    ops.set_operator_status,
-    ops.disable_operator,
-    ops.enable_operator,
-    # journal
-    ops.insert_pending,
-    ops.insert_pending_child,
-    ops.record_outcome,
-    ops.set_status,
-    ops.record_reversal,
-    ops.record_unknown_outcome,
-    # store-and-forward
-    ops.saf_enqueue,
-    ops.saf_mark_attempt,
-    ops.saf_ack,
-    ops.saf_fail,
-    # batches and business day
-    ops.open_batch,
-    ops.close_batch,
-    ops.settle_batch,
-    ops.add_batch_upload_record,
-    ops.set_business_day,
-    # merchant operations
-    ops.set_risk_limits,
-    ops.delete_risk_limits,
-    ops.add_risk_event,
-    ops.add_security_events,
-    ops.set_merchant_terms,
-    ops.settle_merchant,
-    ops.enroll_device,
-    ops.add_activation_code,
-    ops.count_activation_try,
-    ops.activate_terminal,
-    ops.add_api_token,
-    ops.rehash_api_token,
-    ops.revoke_api_token,
-)
-READS = (
-    ops.get_merchant,
-    ops.list_merchants,
-    ops.get_terminal,
-    ops.list_terminals,
-    ops.get_operator,
-    ops.list_operators,
-    ops.get_transaction,
-    ops.find_transaction,
-    ops.find_by_rrn,
-    ops.find_by_original,
-    ops.find_in_batch,
-    ops.find_by_auth_code,
-    ops.list_transactions,
-    ops.batch_totals,
-    ops.get_reversal,
-    ops.saf_due,
-    ops.saf_get,
-    ops.get_batch,
-    ops.list_batches,
-    ops.list_batch_upload_records,
-    ops.get_business_day,
-    # merchant operations
-    ops.get_risk_limit_rows,
-    ops.list_risk_limits,
-    ops.merchant_risk_totals,
-    ops.recent_card_debits,
-    ops.list_risk_events,
-    ops.list_security_events,
-    ops.get_merchant_terms,
-    ops.merchant_day_totals,
-    ops.settlement_candidates,
-    ops.get_merchant_settlement,
-    ops.list_merchant_settlements,
-    ops.counted_transactions,
-    ops.get_device,
-    ops.latest_activation_code,
-    ops.get_api_token,
-    ops.list_api_tokens,
-)
 
 
 # Reads of tables that only synchronous writes change (the estate, limits, terms, tokens): in
@@ -213,12 +74,15 @@ ESTATE_READS = frozenset(
 )
 
 
-def _install(cls: type, write: Callable, read: Callable) -> type:
-    for fn in WRITES:
-        setattr(cls, fn.__name__, write(fn))
-    for fn in READS:
-        setattr(cls, fn.__name__, read(fn))
-    return cls
+def _reading_after_log(fn: Callable[..., T], db_path: str) -> Callable[..., T]:
+    """``fn`` run once the tables hold what a running host's journal writer has made durable
+    in its write log (a read from outside the writer: the CLI, the back office)."""
+
+    def read(db: Db, *args: Any, **kwargs: Any) -> T:
+        wait_applied(db, db_path)
+        return fn(db, *args, **kwargs)
+
+    return read
 
 
 # -- the Trio store ----------------------------------------------------------------------------
@@ -260,8 +124,7 @@ class _ReaderPool:
             db.close()
 
 
-@functools.partial(_install, write=_async_write, read=_async_read)
-class Store:
+class Store(AsyncFacade):
     """The journal and estate store for Trio code. See the module docstring."""
 
     def __init__(
@@ -375,7 +238,7 @@ class Store:
         """Counters of the writer thread (ops, commits, failed_ops, max_group, checkpoints)."""
         return self._writer.stats
 
-    async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._closed:
             raise StoreClosed("store is closed")
         if self._process is not None:
@@ -406,7 +269,7 @@ class Store:
             self._notifiers[token] = notify
         return notify
 
-    async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._closed:
             raise StoreClosed("store is closed")
         if fn.__name__ not in ESTATE_READS:
@@ -432,8 +295,7 @@ async def open_store(url: str | None = None, **kwargs: Any) -> AsyncIterator[Sto
 # -- the blocking store ------------------------------------------------------------------------
 
 
-@functools.partial(_install, write=_sync_write, read=_sync_read)
-class SyncStore:
+class SyncStore(SyncFacade):
     """The same API without Trio: blocking calls, one transaction per write. For CLI tools."""
 
     def __init__(self, url: str, db: Db):
@@ -468,12 +330,7 @@ class SyncStore:
             raise StoreClosed("store is closed")
         return self._db
 
-    def _after_log(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        if self.backend != "sqlite" or fn.__name__ in ESTATE_READS:
-            return fn
-        return _reading_after_log(fn, Url.parse(self.url).target)
-
-    def _transact(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _transact(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def in_transaction(db: Db) -> Any:
             db.begin(immediate=True)
             try:
@@ -485,3 +342,8 @@ class SyncStore:
             return result
 
         return call(in_transaction, self._connection())
+
+    def _read_now(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.backend == "sqlite" and fn.__name__ not in ESTATE_READS:
+            fn = _reading_after_log(fn, Url.parse(self.url).target)
+        return call(fn, self._connection(), *args, **kwargs)

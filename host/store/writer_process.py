@@ -237,7 +237,7 @@ class _Inbox:
                     if name == project_now.__name__:
                         fn = project_now
                     else:
-                        fn = getattr(ops, name, None) if not name.startswith("_") else None
+                        fn = ops.WRITES_BY_NAME.get(name)
                     conn.outstanding += 1
                     if fn is None:
                         conn.notify([(Op(None, (), {}, conn.notify, seq), _unknown(name))])

@@ -12,6 +12,7 @@ CONTRACT_NAMES = {
     "parameter_download", "settlement", "batch_upload", "batch_upload_end",
     "activation",  # merchant operations: 0800 / 60.3 380 (README "Operations")
     "batch_upload_detail",  # a refund detail 0320 (NewPOS-type terminals)
+    "qr_pay", "qr_order", "qr_query",  # QR wallet payments (docs/qr.md)
 }  # fmt: skip
 
 

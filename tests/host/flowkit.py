@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from typing import Any
 
 import attrs
 import trio
@@ -40,6 +41,7 @@ class Shop:
     client: TerminalClient
     device: Device
     last_request: Message | None = None
+    hsm_sim: Any = None  # the hsm-sim (tools.hsm_sim.server.HsmSim) when hsm="network"
 
     @property
     def host(self):
@@ -119,14 +121,14 @@ async def shop(
 ):
     clock = clock or FixedClock(MORNING)
     sim = Simulator(SimConfig.demo(state=tmp_path / "sim.sqlite", listen="127.0.0.1:0"))
-    async with trio.open_nursery() as nursery, maybe_hsm_sim(hsm) as (_, hsm_overrides):
+    async with trio.open_nursery() as nursery, maybe_hsm_sim(hsm) as (hsm_sim, hsm_overrides):
         port = await nursery.start(sim.serve)
         settings = host_settings(tmp_path, port, **{**hsm_overrides, **overrides})
         async with running_host(settings, clock=clock) as running:
             await wait_links_up(running)
             device = demo_device(tid)
             async with terminal(running, device) as client:
-                yield Shop(sim, running, clock, client, device)
+                yield Shop(sim, running, clock, client, device, hsm_sim=hsm_sim)
         nursery.cancel_scope.cancel()
     sim.close()
 

@@ -74,11 +74,12 @@ async def wait_links_up(running: RunningHost, timeout: float = 5.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def hsm_sim(lmk_hex: str = TEST_LMK):
-    """The real network HSM simulator on its own loopback socket: (HsmSim, port)."""
-    from tools.hsm_sim.server import HsmSim, serve_hsm, sim_hsm
+async def hsm_sim(lmk_hex: str = TEST_LMK, *, test_keys: bool = True):
+    """The real network HSM simulator on its own loopback socket: (HsmSim, port). It wraps
+    the demo estate's and the test link's clear TEST keys (--test-keys) unless told not to."""
+    from tools.hsm_sim.server import HsmSim, serve_hsm, sim_hsm, sim_test_key_hsm
 
-    sim = HsmSim(sim_hsm(lmk_hex))
+    sim = HsmSim(sim_hsm(lmk_hex), sim_test_key_hsm(lmk_hex) if test_keys else None)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_hsm, sim, "127.0.0.1", 0)
         yield sim, port
@@ -86,8 +87,13 @@ async def hsm_sim(lmk_hex: str = TEST_LMK):
 
 
 def network_hsm_settings(port: int, **more) -> dict:
-    """Host overrides for hsm.kind = "network" against an hsm-sim holding TEST_LMK."""
-    return {"hsm.kind": "network", "hsm.address": f"127.0.0.1:{port}", "hsm.lmk": TEST_LMK, **more}
+    """Host overrides for hsm.kind = "network" against an hsm-sim: the host gets no LMK (the
+    simulator holds TEST_LMK), only the check value it must report."""
+    from keys.lmk import LocalMasterKey
+
+    kcv = LocalMasterKey(bytes.fromhex(TEST_LMK)).check_value
+    return {"hsm.kind": "network", "hsm.address": f"127.0.0.1:{port}",
+            "hsm.lmk_check_value": kcv, **more}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -173,3 +179,90 @@ async def wait_port(port: int, timeout: float = 20.0) -> None:
                 return
             except OSError:
                 await trio.sleep(0.05)
+
+
+# -- QR wallet payments (docs/qr.md) ---------------------------------------------------------
+
+_KEY_CACHE: dict[str, bytes] = {}
+
+
+def _test_key(name: str) -> bytes:
+    """An RSA key pair made once per test run (2048-bit generation costs ~0.3 s each)."""
+    if name not in _KEY_CACHE:
+        from keys import rsa_sign
+
+        _KEY_CACHE[name] = rsa_sign.generate().key.export_key("PEM")
+    return _KEY_CACHE[name]
+
+
+def place_wallet_keys(tmp_path) -> tuple:
+    """The platform's and the acquirer's TEST key pairs where wallet-sim and the host look for
+    them (each side would make its own on first start; made once per run here for speed)."""
+    wallet_dir, host_dir = tmp_path / "wallet", tmp_path / "host"
+    wallet_dir.mkdir(parents=True, exist_ok=True)
+    host_dir.mkdir(parents=True, exist_ok=True)
+    (wallet_dir / "platform_private.pem").write_bytes(_test_key("platform"))
+    (host_dir / "wallet_acquirer.pem").write_bytes(_test_key("acquirer"))
+    return wallet_dir, host_dir
+
+
+def wallet_config(tmp_path, **changes):
+    from tools.wallet_sim.config import WalletSimConfig
+
+    wallet_dir, host_dir = place_wallet_keys(tmp_path)
+    values = {
+        "listen": "127.0.0.1:0",
+        "control": "127.0.0.1:0",
+        "state": tmp_path / "wallet" / "state.sqlite",
+        "key_dir": wallet_dir,
+        "acquirer_public_key": host_dir / "wallet_acquirer_public.pem",
+        **changes,
+    }
+    return WalletSimConfig(**values)
+
+
+def wallet_host_overrides(tmp_path, gateway_port: int, **qr) -> dict:
+    from tools.wallet_sim.config import DEMO_APP_ID
+
+    values = {
+        "links.wallet": {
+            "address": f"127.0.0.1:{gateway_port}",
+            "protocol": "wallet",
+            "app_id": DEMO_APP_ID,
+            "platform_key": str(tmp_path / "wallet" / "platform_public.pem"),
+            "timeout": 3.0,
+        },
+        "qr.link": "wallet",
+        "qr.notify_listen": f"127.0.0.1:{free_port()}",
+        "qr.pay_deadline": 3.0,
+        "qr.poll_interval": 0.2,
+        "qr.watch_interval": 0.2,
+    }
+    values.update({f"qr.{k}": v for k, v in qr.items()})
+    return values
+
+
+@contextlib.asynccontextmanager
+async def qr_stack(tmp_path, *, wallet=None, sim_overrides=None, clock=None, qr=None,
+                   **host_overrides):  # fmt: skip
+    """The real issuer simulator and the real wallet-sim, each on its own socket, and a host
+    linked to both, every link up: yields (wallet sim, issuer sim, running host)."""
+    from tools.issuer_sim.config import SimConfig
+    from tools.issuer_sim.server import Simulator
+    from tools.wallet_sim.server import WalletSim
+
+    wsim = WalletSim(wallet_config(tmp_path, **(wallet or {})))
+    isim = Simulator(SimConfig.demo(state=tmp_path / "sim.sqlite", listen="127.0.0.1:0",
+                                    **(sim_overrides or {})))  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        gateway, control = await nursery.start(wsim.serve)
+        wsim.control_port = control
+        sim_port = await nursery.start(isim.serve)
+        overrides = {**wallet_host_overrides(tmp_path, gateway, **(qr or {})), **host_overrides}
+        settings = host_settings(tmp_path, sim_port, **overrides)
+        async with running_host(settings, clock=clock) as running:
+            await wait_links_up(running, timeout=10)
+            yield wsim, isim, running
+        nursery.cancel_scope.cancel()
+    isim.close()
+    wsim.close()

@@ -6,13 +6,15 @@ from __future__ import annotations
 import trio
 
 from host.demo import seed_demo_estate
+from host.hsm import SoftClearTestKeys
 from host.store import open_store
 from keys.hsm import SoftHSM
 
 
 def test_seeding_the_demo_estate_again_fails_no_journal_write(tmp_path):
     url = f"sqlite:///{tmp_path / 'j.sqlite'}"
-    hsm = SoftHSM(SoftHSM.generate_lmk(32), clear_test_keys=True)  # the demo estate's test keys
+    # the demo estate's test keys, wrapped as a host's start-up wraps them
+    hsm = SoftClearTestKeys(SoftHSM(SoftHSM.generate_lmk(32), clear_test_keys=True))
 
     async def start_once() -> tuple[int, int]:
         async with open_store(url) as store:

@@ -17,21 +17,26 @@ import trio
 
 from host.hsm import HsmUnavailable
 from host.hsm.network import NetworkHSM
+from host.runtime import StartupError, run_host
+from keys import des, dukpt, pinblock
 from keys import hsm_wire as wire
-from keys.hsm import SoftHSM
-from keys.tokens import KeyType
+from keys.checkvalue import kcv
+from keys.errors import KeysError
+from keys.hsm import DukptSource, SoftHSM, encrypt_track
+from keys.tokens import KeyToken, KeyType
 from tests.host.flowkit import run, shop
 from tests.host.harness import (
     TEST_LMK,
     demo_device,
     eventually,
     free_port,
+    host_settings,
     hsm_sim,
     network_hsm_settings,
     sim_and_host,
     terminal,
 )
-from tools.hsm_sim.server import sim_hsm
+from tools.hsm_sim.server import HsmSim, sim_hsm, sim_test_key_hsm
 from tools.issuer_sim.testing import PIN, RICH
 from tools.terminal.state import from_profile
 
@@ -61,7 +66,7 @@ def test_sign_on_purchase_and_dukpt_pin_go_through_the_network_hsm(tmp_path):
 
 async def _start_hsm_sim(port: int) -> subprocess.Popen:
     """`poshost hsm-sim` in its own process, once it accepts connections."""
-    argv = [sys.executable, "-c", "from host.cli import main; main()", "hsm-sim"]
+    argv = [sys.executable, "-c", "from host.cli import main; main()", "hsm-sim", "--test-keys"]
     proc = subprocess.Popen(
         [*argv, "--listen", f"127.0.0.1:{port}"],
         env={**os.environ, "HSM_SIM_LMK": TEST_LMK},
@@ -82,8 +87,7 @@ async def _start_hsm_sim(port: int) -> subprocess.Popen:
 def test_killed_hsm_sim_gives_clean_96_and_a_restarted_one_approvals(tmp_path):
     port = free_port()
 
-    async def body(sim, running):
-        proc = await _start_hsm_sim(port)
+    async def body(sim, running, proc):
         try:
             device = demo_device()
             async with terminal(running, device) as client:
@@ -120,8 +124,12 @@ def test_killed_hsm_sim_gives_clean_96_and_a_restarted_one_approvals(tmp_path):
         overrides = network_hsm_settings(
             port, **{"hsm.timeout": 1.0, "hsm.breaker_failures": 2, "hsm.breaker_cooldown": 0.5}
         )
-        async with sim_and_host(tmp_path, **overrides) as (sim, running):
-            await body(sim, running)
+        proc = await _start_hsm_sim(port)  # up first: it wraps the host's test keys at start
+        try:
+            async with sim_and_host(tmp_path, **overrides) as (sim, running):
+                await body(sim, running, proc)
+        finally:
+            proc.kill()
 
     trio.run(main)
 
@@ -175,6 +183,10 @@ def test_commands_in_flight_share_one_connection_and_get_their_own_answers():
             assert await client.verify_mac(mak, messages[0], results[0])
             assert not await client.verify_mac(mak, messages[1], results[0])
             assert await client.diagnostics() == soft.lmk_check_value
+            assert await client.check_value(mak) == soft.check_value(mak) == mak.check_value  # BU
+            stranger = SoftHSM.from_hex("11" * 32).generate_key(KeyType.TAK, 16)
+            with pytest.raises(KeysError):  # another LMK's token does not unwrap: error 10
+                await client.check_value(stranger)
             tmk = soft.generate_key(KeyType.TMK, 16)
             token, crypt, cv = await client.generate_exported(KeyType.TPK, 16, tmk)
             assert soft.export_key(token, tmk) == (crypt, cv)
@@ -239,8 +251,6 @@ def test_a_cancelled_probe_does_not_leave_the_breaker_stuck_open():
 
 
 def test_the_simulator_answers_bad_commands_with_payshield_error_codes():
-    from tools.hsm_sim.server import HsmSim
-
     soft = sim_hsm(TEST_LMK)
     sim = HsmSim(soft)
     tak = soft.generate_key(KeyType.TAK, 8).to_text()
@@ -269,3 +279,103 @@ def test_frames_pipelined_in_one_write_are_answered_with_their_headers():
             await stream.aclose()
 
     trio.run(main)
+
+
+def test_aes_dukpt_pin_and_track_decryption_go_through_the_client():
+    # G0 for an AES BDK: format 0 under a 2TDEA working key (the dialect's 8-byte field 52),
+    # and the X9.24-3-2017 supplement's format 4 block under the AES-128 PIN key (KSN
+    # ...00000001, PIN 1234, PAN 4111111111111111 -> A912150391AB65A67E52883D81CE2D15).
+    keys = sim_test_key_hsm(TEST_LMK)
+    aes_bdk = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+    zpk_clear = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A12")
+    bdk = keys.import_clear(KeyType.BDK_AES, aes_bdk)
+    zpk = keys.import_clear(KeyType.ZPK, zpk_clear)
+    tdk_clear = bytes.fromhex("11223344556677888877665544332211")
+    tdk = keys.import_clear(KeyType.TDK, tdk_clear)
+    pan = "4111111111111111"
+    ksn1 = bytes.fromhex("123456789012345600000001")
+    ksn2 = bytes.fromhex("123456789012345600000002")
+    working = dukpt.host_derive_working_key(
+        aes_bdk, ksn2, dukpt.KeyUsage.PIN_ENCRYPTION, dukpt.DerivedKeyType.TDES2
+    )
+    tdea_block = des.encrypt_ecb(working, pinblock.encode(0, "8642", pan))
+    track = f"{RICH}=30121010000000000000"
+
+    async def main():
+        async with hsm_sim() as (sim, port), trio.open_nursery() as nursery:
+            client = NetworkHSM("127.0.0.1", port, connections=1)
+            await nursery.start(client.run)
+            out = await client.translate_pin(
+                tdea_block, pan, DukptSource(bdk, ksn2, 0, "TDES2"), zpk
+            )
+            assert pinblock.decode(0, des.decrypt_ecb(zpk_clear, out), pan) == "8642"
+            fmt4 = bytes.fromhex("A912150391AB65A67E52883D81CE2D15")
+            out = await client.translate_pin(fmt4, pan, DukptSource(bdk, ksn1), zpk)
+            assert pinblock.decode(0, des.decrypt_ecb(zpk_clear, out), pan) == "1234"
+            assert sim.counts["G0"] == 2
+            # track: only the enciphered block travels (M2), the host puts it back
+            assert await client.decrypt_track(tdk, encrypt_track(tdk_clear, track)) == track
+            assert sim.counts["M2"] == 1
+            with pytest.raises(KeysError):  # a PIN key does not open tracks (error 10)
+                await client.decrypt_track(zpk, encrypt_track(tdk_clear, track))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_clear_test_keys_only_on_a_simulator_started_for_them():
+    soft = sim_hsm(TEST_LMK)
+    plain, keyed = HsmSim(soft), HsmSim(soft, sim_test_key_hsm(TEST_LMK))
+    zpk = bytes.fromhex("4CA2161637D0133E5E151AEA45DA2A12")
+    assert plain.answer(wire.tk_import_test_key("ZPK", zpk)) == "TL68"  # no such command
+    answer = keyed.answer(wire.tk_import_test_key("ZPK", zpk))
+    assert answer.startswith("TL00")
+    token = KeyToken.from_text(wire.Fields(answer, 4).key())
+    assert token.key_type is KeyType.ZPK and token.check_value == kcv(zpk).hex().upper()
+    # a key that wraps or carries other keys is not a test key the host ever needs
+    for name in ("KEK", "ZMK", "KBPK", "PVK", "TAK"):
+        assert keyed.answer(wire.tk_import_test_key(name, zpk)) == "TL10"
+
+
+def test_a_network_host_with_test_keys_and_an_hsm_that_refuses_them_does_not_start(tmp_path):
+    async def main():
+        async with hsm_sim(test_keys=False) as (_, port), trio.open_nursery() as nursery:
+            settings = host_settings(tmp_path, free_port(), **network_hsm_settings(port))
+            with pytest.raises(BaseExceptionGroup) as info:
+                await nursery.start(lambda task_status: run_host(settings, task_status=task_status))
+            assert info.group_contains(StartupError, match="--test-keys")
+            assert not (tmp_path / "host" / "lmk.hex").exists()  # nor was an LMK made
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_serve_says_in_one_line_that_the_network_hsm_did_not_wrap_the_test_keys(tmp_path):
+    # its own process: `serve` configures the process's logging for good
+    cfg = tmp_path / "host.toml"
+    cfg.write_text(
+        f'[data]\ndir = "{tmp_path / "host"}"\n[server]\nlisten = "127.0.0.1:0"\n'
+        f'[hsm]\nkind = "network"\naddress = "127.0.0.1:{free_port()}"\n'  # nobody there
+    )
+    argv = [sys.executable, "-c", "from host.cli import main; main()", "serve", "--demo"]
+    done = subprocess.run(
+        [*argv, "--config", str(cfg)], capture_output=True, text=True, timeout=60, env=os.environ
+    )
+    assert done.returncode == 1
+    assert "Error: the configured test keys (--demo" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "host" / "lmk.hex").exists()
+
+
+def test_an_offline_key_command_of_a_network_installation_makes_no_lmk_of_its_own(tmp_path):
+    from host.app import load_lmk
+    from host.config import ConfigError
+
+    network = network_hsm_settings(free_port())
+    with pytest.raises(ConfigError, match="the LMK lives in the HSM"):
+        load_lmk(host_settings(tmp_path, 1, **network))  # what `estate terminal set-key` reads
+    assert not (tmp_path / "host" / "lmk.hex").exists()
+    (tmp_path / "hsm.lmk").write_text(TEST_LMK)  # given the HSM's LMK, it works in process
+    given = {**network, "hsm.lmk_file": str(tmp_path / "hsm.lmk")}
+    lmk, source = load_lmk(host_settings(tmp_path, 1, **given))
+    assert lmk == bytes.fromhex(TEST_LMK) and source.endswith("hsm.lmk")

@@ -198,7 +198,7 @@ def test_token_buckets_refill_per_terminal_and_settings_are_checked():
     assert buckets.take("T2", 0.0)  # per terminal
     assert buckets.take("T1", 10.0) and not buckets.take("T1", 10.0)
     settings = load_settings(environ={"POSHOST_SECURITY_PENDING_TTL": "3600"})
-    assert settings.get("security.pending_ttl") == 3600
+    assert settings.security.pending_ttl == 3600
     assert settings.sources["security.pending_ttl"] == "env:POSHOST_SECURITY_PENDING_TTL"
     with pytest.raises(ConfigError, match="session_burst"):
         load_settings(environ={"POSHOST_SECURITY_SESSION_BURST": "0"})

@@ -360,10 +360,54 @@ def test_aes256_working_key_lengths():
 
 
 # --- HMAC key types (X9.24-3-2017 6.2.1/6.2.2) ------------------------------------------------
-# No published HMAC working-key vector was found (the X9 supplement and the public reference
-# implementations in the corpus publish AES working keys only; openemv/dukpt tests its HMAC keys
-# by generate-then-verify). So these are property tests against the derivation-data layout of
-# X9.24-3-2017 table 4: version 01, block counter, usage, algorithm 0005, length, 8 data bytes.
+# No vector for an HMAC working key itself was found: not in the X9 supplement as its public
+# reference implementations quote it (openemv/dukpt, joyner-perez/aes_dukpt_x9.24-3-2017 list
+# AES working keys only; openemv/dukpt tests HMAC by generate-then-verify). The one published
+# set of fixed values is moov-io/dukpt's (an independent Go implementation; below), HMAC-SHA256
+# MACs under HMAC128 keys, which pin the HMAC128 derivation; HMAC192/HMAC256 keep the property
+# tests against the derivation-data layout of X9.24-3-2017 table 4 (version 01, block counter,
+# usage, algorithm 0005, length, 8 data bytes).
+
+# moov-io/dukpt, pkg/aes/aes_test.go at commit b119e5195a6f14f83af993fb6a503e7c826ddf2e
+# (InitialSequence, TestAES128): AES-128 BDK FEDCBA9876543210F1F1F1F1F1F1F1F1, KSNs
+# 1234567890123456 00000001..00000008, HMAC-SHA256 over the ASCII text "4012345678909D987" under
+# the HMAC128 working key for MAC generation (request, usage 2000) and for MAC verification
+# (response, usage 2001). The transaction keys there are the X9 supplement's (4F21B565...).
+MOOV_HMAC128 = [
+    (1, "B6F8B3159CD4E140159DA87A68C0FB7AF2F123D222662E98988C76386E8E8A02",
+     "DDE7CB7BDE05AC9A934919B5D94C37954F2376BAF5D45031A56FE74D94C4B64D"),
+    (2, "A884FD458692820E8458AD9FF4FCE58D6B809AB3AE617AE1FC6B70E9E9C12B08",
+     "32C4EEBF5FB820C4E90A580C0769E5BF8188007191AFAEF53F7C585B03285314"),
+    (3, "5CCB50FB8001C07C51191502BFC7586E165219F59D87938C8A7A84D41AF44F18",
+     "255E08E91BB5AFFD26C695110FAB5167AB36C9A3C61C78BD2401292A8EFE7C0A"),
+    (4, "5E3C734C41496A10130BE415CBDB8E4F9027250997803DC742D4988123C2963F",
+     "6493E4DB82E4ACFB3AA3830EBEF7365A31B0D7E3B463304FB3EBBC372A866292"),
+    (5, "E49D95FD38DF4E39371FD6FD0789E1A2E9A663E20764BF935B457ECEEAE46CBD",
+     "401CBB584E48C3E08A212A3117E087520D38E4EC054749747D1435B421C9DCE6"),
+    (6, "D5B61390352342D2027DFD120F32E77831B32BF34700FBA8232D80780D492766",
+     "6644594E7C867C2BF0FBA7F00CAF2E184823AE0D9C40FCAA6F48A3605737094D"),
+    (7, "E0A41D52B44C96D5D730BB0DC2F747E7FE5970CE58C0043C42CD3769F6CA3925",
+     "55F096E89E56A27438F6D01A6DCBF9D396E29EA076C3CC9823B2BB5996ED17EE"),
+    (8, "D7CAB17596E6D193B83E0E13CAB35A179B7296DC04A42D8145B9DF6E60A2A47F",
+     "32403C170DD07A7C823247DF37649D49FDE905482D1B1C6A62E03E735FA2E384"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("counter", "request_mac", "response_mac"), MOOV_HMAC128)
+def test_hmac128_working_keys_match_moov_io_dukpt(counter, request_mac, response_mac):
+    import hashlib
+    import hmac
+
+    data = b"4012345678909D987"
+    for usage, expected in (
+        (dukpt.KeyUsage.MAC_GENERATION, request_mac),
+        (dukpt.KeyUsage.MAC_VERIFICATION, response_mac),
+    ):
+        key = dukpt.host_derive_working_key(
+            AES_BDK, _ksn(counter), usage, dukpt.DerivedKeyType.HMAC128
+        )
+        assert len(key) == 16
+        assert hmac.new(key, data, hashlib.sha256).hexdigest().upper() == expected
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import h11
 import trio
 
 from host.backoffice.api import new_token, serve_backoffice
+from host.clock import parse_date
 from host.config import load_settings
 from host.merchant.settlement import run_settlement
 from host.store import SyncStore
@@ -65,7 +66,8 @@ def test_backoffice_api(tmp_path, journal_url):
 
             def settle():
                 with SyncStore.open(journal_url) as sync:
-                    return run_settlement(sync, load_settings(environ={}), business_date)
+                    day = parse_date(business_date)
+                    return run_settlement(sync, load_settings(environ={}), day)
 
             assert len(await trio.to_thread.run_sync(settle)) == 2
             shop_token = await _token(s.store, SHOP)

@@ -59,3 +59,39 @@ def test_the_api_runs_inside_serve_when_configured(tmp_path):
             assert (await http(port, f"/v1/merchants/{MID}/transactions"))[0] == 401
 
     trio.run(main_)
+
+
+def test_poshost_backoffice_serves_with_the_configured_throttles(tmp_path):
+    """The stand-alone command, as an operator starts it: its own process, its own socket."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from host.store import SyncStore
+    from tests.host.harness import free_port, wait_port
+
+    url = f"sqlite:///{tmp_path}/j.sqlite"
+    SyncStore.open(url).close()
+    cfg = tmp_path / "poshost.toml"
+    cfg.write_text("[backoffice]\nfail_burst = 2\nfail_refill_seconds = 600\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from host.cli import main; main()", "backoffice",
+         "--journal", url, "--listen", f"127.0.0.1:{port}", "--config", str(cfg)],
+        env={**os.environ, "POSHOST_CONFIG": ""}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+    async def main_():
+        await wait_port(port)
+        bad = "pht_1_" + "x" * 43
+        codes = [(await http(port, f"/v1/merchants/{MID}/transactions", bad))[0] for _ in range(3)]
+        assert codes == [401, 401, 429]  # fail_burst = 2 from the file, then throttled
+
+    try:
+        trio.run(main_)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()[-2000:]

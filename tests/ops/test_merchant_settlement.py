@@ -2,6 +2,7 @@
 PostgreSQL when reachable; required under CI=true)."""
 
 import csv
+import datetime as dt
 
 import pytest
 
@@ -11,7 +12,8 @@ from host.merchant.settlement import SettlementRefused, run_settlement
 from host.store import NewTransaction, SyncStore
 from host.store.merchant_records import fee_for
 
-D1, D2 = "20250310", "20250311"
+D1, D2 = "20250310", "20250311"  # as the journal keeps them
+DAY1, DAY2 = dt.date(2025, 3, 10), dt.date(2025, 3, 11)
 M1, M2, M3 = "100000000000001", "100000000000002", "100000000000003"
 
 
@@ -76,7 +78,7 @@ def test_fee_rounding_is_half_up_to_the_fen_on_the_daily_gross():
 
 def test_t1_and_d0_with_fees_and_carry_over(day):
     settings = _settings()
-    first = _by_mid(run_settlement(day, settings, D1))
+    first = _by_mid(run_settlement(day, settings, DAY1))
     m1, m2, m3 = first[M1], first[M2], first[M3]
     assert (m1.debit_count, m1.debit_amount, m1.credit_count, m1.credit_amount) == (
         2, 1_000_750, 1, 250,
@@ -92,7 +94,7 @@ def test_t1_and_d0_with_fees_and_carry_over(day):
     )  # fmt: skip
     assert (m3.gross, m3.fee, m3.net, m3.payout, m3.carried_out) == (-5_000, -30, -4_970, 0, -4_970)
 
-    second = _by_mid(run_settlement(day, settings, D2))
+    second = _by_mid(run_settlement(day, settings, DAY2))
     assert set(second) == {M2, M3}  # M1 sold nothing and carried nothing
     m2 = second[M2]
     assert (m2.gross, m2.fee, m2.net, m2.carried_in, m2.payout, m2.carried_out) == (
@@ -113,12 +115,12 @@ def test_rerun_is_idempotent_and_a_crash_in_the_middle_changes_nothing(day, url,
         raise Crash(record.mid)
 
     with pytest.raises(Crash):
-        run_settlement(day, settings, D1, after_each=crash_after_first)
+        run_settlement(day, settings, DAY1, after_each=crash_after_first)
     assert [r.mid for r in day.list_merchant_settlements(business_date=D1)] == [M1]
     # the process died: a new one re-runs the date
     with SyncStore.open(url) as again:
-        after_crash = run_settlement(again, settings, D1)
-    rerun = run_settlement(day, settings, D1)
+        after_crash = run_settlement(again, settings, DAY1)
+    rerun = run_settlement(day, settings, DAY1)
     assert [r.to_dict() for r in after_crash] == [r.to_dict() for r in rerun]
     assert len(day.list_merchant_settlements(business_date=D1)) == 3  # no duplicates
     # the same figures as an uninterrupted run of the same journal
@@ -128,25 +130,27 @@ def test_rerun_is_idempotent_and_a_crash_in_the_middle_changes_nothing(day, url,
     j = Journal(day)
     j.stan = 100
     j.txn(M1, D1, "purchase", 1)
-    assert _by_mid(run_settlement(day, settings, D1))[M1].to_dict() == m1.to_dict()
-    assert any("debit_amount journal 1000751 record 1000750" in p for p in check(day, D1))
+    assert _by_mid(run_settlement(day, settings, DAY1))[M1].to_dict() == m1.to_dict()
+    assert any("debit_amount journal 1000751 record 1000750" in p for p in check(day, DAY1))
 
 
 def test_settlement_refuses_a_day_that_is_not_over(day):
-    import datetime as dt
-
     with pytest.raises(SettlementRefused):
-        run_settlement(day, _settings(), D1, today=dt.date(2025, 3, 10))
-    assert run_settlement(day, _settings(), D1, today=dt.date(2025, 3, 11))
+        run_settlement(day, _settings(), DAY1, today=dt.date(2025, 3, 10))
+    assert run_settlement(day, _settings(), DAY1, today=dt.date(2025, 3, 11))
 
 
 def test_reconciliation_files_tie_to_the_journal_and_the_check_finds_differences(day, tmp_path):
     settings = _settings()
-    run_settlement(day, settings, D1)
+    run_settlement(day, settings, DAY1)
     out = tmp_path / "recon"
-    names = sorted(p.name for p in write_files(day, D1, out))
+    names = sorted(p.name for p in write_files(day, DAY1, out))
     assert names == sorted(
-        [f"{D1}_{m}_{kind}.csv" for m in (M1, M2, M3) for kind in ("transactions", "settlement")]
+        [
+            f"{D1}_{m}_{kind}.csv"
+            for m in (M1, M2, M3)
+            for kind in ("transactions", "settlement", "channels", "tills")
+        ]
         + [f"{D1}_acquirer_totals.csv"]
     )
     with (out / f"{D1}_{M1}_transactions.csv").open() as fh:
@@ -171,14 +175,14 @@ def test_reconciliation_files_tie_to_the_journal_and_the_check_finds_differences
     assert total["fee_fen"] == str(6_003 + 11 - 30)
     assert acquirer[M1]["batches"] == "1" and acquirer[M1]["batches_open"] == "1"
 
-    assert check(day, D1, out) == []
+    assert check(day, DAY1, out) == []
     # a file edited by hand
     path = out / f"{D1}_{M2}_settlement.csv"
     path.write_text(path.read_text().replace(",1489,", ",1490,"))
-    assert check(day, D1, out) == [f"{path.name}: differs from the settlement record"]
+    assert check(day, DAY1, out) == [f"{path.name}: differs from the settlement record"]
     # the journal changing under a settled date (a sale reversed afterwards)
     sale = day.list_transactions(mid=M1, business_date=D1, status="approved", limit=10)[-1]
     day.set_status(sale.id, "reversed")
-    problems = check(day, D1, out)
+    problems = check(day, DAY1, out)
     assert f"{M1}: debit_count journal 1 record 2" in problems
     assert any("acquirer_totals" in p for p in problems)

@@ -16,7 +16,7 @@ def test_sign_on_names_the_operator_with_its_password(tmp_path):
         # a sign-on per check: more than the default rate limit of one terminal allows
         async with shop(tmp_path, **{"security.session_burst": 20}) as s:
             await s.store.set_merchant_terms(MID, {"require_operator": True})
-            s.host.caches.pop("terms", None)  # the host re-reads terms within estate TTL
+            s.host.terms.clear()  # the host re-reads terms within estate TTL
             await _add(s, "02", "secret7")
             await _add(s, "03", "gone")
             await s.store.disable_operator(TID, "03")
@@ -35,7 +35,7 @@ def test_sign_on_names_the_operator_with_its_password(tmp_path):
             assert await sign_on("") == "55"  # nobody named
             # the demo operator 01 (password 0000) once the merchant no longer requires it
             await s.store.set_merchant_terms(MID, {"require_operator": False})
-            s.host.caches.pop("terms", None)
+            s.host.terms.clear()
             assert await sign_on("01 ") == "00"
             assert await sign_on("01 1111") == "55"  # a password sent is still checked
             assert await sign_on("03 ") == "58"  # disabled stays disabled
@@ -47,7 +47,7 @@ def test_voids_and_refunds_need_a_supervisor_when_the_merchant_says_so(tmp_path)
     async def body():
         async with shop(tmp_path) as s:
             await s.store.set_merchant_terms(MID, {"supervisor_types": "void,refund"})
-            s.host.caches.pop("terms", None)
+            s.host.terms.clear()
             await _add(s, "09", "boss", role="supervisor")
             sale = await s.sale(700)  # signed on as the demo operator 01 (role operator)
             void = await s.txn("void", pan=RICH, amount=700, pin=PIN, extra=original(sale))

@@ -1,6 +1,6 @@
 import pytest
 
-from host.store import CURRENT_VERSION, NewTransaction, SchemaTooNew, SyncStore
+from host.store import CURRENT_VERSION, SchemaTooNew, SyncStore
 from host.store.db import connect
 from host.store.schema import MIGRATIONS, current_version, migrate
 
@@ -26,18 +26,19 @@ def test_upgrade_from_v1_keeps_data(url):
         assert migrate(db, target=1) == 1
         assert current_version(db) == 1
         assert "transactions_rrn" not in _index_names(db)
-        # a v1 journal with one row in it
+        # a v1 journal with one row in it, written with v1's columns (today's insert names
+        # columns later migrations added)
         from host.store import ops
 
         db.begin()
         ops.add_merchant(db, "M1", "Old shop", "5411")
-        txn_id = ops.insert_pending(
-            db,
-            NewTransaction(
-                tid="T1", mid="M1", batch="000001", stan="000007", business_date="20260101",
-                txn_type="purchase", mti="0200", amount=500, rrn="RRN000000001",
-            ),
-        )  # fmt: skip
+        row = db.query_one(
+            "INSERT INTO transactions (tid, mid, batch, stan, business_date, txn_type, mti,"
+            " amount, rrn, requested_at) VALUES ('T1', 'M1', '000001', '000007', '20260101',"
+            " 'purchase', '0200', 500, 'RRN000000001', 0) RETURNING id"
+        )
+        assert row is not None
+        txn_id = row["id"]
         db.commit()
     finally:
         db.close()
@@ -46,6 +47,7 @@ def test_upgrade_from_v1_keeps_data(url):
         assert store.get_transaction(txn_id).amount == 500
         assert [t.id for t in store.find_by_rrn("RRN000000001")] == [txn_id]
         assert store.get_merchant("M1").name == "Old shop"
+        assert store.get_transaction(txn_id).channel == "card"  # v13's default for old rows
 
     db = connect(url)
     try:

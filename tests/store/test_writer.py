@@ -278,14 +278,6 @@ def test_errors_reach_the_caller_and_closed_store_refuses(url):
     trio.run(main)
 
 
-def test_both_faces_expose_the_same_api():
-    from host.store.store import READS, WRITES
-
-    for fn in WRITES + READS:
-        assert callable(getattr(Store, fn.__name__))
-        assert callable(getattr(SyncStore, fn.__name__))
-
-
 @pytest.mark.postgres
 def test_writer_reconnects_after_losing_its_postgresql_connection(pg_schema_url):
     import time

@@ -29,18 +29,21 @@ EXIT_UNREACHABLE = 4
 
 
 async def run_suites(
-    suites, host: str | None, data_dir: Path, timeout: float, stans, about, tids=None
-):
+    suites, host: str | None, data_dir: Path, timeout: float, stans, about, tids=None,
+    wallet_control: str | None = None,
+):  # fmt: skip
     if host:
         address, _, port = host.rpartition(":")
         about.extend(target.describe_remote(host))
-        runner = Runner(address or "127.0.0.1", int(port), timeout=timeout, stans=stans, tids=tids)
+        runner = Runner(address or "127.0.0.1", int(port), timeout=timeout, stans=stans, tids=tids,
+                        wallet=wallet_control)  # fmt: skip
         return [await runner.run_suite(s) for s in suites]
     from tools.certify.stack import local_stack
 
     async with local_stack(data_dir) as stack:
         about.extend(target.describe_local(stack))
-        runner = Runner("127.0.0.1", stack.port, sim=stack.sim, timeout=timeout, stans=stans)
+        runner = Runner("127.0.0.1", stack.port, sim=stack.sim, timeout=timeout, stans=stans,
+                        wallet=stack.wallet_control)  # fmt: skip
         return [await runner.run_suite(s) for s in suites]
 
 
@@ -93,9 +96,11 @@ def logs_to_stderr() -> Iterator[None]:
 @click.option("--demo-terminals", is_flag=True,
               help="With --host: use the demo terminals, not certify's own.")  # fmt: skip
 @click.option("--failures-only", is_flag=True, help="The HTML report lists failed cases only.")
+@click.option("--wallet-control", help="With --host: wallet-sim's control HOST:PORT (QR suite).")
 def certify(
-    suites, host, out: Path, timeout: float, list_only: bool, demo_terminals, failures_only: bool
-) -> None:
+    suites, host, out: Path, timeout: float, list_only: bool, demo_terminals, failures_only: bool,
+    wallet_control: str | None,
+) -> None:  # fmt: skip
     """Run certification suites (default: all in specs/certification/)."""
     if list_only:
         for name in available():
@@ -117,7 +122,7 @@ def certify(
     about: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="poshost-certify-") as tmp, logs_to_stderr():
         results: list[SuiteResult] = trio.run(
-            run_suites, loaded, host, Path(tmp), timeout, stans, about, tids
+            run_suites, loaded, host, Path(tmp), timeout, stans, about, tids, wallet_control
         )
     stan_file.write_text(json.dumps(stans))
     (out / "junit.xml").write_bytes(report.junit(results))

@@ -78,8 +78,11 @@ class Runner:
     """``sim`` (optional) is an in-process issuer simulator for issuer-side expectations."""
 
     def __init__(self, host: str, port: int, *, sim=None, timeout: float = 15.0, stans=None,
-                 tids: dict[str, str] | None = None):  # fmt: skip
+                 tids: dict[str, str] | None = None, wallet: str | None = None):  # fmt: skip
+        from tools.certify.wallet import WalletControl
+
         self.host, self.port, self.sim, self.timeout = host, port, sim, timeout
+        self.wallet = WalletControl(wallet) if wallet else None
         self.devices: dict[str, Device] = {}
         self.stans: dict[str, int] = stans if stans is not None else {}
         self.tids = tids or {}  # demo TID -> the TID this run uses for it (certify's own)
@@ -133,11 +136,16 @@ class _CaseRun:
         self.responses: dict[int, Message | None] = {}
         self.types: dict[int, str] = {}
         self.status: dict[int, str] = {}  # step -> approved/declined/undone (for totals)
+        self.codes: dict[int, str] = {}  # step -> the payment code it sent (QR)
+        self.saved_faults: dict | None = None  # wallet-sim's settings before this case
 
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+        if self.saved_faults is not None and self.runner.wallet is not None:
+            await self.runner.wallet.settings(self.saved_faults)
+            self.saved_faults = None
 
     async def connection(self) -> TerminalClient:
         if self.client is None:
@@ -157,7 +165,15 @@ class _CaseRun:
     async def step(self, number: int, step: Step) -> None:
         record = StepRecord(number, step.send)
         self.result.steps.append(record)
+        if step.send == "wallet":
+            await self.wallet_step(number, step)
+            return
+        if ("wallet" in step.expect or step.send == "qr_pay") and self.runner.wallet is None:
+            raise ValueError("a QR step needs wallet-sim: run without --host, or --wallet-control")
         before = await self._issuer_before(step)
+        wallet_before = await self._wallet_before(step)
+        if step.send == "qr_pay":
+            self.codes[number] = await self.payment_code(step)
         frame, request = self.build(number, step)
         if request is not None:
             self.requests[number] = request
@@ -166,14 +182,17 @@ class _CaseRun:
         record.request_hex = masked_hex(frame, request)
         client = await self.connection()
         t0 = time.monotonic()
-        await client.send_raw(frame)
-        try:
-            body = await client.receive_body()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            body = None
-        except trio.TooSlowError:
-            body = None
-            self.check(number, "answered in time", False, f"nothing in {self.runner.timeout}s")
+        async with trio.open_nursery() as nursery:
+            if "confirm_after" in step.params and self.runner.wallet is not None:
+                nursery.start_soon(self._confirm_later, step)
+            await client.send_raw(frame)
+            try:
+                body = await client.receive_body()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                body = None
+            except trio.TooSlowError:
+                body = None
+                self.check(number, "answered in time", False, f"nothing in {self.runner.timeout}s")
         record.elapsed_ms = round((time.monotonic() - t0) * 1000, 1)
         if body is None:
             await self.close()
@@ -195,6 +214,7 @@ class _CaseRun:
         self.track(number, step, resp)
         self.evaluate(number, step, request, resp, env.payload, env.processing)
         await self._issuer_after(number, step, before, resp.get(39) == "00")
+        await self._wallet_after(number, step, wallet_before)
         if step.send == "sign_on" and resp.get(39) == "00":
             self.device.accept_sign_on(resp)
 
@@ -271,6 +291,13 @@ class _CaseRun:
         if kind == "batch_upload_end":
             return d.batch_upload_end(int(p.get("count", len(self.records()))))
         kwargs: dict[str, Any] = {"stan": stan}
+        if kind == "qr_query":
+            orig = self.responses.get(int(p["original"])) if "original" in p else None
+            rrn = str(p.get("rrn") or (orig.get(37) if orig is not None else "") or "000000000000")
+            return d.financial_request(kind, stan=stan, rrn=rrn)
+        if kind in txntypes.QR_SALES:
+            extra = {22: "032", **({48: self.codes[number]} if kind == "qr_pay" else {})}
+            return d.financial_request(kind, stan=stan, amount=int(p["amount"]), extra=extra)
         original_req = original_resp = None
         if "original" in p:
             original_req = self.requests[int(p["original"])]
@@ -327,7 +354,7 @@ class _CaseRun:
             return dom, subfields.SettlementTotals(0, 0, 0, 0)
         sums = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
         for _, kind, pan, amount in self._counted():
-            s = sums[pan.startswith("62")]
+            s = sums[pan.startswith("62") or not pan]  # no PAN: a QR sale, domestic
             i = 0 if kind in DEBITS else 2
             s[i] += amount
             s[i + 1] += 1
@@ -440,3 +467,75 @@ class _CaseRun:
             moved = len(await sim.holds(pan)) - before[1]
             want_h = int(want["holds"])
             self.check(number, f"issuer open holds moved {want_h}", moved == want_h, str(moved))
+
+    # -- wallet side (QR suite) ------------------------------------------------------------
+    async def payment_code(self, step: Step) -> str:
+        p, wallet = step.params, self.runner.wallet
+        assert wallet is not None
+        user = str(p.get("user", "alice"))
+        kind = str(p.get("code", "fresh"))
+        if kind == "fresh":
+            return await wallet.code(user)
+        if kind == "expired":
+            return await wallet.expired_code(user)
+        if kind == "reuse":
+            return self.codes[int(p["code_from"])]
+        return kind  # a literal code (an unknown one, say)
+
+    async def _confirm_later(self, step: Step) -> None:
+        assert self.runner.wallet is not None
+        await trio.sleep(float(step.params["confirm_after"]))
+        await self.runner.wallet.confirm(str(step.params.get("user", "alice")))
+
+    async def wallet_step(self, number: int, step: Step) -> None:
+        p, e, wallet = step.params, step.expect, self.runner.wallet
+        if wallet is None:
+            self.check(number, "wallet step", None, "skipped: no wallet-sim attached")
+            return
+        before = await self._wallet_before(step)
+        action = str(p.get("action", ""))
+        if action == "confirm":
+            ok = await wallet.confirm(str(p.get("user", "alice")))
+            if "confirmed" in e:
+                self.check(number, f"confirmation went through = {e['confirmed']}",
+                           ok == bool(e["confirmed"]), f"got {ok}")  # fmt: skip
+        elif action == "pay":
+            resp = self.responses.get(int(p["qr_from"]))
+            qr = str(resp.get(63, ""))[3:] if resp is not None else ""
+            result = await wallet.pay(qr, str(p.get("user", "alice")))
+            if "paid" in e:
+                self.check(number, f"QR paid = {e['paid']}", (result == "paid") == bool(e["paid"]),
+                           result)  # fmt: skip
+        elif action == "faults":
+            if self.saved_faults is None:
+                self.saved_faults = await wallet.settings()
+            await wallet.settings(dict(p.get("faults", {})))
+        elif action == "wait":
+            await trio.sleep(float(p.get("seconds", 1)))
+        else:
+            raise ValueError(f"wallet action must be confirm, pay, faults or wait, not {action!r}")
+        await self._wallet_after(number, step, before)
+
+    async def _wallet_before(self, step: Step):
+        want = step.expect.get("wallet")
+        if not want or self.runner.wallet is None:
+            return None
+        return await self.runner.wallet.balance(str(want["user"]))
+
+    async def _wallet_after(self, number: int, step: Step, before) -> None:
+        want = step.expect.get("wallet")
+        if not want:
+            return
+        if self.runner.wallet is None or before is None:
+            self.check(number, "wallet effect", None, "skipped: no wallet-sim attached")
+            return
+        delta, got = int(want["delta"]), None
+        # cancels and refunds may reach the wallet by store-and-forward: give them a moment
+        with trio.move_on_after(float(want.get("within", 3))):
+            while True:
+                got = await self.runner.wallet.balance(str(want["user"])) - before
+                if got == delta:
+                    break
+                await trio.sleep(0.1)
+        self.check(number, f"wallet balance of {want['user']} moved {delta}", got == delta,
+                   f"moved {got}")  # fmt: skip

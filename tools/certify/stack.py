@@ -24,6 +24,7 @@ class Stack:
     port: int
     running: RunningHost
     sim: Simulator
+    wallet_control: str | None = None  # wallet-sim's control endpoint (QR suite)
 
     @property
     def address(self) -> str:
@@ -49,21 +50,42 @@ def stack_settings(data_dir: Path, sim_port: int, **overrides):
 @contextlib.asynccontextmanager
 async def local_stack(data_dir: Path, **overrides) -> AsyncIterator[Stack]:
     """Start the simulator and the host (demo estate); wait until the issuer link is up."""
+    from tools.wallet_sim.config import WalletSimConfig
+    from tools.wallet_sim.server import WalletSim
+
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     sim = Simulator(SimConfig.demo(state=data_dir / "sim.sqlite", listen="127.0.0.1:0", seed=7))
+    wallet = WalletSim(WalletSimConfig(
+        listen="127.0.0.1:0", control="127.0.0.1:0", state=data_dir / "wallet" / "state.sqlite",
+        key_dir=data_dir / "wallet",
+        acquirer_public_key=data_dir / "host" / "wallet_acquirer_public.pem",
+    ))  # fmt: skip
     try:
-        async with _serving(sim, data_dir, overrides) as stack:
+        async with _serving(sim, wallet, data_dir, overrides) as stack:
             yield stack
     finally:
         sim.close()
+        wallet.close()
 
 
 @contextlib.asynccontextmanager
-async def _serving(sim: Simulator, data_dir: Path, overrides) -> AsyncIterator[Stack]:
+async def _serving(sim: Simulator, wallet, data_dir: Path, overrides) -> AsyncIterator[Stack]:
+    from codec.wallet import DEMO_APP_ID
+
     async with trio.open_nursery() as nursery:
         sim_port = await nursery.start(sim.serve)
-        settings = stack_settings(data_dir, sim_port, **overrides)
+        gateway, control = await nursery.start(wallet.serve)
+        qr = {
+            "links.wallet": {
+                "address": f"127.0.0.1:{gateway}", "protocol": "wallet", "app_id": DEMO_APP_ID,
+                "platform_key": str(data_dir / "wallet" / "platform_public.pem"), "timeout": 5.0,
+            },
+            "qr.link": "wallet", "qr.notify_listen": f"127.0.0.1:{_free_port()}",
+            # the suite's "user paying then timeout" case waits this long
+            "qr.pay_deadline": 3.0, "qr.poll_interval": 0.3, "qr.watch_interval": 0.5,
+        }  # fmt: skip
+        settings = stack_settings(data_dir, sim_port, **{**qr, **overrides})
         running: RunningHost = await nursery.start(
             lambda task_status: run_host(settings, demo=True, task_status=task_status)
         )
@@ -71,7 +93,7 @@ async def _serving(sim: Simulator, data_dir: Path, overrides) -> AsyncIterator[S
             for link in running.host.links.values():
                 await link.wait_up()
         try:
-            yield Stack(running.port, running, sim)
+            yield Stack(running.port, running, sim, f"127.0.0.1:{control}")
         finally:
             running.shutdown.set()
             nursery.cancel_scope.cancel()
@@ -124,3 +146,11 @@ class ThreadedStack:
     def address(self) -> str:
         assert self.stack is not None
         return self.stack.address
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -29,6 +29,8 @@ or ``payload`` (hex from the MTI on, wrapped in TPDU + header) with an optional 
 Expectations: ``code``, ``codes`` (any of), ``present``, ``absent``, ``equal`` (field ->
 value, or "$request" to mean the request's own value), ``mac`` (response MAC valid),
 ``processing`` (header nibble), ``closed`` (the host closes the connection without answering),
+``wallet`` (against wallet-sim: ``{user, delta}``, the user's balance moved by delta),
+``confirmed`` / ``paid`` (a wallet step's confirmation or QR payment went through or not),
 ``issuer`` (against the bundled simulator: the card's balance moved by ``delta``, or
 ``holds``, the change in the number of open holds on the card), ``settlement`` (the result
 digit of 48 in a 0510: "balanced", "unbalanced" or "error").
@@ -46,17 +48,23 @@ import attrs
 from codec import txntypes
 
 # What a step may send: every terminal transaction of the registry, and raw bytes.
-SEND_KINDS = {*txntypes.JOURNALLED, *txntypes.MANAGEMENT_NAMES, "reversal", "raw"} - {
+SEND_KINDS = {
+    *txntypes.JOURNALLED, *txntypes.QR, *txntypes.MANAGEMENT_NAMES, "reversal", "raw", "wallet",
+} - {
     "activation", "parameter_download"
 }  # fmt: skip
 STEP_KEYS = {
     "send", "pan", "expiry", "track2", "amount", "pin", "pin_key", "fields", "expect",
     "original", "stan_from", "reason", "mac", "mode", "totals", "records", "raw", "payload",
     "length", "note", "batch",
+    # QR (specs/certification/qr.toml): the payment code ("fresh", "expired", or "reuse" with
+    # code_from = step), its user, a password confirmation while the step waits; wallet steps:
+    # action = "confirm" | "pay" (the QR of step qr_from) | "faults" | "wait" (seconds)
+    "code", "user", "code_from", "confirm_after", "action", "qr_from", "faults", "seconds",
 }  # fmt: skip
 EXPECT_KEYS = {
     "code", "codes", "present", "absent", "equal", "mac", "processing", "closed", "issuer",
-    "settlement",
+    "settlement", "wallet", "confirmed", "paid",
 }  # fmt: skip
 CASE_KEYS = {"id", "title", "profile", "tid", "sign_on", "step", "tags", "requires"}
 

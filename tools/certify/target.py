@@ -38,8 +38,8 @@ def describe_local(stack) -> list[tuple[str, str]]:
     """A host this run started itself: everything about it is known."""
     host = stack.running.host
     settings = host.settings
-    url = str(settings.get("journal.url") or "")
-    links = ", ".join(f"{name} ({cfg.get('address')})" for name, cfg in settings["links"].items())
+    url = settings.journal.url
+    links = ", ".join(f"{name} ({link.address})" for name, link in settings.links.items())
     return [
         ("target", f"poshost {version()} started by this run on {stack.address}"),
         ("commit", commit()),
@@ -48,9 +48,8 @@ def describe_local(stack) -> list[tuple[str, str]]:
         ("issuer", f"bundled issuer simulator, issuer-side checks on; links: {links}"),
         (
             "acquirer",
-            f"{settings.get('acquirer.name')} ({settings.get('acquirer.institution_id')})"
-            f", cut-over {settings.get('acquirer.cutover')} "
-            f"{settings.get('acquirer.timezone')}",
+            f"{settings.acquirer.name} ({settings.acquirer.institution_id})"
+            f", cut-over {settings.acquirer.cutover} {settings.acquirer.timezone}",
         ),
         ("flows", f"{len(host.flows)} transaction types served"),
     ]

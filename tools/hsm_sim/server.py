@@ -1,8 +1,10 @@
 """The simulator's server: one task per connection, answers in the order commands arrive.
 
 Each command is parsed with keys/hsm_wire.py and carried out by a ``keys.hsm.SoftHSM`` holding
-the host's LMK; failures become the 2-digit error codes a payShield returns, never a closed
-connection (only a frame that cannot be parsed closes it).
+the LMK; failures become the 2-digit error codes a payShield returns, never a closed
+connection (only a frame that cannot be parsed closes it). A simulator started with
+``--test-keys`` also wraps published clear TEST keys (TK), on a second SoftHSM built for them,
+so the HSM that does the work never takes a clear key.
 """
 
 from __future__ import annotations
@@ -23,18 +25,24 @@ log = structlog.get_logger("poshost.hsm_sim")
 class HsmSim:
     """The command handlers; ``answer(body)`` is sans-IO so tests can drive it with strings."""
 
-    def __init__(self, soft: SoftHSM) -> None:
+    def __init__(self, soft: SoftHSM, test_keys: SoftHSM | None = None) -> None:
         self.soft = soft
+        self.test_keys = test_keys
         self.handlers: dict[str, Callable[[wire.Fields], str]] = {
             "NC": self._nc,
             "CA": self._ca,
             "G0": self._g0,
+            "M2": self._m2,
             "M6": self._m6,
             "M8": self._m8,
             "A0": self._a0,
             "A8": self._a8,
+            "BU": self._bu,
         }
+        if test_keys is not None:
+            self.handlers["TK"] = self._tk
         self.commands = 0
+        self.counts: dict[str, int] = {}  # per command code: what the tests and the bench see
 
     def answer(self, body: str) -> str:
         """The answer body (code + error code + fields) to one command body."""
@@ -46,6 +54,7 @@ class HsmSim:
         if handler is None:
             return code + wire.UNKNOWN_COMMAND
         self.commands += 1
+        self.counts[command] = self.counts.get(command, 0) + 1
         try:
             return code + handler(wire.Fields(body, 2))
         except wire.WireError:
@@ -88,15 +97,52 @@ class HsmSim:
     def _g0(self, fields: wire.Fields) -> str:
         bdk, zpk = self._token(fields), self._token(fields)
         fields.take(3)  # KSN descriptor
-        ksn = fields.hex(20)
-        block = fields.hex(16)
+        if bdk.key_type is KeyType.BDK_AES:
+            ksn = fields.hex(24)
+            working_key = wire.DUKPT_WORKING_KEYS.get(fields.take(1))
+            if working_key is None:
+                raise wire.WireError("unknown AES DUKPT working key code")
+        else:
+            ksn, working_key = fields.hex(20), None
+        block = fields.hex(32 if working_key in wire.AES_WORKING_KEYS else 16)
+        src = wire.PIN_FORMATS.get(fields.digits(2))
         dst = wire.PIN_FORMATS.get(fields.digits(2))
-        if dst is None:
+        if src is None or dst is None:
             raise PinError("unsupported PIN block format code")
-        pan = wire.pan_from_account(fields.digits(12))
+        pan = fields.sized() if src == 4 else wire.pan_from_account(fields.digits(12))
         fields.end()
-        out = self.soft.translate_pin(block, pan, DukptSource(bdk, ksn), zpk, dest_format=dst)
+        source = DukptSource(bdk, ksn, src, working_key or "AES128")  # (a TDES BDK has none)
+        out = self.soft.translate_pin(block, pan, source, zpk, dest_format=dst)
         return wire.OK + "00" + out.hex().upper() + wire.PIN_FORMAT_CODES[dst]
+
+    def _m2(self, fields: wire.Fields) -> str:
+        if fields.take(2) != "00" or fields.take(2) != "11":
+            raise wire.WireError("M2 here is ECB with hex input and output")
+        fields.take(3)  # key type: the token names it
+        key = self._token(fields)
+        try:
+            size = int(fields.take(4), 16)
+        except ValueError:
+            raise wire.WireError("the message length is not 4H") from None
+        data = fields.hex(2 * size)
+        fields.end()
+        clear = self.soft.decrypt_data(key, data)
+        return wire.OK + f"{len(clear):04X}" + clear.hex().upper()
+
+    def _bu(self, fields: wire.Fields) -> str:
+        token = self._token(fields)
+        fields.end()
+        return wire.OK + wire.sized_field(self.soft.check_value(token))
+
+    def _tk(self, fields: wire.Fields) -> str:
+        assert self.test_keys is not None  # TK is registered only with a test-key HSM
+        name = fields.sized()
+        clear = bytes.fromhex(fields.sized())
+        fields.end()
+        if name not in wire.TEST_KEY_TYPES:
+            raise KeyUsageError(f"a {name} is not taken as a clear test key")
+        token = self.test_keys.import_clear(parse_key_type(name), clear)
+        return wire.OK + wire.key_field(token.to_text())
 
     def _mac_fields(self, fields: wire.Fields) -> tuple[KeyToken, bytes, str, int]:
         fields.take(2)  # mode flag, input format (binary)
@@ -188,5 +234,10 @@ DIALECT_SINGLE_LENGTH = frozenset({KeyType.TAK, KeyType.TPK})
 
 
 def sim_hsm(lmk_hex: str) -> SoftHSM:
-    """The simulator's key engine: the host's LMK, the dialect's single-length types."""
+    """The simulator's key engine: its LMK, the dialect's single-length types."""
     return SoftHSM.from_hex(lmk_hex, single_length=DIALECT_SINGLE_LENGTH)
+
+
+def sim_test_key_hsm(lmk_hex: str) -> SoftHSM:
+    """The second engine of ``--test-keys``: the same LMK, takes published clear test keys."""
+    return SoftHSM.from_hex(lmk_hex, clear_test_keys=True, single_length=DIALECT_SINGLE_LENGTH)

@@ -59,8 +59,16 @@ def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> l
     "--mix",
     default="purchase_pin=100",
     show_default=True,
-    help="Weights of purchase_pin, purchase, balance.",
+    help="Weights of purchase_pin, purchase, balance, qr (pay by code; needs wallet-sim).",
 )
+@click.option(
+    "--wallet-control",
+    default="127.0.0.1:8591",
+    show_default=True,
+    help="wallet-sim's control HOST:PORT: the QR mix's payment codes come from it.",
+)
+@click.option("--wallet-user", default="load", show_default=True,
+              help="The wallet-sim user whose codes the QR mix pays with.")  # fmt: skip
 @click.option("--amount", type=int, default=1, show_default=True, help="Fen per purchase.")
 @click.option("--pan", default="6222020000000001", show_default=True)
 @click.option("--pin", default="1234", show_default=True)
@@ -80,8 +88,9 @@ def choose_terminals(count: int, prefix: str | None, stans: dict[str, int]) -> l
 @click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=5.0,
               show_default=True, help="Seconds to reach the host (else exit 4).")  # fmt: skip
 @click.pass_context
-def load(ctx, host, count, prefix, no_provision, rate, duration, mix, amount, pan, pin, workers,
-         json_path, html_path, state_path: Path, quiet, connect_timeout) -> None:  # fmt: skip
+def load(ctx, host, count, prefix, no_provision, rate, duration, mix, wallet_control, wallet_user,
+         amount, pan, pin, workers, json_path, html_path, state_path: Path, quiet,
+         connect_timeout) -> None:  # fmt: skip
     """Drive a host with emulated terminals; report throughput, latency and response codes."""
     if ctx.invoked_subcommand is not None:
         return
@@ -99,6 +108,8 @@ def load(ctx, host, count, prefix, no_provision, rate, duration, mix, amount, pa
             pin=pin,
             amount=amount,
         )
+        if any(kind == "qr" for kind, _ in config.mix):
+            config = with_payment_codes(config, wallet_control, wallet_user)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     probe(config.host, config.port, connect_timeout)
@@ -124,6 +135,36 @@ def load(ctx, host, count, prefix, no_provision, rate, duration, mix, amount, pa
         Path(html_path).write_text(report.html_page(result, png.name))
         report.write_png(result, png)
         click.echo(f"report: {html_path}  picture: {png}")
+
+
+def with_payment_codes(config: LoadConfig, control: str, user: str) -> LoadConfig:
+    """Each terminal gets the one-time codes its QR share of an open-loop run needs, issued by
+    wallet-sim up front (so issuing them is not measured)."""
+    import math
+
+    import attrs
+    import httpx
+
+    if config.rate <= 0:
+        raise ValueError("a QR mix needs --rate (codes are issued before the run)")
+    total = sum(w for _, w in config.mix)
+    share = sum(w for k, w in config.mix if k == "qr") / total
+    per_terminal = math.ceil(config.rate * config.duration * share / len(config.terminals)) + 2
+    terminals = []
+    for spec in config.terminals:
+        try:
+            resp = httpx.post(
+                f"http://{control}/users/{user}/codes",
+                json={"count": per_terminal, "ttl": config.duration + 120},
+                timeout=30,
+            )
+        except httpx.HTTPError as exc:
+            why = f"cannot reach wallet-sim's control endpoint at {control}: {exc}"
+            raise Unreachable(why) from exc
+        if resp.status_code != 200:
+            raise ValueError(f"wallet-sim refused codes for {user!r}: {resp.text.strip()}")
+        terminals.append(attrs.evolve(spec, codes=tuple(resp.json()["codes"])))
+    return attrs.evolve(config, terminals=tuple(terminals))
 
 
 def provision_local(count: int, prefix: str) -> int:

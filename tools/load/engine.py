@@ -28,7 +28,7 @@ from tools.terminal.client import TerminalClient
 from tools.terminal.device import Device
 
 DEFAULT_CARD = "6222020000000001"  # the simulator's demo card with a large balance, PIN 1234
-KINDS = ("purchase_pin", "purchase", "balance")
+KINDS = ("purchase_pin", "purchase", "balance", "qr")  # qr: pay by customer code (wallet-sim)
 
 
 class LoadError(RuntimeError):
@@ -49,6 +49,7 @@ class TerminalSpec:
     tmk: str  # hex, TEST key
     key_mode: str = "003"
     stan: int = 0  # last STAN used (the next request uses stan + 1)
+    codes: tuple[str, ...] = ()  # one-time payment codes for the "qr" kind (wallet-sim's)
 
 
 @attrs.frozen
@@ -120,6 +121,7 @@ class _Term:
         self.inflight: dict[bytes, float] = {}
         self.kind_of: dict[bytes, str] = {}  # STAN -> mix kind, for the per-type breakdown
         self.kinds = _kind_cycle(config.mix)
+        self.codes = iter(spec.codes)
         self.ready = trio.Event()  # closed loop: the previous answer arrived
         if config.echo_server:  # the baseline peer checks nothing: any keys will do
             self.device.mak, self.device.pik = bytes(8), bytes(16)
@@ -137,6 +139,11 @@ class _Term:
         kind = next(self.kinds)
         if kind == "balance":
             msg = d.financial_request("balance_inquiry", pan=c.pan, pin=c.pin)
+        elif kind == "qr":
+            code = next(self.codes, None)
+            if code is None:
+                raise LoadError(f"{self.spec.tid}: out of payment codes for the QR mix")
+            msg = d.financial_request("qr_pay", amount=c.amount, extra={48: code, 22: "032"})
         elif kind == "purchase_pin":
             msg = d.financial_request("purchase", pan=c.pan, amount=c.amount, pin=c.pin)
         else:

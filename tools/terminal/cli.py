@@ -92,8 +92,12 @@ def _run(fn):
     return wrapper
 
 
-# What a void can name: the settled types that an undoing type undoes (purchase, completion).
-VOIDABLE = tuple(txntypes.TYPES[t].undoes or "" for t in txntypes.UNDOING_SETTLED)
+# What a void can name: the settled types that an undoing type undoes (purchase, completion),
+# and the QR sales, which void and refund by the same rows (docs/qr.md).
+VOIDABLE = (
+    *(txntypes.TYPES[t].undoes or "" for t in txntypes.UNDOING_SETTLED),
+    *txntypes.QR_SALES,
+)
 
 
 @click.group()
@@ -205,6 +209,8 @@ def _request_kwargs(card: dict) -> dict:
 
 async def _financial(pos: Pos, txn_type: str, amount: int | None, card: dict, **extra) -> None:
     original: LogEntry | None = extra.pop("original_entry", None)
+    # a sale of another till (the master voiding a secondary's sale) is not in this log
+    other_till = extra.pop("other_till", False)
     req_kwargs = _request_kwargs(card)
     if original is not None:
         req_kwargs.update(
@@ -221,7 +227,7 @@ async def _financial(pos: Pos, txn_type: str, amount: int | None, card: dict, **
         amount=amount or 0,
         pan=card["_pan"],
         expiry=card["_expiry"],
-        original_stan=original.stan if original is not None else "",
+        original_stan=original.stan if original is not None and not other_till else "",
     )
     if txn_type == "balance_inquiry":
         out = await pos.exchange(request)
@@ -268,18 +274,42 @@ async def preauth(pos: Pos, amount, pan, expiry, track2, pin, ask_pin) -> None:
     await _financial(pos, "preauth", amount, _card(pan, expiry, track2, pin, ask_pin))
 
 
-def _follow_up(name: str, types: tuple[str, ...], help_text: str, with_amount: bool = False):
+def _follow_up(name: str, types: tuple[str, ...], help_text: str, other_tills: bool = False):
     """voids, cancels and completions: they name an original from the log (default: the last
-    approved one of ``types``) and send its card, amount, RRN, auth code and 61."""
+    approved one of ``types``) and send its card, amount, RRN, auth code and 61. With
+    ``other_tills``, ``--rrn`` names a sale of another till instead (docs/tills.md): its RRN,
+    its till's batch and STAN and its date, as that till's slip prints them."""
+
+    def other_till_options(fn):
+        if not other_tills:
+            return fn
+        fn = click.option("--rrn", help="RRN of another till's sale (a master voiding it).")(fn)
+        fn = click.option("--orig-batch", help="That till's batch (with --rrn).")(fn)
+        return click.option("--date", "orig_date", help="MMDD of the sale (with --rrn).")(fn)
 
     @click.option("--stan", help="STAN of the original in this terminal's log (default: last).")
     @click.option("--amount", help="Amount in fen (default: the original's).")
+    @other_till_options
     @card_options
     @_run
-    async def command(pos: Pos, stan, amount, pan, expiry, track2, pin, ask_pin) -> None:
+    async def command(pos: Pos, stan, amount, pan, expiry, track2, pin, ask_pin, **other):
+        if other.get("rrn"):
+            if not (stan and other.get("orig_batch") and other.get("orig_date") and amount):
+                raise click.UsageError(
+                    "--rrn needs --stan, --orig-batch, --date, --amount and the card"
+                )
+            card = _card(pan, expiry, track2, pin, ask_pin)
+            original = LogEntry(
+                types[0], f"{int(stan):06d}", other["orig_batch"], _amount(amount),
+                card["_pan"], rrn=other["rrn"], date=other["orig_date"],
+            )  # fmt: skip
+            await _financial(
+                pos, name, original.amount, card, original_entry=original, other_till=True
+            )
+            return
         original = pos.state.find(stan, types)
         card = _card(pan, expiry, track2, pin, ask_pin, required=False)
-        if not card["_pan"]:
+        if not card["_pan"] and original.pan:
             card.update(pan=original.pan, _pan=original.pan, _expiry=original.expiry)
             if original.expiry:
                 card["expiry"] = original.expiry
@@ -290,7 +320,12 @@ def _follow_up(name: str, types: tuple[str, ...], help_text: str, with_amount: b
     return terminal.command(name.replace("_", "-").replace("preauth-", "preauth-"))(command)
 
 
-_follow_up("void", ("purchase",), "Void a purchase of this batch (0200, 3 = 200000, 60.1 = 23).")
+_follow_up(
+    "void", ("purchase", *txntypes.QR_SALES),
+    "Void a purchase or QR sale of this batch, or with --rrn a sale of another till of this"
+    " master's group (0200, 3 = 200000, 60.1 = 23).",
+    other_tills=True,
+)  # fmt: skip
 _follow_up(
     "preauth_cancel", ("preauth",), "Cancel a pre-authorization (0100, 3 = 200000, 60.1 = 11)."
 )
@@ -317,12 +352,97 @@ async def refund(pos: Pos, stan, rrn, orig_date, amount, pan, expiry, track2, pi
     else:
         original = pos.state.find(stan, VOIDABLE)
         card = _card(pan, expiry, track2, pin, ask_pin, required=False)
-        if not card["_pan"]:
+        if not card["_pan"] and original.pan:
             card.update(pan=original.pan, _pan=original.pan, _expiry=original.expiry)
     value = _amount(amount) if amount else original.amount
     # 38 is not sent with a refund; 61 carries the original's batch, STAN and date.
     original.auth_code = ""
     await _financial(pos, "refund", value, card, original_entry=original)
+
+
+# -- QR wallet payments (docs/qr.md) ----------------------------------------------------------
+
+
+@terminal.command("qr-pay")
+@amount_option
+@click.option("--code", required=True, help="The payment code scanned off the customer's phone.")
+@_run
+async def qr_pay(pos: Pos, amount: int, code: str) -> None:
+    """Pay by the customer's payment code (0200, 60.1 = 36, the code in 48). The host may wait
+    for the customer to confirm ("user paying") before it answers."""
+    request = pos.device.financial_request("qr_pay", amount=amount, extra={48: code, 22: "032"})
+    entry = LogEntry(type="qr_pay", stan=str(request[11]), batch=pos.device.batch, amount=amount,
+                     pan="")  # fmt: skip
+    _finish(pos, "qr_pay", await pos.transact("qr_pay", request, entry))
+
+
+@terminal.command("qr-order")
+@amount_option
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the QR here (default var/terminals/<TID>-qr-<STAN>.png).")  # fmt: skip
+@_run
+async def qr_order(pos: Pos, amount: int, png_path: Path | None) -> None:
+    """Show a QR for the customer to scan (0200, 60.1 = 37): printed here as text and saved as
+    PNG. Then `poshost terminal qr-query` says whether it was paid."""
+    request = pos.device.financial_request("qr_order", amount=amount, extra={22: "032"})
+    entry = LogEntry(type="qr_order", stan=str(request[11]), batch=pos.device.batch,
+                     amount=amount, pan="")  # fmt: skip
+    out = await pos.transact("qr_order", request, entry)
+    if out.code == "00" and out.response is not None:
+        content = str(out.response.get(63, ""))[3:]
+        path = png_path or Path("var/terminals") / f"{pos.state.tid}-qr-{request[11]}.png"
+        click.echo(show_qr(content, path))
+        rrn = out.response.get(37)
+        click.echo(f"order RRN {rrn}: waiting for the customer; QR saved to {path}")
+        click.echo(f"content {content}")
+        return
+    _finish(pos, "qr_order", out)
+
+
+def show_qr(content: str, path: Path) -> str:
+    """The QR as text for this terminal window, saved as PNG too (segno, pure Python)."""
+    import io
+
+    import segno
+
+    qr = segno.make(content, error="m")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    qr.save(str(path), scale=8, border=4)
+    text = io.StringIO()
+    qr.terminal(out=text, compact=True, border=2)
+    return text.getvalue()
+
+
+@terminal.command("qr-query")
+@click.option("--rrn", help="RRN of the order (default: the last order waiting in the log).")
+@_run
+async def qr_query(pos: Pos, rrn: str | None) -> None:
+    """Has the order been paid? (0200, 60.1 = 38, 37 names it): 00 paid, 09 not yet, 12 closed."""
+    entry = None
+    if rrn is None:
+        waiting = [e for e in pos.state.log if e.type in txntypes.QR_SALES
+                   and e.status in ("ordered", "unknown") and e.rrn]  # fmt: skip
+        if not waiting:
+            raise click.UsageError("no order waits in this terminal's log: give --rrn")
+        entry, rrn = waiting[-1], waiting[-1].rrn
+    else:
+        entry = next((e for e in pos.state.log if e.rrn == rrn), None)
+    out = await pos.exchange(pos.device.financial_request("qr_query", rrn=rrn))
+    if out.response is not None and entry is not None:
+        if out.code == "00":
+            entry.status, entry.auth_code = "approved", str(out.response.get(38, "") or "")
+        elif out.code == "12":
+            entry.status = "closed"
+        pos.save()
+    if out.code == "00" and out.response is not None:
+        amount = int(str(out.response.get(4, "0")) or 0)
+        click.echo(f"order {rrn}: PAID {format_amount(amount)}, auth {out.response.get(38, '-')}")
+        return
+    if out.response is not None:
+        click.echo(f"order {rrn}: {out.code} {response_text(out.code)}")
+    if out.error:
+        raise click.ClickException(out.error)
+    raise SystemExit(DECLINED)
 
 
 @terminal.command()

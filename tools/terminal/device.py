@@ -40,7 +40,7 @@ class BadResponseMac(TerminalError):
 TYPES: dict[str, tuple[str, str, str, str]] = {
     t.name: (t.request_mti, t.processing + "0000", t.condition, t.type_code)
     for t in txntypes.TYPES.values()
-    if t.journal
+    if t.journal or t.channel == "qr"  # the QR query is a question, not a journal row
 }
 
 

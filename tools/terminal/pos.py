@@ -26,6 +26,7 @@ from tools.terminal.device import TYPES, BadResponseMac, Device, HostUnreachable
 from tools.terminal.state import LogEntry, StateError, TerminalState
 
 REVERSIBLE = set(txntypes.REVERSIBLE)
+QR = set(txntypes.QR)
 DEBITS = txntypes.DEBITS
 CREDITS = txntypes.CREDITS
 # What a successful follow-up does to the entry it names.
@@ -42,6 +43,7 @@ RESPONSE_TEXT = {
     "03": "INVALID MERCHANT",
     "04": "PICK UP CARD",
     "05": "DO NOT HONOUR",
+    "09": "NOT PAID YET",
     "12": "INVALID TRANSACTION",
     "13": "INVALID AMOUNT",
     "14": "INVALID CARD NUMBER",
@@ -218,7 +220,10 @@ class Pos:
             await self._flush_reversal(client)
             reversible = txn_type in REVERSIBLE
             payload = self.device.encode(request)
-            entry.request = payload.hex().upper()
+            # A payment code is used once and never kept: the stored request (which a reversal
+            # is rebuilt from) goes without 48.
+            kept = self.device.encode(request.without(48)) if txn_type in QR else payload
+            entry.request = kept.hex().upper()
             self.state.log.append(entry)
             if reversible:
                 self.state.pending_reversal = {"request": entry.request, "reason": "98"}
@@ -290,6 +295,8 @@ class Pos:
         code = str(resp.get(39, ""))
         entry.code = code
         entry.status = "approved" if code == "00" else "declined"
+        if code == "00" and entry.type in txntypes.AWAITING_PAYER:
+            entry.status = "ordered"  # paid only when a query says so
         entry.rrn = str(resp.get(37, "") or "")
         entry.auth_code = str(resp.get(38, "") or "")
         entry.date = str(resp.get(13, "") or "") or dt.datetime.now().strftime("%m%d")
@@ -316,7 +323,8 @@ class Pos:
                 continue
             if e.status == "completed" or e.type not in (*DEBITS, *CREDITS):
                 continue
-            s = sums[self.state.is_domestic(e.pan)]
+            # no PAN: a QR sale or its void/refund, which the host counts as domestic
+            s = sums[self.state.is_domestic(e.pan) or not e.pan]
             if e.type in DEBITS:
                 s[0] += e.amount
                 s[1] += 1
@@ -331,8 +339,8 @@ class Pos:
         for e in self.state.log:
             if e.batch != self.device.batch or e.status != "approved":
                 continue
-            if e.type not in (*DEBITS, *CREDITS):
-                continue
+            if e.type not in (*DEBITS, *CREDITS) or not e.pan:
+                continue  # QR rows have no PAN to upload: the wallet's bill checks them
             records.append(
                 subfields.BatchRecord(
                     "00" if self.state.is_domestic(e.pan) else "01",
@@ -407,6 +415,9 @@ TITLES = {
     "completion_void": "COMPLETION VOID",
     "reversal": "REVERSAL",
     "completion_advice": "COMPLETION ADVICE",
+    "qr_pay": "QR SALE (CUSTOMER CODE)",
+    "qr_order": "QR ORDER",
+    "qr_query": "QR QUERY",
 }
 
 
@@ -414,6 +425,7 @@ ENTRY_MODES = {
     "01": "MANUAL",
     "02": "SWIPE",
     "05": "CHIP",
+    "03": "QR SCAN",
     "07": "CONTACTLESS",
     "90": "SWIPE",
     "95": "CHIP (FALLBACK)",
@@ -458,7 +470,9 @@ def receipt(state: TerminalState, txn_type: str, out: Outcome, copy: str) -> str
         "-" * WIDTH,
         f"MERCHANT NO  {state.mid}",
         f"TERMINAL NO  {state.tid}",
-        f"CARD NO      {mask_pan(pan) if pan else '-'}",
+        f"CARD NO      {mask_pan(pan) if pan else '-'}"
+        if txn_type not in QR
+        else f"PAY CODE     {mask_pan(str(req.get(48))) if req.get(48) else '-'}",
         f"ENTRY MODE   {entry_mode(req)}",
         f"TRANS TYPE   {TITLES.get(txn_type, txn_type.upper())}",
         f"BATCH NO     {req.get(60, '')[2:8] if req.get(60) else state.batch}",

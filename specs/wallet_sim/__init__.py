@@ -1,0 +1,1 @@
+"""wallet-sim data: the demo users."""
