@@ -3,9 +3,12 @@
 Masking is the default and not optional here: PAN as first 6 + last 4, and only the length of
 tracks (35, 36), the PIN block (52), IC data (55) and field 62 (working keys under the TMK, or
 a DUKPT KSN) — except that a TUSN in 62, not being key material, is shown. PANs inside batch
-upload records (48 of a 0320) and the QR payment code (48 of a financial message) are masked
-as well; in the issuer dialect 48 carries the ZPK
-under the ZMK during key exchange and is shown as a length only.
+upload records (48 of a 0320) are masked as well; in the issuer dialect 48 carries the ZPK
+under the ZMK during key exchange and is shown as a length only. 48 of a financial terminal
+message (01xx, 02xx, 04xx) holds a card number or a payment code: a transfer's payee PAN (the
+registry's ``payee`` field; 103 on the issuer side) or a QR payment code (docs/qr.md). It is
+masked exactly like 2, in field dumps and hex traces, whether or not the message could be
+identified.
 """
 
 from __future__ import annotations
@@ -17,8 +20,14 @@ from codec.dialect import DialectTable
 from codec.errors import CodecError
 from codec.message import FieldValue, Message
 from codec.subfields import parse_batch_upload, parse_tusn
+from codec.txntypes import PAYEE_FIELDS
 
 HIDDEN = frozenset({35, 36, 45, 52, 55})
+FINANCIAL_CLASSES = ("01", "02", "04")
+# 48 of a financial message: a QR payment code, or (with any other payee field of the registry)
+# a transfer's payee
+FINANCIAL_PAN_FIELDS = PAYEE_FIELDS | {48}
+ISSUER_PAN_FIELDS = frozenset({2, 103})  # 103: account identification 2, a transfer's payee
 
 
 def mask_pan(pan: str) -> str:
@@ -35,8 +44,16 @@ def _length_only(v: FieldValue) -> str:
     return f"[{len(v)} {unit}]"
 
 
+def is_pan_field(msg: Message, n: int, dialect: str = "terminal") -> bool:
+    """Does field ``n`` of ``msg`` hold a card number (the card's own, a payee's) or a QR
+    payment code?"""
+    if dialect == "issuer":
+        return n in ISSUER_PAN_FIELDS
+    return n == 2 or (n in FINANCIAL_PAN_FIELDS and msg.mti[:2] in FINANCIAL_CLASSES)
+
+
 def _mask_value(msg: Message, n: int, v: FieldValue, dialect: str) -> str:
-    if n == 2 and isinstance(v, str):
+    if isinstance(v, str) and is_pan_field(msg, n, dialect):
         return mask_pan(v)
     if n in HIDDEN:
         return _length_only(v)
@@ -50,9 +67,6 @@ def _mask_value(msg: Message, n: int, v: FieldValue, dialect: str) -> str:
         return f"[{len(v)} chars]"
     if n == 48 and msg.mti in ("0320", "0330") and isinstance(v, str):
         return _mask_batch_upload(v)
-    if n == 48 and msg.mti[:2] in ("01", "02", "04") and isinstance(v, str):
-        # a QR payment code (docs/qr.md) or a transfer payee's account: 6 + 4, as a PAN
-        return mask_pan(v)
     if isinstance(v, bytes):
         return v.hex().upper()
     return v
@@ -139,21 +153,23 @@ def _encodings(v: FieldValue) -> list[str]:
     return out
 
 
-def masked_hex(payload: bytes, msg: Message | None, width: int = 32) -> str:
+def masked_hex(
+    payload: bytes, msg: Message | None, width: int = 32, dialect: str = "terminal"
+) -> str:
     """The payload as offset-prefixed hex lines, for someone comparing bytes with a terminal
     vendor's trace, with the bytes of the PAN (all but first 6 and last 4 digits), tracks, PIN
-    block, IC data, keys and passwords replaced by asterisks. Without a decoded message (a
-    frame that did not decode) every run of 13 or more decimal nibbles, which could be a packed
-    PAN, is masked the same way."""
+    block, IC data, keys and passwords replaced by asterisks (a payee's PAN like the card's).
+    Without a decoded message (a frame that did not decode) every run of 13 or more decimal
+    nibbles, which could be a packed PAN, is masked the same way."""
     text = payload.hex().upper()
     if msg is None:
         text = re.sub(r"\d{13,}", lambda m: mask_pan(m.group()), text)
     else:
         for n, v in msg.fields.items():
-            if n == 2 and isinstance(v, str) and len(v) >= 13:
+            if isinstance(v, str) and len(v) >= 12 and is_pan_field(msg, n, dialect):
                 for enc in _encodings(v):
                     if enc == v:  # packed BCD: keep the digits a masked PAN shows
-                        text = text.replace(enc, v[:6] + "*" * (len(v) - 10) + v[-4:])
+                        text = text.replace(enc, mask_pan(v))
                     elif len(enc) >= 8:
                         text = text.replace(enc, "*" * len(enc))
             elif v not in (None, "", b"") and _hex_hidden(msg, n, v):

@@ -19,6 +19,9 @@ Field 48 batch-upload layout (ours; the dialect leaves it open), all digits:
   organisation (00 or 01), theirs with a 60.1 type that is uploaded (20, 22, 24, 25...), never
   00 (management) or 01 (balance inquiry); and theirs is exactly 2 + 40 x count digits.
 * 0320 with 60.3 = 202/207 (end of upload): ``total records uploaded n4``.
+
+Field 48 of a transfer (0200, 60.1 = 47, and its 0400): the payee's PAN alone, 12 to 19
+digits, check digit valid (``parse_payee``).
 """
 
 from __future__ import annotations
@@ -420,6 +423,39 @@ def parse_batch_end(s: str) -> int:
 
 def format_batch_end(count: int) -> str:
     return _num(count, 4, "48")
+
+
+# ---------------------------------------------------------------------------- 48 payee
+
+PAYEE_DIGITS = (12, 19)
+
+
+def luhn_valid(pan: str) -> bool:
+    """The ISO/IEC 7812 check digit is right. It catches every mistyped digit and most swaps of
+    two neighbours, so a typo in a payee's number is refused before an issuer is asked."""
+    if not (pan.isascii() and pan.isdecimal()):
+        return False
+    total = 0
+    for i, c in enumerate(reversed(pan)):
+        d = ord(c) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def parse_payee(value: str) -> str:
+    """48 of a transfer: the payee's PAN, 12 to 19 digits with a valid check digit, and
+    nothing else (docs/terminal-dialect.md, "Transfer"). Errors say which rule is broken and
+    never show a digit: the value is a card number."""
+    if not (value.isascii() and value.isdecimal()):
+        raise CodecError("payee PAN: digits only", field="48")
+    low, high = PAYEE_DIGITS
+    if not low <= len(value) <= high:
+        raise CodecError(f"payee PAN: {len(value)} digits, {low} to {high} allowed", field="48")
+    if not luhn_valid(value):
+        raise CodecError("payee PAN: check digit wrong", field="48")
+    return value
 
 
 # ---------------------------------------------------------------------------- 54

@@ -1,6 +1,6 @@
 """The transaction registry (``specs/transactions.toml``): how a type is identified on the wire,
 and every other fact about it that the host needs (reversible, journalled, settlement bucket,
-what it undoes, risk and velocity classes).
+what it undoes, risk and velocity classes, the field of a transfer's payee).
 
 Flows are chosen by name, so the mapping from wire fields to a name lives in data and is
 checked once at import (duplicate keys are refused). Lookups accept requests and responses.
@@ -41,6 +41,7 @@ class TxnType:
     risk: bool = False
     velocity: bool = False
     card_debit: bool = False
+    payee: int | None = None  # the field with a second card's PAN (a transfer's payee)
     channel: str = "card"  # "card" | "qr": how the customer pays (docs/qr.md)
     awaits_payer: bool = False  # stays pending while the customer pays (a QR order)
 
@@ -68,6 +69,8 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
             raise ValueError(f"transactions.toml: {row['name']}: channel is card or qr")
         if row.get("settles") not in (None, "debit", "credit"):
             raise ValueError(f"transactions.toml: {row['name']}: settles is debit or credit")
+        if not isinstance(row.get("payee", 0), int) or isinstance(row.get("payee"), bool):
+            raise ValueError(f"transactions.toml: {row['name']}: payee is a field number")
         t = TxnType(
             row["name"], row["mti"][0], row["mti"][1], row["reversible"], False,
             type_code=row["type"], processing=row["processing"], condition=row["condition"],
@@ -75,6 +78,7 @@ def _load() -> tuple[_Financial, _Management, dict[str, TxnType], frozenset[str]
             settles=row.get("settles"), undoes=row.get("undoes"), completes=row.get("completes"),
             risk=row.get("risk", False),
             velocity=row.get("velocity", False), card_debit=row.get("card_debit", False),
+            payee=row.get("payee"),
             channel=row.get("channel", "card"), awaits_payer=row.get("awaits_payer", False),
         )  # fmt: skip
         add(financial, (t.request_mti, row["processing"], row["condition"], row["type"]), t)
@@ -126,6 +130,9 @@ UNDOING_SETTLED = names(lambda t: t.undoes is not None and TYPES[t.undoes].settl
 RISK_CHECKED = names(lambda t: t.risk)
 VELOCITY = names(lambda t: t.velocity)
 CARD_DEBITS = names(lambda t: t.card_debit)
+PAYEE_FIELDS = frozenset(t.payee for t in TYPES.values() if t.payee is not None)
+"""Fields that carry a payee's PAN in some financial type: masked like 2 in every financial
+message (01xx, 02xx, 04xx) whatever its type, so an unidentifiable request masks them too."""
 QR = names(lambda t: t.channel == "qr")  # the QR wallet's own rows (docs/qr.md)
 QR_SALES = names(lambda t: t.channel == "qr" and t.settles == "debit")
 AWAITING_PAYER = names(lambda t: t.awaits_payer)  # pending until paid, closed, or expired

@@ -7,6 +7,7 @@ from __future__ import annotations
 from host.flow import batch as st
 from host.flow import management as m
 from host.flow import originals as o
+from host.flow import payee as pay
 from host.flow import qr as q
 from host.flow import session_guard as g
 from host.flow import steps as s
@@ -41,6 +42,7 @@ _TO_WALLET = (q.select_wallet, s.journal_request)
 
 FLOWS: dict[str, Flow] = {
     "purchase": _financial("purchase"),
+    "transfer": _financial("transfer", pay.check_payee),
     "balance_inquiry": Flow(
         "balance_inquiry",
         (*_SESSION, s.check_batch, b.check_business_day, *_ISSUER, s.journal_request,

@@ -224,7 +224,7 @@ class BackOffice:
             rolls_up_to=q.get("master"), channel=q.get("channel"),
             limit=_int(q.get("limit"), 100, 1, 1000), offset=_int(q.get("offset"), 0, 0, 10**9),
         )  # fmt: skip
-        items = [{k: getattr(t, k) for k in TXN_FIELDS} for t in rows]
+        items = [_transaction_item(t) for t in rows]
         return _json(200, {"merchant": mid, "count": len(items), "transactions": items})
 
     async def _settlements(self, mid: str, query) -> Response:
@@ -287,6 +287,14 @@ class BackOffice:
         filename = recon.file_names(parse_date(date), mid)[name.removesuffix(".csv")]
         disposition = [("content-disposition", f'attachment; filename="{filename}"')]
         return 200, "text/csv; charset=utf-8", text.encode("utf-8"), disposition
+
+
+def _transaction_item(t) -> dict[str, Any]:
+    """One journal row as the API shows it; a transfer's payee as the journal keeps it, masked
+    6+4 (``extra.payee``), null for every other type."""
+    item = {k: getattr(t, k) for k in TXN_FIELDS}
+    item["payee_masked"] = (t.extra or {}).get("payee")
+    return item
 
 
 def _totals(t) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Batch settlement (0500, 60.3 201) and batch upload (0320, 60.3 201 / 202 / 207).
 
 Settlement: the host computes its own totals of the terminal's batch from the journal (debits:
-approved purchases, completions and completion advices — a voided or reversed one is no longer
-approved; credits: approved refunds), compares them per card group with field 48, answers
+the approved rows of the registry's ``settles = "debit"`` types — purchases, completions,
+completion advices, transfers; a voided or reversed one is no longer approved; credits:
+approved refunds), compares them per card group with field 48, answers
 1 (balanced) or 2 (not balanced, with the host's totals), closes the batch ('closed' when both
 groups balance, else 'unbalanced') and opens the next batch as the terminal's current one.
 A second 0500 for a batch that is closed already (the terminal did not get the 0510) is answered

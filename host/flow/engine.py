@@ -150,6 +150,9 @@ class Exchange:
     link: str | None = None
     channel: Channel = "card"  # how the customer pays: a card, or a wallet's QR (docs/qr.md)
     translated_pin: bytes | None = attrs.field(default=None, repr=False)
+    # a transfer's payee card (registry ``payee`` field): clear only here and in the issuer
+    # request; the journal keeps its mask (docs/terminal-dialect.md, "Transfer")
+    payee_pan: str | None = attrs.field(default=None, repr=False)
     mac_ok: bool = False
     # The business date the exchange is journalled and answered under (15 of the response);
     # text (YYYYMMDD, MMDD) only where it meets the journal's SQL and the wire.

@@ -312,13 +312,15 @@ def new_transaction(host: Host, ex: Exchange) -> NewTransaction:
 
 def _extra(ex: Exchange) -> dict[str, str | None]:
     """What a later reversal must send again exactly: field 7, and 41 when the issuer knows
-    this row under another terminal (a master's void of its secondary's sale); and the channel
-    of a QR sale."""
+    this row under another terminal (a master's void of its secondary's sale); the channel of
+    a QR sale; and a transfer's payee as the journal keeps it: masked 6+4, never clear."""
     extra: dict[str, str | None] = {"f7": ex.issuer.transmission}
     if ex.issuer.tid is not None:
         extra["issuer_tid"] = ex.issuer.tid
     if ex.channel == "qr":
         extra["channel"] = "qr"
+    if ex.payee_pan:
+        extra["payee"] = mask_pan(ex.payee_pan)
     return extra
 
 

@@ -126,6 +126,8 @@ class Iso8583:
             fields[53] = "2600000000000000"
         if 55 in req:
             fields[55] = req[55]
+        if ex.payee_pan:  # a transfer: the card to credit (docs/issuer-contract.md)
+            fields[103] = ex.payee_pan
         fields.update(extra or {})
         return Message(mti, fields)
 

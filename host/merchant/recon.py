@@ -6,7 +6,8 @@ amounts twice: ``*_fen`` integer minor units, and the same amount formatted ``12
 ``<date>_<mid>_transactions.csv`` — the rows a merchant's settlement counts, journal order:
     business_date,mid,tid,batch,stan,rrn,auth_code,txn_type,sign,card_group,pan_masked,
     amount_fen,amount,requested_at_utc,channel
-    (sign D = debit: purchase, completion, completion advice; C = credit: refund;
+    (sign D = a ``settles = "debit"`` type of the registry: purchase, completion, completion
+    advice, transfer, the QR sales; C = credit: refund;
     channel: card or qr, how the customer paid)
 
 ``<date>_<mid>_channels.csv`` — the settlement record's line per payment channel:

@@ -1,8 +1,9 @@
 """Merchant settlement: after cut-over, each merchant's settled transactions of a business date
 become one settlement record.
 
-* What counts: the journal's approved debits (purchase, completion, completion advice) and
-  credits (refund) of the business date — the same rule as batch totals. A voided or reversed
+* What counts: the journal's approved debits (the registry's ``settles = "debit"`` types:
+  purchase, completion, completion advice, transfer, the QR sales) and credits (refund) of the
+  business date — the same rule as batch totals. A voided or reversed
   sale is no longer 'approved' and does not count.
 * gross = debits - credits; fees per payment channel (card, qr): a channel's fee = its gross
   x its rate / 100 rounded HALF UP to the fen, once per merchant, date and channel

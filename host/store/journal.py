@@ -313,9 +313,9 @@ GROUP BY card_group
 
 
 def batch_totals(db: Db, tid: str, batch: str) -> BatchTotals:
-    """The host's settlement totals of a terminal batch, per card group: debits are approved
-    purchases, completions and completion advices (a voided or reversed one is no longer
-    'approved'); credits are approved refunds."""
+    """The host's settlement totals of a terminal batch, per card group: debits are the
+    approved rows of the registry's debit types (purchase, completion, completion advice,
+    transfer; a voided or reversed one is no longer 'approved'); credits are approved refunds."""
     groups = {g: GroupTotals() for g in CARD_GROUPS}
     for row in db.query(_TOTALS_SQL, {"tid": tid, "batch": batch}):
         group = row.pop("card_group")

@@ -75,7 +75,7 @@ def list_risk_limits(db: Db) -> list[Any]:
 
 def merchant_risk_totals(db: Db, mid: str, business_date: str, month_start: str) -> dict[str, int]:
     """One aggregate over the merchant's approved rows this month: sales of the day, sales of
-    the month, refunds of the month (debits: purchase, completion, completion advice)."""
+    the month, refunds of the month (debits: the registry's ``settles = "debit"`` types)."""
     row = db.query_one(
         "SELECT"  # noqa: S608 (registry type names, never input)
         " COALESCE(SUM(CASE WHEN business_date = :d AND txn_type IN"
@@ -241,8 +241,8 @@ GROUP BY mid
 
 
 def merchant_day_totals(db: Db, business_date: str, mid: str | None = None) -> dict[str, Any]:
-    """mid -> DayTotals of the approved debits (purchase, completion, completion advice) and
-    credits (refund) of one business date: what merchant settlement pays, from the journal."""
+    """mid -> DayTotals of the approved debits and credits (the registry's ``settles`` types)
+    of one business date: what merchant settlement pays, from the journal."""
     from host.store.merchant_records import DayTotals
 
     params: dict[str, Any] = {"d": business_date}
@@ -376,12 +376,7 @@ def settle_merchant(
         *(sum(getattr(t, f) for t in by_channel.values()) for f in
           ("debit_count", "debit_amount", "credit_count", "credit_amount"))
     )  # fmt: skip
-    previous = db.query_one(
-        "SELECT carried_out FROM merchant_settlements WHERE mid = :mid"
-        " AND business_date < :d ORDER BY business_date DESC LIMIT 1",
-        {"mid": mid, "d": business_date},
-    )
-    carried_in = int(previous["carried_out"]) if previous else 0
+    carried_in = _carried_in(db, mid, business_date)
     gross = totals.gross
     fees = {ch: fee_for(t.gross, rates[ch]) for ch, t in by_channel.items()}
     fee = sum(fees.values())
@@ -417,15 +412,31 @@ def settle_merchant(
     )
     if inserted:
         for channel, t in sorted(by_channel.items()):
-            db.execute(
-                "INSERT INTO merchant_settlement_channels (mid, business_date, channel,"
-                " debit_count, debit_amount, credit_count, credit_amount, gross, fee_rate, fee)"
-                " VALUES (:mid, :d, :ch, :dc, :da, :cc, :ca, :gross, :rate, :fee)",
-                {"mid": mid, "d": business_date, "ch": channel, "dc": t.debit_count,
-                 "da": t.debit_amount, "cc": t.credit_count, "ca": t.credit_amount,
-                 "gross": t.gross, "rate": rates[channel], "fee": fees[channel]},
-            )  # fmt: skip
+            _insert_channel_line(db, mid, business_date, channel, t, rates[channel], fees[channel])
     return get_merchant_settlement(db, mid, business_date)
+
+
+def _carried_in(db: Db, mid: str, business_date: str) -> int:
+    """What the merchant's previous settlement carried out (a payout below the minimum)."""
+    previous = db.query_one(
+        "SELECT carried_out FROM merchant_settlements WHERE mid = :mid"
+        " AND business_date < :d ORDER BY business_date DESC LIMIT 1",
+        {"mid": mid, "d": business_date},
+    )
+    return int(previous["carried_out"]) if previous else 0
+
+
+def _insert_channel_line(
+    db: Db, mid: str, business_date: str, channel: str, totals: Any, rate: str, fee: int
+) -> None:
+    db.execute(
+        "INSERT INTO merchant_settlement_channels (mid, business_date, channel,"
+        " debit_count, debit_amount, credit_count, credit_amount, gross, fee_rate, fee)"
+        " VALUES (:mid, :d, :ch, :dc, :da, :cc, :ca, :gross, :rate, :fee)",
+        {"mid": mid, "d": business_date, "ch": channel, "dc": totals.debit_count,
+         "da": totals.debit_amount, "cc": totals.credit_count, "ca": totals.credit_amount,
+         "gross": totals.gross, "rate": rate, "fee": fee},
+    )  # fmt: skip
 
 
 def counted_transactions(db: Db, mid: str, business_date: str) -> list[Transaction]:

@@ -13,10 +13,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def test_the_registry_facts_are_the_dialects_rules():
     assert set(txntypes.REVERSIBLE) == {
         "purchase", "void", "preauth", "preauth_cancel", "completion", "completion_void",
+        "transfer",
         "qr_pay", "qr_order",  # a QR sale is undone by a cancel at the wallet (docs/qr.md)
     }  # fmt: skip
     assert set(txntypes.DEBITS) == {
-        "purchase", "completion", "completion_advice", "qr_pay", "qr_order",
+        "purchase", "completion", "completion_advice", "transfer", "qr_pay", "qr_order",
     }  # fmt: skip
     assert set(txntypes.QR) == {"qr_pay", "qr_order", "qr_query"}
     assert txntypes.AWAITING_PAYER == ("qr_order",)
@@ -27,8 +28,14 @@ def test_the_registry_facts_are_the_dialects_rules():
     }  # fmt: skip
     assert txntypes.BY_TYPE_CODE == {
         "22": "purchase", "20": "completion", "24": "completion_advice", "25": "refund",
-        "36": "qr_pay", "37": "qr_order",
+        "47": "transfer", "36": "qr_pay", "37": "qr_order",
     }  # fmt: skip
+    # a transfer is a sale for the merchant: risk, velocity and card debit like a purchase
+    purchase, transfer = txntypes.TYPES["purchase"], txntypes.TYPES["transfer"]
+    assert (transfer.risk, transfer.velocity, transfer.card_debit) == (True, True, True)
+    assert (transfer.request_mti, transfer.processing, transfer.condition) == ("0200", "40", "00")
+    assert transfer.payee == 48 and purchase.payee is None
+    assert {48} == txntypes.PAYEE_FIELDS
     assert "batch_upload_detail" not in txntypes.JOURNALLED
     assert txntypes.sql_list(("purchase", "refund")) == "('purchase', 'refund')"
 
@@ -53,7 +60,7 @@ def _literal_lists_of_type_names(path: pathlib.Path) -> list[int]:
 # issuer dialect itself, so a wrong registry row shows up as a disagreement, not as agreement.
 # The certification runner's SEND_KINDS is what the runner implements, not a fact of a type.
 NOT_SCANNED = ("tools/issuer_sim", "tools/soak")
-KNOWN = {"tools/certify/suite.py": [53]}
+KNOWN = {"tools/certify/suite.py": [55]}
 
 
 def test_no_module_keeps_its_own_list_of_type_names():

@@ -12,6 +12,7 @@ CONTRACT_NAMES = {
     "parameter_download", "settlement", "batch_upload", "batch_upload_end",
     "activation",  # merchant operations: 0800 / 60.3 380 (README "Operations")
     "batch_upload_detail",  # a refund detail 0320 (NewPOS-type terminals)
+    "transfer",  # card to card: 0200 / 400000 / 00 / 47, the payee's PAN in 48
     "qr_pay", "qr_order", "qr_query",  # QR wallet payments (docs/qr.md)
 }  # fmt: skip
 
@@ -49,6 +50,14 @@ def test_reversal_and_its_original():
         identify_original(TXN_REQUESTS["refund"].with_mti("0400"))  # not reversible
     with pytest.raises(UnknownTransaction):
         identify_original(TXN_REQUESTS["purchase"])
+
+
+def test_transfer_and_its_reversal():
+    msg = Message("0200", {3: "400000", 25: "00", 48: "6222020000000007", 60: "47000001000"})
+    assert identify(msg).name == "transfer" and identify(msg.with_mti("0210")).name == "transfer"
+    assert identify_original(msg.with_mti("0400")).name == "transfer"
+    with pytest.raises(UnknownTransaction):  # the 40 transaction code under a sale's 60.1
+        identify(msg.with_fields({60: "22000001000"}))
 
 
 def test_unknown_combination_is_reported_clearly():

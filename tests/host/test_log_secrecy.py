@@ -15,6 +15,8 @@ from tools.issuer_sim.testing import LOW, PIN, RICH
 def test_logs_hold_no_clear_pan_pin_block_or_key(tmp_path):
     buffer = io.StringIO()
     logs.configure("json", "debug", stream=buffer)
+    # not cached: a logger cached now would keep writing to this buffer in later tests
+    structlog.configure(cache_logger_on_first_use=False)
     seen_blocks: list[bytes] = []
     device = demo_device()
 

@@ -109,6 +109,28 @@ def test_void_credits_back_once(ledger):
     assert ledger.process(missing).code == "25"
 
 
+def test_a_partial_reversal_of_a_kind_without_a_partial_form_is_a_full_one(ledger):
+    """A void has no partial form: a reversal of it with 95 undoes it whole, as the issuer
+    contract says (it used to be acknowledged with no effect at all)."""
+    ledger.process(req("0200", "000000", 3_000, rrn="P1", stan="000010"))
+    void = req("0200", "200000", 3_000, rrn="V1", stan="000011", extra={90: f90("0200", "000010")})
+    assert ledger.process(void).code == "00" and ledger.balance(PAN) == 100_000
+    f95 = {95: f"{1_000:012d}" + "0" * 30}
+    too_much = {95: f"{3_001:012d}" + "0" * 30}
+    over = req(
+        "0400",
+        "200000",
+        3_000,
+        rrn="V1",
+        stan="000012",
+        extra={90: f90("0200", "000011"), **too_much},
+    )
+    assert ledger.process(over).code == "13" and ledger.balance(PAN) == 100_000
+    rev = req("0400", "200000", 3_000, rrn="V1", extra={90: f90("0200", "000011"), **f95})
+    assert ledger.process(rev).code == "00"
+    assert ledger.balance(PAN) == 97_000  # the sale is a sale again
+
+
 def test_preauth_hold_completion_and_cancel(ledger):
     pre = req("0100", "030000", 10_000, rrn="A1", stan="000020", cond="06")
     assert ledger.process(pre).code == "00"

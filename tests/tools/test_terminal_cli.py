@@ -205,6 +205,23 @@ def test_every_financial_subcommand_sends_its_type(stack, pos, command, txn_type
         assert r.output.count("CARDHOLDER SIGNATURE") == 1  # the merchant copy only
 
 
+def test_transfer_moves_money_between_two_cards_and_the_slip_masks_both(stack, pos):
+    payee = "6222020000000007"
+    before = balance(stack), balance(stack, payee)
+    out = pos("transfer", "--amount", "1500", "--to", payee, "--pan", RICH, "--pin", "1234").output
+    assert out.count("TRANS TYPE   TRANSFER") == 2 and "00 APPROVED" in out
+    assert out.count("TO CARD      622202******0007") == 2 and payee not in out
+    entry = pos.last()
+    assert (entry.type, entry.status) == ("transfer", "approved")
+    request = terminal_codec.decode(bytes.fromhex(entry.request))
+    assert identify(request).name == "transfer" and request[48] == payee
+    assert (balance(stack), balance(stack, payee)) == (before[0] - 1500, before[1] + 1500)
+    typo = pos("transfer", "--amount", "100", "--to", "6222020000000008", "--pan", RICH, ok=False)
+    assert typo.exit_code == 3 and "14 INVALID CARD NUMBER" in typo.output
+    bad = pos("transfer", "--amount", "100", "--to", "6222-0200", "--pan", RICH, ok=False)
+    assert bad.exit_code == 2 and "payee" in bad.output
+
+
 def test_settle_from_the_terminals_own_log(stack, pos):
     state = pos.state
     r = pos("settle", ok=False)
@@ -220,6 +237,12 @@ def test_settle_from_the_terminals_own_log(stack, pos):
         total = sum(e.amount for e in sales)
         assert re.search(rf"SALE\s+{len(sales)}\s+{total / 100:,.2f}\n", r.output), r.output
         assert re.search(r"VOID\s+\d+\s+-[\d,]+\.\d\d\n", r.output), r.output
+        # a transfer is captured as a debit on both sides: the terminal's totals balanced
+        transfers = [e for e in state.log if e.type == "transfer" and e.status == "approved"]
+        if transfers:
+            total = sum(e.amount for e in transfers)
+            pattern = rf"TRANSFER\s+{len(transfers)}\s+{total / 100:,.2f}\n"
+            assert re.search(pattern, r.output), r.output
         assert "NET (CAPTURED)" in r.output
     else:
         assert "40 FUNCTION NOT SUPPORTED" in r.output

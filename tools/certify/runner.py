@@ -12,7 +12,7 @@ import trio
 
 from codec import subfields, txntypes
 from codec import terminal as terminal_codec
-from codec.dump import format_message, masked_hex
+from codec.dump import format_message, mask_pan, masked_hex
 from codec.errors import CodecError
 from codec.framing import parse_envelope, prefix_length
 from codec.message import Message
@@ -316,6 +316,8 @@ class _CaseRun:
         for key in ("pan", "expiry", "track2", "pin"):
             if key in p:
                 kwargs[key] = str(p[key])
+        if "to" in p:  # a transfer's payee
+            kwargs["payee"] = str(p["to"])
         if "amount" in p:
             kwargs["amount"] = int(p["amount"])
         if p.get("pin_key") == "wrong":
@@ -433,22 +435,29 @@ class _CaseRun:
 
     # -- issuer side -------------------------------------------------------------------------
     async def _issuer_before(self, step: Step):
-        want = step.expect.get("issuer")
-        if not want or self.runner.sim is None:
+        wants = _issuer_wants(step)
+        if not wants or self.runner.sim is None:
             return None
-        pan = str(want["pan"])
-        card = await self.runner.sim.card(pan)
-        holds = len(await self.runner.sim.holds(pan))
-        return (card.balance if card is not None else 0), holds
+        before = []
+        for want in wants:
+            pan = str(want["pan"])
+            card = await self.runner.sim.card(pan)
+            holds = len(await self.runner.sim.holds(pan))
+            before.append(((card.balance if card is not None else 0), holds))
+        return before
 
     async def _issuer_after(self, number: int, step: Step, before, approved: bool) -> None:
-        want = step.expect.get("issuer")
-        if not want:
+        wants = _issuer_wants(step)
+        if not wants:
             return
-        sim = self.runner.sim
-        if sim is None:
+        if self.runner.sim is None:
             self.check(number, "issuer effect", None, "skipped: no simulator attached")
             return
+        for want, card_before in zip(wants, before, strict=True):
+            await self._issuer_card(number, want, card_before, approved)
+
+    async def _issuer_card(self, number: int, want: dict, before, approved: bool) -> None:
+        sim = self.runner.sim
         pan = str(want["pan"])
         if "delta" in want:
             delta = int(want["delta"])
@@ -462,7 +471,8 @@ class _CaseRun:
                     if got == delta:
                         break
                     await trio.sleep(0.05)
-            self.check(number, f"issuer balance moved {delta}", got == delta, f"moved {got}")
+            self.check(number, f"issuer balance of {mask_pan(pan)} moved {delta}", got == delta,
+                       f"moved {got}")  # fmt: skip
         if "holds" in want:  # change in the number of open holds on the card
             moved = len(await sim.holds(pan)) - before[1]
             want_h = int(want["holds"])
@@ -539,3 +549,11 @@ class _CaseRun:
                 await trio.sleep(0.1)
         self.check(number, f"wallet balance of {want['user']} moved {delta}", got == delta,
                    f"moved {got}")  # fmt: skip
+
+
+def _issuer_wants(step: Step) -> list[dict]:
+    """``issuer`` names one card's expected effect, or a list of them (a transfer moves two)."""
+    want = step.expect.get("issuer")
+    if not want:
+        return []
+    return list(want) if isinstance(want, list) else [want]

@@ -17,14 +17,15 @@ sends one message and states what the answer must be:
     fields = { 22 = "021" }      # field overrides; "" removes a field
     expect = { code = "00", present = [37, 38], mac = true, issuer = { pan = "...", delta = -10 } }
 
-Other step keys: ``original`` (the 1-based step whose message is the original of a void,
-refund, completion, cancel or reversal), ``stan_from`` (reuse a step's STAN: duplicates),
-``reason`` (39 of a reversal), ``mac = "bad" | "none"`` (how to MAC the request),
-``pin_key = "wrong"``, ``mode`` (sign-on key layout), ``totals`` (settlement: "log" = the
-approved debits and credits of the case so far, or a table of debit_amount, debit_count,
-credit_amount, credit_count), ``records = "log"`` (batch upload), ``raw`` (hex of a whole frame)
-or ``payload`` (hex from the MTI on, wrapped in TPDU + header) with an optional ``length``
-(the 2-byte prefix to write instead of the true one).
+Other step keys: ``to`` (a transfer's payee PAN, sent in its payee field), ``original`` (the
+1-based step whose message is the original of a void, refund, completion, cancel or reversal),
+``stan_from`` (reuse a step's STAN: duplicates), ``reason`` (39 of a reversal),
+``mac = "bad" | "none"`` (how to MAC the request), ``pin_key = "wrong"``, ``mode`` (sign-on
+key layout), ``totals`` (settlement: "log" = the approved debits and credits of the case so
+far, or a table of debit_amount, debit_count, credit_amount, credit_count), ``records = "log"``
+(batch upload), ``raw`` (hex of a whole frame) or ``payload`` (hex from the MTI on, wrapped in
+TPDU + header) with an optional ``length`` (the 2-byte prefix to write instead of the true
+one).
 
 Expectations: ``code``, ``codes`` (any of), ``present``, ``absent``, ``equal`` (field ->
 value, or "$request" to mean the request's own value), ``mac`` (response MAC valid),
@@ -32,8 +33,9 @@ value, or "$request" to mean the request's own value), ``mac`` (response MAC val
 ``wallet`` (against wallet-sim: ``{user, delta}``, the user's balance moved by delta),
 ``confirmed`` / ``paid`` (a wallet step's confirmation or QR payment went through or not),
 ``issuer`` (against the bundled simulator: the card's balance moved by ``delta``, or
-``holds``, the change in the number of open holds on the card), ``settlement`` (the result
-digit of 48 in a 0510: "balanced", "unbalanced" or "error").
+``holds``, the change in the number of open holds on the card; a list of such tables checks
+several cards, e.g. a transfer's payer and payee), ``settlement`` (the result digit of 48 in
+a 0510: "balanced", "unbalanced" or "error").
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ SEND_KINDS = {
 STEP_KEYS = {
     "send", "pan", "expiry", "track2", "amount", "pin", "pin_key", "fields", "expect",
     "original", "stan_from", "reason", "mac", "mode", "totals", "records", "raw", "payload",
-    "length", "note", "batch",
+    "length", "note", "batch", "to",
     # QR (specs/certification/qr.toml): the payment code ("fresh", "expired", or "reuse" with
     # code_from = step), its user, a password confirmation while the step waits; wallet steps:
     # action = "confirm" | "pay" (the QR of step qr_from) | "faults" | "wait" (seconds)

@@ -23,6 +23,7 @@ PREAUTH_CANCEL = "preauth_cancel"
 COMPLETION = "completion"
 COMPLETION_VOID = "completion_void"
 COMPLETION_ADVICE = "completion_advice"
+TRANSFER = "transfer"
 REVERSAL = "reversal"
 NETWORK = "network"
 UNSUPPORTED = "unsupported"
@@ -67,6 +68,8 @@ def classify(mti: str, proc: str, cond: str) -> str:
             return COMPLETION if pre else PURCHASE
         if p == "20":
             return COMPLETION_VOID if pre else VOID
+        if p == "40" and not pre:
+            return TRANSFER
     elif mti == "0100":
         if p in ("03", "00"):  # 00: a plain authorization, which holds funds like a pre-auth
             return PREAUTH
@@ -107,6 +110,7 @@ class AuthRequest:
     orig_f7: str = ""
     original_kind: str = ""  # for a reversal: the kind of what it reverses
     replacement: int | None = None  # a reversal's field 95 actual amount, when not all zeros
+    payee: str = ""  # a transfer's card to credit (103)
 
     @property
     def dedupe_key(self) -> str:
@@ -176,6 +180,7 @@ def parse_request(msg: MessageLike) -> AuthRequest:
         orig_f7=orig_f7,
         original_kind=original_kind,
         replacement=_replacement(_s(msg.get(95))) if kind == REVERSAL else None,
+        payee=_s(msg.get(103)).strip() if kind == TRANSFER else "",
     )
 
 
@@ -228,6 +233,8 @@ class Effect:
     hold_from: str = ""
     hold_to: str = ""
     undo: int | None = None  # id of the original this request undoes (void, cancel)
+    credit: int = 0  # added to the balance of credit_pan (a transfer's payee)
+    credit_pan: str = ""
 
     def to_json(self) -> dict:
         return {k: v for k, v in attrs.asdict(self).items() if v not in (0, None, "")}
@@ -301,6 +308,12 @@ def _original_problem(req: AuthRequest, original: Original | None) -> str | None
     return None
 
 
+def _can_receive(payee: CardState | None) -> bool:
+    """A transfer may credit an active card of ours. Unknown, lost, stolen and blocked payees
+    all get the same 14: the payer learns nothing about someone else's card."""
+    return payee is not None and payee.status == "active"
+
+
 def decide(
     req: AuthRequest,
     card: CardState | None,
@@ -308,8 +321,10 @@ def decide(
     original: Original | None,
     today_yymm: str,
     completion_tolerance_pct: int = 15,
+    payee: CardState | None = None,
 ) -> Decision:
-    """The response code and the effect for one request (not a reversal, not network)."""
+    """The response code and the effect for one request (not a reversal, not network).
+    ``payee`` is the card a transfer credits (103), None when unknown."""
     kind = req.kind
     if kind in (REVERSAL, NETWORK):
         raise ValueError(f"decide() does not handle {kind}")
@@ -358,6 +373,21 @@ def decide(
         if kind == PURCHASE:
             return ok(Effect(balance=-req.amount, spent=req.amount))
         return ok(Effect(new_hold=req.amount, spent=req.amount))
+    if kind == TRANSFER:
+        if req.amount <= 0:
+            return decline("13")
+        if not _can_receive(payee):
+            return decline("14")
+        assert payee is not None
+        if payee.pan == card.pan:
+            return decline("12")
+        if card.available < req.amount:
+            return decline("51")
+        if _over_limit(card, req.amount):
+            return decline("61")
+        return ok(
+            Effect(balance=-req.amount, spent=req.amount, credit=req.amount, credit_pan=payee.pan)
+        )
 
     problem = _original_problem(req, original)
     if problem:
@@ -415,17 +445,20 @@ def inverse(effect: Effect) -> Effect:
         hold_id=effect.hold_id,
         hold_from=effect.hold_to,
         hold_to=effect.hold_from,
+        credit=-effect.credit,
+        credit_pan=effect.credit_pan,
     )
 
 
-PARTIAL_KINDS = frozenset({PURCHASE, PREAUTH, COMPLETION})
+PARTIAL_KINDS = frozenset({PURCHASE, PREAUTH, COMPLETION, TRANSFER})
 
 
 def partial_reversal(
     kind: str, effect: Effect, amount: int, replacement: int
 ) -> tuple[Effect, Effect] | None:
     """A partial reversal (field 95: the amount that really happened) of a purchase, a
-    pre-authorization or a completion: (what to apply now, the original's effect from now on).
+    pre-authorization, a completion or a transfer (the payee gives back what the payer gets
+    back): (what to apply now, the original's effect from now on).
     None when the kind has no partial form (its reversal is full). The caller checks
     ``0 < replacement < amount``."""
     if kind not in PARTIAL_KINDS:
@@ -434,4 +467,8 @@ def partial_reversal(
     if kind == PREAUTH:  # the hold shrinks (the ledger updates its amount); no money moved
         return Effect(spent=-delta), attrs.evolve(effect, new_hold=replacement, spent=replacement)
     now = Effect(balance=delta, spent=-delta)
-    return now, attrs.evolve(effect, balance=-replacement, spent=effect.spent - delta)
+    remaining = attrs.evolve(effect, balance=-replacement, spent=effect.spent - delta)
+    if kind == TRANSFER:
+        now = attrs.evolve(now, credit=-delta, credit_pan=effect.credit_pan)
+        remaining = attrs.evolve(remaining, credit=replacement)
+    return now, remaining

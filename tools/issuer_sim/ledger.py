@@ -240,7 +240,7 @@ class Ledger:
         """Decide and apply one financial request exactly once (see the module docstring)."""
         with self._txn():
             prior = self._db.execute(
-                "SELECT id, kind, pan, amount, proc, code, auth_code, balances FROM auths"
+                "SELECT id, kind, pan, amount, proc, code, auth_code, balances, effect FROM auths"
                 " WHERE dedupe_key = ?",
                 (req.dedupe_key,),
             ).fetchone()
@@ -249,6 +249,7 @@ class Ledger:
             if req.kind == d.REVERSAL:
                 return self._reverse(req)
             card = self.card(req.pan) if req.pan else None
+            payee = self.card(req.payee) if req.payee else None
             pin_ok = None
             if req.has_pin and card is not None and pin_check is not None:
                 pin_ok = pin_check(card)
@@ -257,7 +258,9 @@ class Ledger:
             if expected is not None:
                 original = self._find_original(req, (expected,))
             _, yymm = self._today()
-            decision = d.decide(req, card, pin_ok, original, yymm, completion_tolerance_pct)
+            decision = d.decide(
+                req, card, pin_ok, original, yymm, completion_tolerance_pct, payee=payee
+            )
             effect = decision.effect
             # a reversal that overtook its original: record the original, apply nothing
             early_reversal = self._reversal_waiting_for(req) if decision.code == "00" else None
@@ -287,11 +290,15 @@ class Ledger:
         """A request whose key (class, 41, 11, 7, 37) is taken. The same request again gets
         the first answer and no second effect; a balance inquiry gets today's balance. A
         different request under the same key (another card, amount or processing code) is a
-        duplicate transaction number: 94, nothing stored, nothing applied."""
+        duplicate transaction number: 94, nothing stored, nothing applied. A transfer is the
+        same only to the same payee (the one its approval credited)."""
         same = req.kind == prior["kind"] and (
             req.kind == d.REVERSAL
             or (req.pan, req.amount, req.proc) == (prior["pan"], prior["amount"], prior["proc"])
         )
+        if same and req.kind == d.TRANSFER:
+            credited = d.Effect.from_json(json.loads(prior["effect"])).credit_pan
+            same = credited in ("", req.payee)
         if not same:
             return Outcome("94", duplicate=True)
         balances = prior["balances"]
@@ -306,7 +313,13 @@ class Ledger:
 
     def _reverse(self, req: d.AuthRequest) -> Outcome:
         original = self._find_original(req, None)
-        if original is not None and not original.reversed and req.replacement is not None:
+        # 95 on a kind with no partial form (a void...): reversed in full, unless 95 is too big
+        if (
+            original is not None
+            and not original.reversed
+            and req.replacement is not None
+            and (original.kind in d.PARTIAL_KINDS or req.replacement > original.amount)
+        ):
             return self._reverse_partly(req, original, req.replacement)
         auth_id = self._insert_auth(
             req, "00", "", None, d.NO_EFFECT, original.id if original else None
@@ -340,7 +353,7 @@ class Ledger:
         effect = d.Effect.from_json(json.loads(row["effect"]))
         split = d.partial_reversal(original.kind, effect, original.amount, amount)
         hold_open = original.hold is not None and original.hold.status == "open"
-        if split is None or (original.kind == d.PREAUTH and not hold_open):
+        if split is None or original.code != "00" or (original.kind == d.PREAUTH and not hold_open):
             now, remaining = d.NO_EFFECT, effect  # nothing partial to give back
         else:
             now, remaining = split
@@ -453,6 +466,11 @@ class Ledger:
                 " spent_today = MAX(0, CASE WHEN spent_date = ? THEN spent_today ELSE 0 END + ?),"
                 " spent_date = ? WHERE pan = ?",
                 (effect.balance, today, effect.spent, today, pan),
+            )
+        if effect.credit and effect.credit_pan:  # a transfer's payee
+            self._db.execute(
+                "UPDATE cards SET balance = balance + ? WHERE pan = ?",
+                (effect.credit, effect.credit_pan),
             )
         if effect.new_hold:
             self._db.execute(

@@ -1,12 +1,12 @@
 """Replay a ``--record`` file against an issuer (this simulator or another).
 
-The record is masked, so a replay rebuilds what it can: a masked PAN (6+4) is resolved against a
-card file (the one card with the same first six and last four digits); a request that carried a
-PIN block gets a fresh one for ``pin`` under the ZPK (or none when no PIN is given), and one for
-a wrong PIN when its recorded answer was 55 or 75; requests whose content was hidden (a key
-exchange's 48), format errors and refused frames are skipped. Requests go out one at a time in
-the recorded order, with their recorded spacing divided by ``speed`` (0 = back to back), and
-the replayed 39 is compared with the recorded one.
+The record is masked, so a replay rebuilds what it can: a masked PAN (6+4; 2, and a transfer's
+payee in 103) is resolved against a card file (the one card with the same first six and last
+four digits); a request that carried a PIN block gets a fresh one for ``pin`` under the ZPK
+(or none when no PIN is given), and one for a wrong PIN when its recorded answer was 55 or 75;
+requests whose content was hidden (a key exchange's 48), format errors and refused frames are
+skipped. Requests go out one at a time in the recorded order, with their recorded spacing
+divided by ``speed`` (0 = back to back), and the replayed 39 is compared with the recorded one.
 """
 
 from __future__ import annotations
@@ -77,6 +77,11 @@ def rebuild(entry: dict, cards: list[Card], pin: str | None, zpk: bytes) -> Mess
                     return None  # a key exchange cannot be replayed from a masked record
                 continue
         fields[n] = value
+    if 103 in fields:  # a transfer's payee, masked like 2
+        payee = resolve_pan(str(fields[103]), cards)
+        if payee is None:
+            return None
+        fields[103] = payee
     if 2 in fields:
         pan = resolve_pan(str(fields[2]), cards)
         if pan is None:

@@ -465,10 +465,13 @@ def answer_mti(mti: str) -> str:
 
 def missing_fields(req: d.AuthRequest) -> list[int]:
     """Mandatory fields a financial request lacks (each makes it a 30): 3, 11 and 41 always;
-    a card number (2, or a track 2 to take it from) unless it is a reversal."""
+    a card number (2, or a track 2 to take it from) unless it is a reversal; a transfer's
+    payee (103)."""
     missing = [n for n, v in ((3, req.proc), (11, req.stan), (41, req.tid)) if not v]
     if req.kind != d.REVERSAL and not req.pan:
         missing.append(2)
+    if req.kind == d.TRANSFER and not req.payee:
+        missing.append(103)
     return missing
 
 

@@ -274,6 +274,27 @@ async def preauth(pos: Pos, amount, pan, expiry, track2, pin, ask_pin) -> None:
     await _financial(pos, "preauth", amount, _card(pan, expiry, track2, pin, ask_pin))
 
 
+def _payee(value: str) -> str:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+        raise click.BadParameter("the payee's card number: up to 19 digits")
+    return value
+
+
+@terminal.command()
+@amount_option
+@click.option(
+    "--to", "payee", required=True, callback=lambda c, p, v: _payee(v),
+    help="The payee's card number (PAN): its issuer credits it.",
+)  # fmt: skip
+@card_options
+@_run
+async def transfer(pos: Pos, amount, payee, pan, expiry, track2, pin, ask_pin) -> None:
+    """Card-to-card transfer (0200, 3 = 400000, 60.1 = 47, the payee's PAN in 48): this card
+    is debited, the --to card credited. Reversible like a sale."""
+    card = _card(pan, expiry, track2, pin, ask_pin)
+    await _financial(pos, "transfer", amount, card, payee=payee)
+
+
 def _follow_up(name: str, types: tuple[str, ...], help_text: str, other_tills: bool = False):
     """voids, cancels and completions: they name an original from the log (default: the last
     approved one of ``types``) and send its card, amount, RRN, auth code and 61. With

@@ -150,10 +150,13 @@ class Device:
         rrn: str | None = None,
         auth_code: str | None = None,
         original: subfields.Field61 | None = None,
+        payee: str | None = None,
     ) -> Message:
         """A financial request of ``txn_type`` (a key of TYPES). Card by PAN (+ expiry, entry
         mode 01 manual) or track 2 (entry mode 02 swipe); ``original`` fills 61 (with ``rrn``
-        in 37 and ``auth_code`` in 38) for voids, refunds and the pre-auth family."""
+        in 37 and ``auth_code`` in 38) for voids, refunds and the pre-auth family; ``payee``
+        is a transfer's card to credit, in the registry's payee field (48), sent as given: the
+        host judges it (a tester must be able to send a bad one)."""
         mti, proc, cond, f601 = TYPES[txn_type]
         entry = "02" if track2 else "01"
         fields: dict[int, FieldValue] = {
@@ -180,6 +183,11 @@ class Device:
             fields[38] = auth_code
         if original is not None:
             fields[61] = original.format()
+        if payee is not None:
+            payee_field = txntypes.TYPES[txn_type].payee
+            if payee_field is None:
+                raise TerminalError(f"{txn_type} carries no payee")
+            fields[payee_field] = payee
         if pin is not None:
             card = pan or (track2.split("=", 1)[0] if track2 else None)
             if card is None:

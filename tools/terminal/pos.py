@@ -415,6 +415,7 @@ TITLES = {
     "completion_void": "COMPLETION VOID",
     "reversal": "REVERSAL",
     "completion_advice": "COMPLETION ADVICE",
+    "transfer": "TRANSFER",
     "qr_pay": "QR SALE (CUSTOMER CODE)",
     "qr_order": "QR ORDER",
     "qr_query": "QR QUERY",
@@ -455,6 +456,13 @@ def _original_trace(request: Message) -> str | None:
         return None
 
 
+def _payee_line(txn_type: str, request: Message) -> list[str]:
+    """A transfer's slip names the card credited, masked like the card debited."""
+    t = txntypes.TYPES.get(txn_type)
+    payee = request.get(t.payee) if t is not None and t.payee is not None else None
+    return [f"TO CARD      {mask_pan(str(payee))}"] if payee else []
+
+
 def receipt(state: TerminalState, txn_type: str, out: Outcome, copy: str) -> str:
     """A slip as a merchant files it: who, which card and how it was read, which transaction
     (and which original a follow-up names), the amount signed the way the money moves, and
@@ -475,6 +483,7 @@ def receipt(state: TerminalState, txn_type: str, out: Outcome, copy: str) -> str
         else f"PAY CODE     {mask_pan(str(req.get(48))) if req.get(48) else '-'}",
         f"ENTRY MODE   {entry_mode(req)}",
         f"TRANS TYPE   {TITLES.get(txn_type, txn_type.upper())}",
+        *_payee_line(txn_type, req),
         f"BATCH NO     {req.get(60, '')[2:8] if req.get(60) else state.batch}",
         f"TRACE NO     {req.get(11, '')}",
     ]
