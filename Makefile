@@ -28,8 +28,10 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest
 
-# Host CPU per purchase, full-speed throughput, p50/p99 at 1,000/s and 2,000/s, next to a bare
-# Trio echo server measured the same way, and a sampling profile (py-spy) of the host under load.
+# Host CPU per purchase, full-speed throughput, p50/p99 at 1,000/s and 2,000/s (unpinned, and
+# pinned: host + writer on one core, load + simulator on the other), two workers, next to a bare
+# Trio echo server and the floor measured the same way, and a sampling profile (py-spy) of the
+# host under load (docs/performance.md).
 # About 4 minutes (it says so first); logs and data in var/bench/run/ (replaced each run); the
 # headline rows are compared with the previous var/bench/bench.json.
 bench: install

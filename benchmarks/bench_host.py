@@ -10,13 +10,17 @@ with PIN through ``tools.load``:
   (b) throughput at full speed (closed loop)
   (c) p50/p99 latency at fixed offered rates (open loop, latency from the scheduled send)
 
-then the same host with ``hsm.kind = "network"`` against ``poshost hsm-sim`` on loopback (its
-CPU per purchase shown apart), next to baselines measured in the same run and driven the same
-way: a bare Trio length-prefixed echo server (one socket leg), and the floor
-(``floor_server.py``): a relay to an upstream echo server (the two socket legs of every
-authorization), then the same relay with the host's two durable journal writes (the I/O no
-purchase can avoid). Then a sampling profile of the host under load (py-spy, while holding the
-GIL: where its Python CPU goes), by thread and function.
+then the same host pinned: the host and its journal writer on one core, the load generator
+and the issuer simulator on the other (``taskset``), so that p99 at 2,000/s measures the host
+rather than the machine's contention; the host with ``--workers 2`` (CPU per purchase of the
+two workers and their writer); the host with ``journal.durability = "database"`` (a durable
+SQLite commit per group instead of the write log); the host with ``hsm.kind = "network"``
+against ``poshost hsm-sim`` on loopback (its CPU per purchase shown apart); next to baselines
+measured in the same run and driven the same way: a bare Trio length-prefixed echo server (one
+socket leg), and the floor (``floor_server.py``): a relay to an upstream echo server (the two
+socket legs of every authorization), then the same relay with the host's two durable journal
+writes (the I/O no purchase can avoid). Then a sampling profile of the host under load
+(py-spy, while holding the GIL: where its Python CPU goes), by thread and function.
 
     python benchmarks/bench_host.py [--duration 8] [--terminals 20] [--log-level info]
 """
@@ -24,6 +28,7 @@ GIL: where its Python CPU goes), by thread and function.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -42,8 +47,11 @@ from tools.load.run import run_processes
 LMK = "00112233445566778899AABBCCDDEEFF0011223344556677"  # TEST ONLY, benchmark data dir
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
-THREAD = "thread writer"  # the rows of the host run with journal.writer = "thread"
+PINNED = "pinned host"  # host + writer on one core, load + simulator on the other (taskset)
+WORKERS = "2 workers"  # serve --workers 2
+DATABASE = "database durability"  # journal.durability = "database": a durable commit per group
 NETHSM = "network hsm"  # the rows of the host run with hsm.kind = "network" (poshost hsm-sim)
+HOST_CORE, LOAD_CORE = 1, 0
 
 
 def free_port() -> int:
@@ -71,22 +79,48 @@ def children_cpu(pid: int) -> float:
     return total
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds per thread of a process, by role: the event loop (the main thread, whose id
-    is the pid), the journal writer (its thread, or its child process), and the rest (Trio's
-    worker threads)."""
-    roles: dict[str, float] = {"loop": 0.0, "writer": children_cpu(pid), "other": 0.0}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+def _children(pid: int) -> list[int]:
+    found = []
+    for child in filter(str.isdigit, os.listdir("/proc")):
         try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-        except OSError:  # the thread ended meanwhile
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / TICK
-        role = "loop" if tid == str(pid) else "writer" if "writer" in comm else "other"
-        roles[role] += cpu
+        if fields[1] == str(pid):
+            found.append(int(child))
+    return found
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread of the host, by role: the event loop (the main thread of the host,
+    or of each of its workers), the journal writer (its thread, or its child process), and the
+    rest (Trio's worker threads)."""
+    roles: dict[str, float] = {"loop": 0.0, "writer": 0.0, "other": 0.0}
+    for proc in [pid, *_children(pid)]:
+        try:
+            cmdline = Path(f"/proc/{proc}/cmdline").read_bytes()
+            tids = os.listdir(f"/proc/{proc}/task")
+        except OSError:
+            continue
+        writer_process = b"writer_process" in cmdline
+        for tid in tids:
+            try:
+                stat = Path(f"/proc/{proc}/task/{tid}/stat").read_text()
+                comm = Path(f"/proc/{proc}/task/{tid}/comm").read_text().strip()
+            except OSError:  # the thread ended meanwhile
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / TICK
+            if writer_process or "writer" in comm:
+                role = "writer"
+            else:
+                role = "loop" if tid == str(proc) else "other"
+            roles[role] += cpu
     return roles
+
+
+def pinning_possible() -> bool:
+    return shutil.which("taskset") is not None and {HOST_CORE, LOAD_CORE} <= os.sched_getaffinity(0)
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -269,13 +303,24 @@ def main() -> None:
         wait_port(sim_port)
 
         def host_phase(
-            label: str, phases=(), samples: Path | None = None, env=None, hsm: Proc | None = None
+            label: str,
+            phases=(),
+            samples: Path | None = None,
+            env=None,
+            hsm: Proc | None = None,
+            serve_args=(),
+            pinned: bool = False,
         ):
-            host = Proc(poshost("serve", "--config", str(cfg), "--demo"),
+            prefix = ["taskset", "-c", str(HOST_CORE)] if pinned else []
+            host = Proc(prefix + poshost("serve", "--config", str(cfg), "--demo", *serve_args),
                         tmp / f"host-{label}.log", env={**os.environ, **(env or {})})  # fmt: skip
+            mine = os.sched_getaffinity(0)
             try:
                 wait_port(host_port)
                 time.sleep(1.0)  # the issuer link comes up
+                if pinned:  # the load generator (spawned from here) and the simulator
+                    os.sched_setaffinity(0, {LOAD_CORE})
+                    os.sched_setaffinity(sim.p.pid, {LOAD_CORE})
                 for name, rate, duration in phases:
                     print(f"  {label}: {name} ...", flush=True)
                     spy = start_sampling(host.p.pid, duration, samples) if samples else None
@@ -288,18 +333,34 @@ def main() -> None:
                     stans.update(r.pop("stans"))
                     results[name] = r
             finally:
+                if pinned:
+                    os.sched_setaffinity(0, mine)
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(sim.p.pid, mine)
                 host.stop()
 
         print("host (purchases with PIN, MAC, durable journal):", flush=True)
         phases = [("host warm-up", 300, 2.0), ("host full speed", 0, args.duration)]
         phases += [(f"host {r:g}/s", r, args.duration) for r in rates]
         host_phase("run", phases=phases)
-        # The journal writer as a thread of the host with a 2 ms commit delay (the defaults
-        # before the writer process): fewer, bigger commits, at the price of latency.
-        thread = {"POSHOST_JOURNAL_WRITER": "thread", "POSHOST_JOURNAL_COMMIT_DELAY_MS": "2"}
-        phases = [("host warm-up", 300, 2.0), (f"{THREAD} full speed", 0, args.duration)]
-        phases += [(f"{THREAD} {r:g}/s", r, args.duration) for r in rates[:1]]
-        host_phase("thread", phases=phases, env=thread)
+        if pinning_possible():
+            print(f"pinned: the host and its journal writer on core {HOST_CORE}, the load"
+                  f" generator and the issuer simulator on core {LOAD_CORE} (taskset):",
+                  flush=True)  # fmt: skip
+            phases = [("host warm-up", 300, 2.0), (f"{PINNED} full speed", 0, args.duration)]
+            phases += [(f"{PINNED} {r:g}/s", r, args.duration) for r in rates]
+            host_phase("pinned", phases=phases, pinned=True)
+        else:
+            print("  (fewer than two cores to pin to: no pinned run)", flush=True)
+        # serve --workers 2: two host processes on one port, one journal writer.
+        phases = [("host warm-up", 300, 2.0), (f"{WORKERS} full speed", 0, args.duration)]
+        host_phase("workers", phases=phases, serve_args=("--workers", "2"))
+        # The journal's durability from a durable SQLite commit per group, as before the write
+        # log (journal.durability = "database", what a PostgreSQL journal does).
+        database = {"POSHOST_JOURNAL_DURABILITY": "database"}
+        phases = [("host warm-up", 300, 2.0), (f"{DATABASE} full speed", 0, args.duration)]
+        phases += [(f"{DATABASE} {r:g}/s", r, args.duration) for r in rates[:1]]
+        host_phase("database", phases=phases, env=database)
         # The HSM as a network peer: `poshost hsm-sim` on loopback holding the LMK the load
         # terminals were provisioned under (the host reads none); every MAC and PIN operation is
         # a payShield-style command on a pooled, pipelined connection. --test-keys: it wraps the
@@ -311,7 +372,7 @@ def main() -> None:
             address = f"127.0.0.1:{hsm_port}"
             network = {"POSHOST_HSM_KIND": "network", "POSHOST_HSM_ADDRESS": address}
             phases = [("host warm-up", 300, 2.0), (f"{NETHSM} full speed", 0, args.duration)]
-            phases += [(f"{NETHSM} {r:g}/s", r, args.duration) for r in rates]
+            phases += [(f"{NETHSM} {r:g}/s", r, args.duration) for r in rates[:1]]
             host_phase("nethsm", phases=phases, env=network, hsm=hsm)
         finally:
             hsm.stop()
@@ -336,7 +397,7 @@ def main() -> None:
             # The floor: the same echo server stands in for the issuer behind a bare relay,
             # then behind a relay that also makes the host's two durable journal writes.
             print("floor (two socket legs; then with the two journal writes):", flush=True)
-            for mode in ("relay", "journal", "journal-thread"):
+            for mode in ("relay", "journal"):
                 port = free_port()
                 argv = [sys.executable, str(HERE / "floor_server.py"), str(port), str(echo_port),
                         mode, str(tmp / "floor")]  # fmt: skip
@@ -374,10 +435,11 @@ def planned_seconds(duration: float, rates: list[float]) -> float:
     """The run's length told up front: every phase's load time plus the start-ups measured on
     the 2-core development machine (a process start, the link coming up, sign-ons)."""
     n = len(rates)
-    load = (2 + duration + n * duration) + (2 + duration + duration)  # host, thread writer
-    load += 2 + duration + n * duration  # the host again with the network HSM
-    load += 4 * (1 + n) * duration + 8.0  # echo and the three floors; the profile
-    start_ups = 4 * 6.0 + 4 * 2.0 + (3 + 4 * (1 + n)) * 1.5
+    load = 2 * (2 + duration + n * duration)  # the host, unpinned and pinned
+    load += (2 + duration) + (2 + 2 * duration)  # two workers; database durability
+    load += 2 + 2 * duration  # the host again with the network HSM
+    load += 3 * (1 + n) * duration + 8.0  # echo and the two floors; the profile
+    start_ups = 6 * 6.0 + 6 * 2.0 + (2 + 3 * (1 + n)) * 1.5
     return load + start_ups
 
 
@@ -388,7 +450,15 @@ def load_previous(path: Path) -> dict:
         return {}
 
 
-COMPARED = ("host full speed", "host 1000/s", "host 2000/s", "echo full speed")
+COMPARED = (
+    "host full speed",
+    "host 1000/s",
+    "host 2000/s",
+    f"{PINNED} full speed",
+    f"{PINNED} 2000/s",
+    f"{WORKERS} full speed",
+    "echo full speed",
+)
 
 
 def compare(previous: dict, current: dict) -> list[str]:
@@ -439,11 +509,14 @@ def print_table(results: dict[str, dict], rates) -> None:
     )
     for name in ["host full speed", *(f"host {r:g}/s" for r in rates)]:
         print(row(name))
-    for name in [f"{THREAD} full speed", *(f"{THREAD} {r:g}/s" for r in rates[:1])]:
+    for name in [f"{PINNED} full speed", *(f"{PINNED} {r:g}/s" for r in rates)]:
         print(row(name))
-    for name in [f"{NETHSM} full speed", *(f"{NETHSM} {r:g}/s" for r in rates)]:
+    print(row(f"{WORKERS} full speed"))
+    for name in [f"{DATABASE} full speed", *(f"{DATABASE} {r:g}/s" for r in rates[:1])]:
         print(row(name))
-    for label in ("echo", "relay", "journal", "journal-thread"):
+    for name in [f"{NETHSM} full speed", *(f"{NETHSM} {r:g}/s" for r in rates[:1])]:
+        print(row(name))
+    for label in ("echo", "relay", "journal"):
         for name in [f"{label} full speed", *(f"{label} {r:g}/s" for r in rates)]:
             print(row(name))
     host, echo = results.get("host full speed"), results.get("echo full speed")
@@ -461,12 +534,27 @@ def print_table(results: dict[str, dict], rates) -> None:
             f"(in-process HSM: {host['server_cpu_us_per_msg']:.0f} us), plus hsm-sim's "
             f"{net.get('hsm_cpu_us_per_msg', 0):.0f} us in its own process"
         )
-    floors = [(name, results.get(f"{name} full speed")) for name in ("journal", "journal-thread")]
+    floors = [(name, results.get(f"{name} full speed")) for name in ("relay", "journal")]
     shown = [f"{name} {r['server_cpu_us_per_msg']:.0f} us" for name, r in floors if r]
-    if shown:
+    if shown and host:
         print(
-            "the floor at full speed (a bare relay plus the two durable journal writes, no codec,"
-            " crypto or checks): " + ", ".join(shown)
+            f"next to the host's {host['server_cpu_us_per_msg']:.0f} us, the floor at full speed"
+            " (a bare relay plus the two durable journal writes, no codec, crypto or checks): "
+            + ", ".join(shown)
+        )
+    pinned = results.get(f"{PINNED} {max(rates):g}/s")
+    if pinned:
+        print(
+            f"pinned (host + writer on one core): p99 {pinned['latency_ms']['p99']:.1f} ms at"
+            f" {max(rates):g}/s offered, {pinned['throughput_per_s']:,.0f}/s answered, "
+            f"{pinned['server_cpu_us_per_msg']:.0f} us per purchase"
+        )
+    one, two = host, results.get(f"{WORKERS} full speed")
+    if one and two:
+        print(
+            f"workers: 1 worker {one['server_cpu_us_per_msg']:.0f} us per purchase at"
+            f" {one['throughput_per_s']:,.0f}/s; 2 workers {two['server_cpu_us_per_msg']:.0f} us"
+            f" at {two['throughput_per_s']:,.0f}/s (their writer included)"
         )
 
 

@@ -12,8 +12,9 @@ delay (``journal.writer = "thread"``).
     python benchmarks/floor_server.py PORT UPSTREAM_PORT relay
     python benchmarks/floor_server.py PORT UPSTREAM_PORT journal|journal-thread DATA_DIR
 
-(The journal's writer and commit delay are the host's defaults, ``journal.writer`` and
-``journal.commit_delay_ms``.)
+(The journal's writer, durability and commit delay are the host's defaults,
+``journal.writer``, ``journal.durability`` and ``journal.commit_delay_ms``: the write log on
+SQLite.)
 
 One upstream connection per terminal connection (each terminal has one request outstanding), so
 there is no matching of answers to requests to pay for: a floor, not a rival design.
@@ -78,11 +79,14 @@ async def main(port: int, up_port: int, mode: str, data_dir: str = "") -> None:
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{Path(data_dir) / f'floor-{mode}.sqlite'}"
     if mode == "journal-thread":  # the writer as a thread, with a 2 ms commit delay
-        delay, process = 0.002, False
+        delay, process, durability = 0.002, False, "database"
     else:
         delay = DEFAULTS["journal"]["commit_delay_ms"] / 1000
         process = DEFAULTS["journal"]["writer"] == "process"
-    async with open_store(url, commit_delay=delay, writer_process=process) as store:
+        durability = DEFAULTS["journal"]["durability"] if process else "database"
+    async with open_store(
+        url, commit_delay=delay, writer_process=process, durability=durability
+    ) as store:
         try:
             await store.add_merchant(MID, "FLOOR SHOP", "5411")
             await store.add_terminal(TID, MID, "003", current_batch="000001")

@@ -430,7 +430,7 @@ class FastPath:
             pos = dec(data, pos, fields)
         if pos != len(data):
             raise Defer
-        return Message(mti, fields)
+        return Message.owning(mti, fields)
 
     def readable_fields(self, data: bytes) -> dict[int, FieldValue]:
         """The fields that decode cleanly from the start of a message that, as a whole, does

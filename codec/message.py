@@ -41,6 +41,17 @@ class Message:
         factory=dict, converter=_freeze, hash=False, repr=False
     )
 
+    @classmethod
+    def owning(cls, mti: str, fields: dict[int, FieldValue]) -> Message:
+        """A message over ``fields`` without the defensive copy: for a caller that built the
+        dict itself and drops it (a decoder, ``response``); four of these per purchase. The
+        MTI is still checked."""
+        _check_mti(None, None, mti)
+        msg = object.__new__(cls)
+        object.__setattr__(msg, "mti", mti)
+        object.__setattr__(msg, "fields", MappingProxyType(fields))
+        return msg
+
     def get(self, n: int, default: FieldValue | None = None) -> FieldValue | None:
         """Field ``n`` or ``default``; mirrors ``dict.get`` so flows read naturally."""
         return self.fields.get(n, default)
@@ -63,11 +74,11 @@ class Message:
                 merged.pop(n, None)
             else:
                 merged[n] = v
-        return Message(self.mti, merged)
+        return Message.owning(self.mti, merged)
 
     def without(self, *numbers: int) -> Message:
         """A copy without the given fields (e.g. a reversal drops 26, 35, 36, 37, 52, 53)."""
-        return Message(self.mti, {n: v for n, v in self.fields.items() if n not in numbers})
+        return Message.owning(self.mti, {n: v for n, v in self.fields.items() if n not in numbers})
 
     def with_mti(self, mti: str) -> Message:
         return Message(mti, self.fields)
@@ -87,13 +98,18 @@ class Message:
         building it here keeps every flow from re-deriving that rule.
         """
         mti = response_mti(self.mti)
-        out: dict[int, FieldValue] = {n: self.fields[n] for n in echo if n in self.fields}
+        fields = self.fields
+        out: dict[int, FieldValue] = {n: fields[n] for n in echo if n in fields}
         if code is not None:
             out[39] = code
-            if 4 in self.fields:
-                out[4] = self.fields[4]
-        msg = Message(mti, out)
-        return msg.with_fields(extra) if extra else msg
+            if 4 in fields:
+                out[4] = fields[4]
+        for n, v in (extra or {}).items():
+            if v is None:
+                out.pop(n, None)
+            else:
+                out[n] = v
+        return Message.owning(mti, out)
 
 
 def response_mti(mti: str) -> str:

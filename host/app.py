@@ -8,6 +8,7 @@ reaching for globals, so a test can build a host with a fixed clock and a tempor
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,7 @@ from host.merchant.risk import RiskEngine
 from host.security import SecurityMonitor
 from host.store import Store
 from host.store.errors import NotFound
-from host.store.records import Merchant, Terminal, pan_fingerprint
+from host.store.records import Merchant, PanFingerprinter, Terminal
 from keys.hsm import SoftHSM
 from keys.lmk import xor_components
 from keys.tokens import KeyToken, KeyType, parse_key_type
@@ -59,12 +60,29 @@ class EstateCache:
 
     store: Store
     ttl: float = 5.0
+    # A record re-read because a request disagreed with it (``fresh_terminal``) is not read
+    # again within this many seconds, so wrong MACs cost a peer no more than a read a second.
+    refresh_interval: float = 1.0
     _terminals: dict[str, _Cached] = attrs.field(factory=dict)
     _merchants: dict[str, _Cached] = attrs.field(factory=dict)
+    _refreshed: dict[str, float] = attrs.field(factory=dict)
 
     async def terminal(self, tid: str) -> Terminal | None:
         found: Terminal | None = await self._get(self._terminals, tid, self.store.get_terminal)
         return found
+
+    async def fresh_terminal(self, tid: str) -> Terminal | None:
+        """The terminal's record from the journal (not the cache) when the cached one may be
+        stale: another process (a worker of this host, `poshost estate`) signed it on, settled
+        its batch or changed its keys. None when it was refreshed a moment ago already."""
+        now = trio.current_time()
+        if now - self._refreshed.get(tid, -math.inf) < self.refresh_interval:
+            return None
+        if len(self._refreshed) > 100_000:
+            self._refreshed.clear()
+        self._refreshed[tid] = now
+        self.forget_terminal(tid)
+        return await self.terminal(tid)
 
     async def merchant(self, mid: str) -> Merchant | None:
         found: Merchant | None = await self._get(self._merchants, mid, self.store.get_merchant)
@@ -106,6 +124,7 @@ class Host:
     saf_event: trio.Event = attrs.field(factory=trio.Event)
     security: SecurityMonitor = attrs.field()
     _tokens: dict[str, KeyToken] = attrs.field(factory=dict, init=False)
+    _fingerprint: PanFingerprinter = attrs.field(init=False, repr=False)
     # The steps' per-process state, one typed attribute each (docs/design.md "Conventions").
     risk: RiskEngine = attrs.field()  # limits and running totals (host/merchant/risk.py)
     terms: TermsCache = attrs.field(factory=TermsCache)  # merchants' effective terms
@@ -128,6 +147,10 @@ class Host:
     @sessions.default
     def _sessions(self) -> SessionLimits:
         return SessionLimits.from_settings(self.settings.security)
+
+    @_fingerprint.default
+    def _fingerprinter(self) -> PanFingerprinter:
+        return PanFingerprinter(self.fingerprint_key)
 
     def token(self, text: str) -> KeyToken:
         """A key token parsed from its stored text, cached: a purchase needs the MAK twice and
@@ -179,7 +202,7 @@ class Host:
     # -- identifiers ---------------------------------------------------------------------------
     def fingerprint(self, pan: str) -> str:
         """A keyed hash so the journal can match the same card without holding its PAN."""
-        return pan_fingerprint(pan, self.fingerprint_key)
+        return self._fingerprint(pan)
 
     @staticmethod
     def rrn_for(journal_id: int, business_date: dt.date) -> str:

@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
         "idle_timeout": 300.0,  # seconds a connection that was answered may stay silent
         "read_timeout": 15.0,  # seconds to complete a frame once its first byte arrived
         "shutdown_grace": 10.0,  # seconds in-flight work may take after SIGTERM
+        # Host processes sharing the listening port (SO_REUSEPORT) and the journal writer, one
+        # core each (`serve --workers`, host/cli/workers.py). Limits above are per worker.
+        "workers": 1,
     },
     "data": {"dir": "var"},
     "journal": {
@@ -50,6 +53,13 @@ DEFAULTS: dict[str, Any] = {
         # "process": the journal writer runs in a child process of the host (no GIL shared
         # with the event loop); "thread": a thread of the host process.
         "writer": "process",
+        # Where a journal write's durability comes from. "log": the writer appends it to the
+        # journal's write log (<journal>-log, one fdatasync per group) and answers, and the rows
+        # reach the tables in batches a moment later; reads of the journal wait for that
+        # (docs/journal.md). SQLite with the writer process only, one host (and its workers)
+        # per journal file. "database": each group is a durable database transaction; what a
+        # PostgreSQL journal (several hosts) and the thread writer always do.
+        "durability": "log",
     },
     "hsm": {
         # One of: lmk (hex), lmk_components (list of hex), or lmk_file. When none is given, a
@@ -110,7 +120,15 @@ DEFAULTS: dict[str, Any] = {
     },
     # BIN routing, longest matching PAN prefix wins; "" matches every PAN.
     "routes": [{"prefix": "", "link": "sim"}],
-    "log": {"format": "auto", "level": "info"},  # format: auto | json | console
+    "log": {
+        "format": "auto",  # auto | json | console
+        "level": "info",
+        # The masked request/response dumps on the one line per exchange: "declines" (default:
+        # only for answers other than 00, where someone will want to read them) or "all"
+        # (certification runs; `poshost serve --trace`). An approval's line always carries its
+        # terminal, STAN, type, code, amount, masked PAN and latency.
+        "dumps": "declines",
+    },
     # Voids, refunds, pre-authorizations and settlement (host/flow/originals.py and batch.py).
     "flows": {
         "refund_max_age_days": 30,  # a refund may name an original this many business days old
@@ -239,6 +257,7 @@ class ServerSettings:
     idle_timeout: float
     read_timeout: float
     shutdown_grace: float
+    workers: int
 
 
 @attrs.frozen
@@ -252,6 +271,7 @@ class JournalSettings:
     pan_fingerprint_key: str = attrs.field(repr=False)
     commit_delay_ms: float = attrs.field()
     writer: Literal["process", "thread"] = attrs.field()
+    durability: Literal["log", "database"] = attrs.field()
 
 
 @attrs.frozen
@@ -321,6 +341,7 @@ class RouteSettings:
 class LogSettings:
     format: Literal["auto", "json", "console"]
     level: str
+    dumps: Literal["declines", "all"]
 
 
 @attrs.frozen
@@ -766,6 +787,8 @@ def _validate(settings: Settings) -> None:
     for key in ("max_connections", "max_per_peer", "max_frame", "first_frame_timeout"):
         if getattr(server, key) <= 0:
             raise ConfigError(f"server.{key} must be a positive number")
+    if not 1 <= server.workers <= 64:
+        raise ConfigError("server.workers must be a whole number from 1 to 64")
     if not 0 <= settings.journal.commit_delay_ms <= 100:
         raise ConfigError("journal.commit_delay_ms must be a number of milliseconds, 0 to 100")
     security = settings.security

@@ -257,6 +257,10 @@ class SoftHSM:
     ):
         self._lmk = LocalMasterKey(lmk)
         self._engines: LRU[_Engine] = LRU(cache_size)
+        # (id(token), allowed types, direction) -> (token, engine): the token is kept, so its
+        # id is not reused while the entry lives; the allowed set is compared by value (a
+        # caller may build it per call)
+        self._hot: dict[tuple[int, frozenset[KeyType], str | None], tuple[KeyToken, _Engine]] = {}
         self.dukpt_cache = dukpt.DukptCache(dukpt_cache_size)
         self.ceremony = ceremony
         self.clear_test_keys = clear_test_keys
@@ -300,6 +304,7 @@ class SoftHSM:
     def clear_caches(self) -> None:
         """Drop every prepared cipher and DUKPT key (benchmarks use it for cold numbers)."""
         self._engines.clear()
+        self._hot.clear()
         self.dukpt_cache.clear()
 
     # -- tokens --------------------------------------------------------------------------
@@ -334,7 +339,14 @@ class SoftHSM:
 
         ``direction`` (encrypt, decrypt, generate, verify, derive) is checked against the
         token's TR-31 mode of use, which the LMK wrapping authenticates.
+
+        A token object that passed these checks for the same ``allowed`` set and direction
+        passes them again (they depend on nothing else), so the host's hot path, which hands in
+        the same token objects request after request, finds its engine by identity first.
         """
+        hot = self._hot.get((id(token), allowed, direction))
+        if hot is not None and hot[0] is token:
+            return hot[1]
         if not isinstance(token, KeyToken):
             raise KeyUsageError(f"{operation} needs a key token")
         if token.key_type not in allowed:
@@ -345,8 +357,15 @@ class SoftHSM:
         if direction is not None:
             rules.check_direction(token, direction, operation)
         # The token's own fields are its identity (the cryptogram is wrapped, not clear);
-        # hashing them as they are is cheaper on the hot path than a digest of the text.
-        ck = (token.key_type, token.algorithm, token.exportable, token.mode, token.cryptogram)
+        # hashing them as they are is cheaper on the hot path than a digest of the text. The
+        # enums go in as their values: an Enum member hashes in Python, its str value in C.
+        ck = (
+            token.key_type.value,
+            token.algorithm.value,
+            token.exportable,
+            token.mode,
+            token.cryptogram,
+        )
         eng = self._engines.get(ck)
         if eng is None:
             clear = self._lmk.unwrap(
@@ -360,6 +379,9 @@ class SoftHSM:
             if cv.hex().upper()[: len(token.check_value)] != token.check_value.upper():
                 raise KeyError_(f"the {token.key_type.name} token's check value does not match")
             self._engines.put(ck, eng)
+        if len(self._hot) >= 4096:
+            self._hot.clear()
+        self._hot[(id(token), allowed, direction)] = (token, eng)
         return eng
 
     def generate_key(
@@ -581,7 +603,7 @@ class SoftHSM:
         if eng.algorithm is not Algorithm.TDES:
             raise MacError(f"the {name} MAC needs a DES/TDES key")
         if name == "unionpay_ecb":
-            return macs.unionpay_ecb_mac_with(eng.ecb.encrypt, data)
+            return macs.unionpay_ecb_mac_chained(eng.chain, data)
         if name == "x9.19":
             return eng.x919(data, padding)
         return macs.iso9797_alg1_with(eng.chain, data, padding)

@@ -72,6 +72,13 @@ def test_floor_server_answers_through_its_upstream_and_journals_two_writes(serve
     if mode == "relay":
         assert not list(tmp_path.glob("data/*.sqlite"))
         return
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT status, response_code FROM transactions").fetchall()
+    # the host's journal by default: durable in its write log when answered, in the table a
+    # moment later
+    deadline = time.monotonic() + 2.0
+    while True:
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT status, response_code FROM transactions").fetchall()
+        if rows == [("approved", "00")] * 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert rows == [("approved", "00")] * 3  # the pending row, then its outcome, per frame

@@ -34,14 +34,37 @@ from host.config import ConfigError, config_file, load_settings
     is_flag=True,
     help="Also start wallet-sim (its own process) and a wallet link to it for QR payments.",
 )
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Masked request/response dumps on every exchange's log line (log.dumps = all), not "
+    "only on declines: for certification runs.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Host processes sharing the port and the journal writer (server.workers, default 1).",
+)
 def serve(
-    config_path: str | None, print_config: bool, demo: bool, with_sim: bool, with_wallet: bool
+    config_path: str | None,
+    print_config: bool,
+    demo: bool,
+    with_sim: bool,
+    with_wallet: bool,
+    trace: bool,
+    workers: int | None,
 ) -> None:
     """Run the host: terminals connect over TCP; authorizations go to the issuer links."""
     try:
-        settings = load_settings(config_file(config_path))
+        config = config_file(config_path)
+        overrides: dict = {"log.dumps": "all"} if trace else {}
+        if workers is not None:
+            overrides["server.workers"] = workers
+        settings = load_settings(config, overrides=overrides)
         if with_wallet:
-            settings = load_settings(config_file(config_path), overrides=wallet_overrides(settings))
+            overrides.update(wallet_overrides(settings))
+            settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_config:
@@ -59,7 +82,13 @@ def serve(
     if with_wallet:
         sims.append(_start_wallet_sim(settings))
     try:
-        trio.run(_run, settings, demo)
+        if settings.server.workers > 1:
+            from host.cli.workers import run_workers
+
+            config = os.path.abspath(config) if config else None
+            run_workers(settings, config=config, overrides=overrides, demo=demo, banner=banner)
+        else:
+            trio.run(_run, settings, demo)
     except KeyboardInterrupt:
         pass
     except BaseExceptionGroup as group:

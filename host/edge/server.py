@@ -28,6 +28,7 @@ import trio
 
 from codec.errors import CodecError, FrameError
 from codec.framing import Envelope, LengthPrefixedDecoder, parse_envelope, prefix_length
+from host.edge.sockets import RawStream, accept_loop, close_listening, listening_sockets
 from host.security import SecurityMonitor, peer_address
 
 log = structlog.get_logger("poshost.server")
@@ -92,7 +93,12 @@ class TracebackThrottle:
         return True
 
 
-def _peer_name(stream: trio.SocketStream) -> str:
+# Frames answered from one read before the connection lets the others run (a purchase waits,
+# and so lets them run, several times; a peer pipelining cheap requests would not).
+FRAMES_PER_TURN = 8
+
+
+def _peer_name(stream: RawStream) -> str:
     """``1.2.3.4:5678``, or ``[::1]:5678`` so that the port can be told from the address."""
     try:
         address, port = stream.socket.getpeername()[:2]
@@ -128,18 +134,30 @@ class TerminalServer:
     def __attrs_post_init__(self) -> None:
         self._tracebacks.interval = self.security.interval
 
-    async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        task_status=trio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Listen until cancelled. task_status.started() receives the bound port. After
-        stop_accepting() the open connections keep being served until the caller cancels."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound = listeners[0].socket.getsockname()[1]
+        stop_accepting() the open connections keep being served until the caller cancels.
+        ``reuse_port``: other processes (the host's workers) listen on the same port."""
+        listeners = listening_sockets(host, port, reuse_port=reuse_port)
+        bound = listeners[0].getsockname()[1]
         log.info("listening", host=host, port=bound)
-        async with trio.open_nursery() as connections:
-            with self._accept_scope:
-                task_status.started(bound)
-                await trio.serve_listeners(self._accept, listeners, handler_nursery=connections)
-            for listener in listeners:
-                await listener.aclose()
+        try:
+            async with trio.open_nursery() as connections:
+                with self._accept_scope:
+                    task_status.started(bound)
+                    async with trio.open_nursery() as accepting:
+                        for sock in listeners:
+                            accepting.start_soon(accept_loop, sock, self._accept, connections)
+                close_listening(listeners)
+        finally:
+            close_listening(listeners)
 
     def stop_accepting(self) -> None:
         self.accepting = False
@@ -161,7 +179,7 @@ class TerminalServer:
             return "server_full", f"limit {self.limits.max_connections} connections"
         return None
 
-    async def _accept(self, stream: trio.SocketStream) -> None:
+    async def _accept(self, stream: RawStream) -> None:
         conn_id = next(self._ids)
         peer = _peer_name(stream)
         address = peer_address(peer) or "?"
@@ -212,7 +230,7 @@ class TerminalServer:
         timeout = self.limits.read_timeout if decoder.buffered else self.limits.idle_timeout
         return trio.current_time() + timeout
 
-    async def _serve_connection(self, stream: trio.SocketStream, conn: Connection) -> None:
+    async def _serve_connection(self, stream: RawStream, conn: Connection) -> None:
         decoder = LengthPrefixedDecoder(self.limits.max_frame)
         log.debug("connected", peer=conn.peer)
         first_wait = min(self.limits.first_frame_timeout, self.limits.idle_timeout)
@@ -241,16 +259,16 @@ class TerminalServer:
         reason = "read_timeout" if decoder.buffered else "idle_timeout"
         log.info("connection_timeout", peer=conn.peer, reason=reason)
 
-    async def _frames(
-        self, stream: trio.SocketStream, conn: Connection, decoder, data: bytes
-    ) -> bool:
+    async def _frames(self, stream: RawStream, conn: Connection, decoder, data: bytes) -> bool:
         """Handle every complete frame in `data`; False when the connection must close."""
         try:
             bodies = decoder.feed(data)
         except FrameError as exc:
             self.security.record("bad_frame", peer=conn.peer, detail=str(exc))
             return False
-        for body in bodies:
+        for n, body in enumerate(bodies):
+            if n and not n % FRAMES_PER_TURN:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             try:
                 envelope = parse_envelope(body)
             except CodecError as exc:

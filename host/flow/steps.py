@@ -61,29 +61,53 @@ async def identify_terminal(host: Host, ex: Exchange) -> None:
         raise Decline(codes.NOT_PERMITTED_TO_TERMINAL, "terminal disabled")
 
 
+async def fresher_terminal(host: Host, ex: Exchange) -> bool:
+    """The request disagrees with the cached terminal record (not signed on, another MAK, another
+    batch): read the record again, since another process may have changed it (a sign-on or a
+    settlement handled by another worker of this host). True when the record was re-read and
+    differs."""
+    fresh = await host.estate.fresh_terminal(ex.terminal.tid)
+    if fresh is None or fresh == ex.terminal:
+        return False
+    ex.terminal = fresh
+    return True
+
+
 async def require_session(host: Host, ex: Exchange) -> None:
     if not ex.terminal.signed_on or not ex.terminal.mak_token:
+        if await fresher_terminal(host, ex) and ex.terminal.signed_on and ex.terminal.mak_token:
+            return
         raise Decline(codes.SIGN_ON_AGAIN, "terminal not signed on", processing=SIGN_ON_AGAIN)
+
+
+async def _mac_proves_keys(host: Host, ex: Exchange, data: bytes, mac: FieldValue) -> bool:
+    terminal = ex.terminal
+    if await mac_matches(host, terminal.mak_token, data, mac):
+        ex.conn.proven_mak = terminal.mak_token
+        return True
+    if terminal.pending_mak_token and await try_pending_keys(host, ex, data, mac):
+        ex.conn.proven_mak = ex.terminal.mak_token
+        return True
+    return False
 
 
 async def verify_mac(host: Host, ex: Exchange) -> None:
     """The MAC under the current MAK; failing that, under the pending MAK of a sign-on the
-    terminal has not proven yet, which this request then proves (host/flow/session_guard.py)."""
+    terminal has not proven yet, which this request then proves (host/flow/session_guard.py);
+    failing that, once more with the terminal's record read again (a sign-on another worker
+    handled changes the keys behind this worker's cache)."""
     mac = ex.request.get(64)
-    terminal = ex.terminal
     if mac:
         data = terminal_codec.mac_data(ex.envelope.payload)
         try:
-            if await mac_matches(host, terminal.mak_token, data, mac):
-                ex.conn.proven_mak = terminal.mak_token
-                ex.mac_ok = True
-                return
-            if terminal.pending_mak_token and await try_pending_keys(host, ex, data, mac):
-                ex.conn.proven_mak = ex.terminal.mak_token
+            if await _mac_proves_keys(host, ex, data, mac) or (
+                await fresher_terminal(host, ex) and await _mac_proves_keys(host, ex, data, mac)
+            ):
                 ex.mac_ok = True
                 return
         except HsmUnavailable as exc:
             raise Decline(codes.SYSTEM_MALFUNCTION, f"HSM unavailable: {exc}") from exc
+    terminal = ex.terminal
     why = "MAC verification failed" if mac else "no MAC"
     host.security.record("mac_failed", peer=ex.conn.peer, tid=terminal.tid, detail=why)
     raise Decline(codes.MAC_FAILED, why, processing=SIGN_ON_AGAIN)
@@ -102,7 +126,9 @@ async def check_batch(host: Host, ex: Exchange) -> None:
         f60 = field60(ex)
     except ValueError as exc:
         raise Decline(codes.FORMAT_ERROR, f"field 60: {exc}") from exc
-    if f60.batch != ex.terminal.current_batch:
+    if f60.batch != ex.terminal.current_batch and not (
+        await fresher_terminal(host, ex) and f60.batch == ex.terminal.current_batch
+    ):
         raise Decline(
             codes.SIGN_ON_AGAIN,
             f"batch {f60.batch} but host has {ex.terminal.current_batch}",
@@ -238,8 +264,7 @@ async def translate_pin(host: Host, ex: Exchange) -> None:
 def _card_group(host: Host, pan: str | None) -> str:
     if pan is None:
         return "domestic"
-    domestic = host.settings.acquirer.domestic_bins
-    return "domestic" if any(pan.startswith(p) for p in domestic) else "foreign"
+    return "domestic" if pan.startswith(host.settings.acquirer.domestic_bins) else "foreign"
 
 
 def moment(host: Host, ex: Exchange) -> Moment:

@@ -154,8 +154,10 @@ class AsyncFacade:
     async def enable_operator(self, tid: str, operator_no: str) -> None:
         return await self._write(estate.enable_operator, tid, operator_no)
 
-    async def insert_pending(self, txn: NewTransaction) -> int:
-        return await self._write(journal.insert_pending, txn)
+    async def insert_pending(self, txn: NewTransaction, *, txn_id: int | None = None) -> int:
+        if txn_id is None:  # the common call, as the journal's writer logs it
+            return await self._write(journal.insert_pending, txn)
+        return await self._write(journal.insert_pending, txn, txn_id=txn_id)
 
     async def insert_pending_child(
         self,
@@ -164,6 +166,7 @@ class AsyncFacade:
         sibling_types: tuple[str, ...],
         statuses: tuple[str, ...] = ("pending", "approved", "timeout"),
         max_amount: int | None = None,
+        txn_id: int | None = None,
     ) -> int:
         return await self._write(
             journal.insert_pending_child,
@@ -171,6 +174,7 @@ class AsyncFacade:
             sibling_types=sibling_types,
             statuses=statuses,
             max_amount=max_amount,
+            txn_id=txn_id,
         )
 
     async def record_outcome(
@@ -939,8 +943,8 @@ class SyncFacade:
     def enable_operator(self, tid: str, operator_no: str) -> None:
         return self._transact(estate.enable_operator, tid, operator_no)
 
-    def insert_pending(self, txn: NewTransaction) -> int:
-        return self._transact(journal.insert_pending, txn)
+    def insert_pending(self, txn: NewTransaction, *, txn_id: int | None = None) -> int:
+        return self._transact(journal.insert_pending, txn, txn_id=txn_id)
 
     def insert_pending_child(
         self,
@@ -949,6 +953,7 @@ class SyncFacade:
         sibling_types: tuple[str, ...],
         statuses: tuple[str, ...] = ("pending", "approved", "timeout"),
         max_amount: int | None = None,
+        txn_id: int | None = None,
     ) -> int:
         return self._transact(
             journal.insert_pending_child,
@@ -956,6 +961,7 @@ class SyncFacade:
             sibling_types=sibling_types,
             statuses=statuses,
             max_amount=max_amount,
+            txn_id=txn_id,
         )
 
     def record_outcome(

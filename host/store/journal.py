@@ -43,11 +43,17 @@ _TXN_INSERT = (
     + ", ".join(f":{c.strip()}" for c in _TXN_INSERT_COLUMNS.split(","))
     + ", 'pending') ON CONFLICT (tid, batch, stan, business_date) DO NOTHING RETURNING id"
 )
+# The same with the id given: the SQLite journal's writer hands out ids itself when it makes
+# a request durable in its log before the row reaches the table (host/store/log_writer.py).
+_TXN_INSERT_WITH_ID = _TXN_INSERT.replace(" (tid,", " (id, tid,", 1).replace(
+    "VALUES (", "VALUES (:id, ", 1
+)
 
 
-def insert_pending(db: Db, txn: NewTransaction) -> int:
+def insert_pending(db: Db, txn: NewTransaction, *, txn_id: int | None = None) -> int:
     """Journal a request as ``pending`` and return its id; raises ``DuplicateTransaction``
-    when (tid, batch, stan, business_date) is journalled already."""
+    when (tid, batch, stan, business_date) is journalled already. ``txn_id``: the id to use
+    (the journal's writer allocates ids in log mode), else the database's next one."""
     params = {
         "tid": txn.tid,
         "mid": txn.mid,
@@ -72,7 +78,10 @@ def insert_pending(db: Db, txn: NewTransaction) -> int:
         "master_tid": txn.master_tid,
         "channel": txn.channel,
     }
-    row = db.query_one(_TXN_INSERT, params)
+    if txn_id is None:
+        row = db.query_one(_TXN_INSERT, params)
+    else:
+        row = db.query_one(_TXN_INSERT_WITH_ID, {**params, "id": txn_id})
     if row is None:
         existing = find_transaction(db, txn.tid, txn.batch, txn.stan, txn.business_date)
         raise DuplicateTransaction(
@@ -88,6 +97,7 @@ def insert_pending_child(
     sibling_types: tuple[str, ...],
     statuses: tuple[str, ...] = ("pending", "approved", "timeout"),
     max_amount: int | None = None,
+    txn_id: int | None = None,
 ) -> int:
     """``insert_pending`` for a row that refers to ``txn.original_id`` (void, refund,
     completion...), checked against its siblings in the same transaction: with ``max_amount``
@@ -113,7 +123,7 @@ def insert_pending_child(
         raise OriginalConflict(txn.original_id, f"{count} {'/'.join(sibling_types)} already")
     if max_amount is not None and total + txn.amount > max_amount:
         raise OriginalConflict(txn.original_id, f"{total} + {txn.amount} exceeds {max_amount}")
-    return insert_pending(db, txn)
+    return insert_pending(db, txn, txn_id=txn_id)
 
 
 def _in_list(prefix: str, values: tuple[str, ...], params: dict[str, Any]) -> str:

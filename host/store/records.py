@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import operator
 from typing import Any
 
 import attrs
@@ -38,6 +39,27 @@ def pan_fingerprint(pan: str, key: bytes) -> str:
     if len(key) < 16:
         raise ValueError("the fingerprint key must be at least 16 bytes")
     return hmac.new(key, pan.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+class PanFingerprinter:
+    """``pan_fingerprint`` with the key fixed, for the host's hot path: the keyed HMAC state is
+    built once and copied per PAN (``copy()`` skips hashing the padded key twice, which was
+    most of the cost of a fresh ``hmac.new`` per purchase)."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the fingerprint key must be at least 16 bytes")
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def __call__(self, pan: str) -> str:
+        h = self._keyed.copy()
+        h.update(pan.encode("ascii"))
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        return "PanFingerprinter(<key>)"
 
 
 def _json_in(value: Any) -> Any:
@@ -135,6 +157,22 @@ class NewTransaction:
     def _amount_is_int(self, _attr, value):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"amount must be a non-negative int in minor units, got {value!r}")
+
+    def __reduce__(self):
+        # Two of these cross to the journal's writer process per purchase: a flat tuple pickles
+        # and unpickles in half the time of attrs' state dict (the values were validated here).
+        return _restore_new_transaction, _NEW_TRANSACTION_VALUES(self)
+
+
+_NEW_TRANSACTION_FIELDS = tuple(a.name for a in attrs.fields(NewTransaction))
+_NEW_TRANSACTION_VALUES = operator.attrgetter(*_NEW_TRANSACTION_FIELDS)
+
+
+def _restore_new_transaction(*values: Any) -> NewTransaction:
+    txn = object.__new__(NewTransaction)
+    for name, value in zip(_NEW_TRANSACTION_FIELDS, values, strict=True):
+        object.__setattr__(txn, name, value)
+    return txn
 
 
 @attrs.frozen(kw_only=True)

@@ -381,6 +381,16 @@ CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id, id);
 CREATE INDEX webhook_deliveries_mid ON webhook_deliveries (mid, id)
 """
 
+# The SQLite journal's write log (host/store/journal_log.py): how far each log's records have
+# been applied to the tables, in the same transaction as the rows themselves, so a restart
+# applies exactly the records after it.
+V15_JOURNAL_LOG = """
+CREATE TABLE journal_log (
+    log          TEXT PRIMARY KEY,
+    applied_seq  {bigint} NOT NULL
+)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial: estate, journal, reversals, SAF, batches, business day", V1_INITIAL),
     Migration(2, "indexes for RRN, original, batch totals, date, SAF due", V2_QUERY_INDEXES),
@@ -398,6 +408,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         14, "payment channel, per-channel fees, merchant webhooks", V14_CHANNELS_AND_WEBHOOKS
     ),
+    Migration(15, "journal write log: records applied to the tables", V15_JOURNAL_LOG),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -67,6 +67,8 @@ class WriterStats:
     commits: int = 0  # transactions committed
     max_group: int = 0  # largest number of operations in one commit
     checkpoints: int = 0  # SQLite WAL checkpoints run by this thread
+    logged: int = 0  # log mode: operations made durable in the write log
+    projections: int = 0  # log mode: batches of logged operations applied to the tables
 
 
 _STOP = object()
@@ -197,6 +199,24 @@ class Writer:
                 return True
             group.append(op)
         return False
+
+    # -- what the writer process calls between groups (log mode overrides them) ----------------
+
+    def after_group(self, db: Db) -> None:
+        self.checkpoint_if_due(db, idle=False)
+
+    def on_idle(self, db: Db) -> None:
+        self.checkpoint_if_due(db, idle=True)
+
+    def on_due(self, db: Db) -> None:
+        """``next_deadline()`` has come, with no new input."""
+
+    def next_deadline(self) -> float | None:
+        """Seconds until the writer has something to do without new input (None: nothing)."""
+        return None
+
+    def finish(self, db: Db) -> None:
+        """The input has ended: leave nothing half done (the connection is closed after)."""
 
     def checkpoint_if_due(self, db: Db, *, idle: bool) -> None:
         """After a group: fold the SQLite WAL back into the database every N commits, or at an

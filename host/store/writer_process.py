@@ -37,11 +37,12 @@ import attrs
 import outcome
 import trio
 
-from host.child import spawn_child
+from host.child import spawn_child_with
 from host.logs import configure
 from host.store import ops
 from host.store.db import connect
 from host.store.errors import StoreError
+from host.store.log_writer import LogWriter, project_now
 from host.store.writer import Op, Writer, WriterStats
 
 _LEN = struct.Struct(">I")
@@ -94,33 +95,77 @@ def _portable(seq: int, ok: bool, value: object) -> tuple[int, bool, object]:
 
 
 def serve(
-    sock: socket.socket, reader: FrameReader, url: str, commit_delay: float, batch_cap: int
+    socks: list[socket.socket],
+    reader: FrameReader,
+    url: str,
+    commit_delay: float,
+    batch_cap: int,
+    durability: str = "database",
 ) -> int:
     """The child's main loop, one thread: read what the host sent, run it as one group (after
     the commit delay when several operations came together, as the thread writer does), send
-    the group's results in one frame; until EOF, after which what was read still commits."""
-    writer = Writer(
-        lambda: connect(url, writer=True), batch_cap=batch_cap, commit_delay=commit_delay
-    )
+    the group's results in one frame; until EOF, after which what was read still commits.
+    With ``durability = "log"`` the group logic is :class:`~host.store.log_writer.LogWriter`'s
+    (the SQLite journal's write log); between groups it applies logged writes when due.
+    ``socks[0]`` is the host's socket (``reader`` holds what was read from it already); the
+    others are its workers' (``serve --workers``): one journal writer for all of them, whose
+    groups mix their operations, until every one has closed its socket."""
+    sock = socks[0]
+    writer: Writer
     try:
+        if durability == "log":
+            writer = LogWriter(url, batch_cap=batch_cap, commit_delay=commit_delay)
+        else:
+            writer = Writer(
+                lambda: connect(url, writer=True), batch_cap=batch_cap, commit_delay=commit_delay
+            )
         db = writer.open_connection()
     except BaseException as exc:
-        sock.sendall(frame(("failed", f"{type(exc).__name__}: {exc}")))
+        for target in socks:
+            with contextlib.suppress(OSError):
+                target.sendall(frame(("failed", f"{type(exc).__name__}: {exc}")))
         return 1
-    sock.sendall(frame(("ready",)))
+    for target in socks:
+        with contextlib.suppress(OSError):  # a worker that is gone already
+            target.sendall(frame(("ready",)))
 
-    def notify(items: list[tuple[Op, outcome.Outcome]]) -> None:
-        with contextlib.suppress(OSError):  # the host is gone: nobody to tell
-            sock.sendall(_results_frame(items, writer.stats))
+    def notifier(conn: _Connection):
+        def notify(items: list[tuple[Op, outcome.Outcome]]) -> None:
+            conn.outstanding -= len(items)
+            with contextlib.suppress(OSError):  # the host is gone: nobody to tell
+                conn.sock.sendall(_results_frame(items, writer.stats))
 
-    inbox = _Inbox(sock, reader, notify)
+        return notify
+
+    connections = [_Connection(s, reader if s is sock else FrameReader()) for s in socks]
+    for conn in connections:
+        conn.notify = notifier(conn)
+    inbox = _Inbox(connections)
+
+    def say_closed(conn: _Connection) -> None:
+        conn.closed = True
+        with contextlib.suppress(OSError):
+            conn.sock.sendall(frame(("closed", attrs.astuple(writer.stats))))
+            conn.sock.shutdown(socket.SHUT_WR)
+
     while inbox.pending or not inbox.eof:
+        for conn in inbox.finished():
+            if conn.sock is not sock:  # a worker that stopped: it need not wait for the rest
+                say_closed(conn)
         if not inbox.pending:
-            # Nothing to do: wait for the host, checkpointing if it stays quiet a moment.
+            # Nothing to do: wait for the host, doing the writer's own work when it is due
+            # (applying logged writes) or when the host stays quiet a moment (a checkpoint).
+            due = writer.next_deadline()
+            if due is not None and due < IDLE:
+                inbox.receive(timeout=max(due, 1e-4))
+                if not inbox.pending and not inbox.eof:
+                    writer.on_due(db)
+                continue
             inbox.receive(timeout=IDLE)
             if not inbox.pending and not inbox.eof:
-                writer.checkpoint_if_due(db, idle=True)
-                inbox.receive(timeout=None)
+                writer.on_idle(db)
+                if writer.next_deadline() is None and not inbox.finished():
+                    inbox.receive(timeout=None)
             continue
         inbox.receive(timeout=0)
         if commit_delay and len(inbox.pending) > 1 and not inbox.eof:
@@ -129,47 +174,79 @@ def serve(
         group = inbox.pending[:batch_cap]
         del inbox.pending[:batch_cap]
         db = writer.run_group(db, group)
-        writer.checkpoint_if_due(db, idle=False)
+        writer.after_group(db)
+    writer.finish(db)
     db.close()
-    with contextlib.suppress(OSError):
-        sock.sendall(frame(("closed", attrs.astuple(writer.stats))))
-        sock.shutdown(socket.SHUT_WR)
+    for conn in connections:
+        if not conn.closed:
+            say_closed(conn)
     return 0
 
 
-class _Inbox:
-    """Operations read from the host's socket, in order, as writer Ops."""
+class _Connection:
+    __slots__ = ("closed", "eof", "notify", "outstanding", "reader", "sock")
 
-    def __init__(self, sock: socket.socket, reader: FrameReader, notify) -> None:
-        self._sock = sock
-        self._notify = notify
-        self._reader = reader
-        self.pending: list[Op] = []
+    def __init__(self, sock: socket.socket, reader: FrameReader) -> None:
+        self.sock = sock
+        self.reader = reader
+        self.notify = None
         self.eof = False
+        self.closed = False  # "closed" sent: everything it sent is answered
+        self.outstanding = 0  # operations read from it and not yet answered
+
+
+class _Inbox:
+    """Operations read from the host's socket (and, with workers, from each worker's), in the
+    order they arrived, as writer Ops."""
+
+    def __init__(self, connections: list[_Connection]) -> None:
+        self._connections = connections
+        self.pending: list[Op] = []
+
+    @property
+    def eof(self) -> bool:
+        return all(c.eof for c in self._connections)
 
     def receive(self, *, timeout: float | None) -> None:
         """Read what is there, first waiting up to ``timeout`` seconds (None: for ever) for
-        something to arrive; EOF or a broken socket (the host died) ends the input."""
-        while not self.eof:
-            if timeout and not select.select([self._sock], [], [], timeout)[0]:
+        something to arrive; EOF or a broken socket (a host died) ends that one's input."""
+        open_ = [c for c in self._connections if not c.eof]
+        if not open_:
+            return
+        if timeout != 0:
+            ready = select.select([c.sock for c in open_], [], [], timeout)[0]
+            if not ready:
                 return
+            open_ = [c for c in open_ if c.sock in ready]
+        for conn in open_:
+            self._drain(conn)
+
+    def _drain(self, conn: _Connection) -> None:
+        while True:
             try:
-                data = self._sock.recv(1 << 20, 0 if timeout is None else socket.MSG_DONTWAIT)
+                data = conn.sock.recv(1 << 20, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
             except OSError:
                 data = b""
             if not data:
-                self.eof = True
+                conn.eof = True
                 return
-            for batch in self._reader.feed(data):
+            for batch in conn.reader.feed(data):
                 for seq, name, args, kwargs in batch:
-                    fn = ops.WRITES_BY_NAME.get(name)
+                    if name == project_now.__name__:
+                        fn = project_now
+                    else:
+                        fn = ops.WRITES_BY_NAME.get(name)
+                    conn.outstanding += 1
                     if fn is None:
-                        self._notify([(Op(None, (), {}, self._notify, seq), _unknown(name))])
+                        conn.notify([(Op(None, (), {}, conn.notify, seq), _unknown(name))])
                         continue
-                    self.pending.append(Op(fn, args, kwargs, self._notify, seq))
-            timeout = 0
+                    self.pending.append(Op(fn, args, kwargs, conn.notify, seq))
+
+    def finished(self) -> list[_Connection]:
+        """Connections that have closed and have all their answers, not yet told so."""
+        return [c for c in self._connections if c.eof and not c.outstanding and not c.closed]
 
 
 def _unknown(name: str) -> outcome.Error:
@@ -177,15 +254,17 @@ def _unknown(name: str) -> outcome.Error:
 
 
 def main(argv: list[str]) -> int:
-    """The child: its only argument is the socket's descriptor; the store URL (which may hold
-    a password) comes over the socket, never on a command line that ``ps`` shows."""
+    """The child: its arguments are the sockets' descriptors (the host's, then its workers');
+    the store URL (which may hold a password) comes over the host's socket, never on a command
+    line that ``ps`` shows."""
     # Ctrl-C reaches the whole process group, and a service manager may SIGTERM every process
     # of the service: the child leaves only when its host closes the socket, so the host's
     # graceful stop can still journal the requests it lets finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure("auto", "warning")  # JSON lines, or readable ones on a terminal, like the host
-    sock = socket.socket(fileno=int(argv[0]))
+    socks = [socket.socket(fileno=int(fd)) for fd in argv]
+    sock = socks[0]
     reader = FrameReader()
     config: list[object] = []
     while not config:
@@ -193,8 +272,8 @@ def main(argv: list[str]) -> int:
         if not data:
             return 1
         config = reader.feed(data)
-    url, commit_delay, batch_cap = config[0]
-    return serve(sock, reader, url, commit_delay, batch_cap)
+    url, commit_delay, batch_cap, durability = config[0]
+    return serve(socks, reader, url, commit_delay, batch_cap, durability)
 
 
 # -- the host's end ------------------------------------------------------------------------------
@@ -218,8 +297,9 @@ class WriterProcess:
     to the scheduler: both tasks wake once per batch and have nothing to let others do first.
     """
 
-    def __init__(self, proc: subprocess.Popen, sock: socket.socket) -> None:
+    def __init__(self, proc: subprocess.Popen | None, sock: socket.socket) -> None:
         self._proc = proc
+        self.worker_sockets: list[socket.socket] = []  # for ``serve --workers``: see start()
         self._sock = sock
         self._queue: list[tuple] = []
         self._waiting: dict[int, trio.lowlevel.Task] = {}
@@ -231,11 +311,23 @@ class WriterProcess:
         self.stats = WriterStats()
 
     @classmethod
-    async def start(cls, url: str, *, commit_delay: float, batch_cap: int) -> WriterProcess:
-        proc, ours = spawn_child(_CHILD)
+    async def start(
+        cls,
+        url: str,
+        *,
+        commit_delay: float,
+        batch_cap: int,
+        durability: str = "database",
+        workers: int = 0,
+    ) -> WriterProcess:
+        """Start the child; with ``workers`` it also serves that many worker processes, each
+        over a socket of its own (``worker_sockets``, handed to each worker's
+        :meth:`attach`); it exits once the host's socket and every worker's are closed."""
+        proc, ours, extra = spawn_child_with(_CHILD, workers)
         ours.setblocking(False)
         self = cls(proc, ours)
-        await self._send_all(frame((url, commit_delay, batch_cap)))
+        self.worker_sockets = extra
+        await self._send_all(frame((url, commit_delay, batch_cap, durability)))
         reader = FrameReader()
         hello: list[object] = []
         while not hello and (data := await self._recv()):
@@ -245,6 +337,23 @@ class WriterProcess:
             await trio.to_thread.run_sync(proc.wait)
             why = hello[0][1] if hello else f"exited with {proc.returncode}"
             raise StoreError(f"journal writer process failed to start: {why}")
+        trio.lowlevel.spawn_system_task(self._sender, name="journal-writer-sender")
+        trio.lowlevel.spawn_system_task(self._reader, reader, name="journal-writer-reader")
+        return self
+
+    @classmethod
+    async def attach(cls, sock: socket.socket) -> WriterProcess:
+        """A worker's handle on the journal writer its host started (``start(workers=...)``):
+        writes and barriers as with the host's own handle; ``aclose()`` closes this socket."""
+        sock.setblocking(False)
+        self = cls(None, sock)
+        reader = FrameReader()
+        hello: list[object] = []
+        while not hello and (data := await self._recv()):
+            hello = reader.feed(data)
+        if not hello or hello[0][0] != "ready":
+            self._close_socket()
+            raise StoreError("journal writer process is not there")
         trio.lowlevel.spawn_system_task(self._sender, name="journal-writer-sender")
         trio.lowlevel.spawn_system_task(self._reader, reader, name="journal-writer-reader")
         return self
@@ -332,10 +441,14 @@ class WriterProcess:
             self._sock.close()
 
     async def aclose(self) -> None:
-        """Send what is queued, let the child commit everything, wait for it to exit."""
+        """Send what is queued, let the child commit everything, wait for it to exit (a
+        worker's handle: until the child has answered everything it sent)."""
         self._closing = True
         self._wake_sender.unpark()
         with trio.move_on_after(60):
             await self._reader_done.wait()
         self._close_socket()
-        await trio.to_thread.run_sync(self._proc.wait)
+        for sock in self.worker_sockets:
+            sock.close()
+        if self._proc is not None:
+            await trio.to_thread.run_sync(self._proc.wait)

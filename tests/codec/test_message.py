@@ -2,6 +2,8 @@ import pickle
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codec.errors import CodecError, FrameError
 from codec.message import Message, response_mti
@@ -111,3 +113,33 @@ def test_codec_error_carries_location_and_pickles():
     assert "offset 7" in str(e)
     e2 = pickle.loads(pickle.dumps(e))
     assert type(e2) is FrameError and e2.offset == 7
+
+
+@given(
+    fields=st.dictionaries(
+        st.integers(min_value=2, max_value=64), st.text(max_size=8), max_size=12
+    ),
+    extra=st.dictionaries(
+        st.integers(min_value=2, max_value=64), st.none() | st.text(max_size=8), max_size=6
+    ),
+    code=st.none() | st.sampled_from(["00", "05", "96"]),
+)
+def test_response_in_one_step_is_the_response_then_with_fields(fields, extra, code):
+    """``response`` builds its message once (no copy per step): the same as the skeleton
+    followed by ``with_fields``, and the request is untouched."""
+    req = Message("0200", fields)
+    before = dict(req.fields)
+    out: dict = {n: req.fields[n] for n in (3, 11, 41, 42) if n in req.fields}
+    if code is not None:
+        out[39] = code
+        if 4 in req.fields:
+            out[4] = req.fields[4]
+    expected = Message("0210", out).with_fields(extra)
+    assert req.response(code, extra=extra) == expected
+    assert dict(req.fields) == before
+
+
+def test_a_message_over_its_own_dict_still_checks_the_mti():
+    with pytest.raises(ValueError):
+        Message.owning("21", {})
+    assert Message.owning("0210", {39: "00"}) == Message("0210", {39: "00"})

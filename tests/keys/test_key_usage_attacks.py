@@ -276,3 +276,21 @@ def test_forged_tokens_stay_refused(hsm, keys):
     narrowed = KeyToken.from_text(keys["mak"].to_text() + ":MG")
     with pytest.raises(KeyUsageError, match="does not unwrap"):
         hsm.generate_mac(narrowed, b"data")
+
+
+def test_a_token_used_once_is_checked_again_for_every_other_use(hsm):
+    """The SoftHSM finds a token's engine by identity on the hot path: a token that served a MAC
+    is still refused as a PIN key, or for a direction its mode of use excludes, however often
+    it served before and however the caller builds the set of allowed types."""
+    tak = hsm.generate_key(T.TAK, 8)
+    data = b"0200 a message"
+    mac = hsm.generate_mac(tak, data)
+    for _ in range(3):
+        assert hsm.verify_mac(tak, data, mac)
+        with pytest.raises(KeyUsageError):
+            hsm._engine(tak, frozenset({T.ZPK, T.TPK}), "PIN translation (source)", "decrypt")
+        with pytest.raises(KeyUsageError):
+            hsm._engine(tak, frozenset(set([T.ZPK])), "PIN translation", "encrypt")
+    verify_only = attrs.evolve(tak, mode="V")
+    with pytest.raises(KeysError):  # the wrapping binds the mode: never a way to generate
+        hsm.generate_mac(verify_only, data)

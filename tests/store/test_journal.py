@@ -12,7 +12,7 @@ from host.store import (
     SyncStore,
     pan_fingerprint,
 )
-from host.store.records import CREDIT_TYPES, DEBIT_TYPES, TXN_TYPES
+from host.store.records import CREDIT_TYPES, DEBIT_TYPES, TXN_TYPES, PanFingerprinter
 
 DATE = "20261125"
 
@@ -309,3 +309,38 @@ def test_one_card_is_found_by_its_pan_fingerprint(sync_store):
     assert [t.id for t in sync_store.list_transactions(pan_fingerprint=fp)] == [b, a]
     with pytest.raises(ValueError):
         pan_fingerprint(card, b"short")
+
+
+@given(
+    key=st.binary(min_size=16, max_size=80),
+    pans=st.lists(st.text("0123456789", min_size=12, max_size=19), min_size=1, max_size=5),
+)
+def test_the_hosts_reused_hmac_gives_the_same_fingerprints(key, pans):
+    """The host copies one keyed HMAC per PAN instead of keying a new one: same hex, every
+    time, whatever came before (a copy never carries the previous PAN)."""
+    fingerprint = PanFingerprinter(key)
+    for pan in pans + pans:
+        assert fingerprint(pan) == pan_fingerprint(pan, key)
+
+
+def test_the_reused_hmac_refuses_a_short_key_and_hides_it():
+    with pytest.raises(ValueError):
+        PanFingerprinter(b"short")
+    assert "k" * 16 not in repr(PanFingerprinter(b"k" * 16))
+
+
+@given(
+    stan=st.text("0123456789", min_size=6, max_size=6),
+    amount=st.integers(min_value=0, max_value=10**12),
+    pan_masked=st.none() | st.just("622848******1234"),
+    extra=st.none() | st.dictionaries(st.text(max_size=5), st.text(max_size=10), max_size=3),
+)
+def test_a_new_transaction_crosses_to_the_writer_process_unchanged(stan, amount, pan_masked, extra):
+    import pickle
+
+    txn_ = txn(stan, amount=amount, pan_masked=pan_masked, extra=extra)
+    copy = pickle.loads(pickle.dumps(txn_, pickle.HIGHEST_PROTOCOL))
+    assert copy == txn_ and type(copy) is NewTransaction
+    assert [getattr(copy, a) for a in ("tid", "stan", "amount", "extra")] == [
+        txn_.tid, stan, amount, extra,
+    ]  # fmt: skip
