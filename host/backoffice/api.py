@@ -349,11 +349,16 @@ async def serve_backoffice(
     fail_refill_seconds: float = 6.0,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
-    from host.backoffice.http import HttpServer
     from host.config import parse_address
+    from host.http import HttpServer
 
     host, port = parse_address(listen)
     backoffice = BackOffice(
         store, monitor=monitor, fail_burst=fail_burst, fail_refill_seconds=fail_refill_seconds
     )
-    await HttpServer(backoffice.handle).serve(host, port, task_status=task_status)
+
+    async def handle(method: str, target: str, headers: dict[str, str], peer: str | None,
+                     _body: bytes) -> Response:  # fmt: skip
+        return await backoffice.handle(method, target, headers, peer)
+
+    await HttpServer(handle).serve(host, port, task_status=task_status)

@@ -115,7 +115,10 @@ def test_notification_signatures_and_replays(tmp_path):
             assert (await running.host.store.get_transaction(row.id)).status == "pending"
             first = await http.post(url, json=good)
             replay = await http.post(url, json=good)
+            elsewhere = await http.post(url.replace("/wallet/notify", "/wallet/other"), json=good)
+            too_big = await http.post(url, content=b"x" * (16 * 1024 + 1))
         assert (refused.status_code, old.status_code, garbage.status_code) == (400, 400, 400)
+        assert (elsewhere.status_code, too_big.status_code) == (404, 413)
         assert (first.content, replay.content) == (b"success", b"success")
         done = await running.host.store.get_transaction(row.id)
         assert done.status == "approved" and done.rrn == resp[37]

@@ -1,9 +1,11 @@
-"""A small HTTP/1.1 server: h11 (sans-IO) parses and frames, trio moves the bytes.
+"""The host's small HTTP/1.1 server: h11 (sans-IO) parses and frames, trio moves the bytes.
 
-One task per connection, keep-alive, a read timeout, a cap on the request head size and on
-request bodies (the API is read-only: GET and HEAD only), and a connection limit. A handler is
-``async (method, target, headers, peer) -> (status, content_type, body, extra_headers)``; the
-peer is ``host:port`` of the client, for throttles and security events.
+Used by the back-office API (read-only: no request body at all) and by the endpoint where a
+wallet posts its payment notifications (a small JSON body). One task per connection,
+keep-alive, a read timeout, caps on the request head, the body and the connections. A handler
+is ``async (method, target, headers, peer, body) -> (status, content_type, body,
+extra_headers)``; the peer is ``host:port`` of the client, for throttles and security events.
+A handler that raises answers 500 and the server goes on.
 """
 
 from __future__ import annotations
@@ -17,23 +19,34 @@ import trio
 log = structlog.get_logger("poshost.backoffice")
 
 Handler = Callable[
-    [str, str, dict[str, str], str | None],
+    [str, str, dict[str, str], str | None, bytes],
     Awaitable[tuple[int, str, bytes, list[tuple[str, str]]]],
 ]
 MAX_HEAD = 16 * 1024
-MAX_BODY = 0  # read-only API: a request with a body is refused
 
 
 class HttpServer:
-    def __init__(self, handler: Handler, *, read_timeout: float = 15.0, max_connections=256):
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        name: str = "backoffice",
+        max_body: int = 0,
+        max_head: int = MAX_HEAD,
+        read_timeout: float = 15.0,
+        max_connections: int = 256,
+    ):
         self.handler = handler
+        self.name = name  # the log events' prefix
+        self.max_body = max_body  # 0: a request with a body is refused
+        self.max_head = max_head
         self.read_timeout = read_timeout
         self.limiter = trio.CapacityLimiter(max_connections)
 
     async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound = listeners[0].socket.getsockname()[1]
-        log.info("backoffice_listening", host=host, port=bound)
+        log.info(f"{self.name}_listening", host=host, port=bound)
         task_status.started(bound)
         await trio.serve_listeners(self._connection, listeners)
 
@@ -47,7 +60,7 @@ class HttpServer:
                 await stream.aclose()
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head)
         peer = _peer(stream)
         while True:
             try:
@@ -66,20 +79,24 @@ class HttpServer:
             target = event.target.decode("ascii", "replace")
             headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
             if (
-                int(headers.get("content-length", "0") or 0) > MAX_BODY
+                int(headers.get("content-length", "0") or 0) > self.max_body
                 or "transfer-encoding" in headers
             ):
-                await self._send(conn, stream, 413, b'{"error":"request bodies are not accepted"}')
+                await self._send(conn, stream, 413, b'{"error":"request body too large"}')
                 return
-            # drain to EndOfMessage
-            while True:
+            request_body = b""
+            while True:  # read to EndOfMessage (the length was checked above)
                 ev = await self._next_event(conn, stream)
-                if isinstance(ev, h11.EndOfMessage) or ev is None:
+                if isinstance(ev, h11.Data):
+                    request_body += ev.data
+                elif isinstance(ev, h11.EndOfMessage) or ev is None:
                     break
             try:
-                status, ctype, body, extra = await self.handler(method, target, headers, peer)
+                status, ctype, body, extra = await self.handler(
+                    method, target, headers, peer, request_body
+                )
             except Exception as exc:  # a handler bug answers 500, never kills the server
-                log.exception("backoffice_handler_failed", error=type(exc).__name__)
+                log.exception(f"{self.name}_handler_failed", error=type(exc).__name__)
                 status, ctype, body, extra = 500, "application/json", b'{"error":"internal"}', []
             body_out = b"" if method == "HEAD" else body
             await self._send(conn, stream, status, body_out, ctype, extra, length=len(body))
