@@ -3,7 +3,8 @@
 The peers in ``tools/`` talk to a running host over its sockets; what they take from here is
 what a test bench needs around that: reading the same configuration, provisioning an estate in
 the journal before the host starts, starting and stopping a host in-process for a certification
-run, the shared exit codes and formats, and the send coalescer the issuer simulator reuses.
+run, the shared exit codes and formats, and the send coalescer and the small HTTP server
+that the simulators reuse.
 Anything else a tool wants from the host is a sign it is reaching past the socket.
 """
 
@@ -12,6 +13,7 @@ from host.cli.common import configured_host_with_journal
 from host.config import DEFAULTS, ConfigError, Settings, config_file, load_settings, parse_address
 from host.exitcodes import DECLINED, Unreachable
 from host.formatting import format_amount, local_time, signed_amount, terminal_time
+from host.http import HttpServer
 from host.logs import configure as configure_logs
 from host.outbox import Outbox
 from host.runtime import RunningHost, run_host
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULTS",
     "AlreadyExists",
     "ConfigError",
+    "HttpServer",
     "NewTransaction",
     "NotFound",
     "Outbox",

@@ -5,7 +5,8 @@ wallet posts its payment notifications (a small JSON body). One task per connect
 keep-alive, a read timeout, caps on the request head, the body and the connections. A handler
 is ``async (method, target, headers, peer, body) -> (status, content_type, body,
 extra_headers)``; the peer is ``host:port`` of the client, for throttles and security events.
-A handler that raises answers 500 and the server goes on.
+A handler that raises answers 500 and the server goes on; one that returns None has the
+connection closed without an answer (a simulator's injected lost answer).
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ import h11
 import structlog
 import trio
 
-log = structlog.get_logger("poshost.backoffice")
+log = structlog.get_logger("poshost.http")
 
-Handler = Callable[
-    [str, str, dict[str, str], str | None, bytes],
-    Awaitable[tuple[int, str, bytes, list[tuple[str, str]]]],
-]
+Answer = tuple[int, str, bytes, list[tuple[str, str]]]
+Handler = Callable[[str, str, dict[str, str], str | None, bytes], Awaitable[Answer | None]]
 MAX_HEAD = 16 * 1024
 
 
@@ -92,12 +91,13 @@ class HttpServer:
                 elif isinstance(ev, h11.EndOfMessage) or ev is None:
                     break
             try:
-                status, ctype, body, extra = await self.handler(
-                    method, target, headers, peer, request_body
-                )
+                answer = await self.handler(method, target, headers, peer, request_body)
             except Exception as exc:  # a handler bug answers 500, never kills the server
                 log.exception(f"{self.name}_handler_failed", error=type(exc).__name__)
-                status, ctype, body, extra = 500, "application/json", b'{"error":"internal"}', []
+                answer = 500, "application/json", b'{"error":"internal"}', []
+            if answer is None:
+                return  # closed without a word, on the handler's request
+            status, ctype, body, extra = answer
             body_out = b"" if method == "HEAD" else body
             await self._send(conn, stream, status, body_out, ctype, extra, length=len(body))
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:

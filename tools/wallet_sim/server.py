@@ -27,9 +27,9 @@ import trio
 
 from codec import wallet as w
 from codec.errors import CodecError
+from host.harness import HttpServer
 from keys import rsa_sign
 from tools.wallet_sim.config import Faults, WalletSimConfig, parse_hostport
-from tools.wallet_sim.http import serve_http
 from tools.wallet_sim.ledger import Ledger, load_users
 
 log = structlog.get_logger("wallet_sim")
@@ -75,11 +75,11 @@ class WalletSim:
 
         host, port = parse_hostport(self.config.listen)
         async with trio.open_nursery() as nursery:
-            gateway = await nursery.start(serve_http, self._gateway, host, port)
+            gateway = await nursery.start(_http(self._gateway).serve, host, port)
             control = None
             if self.config.control:
                 chost, cport = parse_hostport(self.config.control)
-                control = await nursery.start(serve_http, control_handler(self), chost, cport)
+                control = await nursery.start(_http(control_handler(self)).serve, chost, cport)
             nursery.start_soon(self._notifier)
             log.info("wallet-sim listening", gateway=f"{host}:{gateway}",
                      control=f"{self.config.control and chost}:{control}",
@@ -245,3 +245,15 @@ class WalletSim:
 
 def _refused(sub_code: str, sub_msg: str) -> dict[str, Any]:
     return {"msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_msg}
+
+
+def _http(handler) -> HttpServer:
+    """The host's small HTTP server (keep-alive, timeouts, size caps) for a wallet-sim handler:
+    ``async (method, target, headers, body) -> (status, content type, body)``, or None to close
+    without answering (an injected drop)."""
+
+    async def answer(method: str, target: str, headers: dict[str, str], _peer, body: bytes):
+        reply = await handler(method, target, headers, body)
+        return None if reply is None else (*reply, [])
+
+    return HttpServer(answer, name="wallet_sim", max_body=64 * 1024)
