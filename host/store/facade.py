@@ -9,6 +9,7 @@ writer, reads through the read connections.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,14 +33,15 @@ from host.store.webhooks import MerchantWebhook, WebhookDelivery, WebhookEvent
 T = TypeVar("T")
 
 
-class AsyncFacade:
-    """The Trio face: every call awaits the writer (writes) or a reader thread (reads)."""
+class AsyncFacade(abc.ABC):
+    """The Trio face: every call awaits the writer (writes) or a reader thread (reads); how is
+    ``Store``'s to say (the two hooks below)."""
 
-    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
-    async def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
     # -- writes: committed (durably) before they return
 
@@ -827,14 +829,15 @@ class AsyncFacade:
         )
 
 
-class SyncFacade:
-    """The blocking face for tools: one connection, one transaction per write."""
+class SyncFacade(abc.ABC):
+    """The blocking face for tools: one connection, one transaction per write; how is
+    ``SyncStore``'s to say (the two hooks below)."""
 
-    def _transact(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _transact(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
-    def _read_now(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _read_now(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
     # -- writes: committed (durably) before they return
 
