@@ -16,7 +16,15 @@ from host.store.estate import get_merchant
 from host.store.records import (
     Transaction,
 )
-from host.store.sql import CARD_DEBITS, CREDITS, DEBITS, SETTLED, check_choice, where_clause
+from host.store.sql import (
+    CARD_DEBITS,
+    CREDITS,
+    DEBITS,
+    MONEY_SUMS,
+    SETTLED,
+    check_choice,
+    where_clause,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Merchant operations: risk limits and events, merchant terms (host/merchant/risk.py and
@@ -229,15 +237,11 @@ def get_merchant_terms(db: Db, mid: str) -> Any:
 
 _DAY_TOTALS_SQL = f"""
 SELECT mid,
-  SUM(CASE WHEN txn_type IN {DEBITS} THEN 1 ELSE 0 END) AS debit_count,
-  SUM(CASE WHEN txn_type IN {DEBITS} THEN amount ELSE 0 END) AS debit_amount,
-  SUM(CASE WHEN txn_type IN {CREDITS} THEN 1 ELSE 0 END) AS credit_count,
-  SUM(CASE WHEN txn_type IN {CREDITS} THEN amount ELSE 0 END) AS credit_amount
-FROM transactions
+{MONEY_SUMS}FROM transactions
 WHERE business_date = :d AND status = 'approved'
   AND txn_type IN {SETTLED}{{extra}}
 GROUP BY mid
-"""  # noqa: S608 (registry type names, never input)
+"""
 
 
 def merchant_day_totals(db: Db, business_date: str, mid: str | None = None) -> dict[str, Any]:
@@ -269,15 +273,11 @@ def settlement_candidates(db: Db, business_date: str) -> list[str]:
 
 _CHANNEL_TOTALS_SQL = f"""
 SELECT channel,
-  SUM(CASE WHEN txn_type IN {DEBITS} THEN 1 ELSE 0 END) AS debit_count,
-  SUM(CASE WHEN txn_type IN {DEBITS} THEN amount ELSE 0 END) AS debit_amount,
-  SUM(CASE WHEN txn_type IN {CREDITS} THEN 1 ELSE 0 END) AS credit_count,
-  SUM(CASE WHEN txn_type IN {CREDITS} THEN amount ELSE 0 END) AS credit_amount
-FROM transactions
+{MONEY_SUMS}FROM transactions
 WHERE business_date = :d AND status = 'approved' AND mid = :mid
   AND txn_type IN {SETTLED}
 GROUP BY channel
-"""  # noqa: S608 (registry type names, never input)
+"""
 
 
 def merchant_channel_totals(db: Db, business_date: str, mid: str) -> dict[str, Any]:

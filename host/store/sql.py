@@ -11,6 +11,14 @@ from codec.txntypes import sql_list
 # 'approved'). The IN lists are the registry's own names, never input.
 DEBITS, CREDITS = sql_list(txntypes.DEBITS), sql_list(txntypes.CREDITS)
 SETTLED, CARD_DEBITS = sql_list(txntypes.SETTLED), sql_list(txntypes.CARD_DEBITS)
+# The four sums every total of the journal is made of (batch, merchant day, channel, till):
+# SELECT <grouping columns>,\n{MONEY_SUMS}FROM transactions ...
+MONEY_SUMS = f"""\
+  SUM(CASE WHEN txn_type IN {DEBITS} THEN 1 ELSE 0 END) AS debit_count,
+  SUM(CASE WHEN txn_type IN {DEBITS} THEN amount ELSE 0 END) AS debit_amount,
+  SUM(CASE WHEN txn_type IN {CREDITS} THEN 1 ELSE 0 END) AS credit_count,
+  SUM(CASE WHEN txn_type IN {CREDITS} THEN amount ELSE 0 END) AS credit_amount
+"""
 
 
 def where_clause(**filters: Any) -> tuple[str, dict[str, Any]]:

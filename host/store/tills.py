@@ -17,7 +17,7 @@ from host.store.db import Db
 from host.store.errors import NotFound, TillRefused
 from host.store.merchant_records import TillTotals
 from host.store.records import Terminal
-from host.store.sql import CREDITS, DEBITS, SETTLED
+from host.store.sql import MONEY_SUMS, SETTLED
 
 
 def _terminal(db: Db, tid: str, *, lock: bool = False) -> Terminal:
@@ -79,15 +79,11 @@ def set_master(db: Db, tid: str, master_tid: str | None) -> Terminal:
 
 _TILL_TOTALS_SQL = f"""
 SELECT mid, tid, master_tid,
-  SUM(CASE WHEN txn_type IN {DEBITS} THEN 1 ELSE 0 END) AS debit_count,
-  SUM(CASE WHEN txn_type IN {DEBITS} THEN amount ELSE 0 END) AS debit_amount,
-  SUM(CASE WHEN txn_type IN {CREDITS} THEN 1 ELSE 0 END) AS credit_count,
-  SUM(CASE WHEN txn_type IN {CREDITS} THEN amount ELSE 0 END) AS credit_amount
-FROM transactions
+{MONEY_SUMS}FROM transactions
 WHERE business_date = :d AND status = 'approved'
   AND txn_type IN {SETTLED}{{extra}}
 GROUP BY mid, tid, master_tid
-"""  # noqa: S608 (registry type names, never input)
+"""
 
 
 def till_day_totals(db: Db, business_date: str, mid: str | None = None) -> list[TillTotals]:
