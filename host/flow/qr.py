@@ -142,7 +142,8 @@ def _paid(ex: Exchange, reply: w.WalletReply, order: str) -> None:
 
 
 async def _ask(link: WalletLink, call: w.WalletCall) -> w.WalletReply | None:
-    """A call whose failure leaves the outcome open (a query while polling): None then."""
+    """A call that is simply asked again when it fails (a query while polling, an idempotent
+    refund): None when the link is down or no answer came."""
     try:
         return await link.request(call)
     except (LinkDown, OutcomeUnknown):
@@ -301,12 +302,7 @@ async def wallet_refund(host: Host, ex: Exchange) -> None:
     poll = qr.poll_interval
     try:
         while True:
-            try:
-                reply = await link.request(call)
-            except LinkDown:
-                reply = None
-            except OutcomeUnknown:
-                reply = None
+            reply = await _ask(link, call)  # down or unanswered: asked again until the deadline
             if reply is not None and proto.acknowledges(reply):
                 if reply.ok:
                     ex.code = codes.APPROVED
